@@ -1,0 +1,147 @@
+/*
+ * fastseg/kernels.h -- the C contract of fastseg's compiled kernels.
+ *
+ * Plain C99, no Python headers: the Cython wrappers (src/fastseg/_cy/*.pxd)
+ * declare exactly these prototypes, and kernels/tests/ calls them directly.
+ *
+ * Conventions shared by every kernel:
+ *   - float32 data, row-major, NCHW for images, C-contiguous unless a leading
+ *     dimension (ld*) is passed;
+ *   - sizes are fs_idx (64-bit); callers have already checked that the
+ *     products fit (the Python layer does it, the C tests use small sizes);
+ *   - kernels that can fail return an int status (FS_OK or an FS_E* code)
+ *     and never write out of bounds, whatever an index array contains;
+ *   - the thread count is process-wide (fs_set_num_threads); without OpenMP
+ *     every kernel runs on one thread.
+ */
+#ifndef FASTSEG_KERNELS_H
+#define FASTSEG_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int64_t fs_idx;
+
+enum {
+    FS_OK = 0,
+    FS_ENOMEM = 1,   /* a workspace allocation failed */
+    FS_EINDEX = 2,   /* an index/label handed in by the caller is out of range */
+    FS_EVALUE = 3    /* an argument is outside its domain (stride 0, ...) */
+};
+
+/* ---- runtime: threads and the instruction set chosen (runtime.c) ------- */
+void fs_set_num_threads(int n);        /* n < 1 is treated as 1 */
+int fs_get_num_threads(void);
+int fs_openmp_enabled(void);           /* 1 when compiled with OpenMP */
+const char *fs_isa_name(void);         /* "avx2" or "generic": the GEMM micro-kernel in use */
+/* Force an ISA by name ("avx2", "generic", or "auto" = CPU check). Returns
+ * FS_OK, or FS_EVALUE when the name is unknown or the CPU lacks it. The
+ * environment variable FASTSEG_ISA is read once, at the first GEMM. */
+int fs_select_isa(const char *name);
+
+/* ---- SGEMM (gemm.c): C = alpha * op(A) * op(B) + beta * C ---------------
+ * op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading
+ * dimensions lda/ldb/ldc. trans_* != 0 means the stored matrix is the
+ * transpose (A stored k x m, B stored n x k). beta == 0 overwrites C
+ * without reading it (NaN in C does not propagate), as BLAS does.
+ * Returns FS_OK or FS_ENOMEM. */
+int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
+             float alpha, const float *a, fs_idx lda,
+             const float *b, fs_idx ldb,
+             float beta, float *c, fs_idx ldc);
+/* The obviously-right triple loop, same contract; the tests' C oracle. */
+void fs_sgemm_ref(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
+                  float alpha, const float *a, fs_idx lda,
+                  const float *b, fs_idx ldb,
+                  float beta, float *c, fs_idx ldc);
+
+/* ---- im2col / col2im (im2col.c) ----------------------------------------
+ * x is (n, c, h, w); oh = (h + 2*pad - k) / stride + 1, likewise ow.
+ * cols has c*k*k rows and n*oh*ow columns with leading dimension ldcols:
+ * row (ci*k + ki)*k + kj, column (ni*oh + oi)*ow + oj holds
+ * x[ni, ci, oi*stride + ki - pad, oj*stride + kj - pad] or 0 outside. */
+void fs_im2col(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+               fs_idx k, fs_idx stride, fs_idx pad,
+               float *cols, fs_idx ldcols);
+/* The adjoint: ADDS every column entry into dx (the caller zeroes dx). */
+void fs_col2im(const float *cols, fs_idx ldcols,
+               fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+               fs_idx k, fs_idx stride, fs_idx pad, float *dx);
+
+/* ---- conv2d (conv.c): im2col + GEMM, batch in bounded chunks ------------
+ * x (n, c, h, w), wt (f, c, k, k), bias (f) or NULL, y (n, f, oh, ow). */
+int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                      const float *wt, fs_idx f, fs_idx k, const float *bias,
+                      fs_idx stride, fs_idx pad, float *y);
+/* dy (n, f, oh, ow). Writes (overwrites) dx (n, c, h, w), dw (f, c, k, k),
+ * db (f); any of the three may be NULL to skip it. */
+int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                       const float *wt, fs_idx f, fs_idx k,
+                       fs_idx stride, fs_idx pad, const float *dy,
+                       float *dx, float *dw, float *db);
+
+/* ---- linear (dense.c): y = x * w^T + b ----------------------------------
+ * x (n, in), w (out, in), b (out) or NULL, y (n, out). */
+int fs_linear_forward(const float *x, fs_idx n, fs_idx in,
+                      const float *w, fs_idx out, const float *b, float *y);
+/* dy (n, out) -> dx (n, in), dw (out, in), db (out); each may be NULL. */
+int fs_linear_backward(const float *x, fs_idx n, fs_idx in,
+                       const float *w, fs_idx out, const float *dy,
+                       float *dx, float *dw, float *db);
+
+/* ---- max pooling (pool.c) ------------------------------------------------
+ * x (n, c, h, w) -> y (n, c, oh, ow), oh = (h - k) / stride + 1 (no padding,
+ * floor). idx holds, for every output, the flat index i*w + j of its maximum
+ * within its own (h, w) plane, as PyTorch's return_indices does; the first
+ * maximum wins ties, NaN counts as the maximum. */
+void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                          fs_idx k, fs_idx stride, float *y, int64_t *idx);
+/* dx (n, c, h, w) is overwritten: zero, then dy scattered (added) through
+ * idx. Returns FS_EINDEX, having written nothing past dx's end, when an
+ * index is outside [0, h*w). */
+int fs_maxpool2d_backward(const float *dy, const int64_t *idx,
+                          fs_idx n, fs_idx c, fs_idx oh, fs_idx ow,
+                          fs_idx h, fs_idx w, float *dx);
+
+/* ---- element-wise activations (activations.c), count elements ---------- */
+void fs_relu_forward(const float *x, float *y, fs_idx count);
+void fs_relu_backward(const float *x, const float *dy, float *dx, fs_idx count);
+void fs_tanh_forward(const float *x, float *y, fs_idx count);
+void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count);
+void fs_sigmoid_forward(const float *x, float *y, fs_idx count);
+void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx count);
+
+/* ---- fused softmax cross-entropy (softmax_xent.c) -----------------------
+ * logits (n, k), labels (n) in [0, k), class_w (k) or NULL. Writes the
+ * mean loss to *loss and d(loss)/d(logits) to dlogits (n, k). With weights
+ * the mean is PyTorch's: sum_i w[y_i] * l_i / sum_i w[y_i]. Stable for
+ * logits of any finite size (log-sum-exp). Returns FS_EINDEX for a label
+ * outside [0, k), before writing anything. n == 0 gives loss NaN, as
+ * PyTorch's mean over nothing does. */
+int fs_softmax_xent(const float *logits, fs_idx n, fs_idx k,
+                    const int64_t *labels, const float *class_w,
+                    float *loss, float *dlogits);
+
+/* ---- fused optimizer updates (optim_update.c), torch.optim's rules ------ */
+/* SGD; buf is the momentum buffer; first_step != 0 means buf = g (no
+ * dampening), as torch does when the buffer does not yet exist. */
+void fs_sgd_update(float *p, const float *g, float *buf, fs_idx count,
+                   float lr, float momentum, float dampening,
+                   float weight_decay, int nesterov, int first_step);
+/* Adam (L2 weight decay as torch.optim.Adam); step counts from 1. */
+void fs_adam_update(float *p, const float *g, float *m, float *v, fs_idx count,
+                    float lr, float beta1, float beta2, float eps,
+                    float weight_decay, fs_idx step);
+/* Rprop (torch.optim.Rprop): prev is the previous gradient (updated),
+ * step_size the per-element step (updated). */
+void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
+                     fs_idx count, float eta_minus, float eta_plus,
+                     float step_min, float step_max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTSEG_KERNELS_H */

@@ -1,0 +1,1 @@
+#include "fastseg/kernels.h"

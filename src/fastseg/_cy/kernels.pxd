@@ -1,0 +1,75 @@
+# The C contract (kernels/include/fastseg/kernels.h) as Cython sees it.
+# Every wrapper module cimports from here; keep it in step with the header.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastseg/kernels.h" nogil:
+    ctypedef int64_t fs_idx
+
+    enum:
+        FS_OK
+        FS_ENOMEM
+        FS_EINDEX
+        FS_EVALUE
+
+    void fs_set_num_threads(int n)
+    int fs_get_num_threads()
+    int fs_openmp_enabled()
+    const char *fs_isa_name()
+    int fs_select_isa(const char *name)
+
+    int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
+                 float alpha, const float *a, fs_idx lda,
+                 const float *b, fs_idx ldb,
+                 float beta, float *c, fs_idx ldc)
+    void fs_sgemm_ref(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
+                      float alpha, const float *a, fs_idx lda,
+                      const float *b, fs_idx ldb,
+                      float beta, float *c, fs_idx ldc)
+
+    void fs_im2col(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                   fs_idx k, fs_idx stride, fs_idx pad,
+                   float *cols, fs_idx ldcols)
+    void fs_col2im(const float *cols, fs_idx ldcols,
+                   fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                   fs_idx k, fs_idx stride, fs_idx pad, float *dx)
+
+    int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                          const float *wt, fs_idx f, fs_idx k, const float *bias,
+                          fs_idx stride, fs_idx pad, float *y)
+    int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                           const float *wt, fs_idx f, fs_idx k,
+                           fs_idx stride, fs_idx pad, const float *dy,
+                           float *dx, float *dw, float *db)
+
+    int fs_linear_forward(const float *x, fs_idx n, fs_idx inp,
+                          const float *w, fs_idx out, const float *b, float *y)
+    int fs_linear_backward(const float *x, fs_idx n, fs_idx inp,
+                           const float *w, fs_idx out, const float *dy,
+                           float *dx, float *dw, float *db)
+
+    void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                              fs_idx k, fs_idx stride, float *y, int64_t *idx)
+    int fs_maxpool2d_backward(const float *dy, const int64_t *idx,
+                              fs_idx n, fs_idx c, fs_idx oh, fs_idx ow,
+                              fs_idx h, fs_idx w, float *dx)
+
+    void fs_relu_forward(const float *x, float *y, fs_idx count)
+    void fs_relu_backward(const float *x, const float *dy, float *dx, fs_idx count)
+    void fs_tanh_forward(const float *x, float *y, fs_idx count)
+    void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count)
+    void fs_sigmoid_forward(const float *x, float *y, fs_idx count)
+    void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx count)
+
+    int fs_softmax_xent(const float *logits, fs_idx n, fs_idx k,
+                        const int64_t *labels, const float *class_w,
+                        float *loss, float *dlogits)
+
+    void fs_sgd_update(float *p, const float *g, float *buf, fs_idx count,
+                       float lr, float momentum, float dampening,
+                       float weight_decay, int nesterov, int first_step)
+    void fs_adam_update(float *p, const float *g, float *m, float *v, fs_idx count,
+                        float lr, float beta1, float beta2, float eps,
+                        float weight_decay, fs_idx step)
+    void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
+                         fs_idx count, float eta_minus, float eta_plus,
+                         float step_min, float step_max)

@@ -1,1 +1,305 @@
+/* conv2d forward/backward (kernels.h) as im2col + GEMM, one image at a time.
+ *
+ * Why per image: y[i] is already the (f x oh*ow) row-major result of
+ * W (f x c*k*k) . cols_i (c*k*k x oh*ow), so the GEMM writes straight into y
+ * with no scatter pass, and one image's columns (512 KiB for lai2d's 20->50
+ * layer) stay in cache between im2col and the GEMM that reads them.
+ * With several threads and enough images, threads take whole images (each
+ * with its own column slice; the GEMMs inside run single-threaded because
+ * OpenMP nesting is off by default); with one image, or columns too large to
+ * give each thread a slice within the bound, images run one after another and
+ * the threads work inside im2col and the GEMM instead. Either way the column
+ * memory in use stays under FS_CONV_COLS_MAX bytes (at least one image).
+ */
 #include "fastseg/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FS_WS_CACHED 1
+#endif
+
+#define FS_CONV_COLS_MAX ((size_t)32 << 20)
+
+/* ---- workspace: a per-thread buffer, grown on demand, reused ------------
+ * _Thread_local so two Python threads convolving at once never share it; a
+ * pthread key frees it when its thread ends and an atexit hook frees the
+ * exiting thread's, so LeakSanitizer sees nothing. */
+#ifdef FS_WS_CACHED
+static _Thread_local float *ws_ptr = NULL;
+static _Thread_local size_t ws_cap = 0; /* floats */
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static int ws_key_ok = 0;
+
+static void ws_thread_exit(void *p) { free(p); }
+
+static void ws_atexit(void)
+{
+    free(ws_ptr);
+    ws_ptr = NULL;
+    ws_cap = 0;
+    if (ws_key_ok) pthread_setspecific(ws_key, NULL);
+}
+
+static void ws_init(void)
+{
+    ws_key_ok = pthread_key_create(&ws_key, ws_thread_exit) == 0;
+    atexit(ws_atexit);
+}
+
+static float *ws_get(size_t floats)
+{
+    pthread_once(&ws_once, ws_init);
+    if (floats <= ws_cap) return ws_ptr;
+    float *p = (float *)malloc(floats * sizeof(float));
+    if (!p) return NULL;
+    free(ws_ptr);
+    ws_ptr = p;
+    ws_cap = floats;
+    if (ws_key_ok) pthread_setspecific(ws_key, p);
+    return p;
+}
+
+static void ws_put(float *p) { (void)p; }
+#else
+static float *ws_get(size_t floats) { return (float *)malloc((floats ? floats : 1) * sizeof(float)); }
+static void ws_put(float *p) { free(p); }
+#endif
+
+/* ---- shape helpers ------------------------------------------------------ */
+static fs_idx out_extent(fs_idx size, fs_idx k, fs_idx stride, fs_idx pad)
+{
+    fs_idx span = size + 2 * pad - k;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+/* Keep each thread's slice 64-byte aligned (relative to the base). */
+static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+/* How many threads take whole images: 1 means "sequential over images,
+ * threads inside the kernels". */
+static int image_threads(fs_idx n, size_t slice_floats)
+{
+#ifndef _OPENMP
+    (void)n;
+    (void)slice_floats;
+    return 1;
+#else
+    int nt = fs_get_num_threads();
+    if (nt > n) nt = (int)n;
+    if (nt < 2) return 1;
+    size_t fit = FS_CONV_COLS_MAX / (slice_floats * sizeof(float) + 1);
+    if (fit < (size_t)nt) nt = (int)fit;
+    return nt < 2 ? 1 : nt;
+#endif
+}
+
+/* ---- forward ------------------------------------------------------------ */
+static int forward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
+                         const float *wt, fs_idx f, fs_idx k, const float *bias,
+                         fs_idx stride, fs_idx pad, fs_idx ohw, int direct,
+                         float *col, float *yi)
+{
+    const fs_idx ckk = c * k * k;
+    const float *b = xi;
+    if (!direct) {
+        fs_im2col(xi, 1, c, h, w, k, stride, pad, col, ohw);
+        b = col;
+    }
+    int st = fs_sgemm(0, 0, f, ohw, ckk, 1.0f, wt, ckk, b, ohw, 0.0f, yi, ohw);
+    if (st != FS_OK) return st;
+    if (bias) {
+        for (fs_idx fi = 0; fi < f; fi++) {
+            float *row = yi + fi * ohw;
+            const float bv = bias[fi];
+            for (fs_idx j = 0; j < ohw; j++) row[j] += bv;
+        }
+    }
+    return FS_OK;
+}
+
+int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                      const float *wt, fs_idx f, fs_idx k, const float *bias,
+                      fs_idx stride, fs_idx pad, float *y)
+{
+    if (k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
+    const fs_idx oh = out_extent(h, k, stride, pad);
+    const fs_idx ow = out_extent(w, k, stride, pad);
+    const fs_idx ohw = oh * ow;
+    const fs_idx ckk = c * k * k;
+    if (n <= 0 || f <= 0 || ohw == 0) return FS_OK;
+    if (ckk == 0) { /* no input channels: the output is the bias alone */
+        for (fs_idx i = 0; i < n * f; i++) {
+            const float bv = bias ? bias[i % f] : 0.0f;
+            for (fs_idx j = 0; j < ohw; j++) y[i * ohw + j] = bv;
+        }
+        return FS_OK;
+    }
+    /* A 1x1 kernel without stride or padding: the image is its own column
+     * matrix (c x h*w). */
+    const int direct = k == 1 && stride == 1 && pad == 0;
+    const size_t slice = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
+    const int nt = image_threads(n, slice);
+    float *ws = NULL;
+    if (slice) {
+        ws = ws_get(slice * (size_t)nt);
+        if (!ws) return FS_ENOMEM;
+    }
+    const fs_idx xs = c * h * w, ys = f * ohw;
+    int status = FS_OK;
+
+    if (nt == 1) {
+        for (fs_idx i = 0; i < n && status == FS_OK; i++)
+            status = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
+                                   ohw, direct, ws, y + i * ys);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            float *col = ws ? ws + slice * (size_t)omp_get_thread_num() : NULL;
+#pragma omp for schedule(static)
+            for (fs_idx i = 0; i < n; i++) {
+                int st = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
+                                       ohw, direct, col, y + i * ys);
+                if (st != FS_OK) {
+#pragma omp atomic write
+                    status = st;
+                }
+            }
+        }
+#endif
+    }
+    ws_put(ws);
+    return status;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+/* One image's share of dW (added into dwacc, or written when first) and its
+ * dX (overwritten). col is the image's column scratch (unused when direct). */
+static int backward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
+                          const float *wt, fs_idx f, fs_idx k,
+                          fs_idx stride, fs_idx pad, fs_idx ohw, int direct,
+                          const float *dyi, float *col, float *dxi,
+                          float *dwacc, int first)
+{
+    const fs_idx ckk = c * k * k;
+    int st;
+    if (dwacc) {
+        const float *b = xi;
+        if (!direct) {
+            fs_im2col(xi, 1, c, h, w, k, stride, pad, col, ohw);
+            b = col;
+        }
+        /* dW (f x ckk) += dY_i (f x ohw) . cols_i^T */
+        st = fs_sgemm(0, 1, f, ckk, ohw, 1.0f, dyi, ohw, b, ohw,
+                      first ? 0.0f : 1.0f, dwacc, ckk);
+        if (st != FS_OK) return st;
+    }
+    if (dxi) {
+        if (direct) /* dX_i (c x hw) = W^T . dY_i */
+            return fs_sgemm(1, 0, ckk, ohw, f, 1.0f, wt, ckk, dyi, ohw, 0.0f, dxi, ohw);
+        st = fs_sgemm(1, 0, ckk, ohw, f, 1.0f, wt, ckk, dyi, ohw, 0.0f, col, ohw);
+        if (st != FS_OK) return st;
+        memset(dxi, 0, (size_t)(c * h * w) * sizeof(float));
+        fs_col2im(col, ohw, 1, c, h, w, k, stride, pad, dxi);
+    }
+    return FS_OK;
+}
+
+static void bias_grad(const float *dy, fs_idx n, fs_idx f, fs_idx ohw, float *db)
+{
+    for (fs_idx fi = 0; fi < f; fi++) {
+        double acc = 0.0;
+        for (fs_idx i = 0; i < n; i++) {
+            const float *row = dy + (i * f + fi) * ohw;
+            float part = 0.0f; /* float within a row vectorizes; double across */
+            for (fs_idx j = 0; j < ohw; j++) part += row[j];
+            acc += part;
+        }
+        db[fi] = (float)acc;
+    }
+}
+
+int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                       const float *wt, fs_idx f, fs_idx k,
+                       fs_idx stride, fs_idx pad, const float *dy,
+                       float *dx, float *dw, float *db)
+{
+    if (k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
+    const fs_idx oh = out_extent(h, k, stride, pad);
+    const fs_idx ow = out_extent(w, k, stride, pad);
+    const fs_idx ohw = oh * ow;
+    const fs_idx ckk = c * k * k;
+    const fs_idx xs = c * h * w, ys = f * ohw;
+
+    if (db) {
+        if (n > 0 && ohw > 0) bias_grad(dy, n, f, ohw, db);
+        else if (f > 0) memset(db, 0, (size_t)f * sizeof(float));
+    }
+    /* Nothing flows back: the outputs are zero. */
+    if (n <= 0 || f <= 0 || ohw == 0 || ckk == 0) {
+        if (dx && n > 0 && xs > 0) memset(dx, 0, (size_t)(n * xs) * sizeof(float));
+        if (dw && f > 0 && ckk > 0) memset(dw, 0, (size_t)(f * ckk) * sizeof(float));
+        return FS_OK;
+    }
+    if (!dx && !dw) return FS_OK;
+
+    const int direct = k == 1 && stride == 1 && pad == 0;
+    const size_t colsz = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
+    const size_t dwsz = dw ? round16((size_t)(f * ckk)) : 0;
+    int nt = image_threads(n, colsz + dwsz);
+    /* Per-thread dW partials only pay off when each thread has real work. */
+    size_t slice = colsz + (nt > 1 ? dwsz : 0);
+    float *ws = NULL;
+    if (slice) {
+        ws = ws_get(slice * (size_t)nt);
+        if (!ws) return FS_ENOMEM;
+    }
+    int status = FS_OK;
+
+    if (nt == 1) {
+        for (fs_idx i = 0; i < n && status == FS_OK; i++)
+            status = backward_image(x + i * xs, c, h, w, wt, f, k, stride, pad, ohw, direct,
+                                    dy + i * ys, ws, dx ? dx + i * xs : NULL, dw, i == 0);
+    } else {
+        /* Zeroed here, not by each thread: the team may be smaller than nt. */
+        if (dw)
+            for (int t = 0; t < nt; t++)
+                memset(ws + slice * (size_t)t + colsz, 0, (size_t)(f * ckk) * sizeof(float));
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            float *mine = ws + slice * (size_t)omp_get_thread_num();
+            float *col = colsz ? mine : NULL;
+            float *dwp = dw ? mine + colsz : NULL;
+#pragma omp for schedule(static)
+            for (fs_idx i = 0; i < n; i++) {
+                int st = backward_image(x + i * xs, c, h, w, wt, f, k, stride, pad, ohw,
+                                        direct, dy + i * ys, col, dx ? dx + i * xs : NULL,
+                                        dwp, 0);
+                if (st != FS_OK) {
+#pragma omp atomic write
+                    status = st;
+                }
+            }
+        }
+#endif
+        if (dw && status == FS_OK) {
+            const fs_idx cnt = f * ckk;
+            memcpy(dw, ws + colsz, (size_t)cnt * sizeof(float));
+            for (int t = 1; t < nt; t++) {
+                const float *part = ws + slice * (size_t)t + colsz;
+                for (fs_idx j = 0; j < cnt; j++) dw[j] += part[j];
+            }
+        }
+    }
+    ws_put(ws);
+    return status;
+}

@@ -1,1 +1,144 @@
-#include "fastseg/kernels.h"
+/*
+ * Packing op(A) into MR-row micro-panels and op(B) into NR-column
+ * micro-panels, the layout the micro-kernels stream through with unit
+ * stride (ap[p*MR + i], bp[p*NR + j]). Transposition is absorbed here, so
+ * the GEMM never makes a transposed copy. Edge panels are zero-padded so
+ * the micro-kernel can always compute a full tile.
+ *
+ * Two of the four cases are transposes in disguise (A not transposed: MR
+ * strided rows; B transposed: NR strided rows). A scalar gather there costs
+ * as much as the arithmetic on skinny shapes, so on x86-64 they go through
+ * 4x4 SSE transposes (SSE2 is the x86-64 baseline; no extra flags needed).
+ */
+#include <string.h>
+
+#include "gemm_internal.h"
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define FS_PACK_SSE 1
+#endif
+
+/* One A panel of mr (<= MR) rows, generic path: any trans, any edge. */
+static void pack_a_panel_scalar(int trans, fs_idx mr, fs_idx kc, const float *a,
+                                fs_idx lda, float *ap)
+{
+    for (fs_idx p = 0; p < kc; p++) {
+        fs_idx i = 0;
+        if (trans)
+            for (; i < mr; i++) ap[p * FS_MR + i] = a[p * lda + i];
+        else
+            for (; i < mr; i++) ap[p * FS_MR + i] = a[i * lda + p];
+        for (; i < FS_MR; i++) ap[p * FS_MR + i] = 0.0f;
+    }
+}
+
+/* Full A panel, A not transposed: rows are MR strided streams. */
+static void pack_a_panel_n(fs_idx kc, const float *a, fs_idx lda, float *ap)
+{
+    fs_idx p = 0;
+#if defined(FS_PACK_SSE) && FS_MR == 6
+    const float *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda,
+                *r4 = a + 4 * lda, *r5 = a + 5 * lda;
+    for (; p + 4 <= kc; p += 4) {
+        __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
+        __m128 x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
+        __m128 x4 = _mm_loadu_ps(r4 + p), x5 = _mm_loadu_ps(r5 + p);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);           /* x_q = rows 0..3 at p+q */
+        __m128 lo = _mm_unpacklo_ps(x4, x5);         /* r4p0 r5p0 r4p1 r5p1 */
+        __m128 hi = _mm_unpackhi_ps(x4, x5);         /* r4p2 r5p2 r4p3 r5p3 */
+        float *d = ap + p * FS_MR;
+        _mm_storeu_ps(d + 0, x0);  _mm_storel_pi((__m64 *)(d + 4), lo);
+        _mm_storeu_ps(d + 6, x1);  _mm_storeh_pi((__m64 *)(d + 10), lo);
+        _mm_storeu_ps(d + 12, x2); _mm_storel_pi((__m64 *)(d + 16), hi);
+        _mm_storeu_ps(d + 18, x3); _mm_storeh_pi((__m64 *)(d + 22), hi);
+    }
+#endif
+    for (; p < kc; p++)
+        for (fs_idx i = 0; i < FS_MR; i++) ap[p * FS_MR + i] = a[i * lda + p];
+}
+
+/* Full A panel, A transposed: each k step is MR contiguous floats. */
+static void pack_a_panel_t(fs_idx kc, const float *a, fs_idx lda, float *ap)
+{
+    for (fs_idx p = 0; p < kc; p++)
+        for (fs_idx i = 0; i < FS_MR; i++) ap[p * FS_MR + i] = a[p * lda + i];
+}
+
+void fs_pack_a(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
+               float *ap, fs_idx panel0, fs_idx panel1)
+{
+    for (fs_idx q = panel0; q < panel1; q++) {
+        const fs_idx i0 = q * FS_MR;
+        const fs_idx mr = mc - i0 < FS_MR ? mc - i0 : FS_MR;
+        const float *src = trans ? a + i0 : a + i0 * lda;
+        float *dst = ap + q * FS_MR * kc;
+        if (mr < FS_MR)
+            pack_a_panel_scalar(trans, mr, kc, src, lda, dst);
+        else if (trans)
+            pack_a_panel_t(kc, src, lda, dst);
+        else
+            pack_a_panel_n(kc, src, lda, dst);
+    }
+}
+
+/* One B panel of nr (<= NR) columns, generic path: any trans, any edge. */
+static void pack_b_panel_scalar(int trans, fs_idx nr, fs_idx kc, const float *b,
+                                fs_idx ldb, float *bp)
+{
+    for (fs_idx p = 0; p < kc; p++) {
+        fs_idx j = 0;
+        if (trans)
+            for (; j < nr; j++) bp[p * FS_NR + j] = b[j * ldb + p];
+        else
+            for (; j < nr; j++) bp[p * FS_NR + j] = b[p * ldb + j];
+        for (; j < FS_NR; j++) bp[p * FS_NR + j] = 0.0f;
+    }
+}
+
+/* Full B panel, B not transposed: each k step is NR contiguous floats. */
+static void pack_b_panel_n(fs_idx kc, const float *b, fs_idx ldb, float *bp)
+{
+    for (fs_idx p = 0; p < kc; p++)
+        memcpy(bp + p * FS_NR, b + p * ldb, FS_NR * sizeof(float));
+}
+
+/* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time. */
+static void pack_b_panel_t(fs_idx kc, const float *b, fs_idx ldb, float *bp)
+{
+    fs_idx p = 0;
+#if defined(FS_PACK_SSE) && FS_NR % 4 == 0
+    for (; p + 4 <= kc; p += 4) {
+        float *d = bp + p * FS_NR;
+        for (fs_idx g = 0; g < FS_NR; g += 4) {
+            const float *s = b + g * ldb + p;
+            __m128 x0 = _mm_loadu_ps(s), x1 = _mm_loadu_ps(s + ldb);
+            __m128 x2 = _mm_loadu_ps(s + 2 * ldb), x3 = _mm_loadu_ps(s + 3 * ldb);
+            _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+            _mm_store_ps(d + g, x0);
+            _mm_store_ps(d + FS_NR + g, x1);
+            _mm_store_ps(d + 2 * FS_NR + g, x2);
+            _mm_store_ps(d + 3 * FS_NR + g, x3);
+        }
+    }
+#endif
+    for (; p < kc; p++)
+        for (fs_idx j = 0; j < FS_NR; j++) bp[p * FS_NR + j] = b[j * ldb + p];
+}
+
+void fs_pack_b(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
+               float *bp, fs_idx panel0, fs_idx panel1)
+{
+    for (fs_idx q = panel0; q < panel1; q++) {
+        const fs_idx j0 = q * FS_NR;
+        const fs_idx nr = nc - j0 < FS_NR ? nc - j0 : FS_NR;
+        const float *src = trans ? b + j0 * ldb : b + j0;
+        float *dst = bp + q * FS_NR * kc;
+        if (nr < FS_NR)
+            pack_b_panel_scalar(trans, nr, kc, src, ldb, dst);
+        else if (trans)
+            pack_b_panel_t(kc, src, ldb, dst);
+        else
+            pack_b_panel_n(kc, src, ldb, dst);
+    }
+}

@@ -1,1 +1,121 @@
-#include "fastseg/kernels.h"
+/*
+ * The AVX2/FMA 6 x 16 micro-kernel (the only file built with -mavx2 -mfma;
+ * reached only after the CPU check in gemm_dispatch.c).
+ *
+ * Per k step: two aligned loads of the packed B row (16 floats), six
+ * broadcasts of the packed A column, twelve FMAs into the C tile, which stays
+ * in 12 ymm registers for the whole kc loop. alpha/beta are applied once, at
+ * the store. The accumulators are named variables, not an array, so the
+ * compiler never has a reason to keep them in memory.
+ */
+#include <immintrin.h>
+
+#include "gemm_internal.h"
+
+#if FS_MR != 6 || FS_NR != 16
+#error "gemm_ukernel_avx2.c is written for MR = 6, NR = 16"
+#endif
+
+/* How far ahead (in floats of the packed A stream) to prefetch: ~8 k steps,
+ * enough to hide an L2 hit behind the FMAs of the steps in between. */
+#define A_PREFETCH (8 * FS_MR)
+
+#define ROW_FMA(i, ci0, ci1)                              \
+    do {                                                  \
+        const __m256 av = _mm256_broadcast_ss(ap + (i));  \
+        ci0 = _mm256_fmadd_ps(av, b0, ci0);               \
+        ci1 = _mm256_fmadd_ps(av, b1, ci1);               \
+    } while (0)
+
+#define K_STEP()                                          \
+    do {                                                  \
+        const __m256 b0 = _mm256_load_ps(bp);             \
+        const __m256 b1 = _mm256_load_ps(bp + 8);         \
+        ROW_FMA(0, c00, c01);                             \
+        ROW_FMA(1, c10, c11);                             \
+        ROW_FMA(2, c20, c21);                             \
+        ROW_FMA(3, c30, c31);                             \
+        ROW_FMA(4, c40, c41);                             \
+        ROW_FMA(5, c50, c51);                             \
+        ap += FS_MR;                                      \
+        bp += FS_NR;                                      \
+    } while (0)
+
+void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
+                     const float *restrict bp, float beta, float *restrict c,
+                     fs_idx ldc, int mr, int nr)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+
+    /* Start fetching the C tile now so it has arrived by the store. */
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
+    }
+
+    fs_idx p = kc;
+    for (; p >= 4; p -= 4) {
+        _mm_prefetch((const char *)(ap + A_PREFETCH), _MM_HINT_T0);
+        K_STEP();
+        K_STEP();
+        _mm_prefetch((const char *)(ap + A_PREFETCH), _MM_HINT_T0);
+        K_STEP();
+        K_STEP();
+    }
+    for (; p > 0; p--) K_STEP();
+
+    const __m256 va = _mm256_set1_ps(alpha);
+    c00 = _mm256_mul_ps(va, c00); c01 = _mm256_mul_ps(va, c01);
+    c10 = _mm256_mul_ps(va, c10); c11 = _mm256_mul_ps(va, c11);
+    c20 = _mm256_mul_ps(va, c20); c21 = _mm256_mul_ps(va, c21);
+    c30 = _mm256_mul_ps(va, c30); c31 = _mm256_mul_ps(va, c31);
+    c40 = _mm256_mul_ps(va, c40); c41 = _mm256_mul_ps(va, c41);
+    c50 = _mm256_mul_ps(va, c50); c51 = _mm256_mul_ps(va, c51);
+
+    if (nr == FS_NR) {
+        /* Full-width rows: straight vector stores; beta == 0 never reads C. */
+        const __m256 vb = _mm256_set1_ps(beta);
+#define STORE_ROW(i, ci0, ci1)                                                       \
+        if ((i) < mr) {                                                              \
+            float *cr = c + (i) * ldc;                                               \
+            if (beta != 0.0f) {                                                      \
+                ci0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), ci0);                 \
+                ci1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), ci1);             \
+            }                                                                        \
+            _mm256_storeu_ps(cr, ci0);                                               \
+            _mm256_storeu_ps(cr + 8, ci1);                                           \
+        }
+        STORE_ROW(0, c00, c01)
+        STORE_ROW(1, c10, c11)
+        STORE_ROW(2, c20, c21)
+        STORE_ROW(3, c30, c31)
+        STORE_ROW(4, c40, c41)
+        STORE_ROW(5, c50, c51)
+#undef STORE_ROW
+        return;
+    }
+
+    /* Right-edge tile: spill to a scratch tile and copy the nr valid
+     * columns, so nothing past C's edge is touched (no masked loads that a
+     * sanitizer could not reason about). Rare: one panel in NC/NR. */
+    _Alignas(32) float t[FS_MR * FS_NR];
+    _mm256_store_ps(t + 0 * FS_NR, c00); _mm256_store_ps(t + 0 * FS_NR + 8, c01);
+    _mm256_store_ps(t + 1 * FS_NR, c10); _mm256_store_ps(t + 1 * FS_NR + 8, c11);
+    _mm256_store_ps(t + 2 * FS_NR, c20); _mm256_store_ps(t + 2 * FS_NR + 8, c21);
+    _mm256_store_ps(t + 3 * FS_NR, c30); _mm256_store_ps(t + 3 * FS_NR + 8, c31);
+    _mm256_store_ps(t + 4 * FS_NR, c40); _mm256_store_ps(t + 4 * FS_NR + 8, c41);
+    _mm256_store_ps(t + 5 * FS_NR, c50); _mm256_store_ps(t + 5 * FS_NR + 8, c51);
+    for (int i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        const float *tr = t + i * FS_NR;
+        if (beta == 0.0f)
+            for (int j = 0; j < nr; j++) cr[j] = tr[j];
+        else
+            for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];
+    }
+}

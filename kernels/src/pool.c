@@ -1,1 +1,83 @@
+/* Max pooling (kernels.h), PyTorch's semantics: floor output size, no
+ * padding, argmax as a flat index within the (h, w) plane. */
 #include "fastseg/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Below this many window reads a thread team costs more than it saves. */
+#define FS_POOL_PAR_MIN ((fs_idx)1 << 15)
+
+static fs_idx out_extent(fs_idx size, fs_idx k, fs_idx stride)
+{
+    return size < k ? 0 : (size - k) / stride + 1;
+}
+
+void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                          fs_idx k, fs_idx stride, float *y, int64_t *idx)
+{
+    if (n <= 0 || c <= 0 || k <= 0 || stride <= 0) return;
+    const fs_idx oh = out_extent(h, k, stride), ow = out_extent(w, k, stride);
+    if (oh == 0 || ow == 0) return;
+    const fs_idx planes = n * c;
+#ifdef _OPENMP
+    const int nt = fs_get_num_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) \
+    if (nt > 1 && planes * oh * ow * k * k >= FS_POOL_PAR_MIN)
+#endif
+    for (fs_idx pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int64_t *ip = idx + pl * oh * ow;
+        for (fs_idx oi = 0; oi < oh; oi++) {
+            for (fs_idx oj = 0; oj < ow; oj++) {
+                const fs_idx start = oi * stride * w + oj * stride;
+                float best = xp[start];
+                fs_idx at = start;
+                int nan_seen = isnan(best);
+                for (fs_idx a = 0; a < k && !nan_seen; a++) {
+                    const float *row = xp + start + a * w;
+                    for (fs_idx b = 0; b < k; b++) {
+                        const float v = row[b];
+                        /* Strictly greater keeps the first maximum; the first
+                         * NaN wins outright and ends the scan. */
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            at = start + a * w + b;
+                            if (isnan(v)) { nan_seen = 1; break; }
+                        }
+                    }
+                }
+                yp[oi * ow + oj] = best;
+                ip[oi * ow + oj] = (int64_t)at;
+            }
+        }
+    }
+}
+
+int fs_maxpool2d_backward(const float *dy, const int64_t *idx,
+                          fs_idx n, fs_idx c, fs_idx oh, fs_idx ow,
+                          fs_idx h, fs_idx w, float *dx)
+{
+    if (n <= 0 || c <= 0) return FS_OK;
+    const fs_idx plane = h * w, oplane = oh > 0 && ow > 0 ? oh * ow : 0;
+    const fs_idx planes = n * c, total = planes * oplane;
+    /* Every index is checked before anything is written, so a bad one
+     * leaves dx untouched rather than half-scattered. */
+    for (fs_idx i = 0; i < total; i++)
+        if (idx[i] < 0 || idx[i] >= plane) return FS_EINDEX;
+    if (plane <= 0) return FS_OK;
+#ifdef _OPENMP
+    const int nt = fs_get_num_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) \
+    if (nt > 1 && planes * (plane + oplane) >= FS_POOL_PAR_MIN)
+#endif
+    for (fs_idx pl = 0; pl < planes; pl++) {
+        float *dp = dx + pl * plane;
+        const float *gp = dy + pl * oplane;
+        const int64_t *ip = idx + pl * oplane;
+        memset(dp, 0, (size_t)plane * sizeof(float));
+        for (fs_idx j = 0; j < oplane; j++) dp[ip[j]] += gp[j];
+    }
+    return FS_OK;
+}

@@ -1,1 +1,19 @@
+"""fastseg: medical image segmentation with convolutional networks on hand-written kernels.
+
+The compiled kernels (C, AVX2/FMA GEMM, OpenMP) sit under a functional API,
+:mod:`fastseg.ops`, that runs on any backend (``"c"``, ``"numpy"``, ``"cuda"``).
+"""
+from fastseg._config import (
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "__version__", "available_backends", "get_backend", "set_backend",
+    "get_num_threads", "set_num_threads",
+]

@@ -1,0 +1,48 @@
+/*
+ * gemm_internal.h -- the pieces of fs_sgemm shared between its files:
+ * the micro-kernel signature, the packing routines and the ISA dispatch.
+ * Not part of the public contract (fastseg/kernels.h).
+ */
+#ifndef FASTSEG_GEMM_INTERNAL_H
+#define FASTSEG_GEMM_INTERNAL_H
+
+#include "fastseg/blocking.h"
+#include "fastseg/kernels.h"
+
+#define FS_MR FS_GEMM_MR
+#define FS_NR FS_GEMM_NR
+
+/* One MR x NR tile: C[0:mr, 0:nr] = alpha * Ap*Bp + beta * C, where Ap is a
+ * packed MR x kc micro-panel (ap[p*MR + i]), Bp a packed kc x NR one
+ * (bp[p*NR + j], 64-byte aligned), both zero-padded past mr/nr. The kernel
+ * always computes the full tile and writes only the mr x nr corner; beta == 0
+ * never reads C. kc may be 0 (then C = beta * C on the corner). */
+typedef void (*fs_ukernel_fn)(fs_idx kc, float alpha, const float *ap,
+                              const float *bp, float beta, float *c,
+                              fs_idx ldc, int mr, int nr);
+
+void fs_ukernel_generic(fs_idx kc, float alpha, const float *ap, const float *bp,
+                        float beta, float *c, fs_idx ldc, int mr, int nr);
+#ifdef FS_HAVE_AVX2_KERNEL
+void fs_ukernel_avx2(fs_idx kc, float alpha, const float *ap, const float *bp,
+                     float beta, float *c, fs_idx ldc, int mr, int nr);
+#endif
+
+/* The micro-kernel chosen at run time (CPU check, FASTSEG_ISA, or
+ * fs_select_isa); cheap enough to call once per fs_sgemm. */
+fs_ukernel_fn fs_gemm_ukernel(void);
+
+/* Packing. `a` points at op(A)[0][0] of the block: element (i, p) of op(A)
+ * is a[i*lda + p] (trans == 0) or a[p*lda + i] (trans != 0). Panels
+ * [panel0, panel1) of the mc x kc block are written, each MR*kc floats at
+ * ap + panel*MR*kc, rows past mc zero. Splitting by panel lets threads pack
+ * one shared block together. */
+void fs_pack_a(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
+               float *ap, fs_idx panel0, fs_idx panel1);
+/* Same for B: element (p, j) of op(B) is b[p*ldb + j] (trans == 0) or
+ * b[j*ldb + p]; panel q (NR columns) goes to bp + q*NR*kc, columns past nc
+ * zero. */
+void fs_pack_b(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
+               float *bp, fs_idx panel0, fs_idx panel1);
+
+#endif /* FASTSEG_GEMM_INTERNAL_H */

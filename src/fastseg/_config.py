@@ -1,0 +1,84 @@
+"""Process-wide settings: the current backend and the kernel thread count."""
+from __future__ import annotations
+
+import operator
+import os
+
+from fastseg import backends
+
+_DEFAULT_BACKEND = "c"
+_current: str | None = None
+
+
+def _initial_backend() -> str:
+    # FASTSEG_BACKEND overrides the default; an unknown name is an error
+    # rather than a silent fallback, so a typo cannot change results.
+    name = os.environ.get("FASTSEG_BACKEND", "").strip()
+    if name:
+        backends.load(name)
+        return name
+    return _DEFAULT_BACKEND
+
+
+def get_backend() -> str:
+    """Name of the backend that ``fastseg.ops`` uses when given ``backend=None``."""
+    global _current
+    if _current is None:
+        _current = _initial_backend()
+    return _current
+
+
+def set_backend(name: str) -> None:
+    """Make `name` the current backend (``"c"``, ``"numpy"`` or ``"cuda"``).
+
+    Raises
+    ------
+    ValueError
+        For a name fastseg does not know.
+    RuntimeError
+        For a known backend that cannot run here (the message says why).
+    """
+    global _current
+    if not isinstance(name, str):
+        raise TypeError(f"set_backend: name must be a str, got {type(name).__name__}")
+    backends.load(name)
+    _current = name
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this process, e.g. ``["c", "numpy"]``."""
+    return backends.available()
+
+
+def _runtime():
+    from fastseg._cy import _runtime  # compiled; absent only in a broken install
+
+    return _runtime
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads the compiled kernels use (process-wide)."""
+    if isinstance(n, bool):
+        raise TypeError("set_num_threads: n must be an int, got bool")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _runtime().set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads the compiled kernels use; defaults to OMP_NUM_THREADS or the core count."""
+    return _runtime().get_num_threads()
+
+
+def openmp_enabled() -> bool:
+    """Whether the kernels were compiled with OpenMP."""
+    return _runtime().openmp_enabled()
+
+
+def isa() -> str:
+    """The GEMM micro-kernel chosen for this CPU: ``"avx2"`` or ``"generic"``."""
+    return _runtime().isa_name()

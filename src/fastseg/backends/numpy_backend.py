@@ -1,0 +1,178 @@
+"""The ``"numpy"`` backend: plain NumPy, written to be obviously right.
+
+It is the oracle the compiled backends are tested against, so clarity wins
+over speed everywhere here. Every function keeps the dtype it is given, so the
+tests can run it in float64 for finite-difference gradient checks; through
+:mod:`fastseg.ops` it always sees float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _out_size(size: int, k: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - k) // stride + 1
+
+
+def gemm(a, b, trans_a, trans_b):
+    return np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+
+
+def im2col(x, kernel_size, stride, padding):
+    n, c, h, w = x.shape
+    k = kernel_size
+    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = np.empty((c, k, k, n, oh, ow), dtype=x.dtype)
+    for ki in range(k):
+        for kj in range(k):
+            window = xp[:, :, ki : ki + stride * oh : stride, kj : kj + stride * ow : stride]
+            cols[:, ki, kj] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(c * k * k, n * oh * ow)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    n, c, h, w = x_shape
+    k = kernel_size
+    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    cols = cols.reshape(c, k, k, n, oh, ow)
+    xp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    for ki in range(k):
+        for kj in range(k):
+            xp[:, :, ki : ki + stride * oh : stride, kj : kj + stride * ow : stride] += cols[
+                :, ki, kj
+            ].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(xp[:, :, padding : padding + h, padding : padding + w])
+
+
+def conv2d(x, w, b, stride, padding):
+    n, _, h, wd = x.shape
+    f, _, k, _ = w.shape
+    oh, ow = _out_size(h, k, stride, padding), _out_size(wd, k, stride, padding)
+    cols = im2col(x, k, stride, padding)
+    y = (w.reshape(f, -1) @ cols).reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+    if b is not None:
+        y = y + b.reshape(1, f, 1, 1)
+    return np.ascontiguousarray(y)
+
+
+def conv2d_backward(x, w, dy, stride, padding):
+    f, _, k, _ = w.shape
+    cols = im2col(x, k, stride, padding)
+    dy2 = dy.transpose(1, 0, 2, 3).reshape(f, -1)
+    dw = (dy2 @ cols.T).reshape(w.shape)
+    db = dy.sum(axis=(0, 2, 3))
+    dx = col2im(w.reshape(f, -1).T @ dy2, x.shape, k, stride, padding)
+    return dx, dw, db
+
+
+def linear(x, w, b):
+    y = x @ w.T
+    return y + b if b is not None else y
+
+
+def linear_backward(x, w, dy):
+    return dy @ w, dy.T @ x, dy.sum(axis=0)
+
+
+def max_pool2d(x, kernel_size, stride):
+    n, c, h, w = x.shape
+    k = kernel_size
+    oh, ow = _out_size(h, k, stride, 0), _out_size(w, k, stride, 0)
+    windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
+    flat = windows.reshape(n, c, oh, ow, k * k)
+    # np.argmax picks the first maximum and treats NaN as the maximum, as
+    # PyTorch's max pooling does.
+    arg = np.argmax(flat, axis=-1)
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    rows = np.arange(oh).reshape(oh, 1) * stride + arg // k
+    cols = np.arange(ow).reshape(1, ow) * stride + arg % k
+    return np.ascontiguousarray(y), (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    n, c, h, w = x_shape
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.repeat(np.arange(n * c), dy.shape[2] * dy.shape[3])
+    np.add.at(dx, (planes, indices.reshape(-1)), dy.reshape(-1))
+    return dx.reshape(x_shape)
+
+
+def relu(x):
+    return np.where(x > 0, x, np.zeros((), dtype=x.dtype))
+
+
+def relu_backward(x, dy):
+    return np.where(x > 0, dy, np.zeros((), dtype=dy.dtype))
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(x, dy):
+    t = np.tanh(x)
+    return dy * (1 - t * t)
+
+
+def sigmoid(x):
+    # exp of a non-positive number never overflows.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(x, dy):
+    s = sigmoid(x)
+    return dy * s * (1 - s)
+
+
+def softmax_cross_entropy(logits, labels, class_weights):
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(n)
+    weight = np.ones(n, dtype=logits.dtype) if class_weights is None else class_weights[labels]
+    total = weight.sum(dtype=np.float64)
+    loss = -(weight * log_p[rows, labels]).sum(dtype=np.float64) / total if n else float("nan")
+    dlogits = np.exp(log_p)
+    dlogits[rows, labels] -= 1
+    if n:
+        dlogits *= (weight / total).astype(logits.dtype)[:, None]
+    return float(loss), dlogits
+
+
+# ---- optimizer updates: torch.optim's single-tensor rules, in place --------
+
+
+def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    d = g + weight_decay * p if weight_decay else g.copy()
+    if momentum:
+        if first_step:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    p -= lr * d
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    d = g + weight_decay * p if weight_decay else g
+    m *= beta1
+    m += (1 - beta1) * d
+    v *= beta2
+    v += (1 - beta2) * d * d
+    bias1 = 1 - beta1**step
+    bias2 = 1 - beta2**step
+    denom = np.sqrt(v) / np.sqrt(bias2) + eps
+    p -= (lr / bias1) * m / denom
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    sign = np.sign(g * prev)
+    step_size *= np.where(sign > 0, eta_plus, np.where(sign < 0, eta_minus, 1)).astype(p.dtype)
+    np.clip(step_size, step_min, step_max, out=step_size)
+    d = np.where(sign < 0, 0, g).astype(p.dtype)
+    p -= np.sign(d) * step_size
+    prev[...] = d

@@ -1,0 +1,80 @@
+"""The `Sample` record shared by every data source (synthetic, DRIVE, image folders)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One fundus image with its vessel annotation and field of view.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(H, W, 3)`` uint8 RGB image, or ``(H, W)`` uint8 for greyscale sources.
+    mask : numpy.ndarray
+        ``(H, W)`` bool vessel annotation (the first observer for DRIVE).
+    fov : numpy.ndarray
+        ``(H, W)`` bool field of view: the pixels that hold retina. Metrics and patch
+        sampling only look inside it.
+    name : str
+        An identifier, e.g. ``"21_training"`` for DRIVE or the file stem for folders.
+    mask2 : numpy.ndarray or None, optional
+        ``(H, W)`` bool annotation by a second observer (DRIVE test split), else None.
+
+    Notes
+    -----
+    The record is frozen (attributes cannot be rebound) and compares by identity
+    (``eq=False``), because element-wise ``==`` on arrays has no single truth value.
+    The arrays are made read-only so that a sample shared between a sampler and a
+    user cannot be changed behind either's back; take ``.copy()`` to edit one.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    fov: np.ndarray
+    name: str
+    mask2: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        image = np.asarray(self.image)
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
+            image.ndim == 3 and image.shape[2] != 3
+        ):
+            raise ValueError(
+                f"image must be (H, W, 3) or (H, W) uint8, got shape {image.shape} "
+                f"dtype {image.dtype}"
+            )
+        hw = image.shape[:2]
+        arrays = {"image": image}
+        for field in ("mask", "fov", "mask2"):
+            value = getattr(self, field)
+            if value is None and field == "mask2":
+                continue
+            arr = np.asarray(value)
+            if arr.dtype != np.bool_ or arr.shape != hw:
+                raise ValueError(
+                    f"{field} must be a bool array of shape {hw}, got shape {arr.shape} "
+                    f"dtype {arr.dtype}"
+                )
+            arrays[field] = arr
+        for field, arr in arrays.items():
+            if arr.flags.writeable:
+                # Copy rather than freeze the caller's own array behind their back.
+                arr = arr.copy()
+                arr.flags.writeable = False
+            object.__setattr__(self, field, arr)
+        object.__setattr__(self, "name", str(self.name))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the image."""
+        return self.image.shape[:2]
+
+    def __repr__(self) -> str:
+        kind = "RGB" if self.image.ndim == 3 else "grey"
+        extra = ", mask2" if self.mask2 is not None else ""
+        return f"Sample(name={self.name!r}, shape={self.shape}, {kind}{extra})"

@@ -1,0 +1,357 @@
+"""The functional API: every kernel of fastseg, on any backend.
+
+Each function checks and converts its arguments once, here, then calls the
+same-named entry of the chosen backend's table (:mod:`fastseg.backends`).
+``backend=None`` means the current backend (:func:`fastseg.get_backend`).
+
+Arrays are float32, NCHW; other real dtypes and layouts are converted, and a
+wrong rank, a channel mismatch or an impossible geometry is a ``ValueError``
+or ``TypeError`` naming the argument. An empty batch gives an empty result.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastseg import _config, backends
+from fastseg import _validate as v
+
+__all__ = [
+    "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
+    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
+    "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
+    "sgd_update", "adam_update", "rprop_update",
+]
+
+
+def _table(backend):
+    return backends.load(_config.get_backend() if backend is None else backend)
+
+
+def _array(be, name, a, ndim=None, layout=""):
+    # A backend with arrays of its own (CUDA device arrays) converts them itself.
+    convert = getattr(be, "as_float32", None) or v.as_float32
+    return convert(name, a, ndim, layout)
+
+
+def _geometry(x_shape, k, stride, padding, x_name="x"):
+    """Output height and width of a k x k window sliding over padded x."""
+    _, c, h, w = x_shape
+    if c < 1 or h < 1 or w < 1:
+        raise ValueError(f"{x_name}: channels, height and width must be >= 1, got shape "
+                         f"{tuple(x_shape)}")
+    if h + 2 * padding < k or w + 2 * padding < k:
+        raise ValueError(f"kernel_size: {k} is larger than the padded input "
+                         f"({h}+2*{padding}, {w}+2*{padding}) of {x_name} {tuple(x_shape)}")
+    return (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+
+
+def _window_args(kernel_size, stride, padding):
+    k = v.as_square("kernel_size", kernel_size)
+    return k, v.as_int("stride", stride, minimum=1), v.as_int("padding", padding, minimum=0)
+
+
+# ---- dense algebra -----------------------------------------------------------
+
+
+def gemm(a, b, trans_a=False, trans_b=False, *, backend=None):
+    """``op(a) @ op(b)`` in float32, where op transposes when asked.
+
+    Parameters
+    ----------
+    a, b : array_like, 2-D
+    trans_a, trans_b : bool
+        Use ``a.T`` / ``b.T`` (no copy is made in the compiled backend).
+
+    Returns
+    -------
+    ndarray, shape (M, N), float32
+    """
+    be = _table(backend)
+    a = _array(be, "a", a, 2, "(rows, cols)")
+    b = _array(be, "b", b, 2, "(rows, cols)")
+    ka = a.shape[0] if trans_a else a.shape[1]
+    kb = b.shape[1] if trans_b else b.shape[0]
+    if ka != kb:
+        raise ValueError(f"b: inner dimensions differ: op(a) has shape "
+                         f"{a.shape[::-1] if trans_a else a.shape} and op(b) "
+                         f"{b.shape[::-1] if trans_b else b.shape}")
+    return be.gemm(a, b, bool(trans_a), bool(trans_b))
+
+
+def linear(x, w, b=None, *, backend=None):
+    """Fully connected layer: ``x @ w.T + b`` with x (N, I), w (O, I), b (O,)."""
+    be = _table(backend)
+    x = _array(be, "x", x, 2, "(batch, in_features)")
+    w = _array(be, "w", w, 2, "(out_features, in_features)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
+                         f"got shape {w.shape}")
+    if b is not None:
+        b = _array(be, "b", b, 1, "(out_features,)")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
+    return be.linear(x, w, b)
+
+
+def linear_backward(x, w, dy, *, backend=None):
+    """Gradients of :func:`linear`: returns ``(dx, dw, db)``."""
+    be = _table(backend)
+    x = _array(be, "x", x, 2, "(batch, in_features)")
+    w = _array(be, "w", w, 2, "(out_features, in_features)")
+    dy = _array(be, "dy", dy, 2, "(batch, out_features)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
+                         f"got shape {w.shape}")
+    if dy.shape != (x.shape[0], w.shape[0]):
+        raise ValueError(f"dy: expected shape {(x.shape[0], w.shape[0])}, got {dy.shape}")
+    return be.linear_backward(x, w, dy)
+
+
+# ---- convolution ---------------------------------------------------------------
+
+
+def im2col(x, kernel_size, stride=1, padding=0, *, backend=None):
+    """Unfold x (N, C, H, W) into columns of shape (C*k*k, N*OH*OW).
+
+    Row ``(c*k + i)*k + j`` and column ``(n*OH + oh)*OW + ow`` hold
+    ``x[n, c, oh*stride + i - padding, ow*stride + j - padding]``, zero where
+    that falls in the padding.
+    """
+    be = _table(backend)
+    k, stride, padding = _window_args(kernel_size, stride, padding)
+    x = _array(be, "x", x, 4, "(N, C, H, W)")
+    oh, ow = _geometry(x.shape, k, stride, padding)
+    v.check_size("im2col", (x.shape[1] * k * k, x.shape[0] * oh * ow))
+    return be.im2col(x, k, stride, padding)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, *, backend=None):
+    """The adjoint of :func:`im2col`: sum the columns back into an (N, C, H, W) array."""
+    be = _table(backend)
+    k, stride, padding = _window_args(kernel_size, stride, padding)
+    x_shape = _shape4("x_shape", x_shape)
+    oh, ow = _geometry(x_shape, k, stride, padding, x_name="x_shape")
+    n, c = x_shape[:2]
+    cols = _array(be, "cols", cols, 2, "(C*k*k, N*OH*OW)")
+    if cols.shape != (c * k * k, n * oh * ow):
+        raise ValueError(f"cols: expected shape {(c * k * k, n * oh * ow)} for x_shape "
+                         f"{x_shape}, got {cols.shape}")
+    return be.col2im(cols, x_shape, k, stride, padding)
+
+
+def _shape4(name, shape):
+    try:
+        dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name}: expected a tuple of 4 ints, got {shape!r}") from None
+    if len(dims) != 4:
+        raise ValueError(f"{name}: expected 4 dimensions (N, C, H, W), got {dims}")
+    v.check_size(name, dims)
+    return dims
+
+
+def _conv_args(be, x, w, stride, padding):
+    x = _array(be, "x", x, 4, "(N, C, H, W)")
+    w = _array(be, "w", w, 4, "(F, C, KH, KW)")
+    if w.shape[2] != w.shape[3]:
+        raise ValueError(f"w: only square kernels are supported, got shape {w.shape}")
+    if w.shape[0] < 1:
+        raise ValueError(f"w: needs at least one output channel, got shape {w.shape}")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w: expected {x.shape[1]} input channels to match x {x.shape}, "
+                         f"got shape {w.shape}")
+    stride = v.as_int("stride", stride, minimum=1)
+    padding = v.as_int("padding", padding, minimum=0)
+    k = w.shape[2]
+    oh, ow = _geometry(x.shape, k, stride, padding)
+    v.check_size("conv2d", (x.shape[0], w.shape[0], oh, ow))
+    v.check_size("im2col", (x.shape[1] * k * k, oh * ow))
+    return x, w, stride, padding, (x.shape[0], w.shape[0], oh, ow)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
+    """2-D convolution (cross-correlation, as PyTorch's): x (N,C,H,W), w (F,C,k,k).
+
+    Returns
+    -------
+    ndarray, shape (N, F, OH, OW) with ``OH = (H + 2*padding - k) // stride + 1``
+    """
+    be = _table(backend)
+    x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
+    if b is not None:
+        b = _array(be, "b", b, 1, "(F,)")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
+    if x.shape[0] == 0:
+        return np.zeros(y_shape, dtype=np.float32)
+    return be.conv2d(x, w, b, stride, padding)
+
+
+def conv2d_backward(x, w, dy, stride=1, padding=0, *, backend=None):
+    """Gradients of :func:`conv2d` given dy (N, F, OH, OW): returns ``(dx, dw, db)``."""
+    be = _table(backend)
+    x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
+    dy = _array(be, "dy", dy, 4, "(N, F, OH, OW)")
+    if dy.shape != y_shape:
+        raise ValueError(f"dy: expected shape {y_shape} (the output of conv2d), got {dy.shape}")
+    if x.shape[0] == 0:
+        return (np.zeros(x.shape, np.float32), np.zeros(w.shape, np.float32),
+                np.zeros(w.shape[0], np.float32))
+    return be.conv2d_backward(x, w, dy, stride, padding)
+
+
+# ---- pooling ----------------------------------------------------------------------
+
+
+def max_pool2d(x, kernel_size=2, stride=None, *, backend=None):
+    """Max pooling without padding (floor mode).
+
+    Returns
+    -------
+    y : ndarray (N, C, OH, OW)
+    indices : ndarray of int64, same shape
+        Flat index ``h*W + w`` of each maximum inside its own (H, W) plane,
+        as PyTorch's ``return_indices=True`` gives.
+    """
+    be = _table(backend)
+    k = v.as_square("kernel_size", kernel_size)
+    stride = k if stride is None else v.as_int("stride", stride, minimum=1)
+    x = _array(be, "x", x, 4, "(N, C, H, W)")
+    oh, ow = _geometry(x.shape, k, stride, 0)
+    if x.shape[0] == 0:
+        shape = (0, x.shape[1], oh, ow)
+        return np.zeros(shape, np.float32), np.zeros(shape, np.int64)
+    return be.max_pool2d(x, k, stride)
+
+
+def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
+    """Gradient of :func:`max_pool2d`: dy routed to the positions in `indices`."""
+    be = _table(backend)
+    x_shape = _shape4("x_shape", x_shape)
+    dy = _array(be, "dy", dy, 4, "(N, C, OH, OW)")
+    if dy.shape[:2] != x_shape[:2]:
+        raise ValueError(f"dy: batch and channels {dy.shape[:2]} differ from x_shape {x_shape}")
+    as_indices = getattr(be, "as_indices", None)
+    if as_indices is not None:
+        indices = as_indices("indices", indices, dy.shape)
+    else:
+        indices = np.asarray(indices)
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"indices: expected integer indices, got dtype {indices.dtype}")
+        if indices.shape != dy.shape:
+            raise ValueError(f"indices: expected shape {dy.shape} (that of dy), "
+                             f"got {indices.shape}")
+        plane = x_shape[2] * x_shape[3]
+        if indices.size and (indices.min() < 0 or indices.max() >= plane):
+            raise ValueError(f"indices: values must lie in [0, {plane}) for x_shape {x_shape}")
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+    if x_shape[0] == 0:
+        return np.zeros(x_shape, np.float32)
+    return be.max_pool2d_backward(dy, indices, x_shape)
+
+
+# ---- activations --------------------------------------------------------------------
+
+
+def _unary(name):
+    def forward(x, *, backend=None):
+        be = _table(backend)
+        return getattr(be, name)(_array(be, "x", x))
+
+    def backward(x, dy, *, backend=None):
+        be = _table(backend)
+        x = _array(be, "x", x)
+        dy = _array(be, "dy", dy)
+        if dy.shape != x.shape:
+            raise ValueError(f"dy: expected shape {x.shape} (that of x), got {dy.shape}")
+        return getattr(be, name + "_backward")(x, dy)
+
+    forward.__name__, backward.__name__ = name, name + "_backward"
+    forward.__doc__ = f"Element-wise {name} of x (any shape)."
+    backward.__doc__ = (f"Gradient of {name} at x: dy times {name}'(x). Takes the forward "
+                        "input x, not its output.")
+    return forward, backward
+
+
+relu, relu_backward = _unary("relu")
+tanh, tanh_backward = _unary("tanh")
+sigmoid, sigmoid_backward = _unary("sigmoid")
+
+
+# ---- loss ------------------------------------------------------------------------------
+
+
+def softmax_cross_entropy(logits, labels, class_weights=None, *, backend=None):
+    """Mean softmax cross-entropy and its gradient, fused and stable.
+
+    Parameters
+    ----------
+    logits : array (N, K)
+    labels : integer array (N,), values in [0, K)
+    class_weights : array (K,), optional
+        Weights the loss as PyTorch does: ``sum(w[y_i] * l_i) / sum(w[y_i])``.
+
+    Returns
+    -------
+    loss : float
+        NaN for an empty batch, as PyTorch's mean over nothing.
+    dlogits : ndarray (N, K)
+    """
+    be = _table(backend)
+    logits = _array(be, "logits", logits, 2, "(batch, classes)")
+    n, k = logits.shape
+    if k < 1:
+        raise ValueError(f"logits: needs at least one class, got shape {logits.shape}")
+    if hasattr(be, "check_finite"):
+        be.check_finite("logits", logits)
+    else:
+        v.check_finite("logits", logits)
+    labels = (be.as_labels if hasattr(be, "as_labels") else v.as_labels)("labels", labels, n, k)
+    if class_weights is not None:
+        class_weights = _array(be, "class_weights", class_weights, 1, "(classes,)")
+        if class_weights.shape != (k,):
+            raise ValueError(f"class_weights: expected shape ({k},), got {class_weights.shape}")
+        if isinstance(class_weights, np.ndarray) and (
+            not np.isfinite(class_weights).all() or (class_weights < 0).any()
+        ):
+            raise ValueError("class_weights: must be finite and non-negative")
+    return be.softmax_cross_entropy(logits, labels, class_weights)
+
+
+# ---- fused optimizer updates (in place; used by fastseg.optim) -------------------------
+
+
+def _inplace(name, a, shape):
+    if not (hasattr(a, "shape") and a.dtype == np.float32 and a.shape == shape):
+        raise TypeError(f"{name}: expected a float32 array of shape {shape} to update in place, "
+                        f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    flags = getattr(a, "flags", None)
+    if flags is not None and not (flags.c_contiguous and flags.writeable):
+        raise ValueError(f"{name}: must be C-contiguous and writeable to be updated in place")
+    return a
+
+
+def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+               first_step=False, *, backend=None):
+    """One torch.optim.SGD step on p (in place); buf is the momentum buffer."""
+    be = _table(backend)
+    arrays = [_inplace(n, a, p.shape) for n, a in (("p", p), ("g", g), ("buf", buf))]
+    be.sgd_update(*arrays, float(lr), float(momentum), float(dampening), float(weight_decay),
+                  bool(nesterov), bool(first_step))
+
+
+def adam_update(p, g, m, v_, lr, beta1, beta2, eps, weight_decay, step, *, backend=None):
+    """One torch.optim.Adam step on p (in place); step counts from 1."""
+    be = _table(backend)
+    arrays = [_inplace(n, a, p.shape) for n, a in (("p", p), ("g", g), ("m", m), ("v", v_))]
+    be.adam_update(*arrays, float(lr), float(beta1), float(beta2), float(eps),
+                   float(weight_decay), v.as_int("step", step, minimum=1))
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max, *,
+                 backend=None):
+    """One torch.optim.Rprop step on p (in place)."""
+    be = _table(backend)
+    arrays = [_inplace(n, a, p.shape)
+              for n, a in (("p", p), ("g", g), ("prev", prev), ("step_size", step_size))]
+    be.rprop_update(*arrays, float(eta_minus), float(eta_plus), float(step_min), float(step_max))

@@ -29,8 +29,8 @@ class Sample:
     -----
     The record is frozen (attributes cannot be rebound) and compares by identity
     (``eq=False``), because element-wise ``==`` on arrays has no single truth value.
-    The arrays are made read-only so that a sample shared between a sampler and a
-    user cannot be changed behind either's back; take ``.copy()`` to edit one.
+    The arrays themselves stay writeable (read-only buffers break Cython-based
+    libraries such as scikit-image), so treat them as read-only by convention.
     """
 
     image: np.ndarray
@@ -62,10 +62,6 @@ class Sample:
                 )
             arrays[field] = arr
         for field, arr in arrays.items():
-            if arr.flags.writeable:
-                # Copy rather than freeze the caller's own array behind their back.
-                arr = arr.copy()
-                arr.flags.writeable = False
             object.__setattr__(self, field, arr)
         object.__setattr__(self, "name", str(self.name))
 

@@ -3,6 +3,7 @@
 The compiled kernels (C, AVX2/FMA GEMM, OpenMP) sit under a functional API,
 :mod:`fastseg.ops`, that runs on any backend (``"c"``, ``"numpy"``, ``"cuda"``).
 """
+from fastseg import models, nn, optim, train  # noqa: F401  (public sub-packages)
 from fastseg._config import (
     available_backends,
     get_backend,
@@ -10,6 +11,8 @@ from fastseg._config import (
     set_backend,
     set_num_threads,
 )
+from fastseg._random import seed  # noqa: F401
+from fastseg.io import load, save  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,129 @@
+"""Containers: Sequential (a chain), ModuleList (a list) and Parallel (branches)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from fastseg.nn.module import Module
+
+__all__ = ["Sequential", "ModuleList", "Parallel"]
+
+
+def _check_module(module, where):
+    if not isinstance(module, Module):
+        raise TypeError(f"{where}: expected a fastseg.nn.Module, got {type(module).__name__}")
+    return module
+
+
+class Sequential(Module):
+    """Modules applied in order; ``backward`` runs them in reverse.
+
+    ``Sequential(m0, m1, ...)`` names the children ``"0"``, ``"1"``, ... and
+    ``Sequential(OrderedDict(name=module, ...))`` uses the given names, as in
+    PyTorch. It is indexable (an int gives a module, a slice a Sequential),
+    iterable, and has ``len()``.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                setattr(self, str(name), _check_module(module, f"Sequential[{name!r}]"))
+        else:
+            for i, module in enumerate(modules):
+                setattr(self, str(i), _check_module(module, f"Sequential[{i}]"))
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def backward(self, dy):
+        for module in reversed(self._modules.values()):
+            dy = module.backward(dy)
+        return dy
+
+    def append(self, module: Module) -> Sequential:
+        setattr(self, str(len(self)), _check_module(module, "Sequential.append"))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(items[index]))
+        return items[index][1]
+
+
+class ModuleList(Module):
+    """A list of modules that registers them (children ``"0"``, ``"1"``, ...)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module: Module) -> ModuleList:
+        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        values = list(self._modules.values())
+        return ModuleList(values[index]) if isinstance(index, slice) else values[index]
+
+
+class Parallel(Module):
+    """One branch per input, outputs flattened and concatenated along dim 1.
+
+    This is the tri-planar network's joint: three conv towers, one per
+    orthogonal patch, feeding one fully connected layer. Its children live in
+    ``.branches`` (state dict keys ``branches.0.0.weight``, ...), as a PyTorch
+    module with ``self.branches = nn.ModuleList(...)`` would name them.
+
+    ``forward(inputs)`` takes a list or tuple with one array per branch and
+    returns an array (N, sum of the branches' flattened sizes); ``backward(dy)``
+    returns a list with the gradient of each input.
+    """
+
+    def __init__(self, *branches):
+        super().__init__()
+        if not branches:
+            raise ValueError("Parallel: needs at least one branch")
+        self.branches = ModuleList(branches)
+        self._shapes = None
+
+    def forward(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(self.branches):
+            got = (f"a {type(inputs).__name__} of {len(inputs)}"
+                   if isinstance(inputs, (list, tuple)) else type(inputs).__name__)
+            raise ValueError(f"Parallel: expected a list of {len(self.branches)} inputs, "
+                             f"one per branch, got {got}")
+        outputs = [branch(x) for branch, x in zip(self.branches, inputs, strict=True)]
+        batch = {out.shape[0] for out in outputs}
+        if len(batch) != 1:
+            raise ValueError(f"Parallel: the branches gave different batch sizes "
+                             f"{[out.shape[0] for out in outputs]}")
+        self._shapes = [out.shape for out in outputs] if self.training else None
+        return np.concatenate([out.reshape(out.shape[0], -1) for out in outputs], axis=1)
+
+    def backward(self, dy):
+        shapes = self._saved(self._shapes)
+        sizes = np.cumsum([int(np.prod(s[1:])) for s in shapes])[:-1]
+        parts = np.split(np.asarray(dy), sizes, axis=1)
+        return [branch.backward(np.ascontiguousarray(part).reshape(shape))
+                for branch, part, shape in zip(self.branches, parts, shapes, strict=True)]
+
+    def extra_repr(self) -> str:
+        return f"{len(self.branches)} branches"

@@ -1,0 +1,277 @@
+"""The layers with weights or geometry: Conv2d, Linear, MaxPool2d, Dropout, Flatten.
+
+Each calls :mod:`fastseg.ops`, so it runs on the current backend. In training
+mode ``forward`` keeps what ``backward`` needs; in eval mode it keeps nothing.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastseg import _random, ops
+from fastseg import _validate as v
+from fastseg.nn import init
+from fastseg.nn.module import Module, Parameter
+
+__all__ = ["Conv2d", "Linear", "MaxPool2d", "Dropout", "Flatten", "PixelLogits"]
+
+
+def _shape_of(x) -> tuple[int, ...]:
+    shape = getattr(x, "shape", None)
+    return tuple(np.shape(x)) if shape is None else tuple(shape)
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation), square kernels, as ``torch.nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (int, int)
+        A square kernel; a pair must hold two equal numbers.
+    stride, padding : int
+    bias : bool
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_channels, in_channels, k, k)
+    bias : Parameter (out_channels,) or None
+    kernel_size, stride, padding : int
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.in_channels = v.as_int("in_channels", in_channels, minimum=1)
+        self.out_channels = v.as_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = v.as_square("kernel_size", kernel_size)
+        self.stride = v.as_int("stride", stride, minimum=1)
+        self.padding = v.as_int("padding", padding, minimum=0)
+        fan_in = self.in_channels * self.kernel_size**2
+        shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+        self.weight = Parameter(init.default_weight(shape, fan_in))
+        if bias:
+            self.bias = Parameter(init.default_bias((self.out_channels,), fan_in))
+        else:
+            self.register_parameter("bias", None)
+        self._x = None
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Output (height, width) for an input of (height, width)."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise ValueError(f"{self._short_name()}: expected input of shape "
+                             f"(N, {self.in_channels}, H, W), got {shape}")
+        bias = None if self.bias is None else self.bias.data
+        y = ops.conv2d(x, self.weight.data, bias, self.stride, self.padding)
+        self._x = x if self.training else None
+        return y
+
+    def backward(self, dy):
+        x = self._saved(self._x)
+        dx, dw, db = ops.conv2d_backward(x, self.weight.data, dy, self.stride, self.padding)
+        self.weight.accumulate_grad(dw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(db)
+        return dx
+
+    def config(self) -> dict:
+        """The constructor arguments (for :func:`fastseg.save`)."""
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": self.padding, "bias": self.bias is not None}
+
+    def extra_repr(self) -> str:
+        k, s = self.kernel_size, self.stride
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size=({k}, {k}), stride=({s}, {s})"
+        if self.padding:
+            text += f", padding=({self.padding}, {self.padding})"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class Linear(Module):
+    """Fully connected layer ``y = x @ weight.T + bias``, as ``torch.nn.Linear``.
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+    bias : Parameter (out_features,) or None
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = v.as_int("in_features", in_features, minimum=1)
+        self.out_features = v.as_int("out_features", out_features, minimum=1)
+        self.weight = Parameter(init.default_weight((self.out_features, self.in_features),
+                                                    self.in_features))
+        if bias:
+            self.bias = Parameter(init.default_bias((self.out_features,), self.in_features))
+        else:
+            self.register_parameter("bias", None)
+        self._x = None
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        if len(shape) != 2 or shape[1] != self.in_features:
+            raise ValueError(f"{self._short_name()}: expected input of shape "
+                             f"(N, {self.in_features}), got {shape}")
+        y = ops.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        self._x = x if self.training else None
+        return y
+
+    def backward(self, dy):
+        x = self._saved(self._x)
+        dx, dw, db = ops.linear_backward(x, self.weight.data, dy)
+        self.weight.accumulate_grad(dw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(db)
+        return dx
+
+    def config(self) -> dict:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class MaxPool2d(Module):
+    """Max pooling without padding (floor mode); ``stride`` defaults to ``kernel_size``."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = v.as_square("kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else v.as_int("stride", stride,
+                                                                       minimum=1)
+        self._saved_state = None
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        k, s = self.kernel_size, self.stride
+        return (height - k) // s + 1, (width - k) // s + 1
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        if len(shape) != 4:
+            raise ValueError(f"{self._short_name()}: expected input of shape (N, C, H, W), "
+                             f"got {shape}")
+        y, indices = ops.max_pool2d(x, self.kernel_size, self.stride)
+        self._saved_state = (indices, shape) if self.training else None
+        return y
+
+    def backward(self, dy):
+        indices, shape = self._saved(self._saved_state)
+        return ops.max_pool2d_backward(dy, indices, shape)
+
+    def config(self) -> dict:
+        return {"kernel_size": self.kernel_size, "stride": self.stride}
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each input with probability `p` and scale the rest by 1/(1-p).
+
+    The mask is drawn from fastseg's generator (:func:`fastseg.seed`). In eval
+    mode it is the identity.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = float(p)
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training:
+            self._mask = None
+            return x
+        x = np.asarray(x)
+        if self.p == 1.0:
+            mask = np.zeros(x.shape, dtype=x.dtype)
+        else:
+            keep = _random.get_rng().random(x.shape, dtype=np.float32) >= self.p
+            mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        self._mask = mask
+        return x * mask
+
+    def backward(self, dy):
+        return np.asarray(dy) * self._saved(self._mask)
+
+    def config(self) -> dict:
+        return {"p": self.p}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Merge dimensions ``start_dim..end_dim`` into one (default: all but the batch)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = v.as_int("start_dim", start_dim)
+        self.end_dim = v.as_int("end_dim", end_dim)
+        self._shape = None
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        start, end = self.start_dim % len(shape), self.end_dim % len(shape)
+        if start > end:
+            raise ValueError(f"{self._short_name()}: start_dim comes after end_dim for an "
+                             f"input of shape {shape}")
+        merged = math.prod(shape[start:end + 1])
+        self._shape = shape if self.training else None
+        return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
+
+    def backward(self, dy):
+        return dy.reshape(self._saved(self._shape))
+
+    def config(self) -> dict:
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class PixelLogits(Module):
+    """Turn whole-image logits (N, K*H*W) into per-pixel rows (N*H*W, K).
+
+    The input vector of each image is read as a (K, H, W) block (class-major),
+    so row ``(n*H + i)*W + j`` of the output holds the K class scores of pixel
+    (i, j) of image n, and ``labels = masks.reshape(-1)`` fits it directly.
+    """
+
+    def __init__(self, num_classes, height, width):
+        super().__init__()
+        self.num_classes = v.as_int("num_classes", num_classes, minimum=1)
+        self.height = v.as_int("height", height, minimum=1)
+        self.width = v.as_int("width", width, minimum=1)
+        self._n = None
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        k, h, w = self.num_classes, self.height, self.width
+        if len(shape) != 2 or shape[1] != k * h * w:
+            raise ValueError(f"{self._short_name()}: expected input of shape (N, {k * h * w}), "
+                             f"got {shape}")
+        self._n = shape[0] if self.training else None
+        return np.ascontiguousarray(x.reshape(shape[0], k, h * w).transpose(0, 2, 1)
+                                    .reshape(-1, k))
+
+    def backward(self, dy):
+        n = self._saved(self._n)
+        k, hw = self.num_classes, self.height * self.width
+        return np.ascontiguousarray(dy.reshape(n, hw, k).transpose(0, 2, 1).reshape(n, k * hw))
+
+    def config(self) -> dict:
+        return {"num_classes": self.num_classes, "height": self.height, "width": self.width}
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, height={self.height}, width={self.width}"

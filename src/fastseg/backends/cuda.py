@@ -1,0 +1,248 @@
+"""The ``"cuda"`` backend: every op of :mod:`fastseg.ops` as Numba CUDA kernels.
+
+It runs on an NVIDIA GPU, or on the CPU under Numba's CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1`` set before numba is first imported), which is how
+the tests run it where there is no GPU. Install it with ``pip install
+"fastseg[cuda]"`` (numba-cuda).
+
+Arrays in, arrays out of the same kind: an op given NumPy arrays copies them
+to the GPU and returns NumPy arrays; given device arrays (Numba device
+arrays, or anything with ``__cuda_array_interface__`` such as CuPy arrays and
+CUDA torch tensors) it returns Numba device arrays and never touches the
+host, so a whole training step can stay on the GPU. The hooks
+:func:`as_float32`, :func:`as_indices`, :func:`as_labels` and
+:func:`check_finite` let :mod:`fastseg.ops` validate device arrays (shape,
+dtype, contiguity) without copying them.
+
+The kernels live in :mod:`fastseg.backends._cuda`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastseg import _validate as v
+
+try:
+    from numba import config as _numba_config
+    from numba import cuda as _cuda_api
+except ImportError as exc:  # the registry reports this as "not available"
+    raise ImportError(
+        f"numba-cuda is not installed ({exc}); install it with pip install 'fastseg[cuda]'"
+    ) from exc
+
+from fastseg.backends._cuda import as_device, is_device_array
+from fastseg.backends._cuda import conv as _conv
+from fastseg.backends._cuda import gemm as _gemm
+from fastseg.backends._cuda import loss as _loss
+from fastseg.backends._cuda import optim as _optim
+from fastseg.backends._cuda import pointwise as _pointwise
+
+
+def check_available() -> None:
+    """Raise RuntimeError saying why, unless a CUDA GPU or the simulator is usable."""
+    if _numba_config.ENABLE_CUDASIM:
+        return
+    try:
+        usable = _cuda_api.is_available()
+    except Exception as exc:  # a broken driver install raises rather than says False
+        raise RuntimeError(f"the CUDA driver could not be initialised: {exc}") from exc
+    if not usable:
+        raise RuntimeError(
+            "no usable CUDA GPU (numba.cuda.is_available() is False); to run the CUDA kernels "
+            "on the CPU simulator set NUMBA_ENABLE_CUDASIM=1 before numba is imported"
+        )
+
+
+# ---- hooks used by fastseg.ops to validate arguments ---------------------------------
+
+
+def as_float32(name, a, ndim=None, layout=""):
+    """A device array passes through (checked, not copied); anything else becomes a
+    C-contiguous float32 ndarray as for every backend."""
+    if not is_device_array(a):
+        return v.as_float32(name, a, ndim, layout)
+    a = as_device(a)
+    if a.dtype != np.float32:
+        raise TypeError(f"{name}: expected a float32 device array, got dtype {a.dtype} "
+                        "(device arrays are not converted; use .astype on the device first)")
+    if ndim is not None and a.ndim != ndim:
+        what = f" {layout}" if layout else ""
+        raise ValueError(f"{name}: expected a {ndim}-D array{what}, got shape {a.shape}")
+    if not a.is_c_contiguous():
+        raise ValueError(f"{name}: expected a C-contiguous device array, got strides "
+                         f"{a.strides} for shape {a.shape}")
+    return a
+
+
+def as_indices(name, indices, shape):
+    """Max-pooling indices of `shape` as int64 (host) or any integer dtype (device).
+
+    Their range depends on the pooled input's shape, which this hook is not
+    given: :func:`max_pool2d_backward` checks it.
+    """
+    if is_device_array(indices):
+        indices = as_device(indices)
+    else:
+        indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer indices, got dtype {indices.dtype}")
+    if tuple(indices.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (that of dy), "
+                         f"got {tuple(indices.shape)}")
+    if isinstance(indices, np.ndarray):
+        return np.ascontiguousarray(indices, dtype=np.int64)
+    if not indices.is_c_contiguous():
+        raise ValueError(f"{name}: expected a C-contiguous device array")
+    return indices
+
+
+def as_labels(name, labels, n, k):
+    """Labels checked as for every backend; device labels are checked on the host
+    (they are small) and returned as an int64 device array."""
+    if not is_device_array(labels):
+        return v.as_labels(name, labels, n, k)
+    labels = as_device(labels)
+    checked = v.as_labels(name, labels.copy_to_host(), n, k)
+    if labels.dtype == np.int64 and labels.is_c_contiguous():
+        return labels
+    return _cuda_api.to_device(checked)
+
+
+def check_finite(name, a):
+    """ValueError if `a` (host or device) holds a NaN or an infinity."""
+    if not is_device_array(a):
+        v.check_finite(name, a)
+    elif not _loss.all_finite(a):
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+# ---- host/device plumbing --------------------------------------------------------------
+
+
+class _Placement:
+    """Where an op's results go: to the device if any input came from there."""
+
+    def __init__(self, *arrays):
+        self.device = any(is_device_array(a) for a in arrays if a is not None)
+
+    @staticmethod
+    def put(a):
+        return None if a is None else as_device(a)
+
+    def get(self, a):
+        return a if self.device else a.copy_to_host()
+
+
+# ---- the operation table (names and signatures of numpy_backend) -----------------------
+
+
+def gemm(a, b, trans_a, trans_b):
+    where = _Placement(a, b)
+    return where.get(_gemm.gemm(where.put(a), where.put(b), trans_a, trans_b))
+
+
+def im2col(x, kernel_size, stride, padding):
+    where = _Placement(x)
+    return where.get(_conv.im2col(where.put(x), kernel_size, stride, padding))
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    where = _Placement(cols)
+    dx = _cuda_api.device_array(tuple(x_shape), dtype=np.float32)
+    return where.get(_conv.col2im(where.put(cols), dx, kernel_size, stride, padding))
+
+
+def conv2d(x, w, b, stride, padding):
+    where = _Placement(x, w, b)
+    return where.get(_conv.conv2d(where.put(x), where.put(w), where.put(b), stride, padding))
+
+
+def conv2d_backward(x, w, dy, stride, padding):
+    where = _Placement(x, w, dy)
+    grads = _conv.conv2d_backward(where.put(x), where.put(w), where.put(dy), stride, padding)
+    return tuple(where.get(g) for g in grads)
+
+
+def linear(x, w, b):
+    where = _Placement(x, w, b)
+    mode = _gemm.NO_BIAS if b is None else _gemm.BIAS_PER_COLUMN
+    y = _gemm.gemm(where.put(x), where.put(w), False, True, bias=where.put(b), bias_mode=mode)
+    return where.get(y)
+
+
+def linear_backward(x, w, dy):
+    where = _Placement(x, w, dy)
+    x, w, dy = where.put(x), where.put(w), where.put(dy)
+    dx = _gemm.gemm(dy, w)
+    dw = _gemm.gemm(dy, x, trans_a=True)
+    db = _conv.sum_outer_axes(dy.reshape(dy.shape[0], dy.shape[1], 1))
+    return where.get(dx), where.get(dw), where.get(db)
+
+
+def max_pool2d(x, kernel_size, stride):
+    where = _Placement(x)
+    y, indices = _pointwise.max_pool2d(where.put(x), kernel_size, stride)
+    return where.get(y), where.get(indices)
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    where = _Placement(dy, indices)
+    plane = x_shape[2] * x_shape[3]
+    if isinstance(indices, np.ndarray):
+        bad = indices.size and (indices.min() < 0 or indices.max() >= plane)
+    else:
+        bad = _pointwise.indices_outside(indices, plane) > 0
+    if bad:
+        raise ValueError(f"indices: values must lie in [0, {plane}) for x_shape "
+                         f"{tuple(x_shape)}")
+    dx = _pointwise.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
+    return where.get(dx)
+
+
+def _activation(name):
+    def forward(x):
+        where = _Placement(x)
+        return where.get(_pointwise.activation(name, where.put(x)))
+
+    def backward(x, dy):
+        where = _Placement(x, dy)
+        return where.get(_pointwise.activation_backward(name, where.put(x), where.put(dy)))
+
+    forward.__name__, backward.__name__ = name, f"{name}_backward"
+    return forward, backward
+
+
+relu, relu_backward = _activation("relu")
+tanh, tanh_backward = _activation("tanh")
+sigmoid, sigmoid_backward = _activation("sigmoid")
+
+
+def softmax_cross_entropy(logits, labels, class_weights):
+    where = _Placement(logits, labels, class_weights)
+    loss, dlogits = _loss.softmax_cross_entropy(where.put(logits), where.put(labels),
+                                                where.put(class_weights))
+    return loss, where.get(dlogits)
+
+
+def _in_place(update, arrays, written, *hyper):
+    """Run `update` on device copies of host arrays, then copy back those it wrote."""
+    device = [as_device(a) for a in arrays]
+    update(*device, *hyper)
+    for host, dev, wrote in zip(arrays, device, written, strict=True):
+        if wrote and not is_device_array(host):
+            dev.copy_to_host(host)
+
+
+def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    _in_place(_optim.sgd_update, (p, g, buf), (True, False, True), lr, momentum, dampening,
+              weight_decay, nesterov, first_step)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _in_place(_optim.adam_update, (p, g, m, v), (True, False, True, True), lr, beta1, beta2,
+              eps, weight_decay, step)
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    _in_place(_optim.rprop_update, (p, g, prev, step_size), (True, False, True, True),
+              eta_minus, eta_plus, step_min, step_max)

@@ -107,7 +107,8 @@ def test_linear(backend, n, i, o, rng):
     close(ops.linear(x, w, b, backend=backend), ref.linear(d64(x), d64(w), d64(b)), i)
     dy = f32(rng, n, o)
     got = ops.linear_backward(x, w, dy, backend=backend)
-    for g, r, k in zip(got, ref.linear_backward(d64(x), d64(w), d64(dy)), (o, n, n)):
+    for g, r, k in zip(got, ref.linear_backward(d64(x), d64(w), d64(dy)), (o, n, n),
+                       strict=True):
         close(g, r, k)
 
 
@@ -248,7 +249,7 @@ def test_one_and_two_threads_agree(backend, rng):
         assert fastseg.get_num_threads() == n
         y = ops.conv2d(x, w, backend=backend)
         results.append((y, *ops.conv2d_backward(x, w, y, backend=backend), ops.gemm(a, b)))
-    for one, two in zip(*results):
+    for one, two in zip(*results, strict=True):
         close(two, d64(one), 500)
 
 

@@ -22,7 +22,8 @@ def as_int(name: str, value, minimum: int | None = None) -> int:
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}") from None
+        kind = type(value).__name__
+        raise TypeError(f"{name}: expected an int, got {kind} {value!r}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     return value
@@ -43,7 +44,8 @@ def check_size(name: str, shape) -> None:
     for dim in shape:
         total *= int(dim)
     if total >= MAX_ELEMENTS:
-        raise ValueError(f"{name}: a result of shape {tuple(shape)} ({total} elements) is too large")
+        raise ValueError(f"{name}: a result of shape {tuple(shape)} ({total} elements) "
+                         "is too large")
 
 
 def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.ndarray:

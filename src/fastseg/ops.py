@@ -326,7 +326,13 @@ def _inplace(name, a, shape):
         raise TypeError(f"{name}: expected a float32 array of shape {shape} to update in place, "
                         f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
     flags = getattr(a, "flags", None)
-    if flags is not None and not (flags.c_contiguous and flags.writeable):
+    if isinstance(flags, dict):  # Numba device arrays report their flags as a dict
+        contiguous, writeable = flags.get("C_CONTIGUOUS", False), flags.get("WRITEABLE", True)
+    elif flags is not None:
+        contiguous, writeable = flags.c_contiguous, flags.writeable
+    else:
+        contiguous = writeable = True
+    if not (contiguous and writeable):
         raise ValueError(f"{name}: must be C-contiguous and writeable to be updated in place")
     return a
 

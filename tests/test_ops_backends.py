@@ -222,10 +222,13 @@ def test_other_dtypes_and_layouts_give_the_same_answer(backend, rng):
     xi = rng.integers(-3, 4, size=(2, 3, 9, 9))
     close(ops.conv2d(xi, w, backend=backend), ref.conv2d(xi.astype(float), d64(w), None, 1, 0),
           27)
-    a = f32(rng, 30, 20)
-    np.testing.assert_array_equal(ops.gemm(a.T.copy(), a, True, False, backend=backend),
-                                  ops.gemm(np.asfortranarray(a.T), a, True, False,
+    a, b = f32(rng, 30, 20), f32(rng, 30, 5)
+    np.testing.assert_array_equal(ops.gemm(a.copy(), b, True, False, backend=backend),
+                                  ops.gemm(np.asfortranarray(a), b[::1], True, False,
                                            backend=backend))
+    np.testing.assert_array_equal(ops.gemm(a.T[:, ::2], b[::2], backend=backend),
+                                  ops.gemm(np.ascontiguousarray(a.T[:, ::2]),
+                                           np.ascontiguousarray(b[::2]), backend=backend))
 
 
 def test_empty_batch_gives_empty_results(backend):

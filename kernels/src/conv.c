@@ -166,8 +166,12 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
             float *col = ws ? ws + slice * (size_t)omp_get_thread_num() : NULL;
 #pragma omp for schedule(static)
             for (fs_idx i = 0; i < n; i++) {
-                int st = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
-                                       ohw, direct, col, y + i * ys);
+                int st;
+                /* A one-thread team of our own: any orphaned barrier inside
+                 * the GEMM must bind to it, never to the image team. */
+#pragma omp parallel num_threads(1)
+                st = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
+                                   ohw, direct, col, y + i * ys);
                 if (st != FS_OK) {
 #pragma omp atomic write
                     status = st;
@@ -276,14 +280,16 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
         {
-            float *mine = ws + slice * (size_t)omp_get_thread_num();
+            float *mine = ws ? ws + slice * (size_t)omp_get_thread_num() : NULL;
             float *col = colsz ? mine : NULL;
-            float *dwp = dw ? mine + colsz : NULL;
+            float *dwp = dw && mine ? mine + colsz : NULL;
 #pragma omp for schedule(static)
             for (fs_idx i = 0; i < n; i++) {
-                int st = backward_image(x + i * xs, c, h, w, wt, f, k, stride, pad, ohw,
-                                        direct, dy + i * ys, col, dx ? dx + i * xs : NULL,
-                                        dwp, 0);
+                int st;
+#pragma omp parallel num_threads(1) /* see fs_conv2d_forward */
+                st = backward_image(x + i * xs, c, h, w, wt, f, k, stride, pad, ohw,
+                                    direct, dy + i * ys, col, dx ? dx + i * xs : NULL,
+                                    dwp, 0);
                 if (st != FS_OK) {
 #pragma omp atomic write
                     status = st;

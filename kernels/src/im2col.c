@@ -36,6 +36,29 @@ static fs_idx end_valid(fs_idx off, fs_idx size, fs_idx stride, fs_idx limit)
     return e < limit ? e : limit;
 }
 
+/* Row runs are short (16 floats for lai2d): a libc memcpy call costs more
+ * than the copy, so short runs go through fixed-size copies the compiler
+ * turns into plain vector moves. */
+static inline void copy_run(float *dst, const float *src, fs_idx len)
+{
+    if (len >= 64) {
+        memcpy(dst, src, (size_t)len * sizeof(float));
+        return;
+    }
+    fs_idx j = 0;
+    for (; j + 8 <= len; j += 8) memcpy(dst + j, src + j, 8 * sizeof(float));
+    if (j + 4 <= len) {
+        memcpy(dst + j, src + j, 4 * sizeof(float));
+        j += 4;
+    }
+    switch (len - j) {
+    case 3: dst[j + 2] = src[j + 2]; /* fall through */
+    case 2: dst[j + 1] = src[j + 1]; /* fall through */
+    case 1: dst[j] = src[j]; /* fall through */
+    default: break;
+    }
+}
+
 /* Below this many column entries, thread start-up costs more than it saves. */
 #define FS_IM2COL_PAR_MIN ((fs_idx)1 << 15)
 
@@ -79,8 +102,7 @@ void fs_im2col(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                 const fs_idx base = iy * w + off;
                 if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
                 if (stride == 1) {
-                    if (hi > lo)
-                        memcpy(dst + lo, src_plane + base + lo, (size_t)(hi - lo) * sizeof(float));
+                    if (hi > lo) copy_run(dst + lo, src_plane + base + lo, hi - lo);
                 } else {
                     for (fs_idx oj = lo; oj < hi; oj++) dst[oj] = src_plane[base + oj * stride];
                 }

@@ -1,0 +1,152 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""im2col/col2im and conv2d forward/backward wrappers (kernels/src/im2col.c,
+conv.c). Every shape relation the C code relies on is re-checked here, so no
+call can make it read or write outside the arrays it is given."""
+import numpy as np
+
+from fastseg._cy.kernels cimport (
+    FS_ENOMEM, FS_OK, fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_idx,
+    fs_im2col,
+)
+
+# Element counts beyond this cannot be addressed in bytes with 64-bit sizes.
+cdef object _MAX_ELEMS = (1 << 62) // 4
+
+
+cdef object _extent(str what, object size, object k, object stride, object pad):
+    """Output extent in Python integers (no overflow), checked for sense."""
+    if k < 1 or stride < 1 or pad < 0:
+        raise ValueError(f"{what}: need kernel_size >= 1, stride >= 1, padding >= 0 "
+                         f"(got {k}, {stride}, {pad})")
+    span = size + 2 * pad - k
+    if span < 0:
+        raise ValueError(f"{what}: kernel_size {k} is larger than the padded input "
+                         f"({size} + 2*{pad})")
+    return span // stride + 1
+
+
+cdef _check_total(str what, object count):
+    if count > _MAX_ELEMS:
+        raise ValueError(f"{what}: the output would have {count} elements, too many")
+
+
+cdef _status(int st, str what):
+    if st == FS_OK:
+        return
+    if st == FS_ENOMEM:
+        raise MemoryError(f"{what}: could not allocate the convolution workspace")
+    raise ValueError(f"{what}: the kernel rejected its arguments (status {st})")
+
+
+def im2col(const float[:, :, :, ::1] x, Py_ssize_t kernel_size, Py_ssize_t stride,
+           Py_ssize_t padding):
+    """(N, C, H, W) -> (C*k*k, N*OH*OW) column matrix."""
+    n, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    oh = _extent("im2col", h, kernel_size, stride, padding)
+    ow = _extent("im2col", w, kernel_size, stride, padding)
+    rows, ncols = c * kernel_size * kernel_size, n * oh * ow
+    _check_total("im2col", rows * ncols)
+    out = np.empty((rows, ncols), dtype=np.float32)
+    if rows == 0 or ncols == 0:
+        return out
+    cdef float[:, ::1] cv = out
+    cdef fs_idx cn = n, cc = c, ch = h, cw = w, k = kernel_size, s = stride, p = padding
+    cdef fs_idx ld = ncols
+    with nogil:
+        fs_im2col(&x[0, 0, 0, 0], cn, cc, ch, cw, k, s, p, &cv[0, 0], ld)
+    return out
+
+
+def col2im(const float[:, ::1] cols, tuple x_shape, Py_ssize_t kernel_size,
+           Py_ssize_t stride, Py_ssize_t padding):
+    """The adjoint of im2col: sums every column entry back into (N, C, H, W)."""
+    if len(x_shape) != 4 or any(int(d) < 0 for d in x_shape):
+        raise ValueError(f"col2im: x_shape must be 4 non-negative sizes, got {x_shape}")
+    n, c, h, w = (int(d) for d in x_shape)
+    oh = _extent("col2im", h, kernel_size, stride, padding)
+    ow = _extent("col2im", w, kernel_size, stride, padding)
+    rows, ncols = c * kernel_size * kernel_size, n * oh * ow
+    if cols.shape[0] != rows or cols.shape[1] != ncols:
+        raise ValueError(f"col2im: cols has shape ({cols.shape[0]}, {cols.shape[1]}), "
+                         f"expected ({rows}, {ncols}) for x_shape {x_shape}")
+    _check_total("col2im", n * c * h * w)
+    out = np.zeros((n, c, h, w), dtype=np.float32)
+    if rows == 0 or ncols == 0 or out.size == 0:
+        return out
+    cdef float[:, :, :, ::1] dv = out
+    cdef fs_idx cn = n, cc = c, ch = h, cw = w, k = kernel_size, s = stride, p = padding
+    cdef fs_idx ld = ncols
+    with nogil:
+        fs_col2im(&cols[0, 0], ld, cn, cc, ch, cw, k, s, p, &dv[0, 0, 0, 0])
+    return out
+
+
+cdef tuple _conv_shapes(str what, x, w, Py_ssize_t stride, Py_ssize_t padding):
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"{what}: w has {w.shape[1]} input channels, x has {x.shape[1]}")
+    if w.shape[2] != w.shape[3]:
+        raise ValueError(f"{what}: only square kernels are supported, w has shape "
+                         f"{tuple(w.shape[:4])}")
+    k = w.shape[2]
+    oh = _extent(what, x.shape[2], k, stride, padding)
+    ow = _extent(what, x.shape[3], k, stride, padding)
+    return k, oh, ow
+
+
+def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
+                   Py_ssize_t stride, Py_ssize_t padding):
+    """x (N,C,H,W), w (F,C,k,k), b (F,) or None -> y (N,F,OH,OW)."""
+    k, oh, ow = _conv_shapes("conv2d", x, w, stride, padding)
+    n, f = x.shape[0], w.shape[0]
+    cdef const float[::1] bv
+    cdef const float *pb = NULL
+    if b is not None:
+        bv = b
+        if bv.shape[0] != f:
+            raise ValueError(f"conv2d: b has {bv.shape[0]} entries, expected {f}")
+        if f > 0:
+            pb = &bv[0]
+    _check_total("conv2d", n * f * oh * ow)
+    if n == 0 or f == 0 or x.shape[1] == 0:
+        y = np.zeros((n, f, oh, ow), dtype=np.float32)
+        if b is not None:
+            y += np.asarray(b, dtype=np.float32).reshape(1, f, 1, 1)
+        return y
+    y = np.empty((n, f, oh, ow), dtype=np.float32)
+    cdef float[:, :, :, ::1] yv = y
+    cdef fs_idx cn = n, cc = x.shape[1], ch = x.shape[2], cw = x.shape[3]
+    cdef fs_idx cf = f, ck = k, s = stride, p = padding
+    cdef int st
+    with nogil:
+        st = fs_conv2d_forward(&x[0, 0, 0, 0], cn, cc, ch, cw, &w[0, 0, 0, 0], cf, ck, pb,
+                               s, p, &yv[0, 0, 0, 0])
+    _status(st, "conv2d")
+    return y
+
+
+def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                    const float[:, :, :, ::1] dy, Py_ssize_t stride, Py_ssize_t padding):
+    """Gradients of conv2d: returns (dx, dw, db)."""
+    k, oh, ow = _conv_shapes("conv2d_backward", x, w, stride, padding)
+    n, c, f = x.shape[0], x.shape[1], w.shape[0]
+    if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (n, f, oh, ow):
+        raise ValueError(f"conv2d_backward: dy has shape {(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}, "
+                         f"expected {(n, f, oh, ow)}")
+    dx = np.zeros((n, c, x.shape[2], x.shape[3]), dtype=np.float32)
+    dw = np.zeros((f, c, k, k), dtype=np.float32)
+    db = np.zeros((f,), dtype=np.float32)
+    if n == 0 or f == 0 or c == 0:
+        if n and f:
+            db[:] = np.asarray(dy).sum(axis=(0, 2, 3), dtype=np.float64)
+        return dx, dw, db
+    cdef float[:, :, :, ::1] dxv = dx
+    cdef float[:, :, :, ::1] dwv = dw
+    cdef float[::1] dbv = db
+    cdef fs_idx cn = n, cc = c, ch = x.shape[2], cw = x.shape[3]
+    cdef fs_idx cf = f, ck = k, s = stride, p = padding
+    cdef int st
+    with nogil:
+        st = fs_conv2d_backward(&x[0, 0, 0, 0], cn, cc, ch, cw, &w[0, 0, 0, 0], cf, ck, s, p,
+                                &dy[0, 0, 0, 0], &dxv[0, 0, 0, 0], &dwv[0, 0, 0, 0], &dbv[0])
+    _status(st, "conv2d_backward")
+    return dx, dw, db

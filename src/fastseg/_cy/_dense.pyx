@@ -1,0 +1,65 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Fully connected layer wrappers (kernels/src/dense.c)."""
+import numpy as np
+
+from fastseg._cy.kernels cimport FS_OK, fs_idx, fs_linear_backward, fs_linear_forward
+
+
+cdef _status(int st, str what):
+    if st != FS_OK:
+        raise MemoryError(f"{what}: could not allocate the GEMM workspace")
+
+
+def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
+    """x (N, I), w (O, I), b (O,) or None -> x @ w.T + b, shape (N, O)."""
+    n, i, o = x.shape[0], x.shape[1], w.shape[0]
+    if w.shape[1] != i:
+        raise ValueError(f"linear: w has {w.shape[1]} input features, x has {i}")
+    cdef const float[::1] bv
+    cdef const float *pb = NULL
+    if b is not None:
+        bv = b
+        if bv.shape[0] != o:
+            raise ValueError(f"linear: b has {bv.shape[0]} entries, expected {o}")
+        if o > 0:
+            pb = &bv[0]
+    if n == 0 or i == 0 or o == 0:
+        y = np.zeros((n, o), dtype=np.float32)
+        if b is not None:
+            y += np.asarray(b, dtype=np.float32)
+        return y
+    y = np.empty((n, o), dtype=np.float32)
+    cdef float[:, ::1] yv = y
+    cdef fs_idx cn = n, ci = i, co = o
+    cdef int st
+    with nogil:
+        st = fs_linear_forward(&x[0, 0], cn, ci, &w[0, 0], co, pb, &yv[0, 0])
+    _status(st, "linear")
+    return y
+
+
+def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:, ::1] dy):
+    """Gradients of linear: returns (dx (N, I), dw (O, I), db (O,))."""
+    n, i, o = x.shape[0], x.shape[1], w.shape[0]
+    if w.shape[1] != i:
+        raise ValueError(f"linear_backward: w has {w.shape[1]} input features, x has {i}")
+    if dy.shape[0] != n or dy.shape[1] != o:
+        raise ValueError(f"linear_backward: dy has shape ({dy.shape[0]}, {dy.shape[1]}), "
+                         f"expected ({n}, {o})")
+    dx = np.zeros((n, i), dtype=np.float32)
+    dw = np.zeros((o, i), dtype=np.float32)
+    db = np.zeros((o,), dtype=np.float32)
+    if n == 0 or i == 0 or o == 0:
+        if n and o:
+            db[:] = np.asarray(dy).sum(axis=0, dtype=np.float64)
+        return dx, dw, db
+    cdef float[:, ::1] dxv = dx
+    cdef float[:, ::1] dwv = dw
+    cdef float[::1] dbv = db
+    cdef fs_idx cn = n, ci = i, co = o
+    cdef int st
+    with nogil:
+        st = fs_linear_backward(&x[0, 0], cn, ci, &w[0, 0], co, &dy[0, 0],
+                                &dxv[0, 0], &dwv[0, 0], &dbv[0])
+    _status(st, "linear_backward")
+    return dx, dw, db

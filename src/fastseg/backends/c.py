@@ -1,0 +1,89 @@
+"""The ``"c"`` backend: fastseg's compiled kernels (kernels/) through the
+Cython wrappers in :mod:`fastseg._cy`.
+
+Arguments arrive validated and converted by :mod:`fastseg.ops` (float32,
+C-contiguous, int64 labels/indices); the wrappers still re-check every shape
+relation the C code depends on, so a caller that skips ``ops`` gets a
+ValueError, never an out-of-bounds access.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastseg._cy import _conv, _dense, _gemm, _loss, _optim, _pointwise, _pool
+
+
+def check_available():
+    """Importing this module is the check: the extensions are built or not."""
+
+
+def gemm(a, b, trans_a, trans_b):
+    return _gemm.sgemm(a, b, bool(trans_a), bool(trans_b))
+
+
+def im2col(x, kernel_size, stride, padding):
+    return _conv.im2col(x, kernel_size, stride, padding)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    return _conv.col2im(cols, tuple(int(d) for d in x_shape), kernel_size, stride, padding)
+
+
+def conv2d(x, w, b, stride, padding):
+    return _conv.conv2d_forward(x, w, b, stride, padding)
+
+
+def conv2d_backward(x, w, dy, stride, padding):
+    return _conv.conv2d_backward(x, w, dy, stride, padding)
+
+
+def linear(x, w, b):
+    return _dense.linear_forward(x, w, b)
+
+
+def linear_backward(x, w, dy):
+    return _dense.linear_backward(x, w, dy)
+
+
+def max_pool2d(x, kernel_size, stride):
+    return _pool.max_pool2d_forward(x, kernel_size, stride)
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    return _pool.max_pool2d_backward(dy, indices, tuple(int(d) for d in x_shape))
+
+
+relu = _pointwise.relu
+relu_backward = _pointwise.relu_backward
+tanh = _pointwise.tanh
+tanh_backward = _pointwise.tanh_backward
+sigmoid = _pointwise.sigmoid
+sigmoid_backward = _pointwise.sigmoid_backward
+
+
+def softmax_cross_entropy(logits, labels, class_weights):
+    return _loss.softmax_xent(logits, labels, class_weights)
+
+
+def _flat(name, a):
+    """A flat view that shares memory with `a` (in-place updates must land)."""
+    if a is None:
+        return None
+    if not (isinstance(a, np.ndarray) and a.flags.c_contiguous):
+        raise ValueError(f"{name}: must be a C-contiguous ndarray to be updated in place")
+    return a.reshape(-1)
+
+
+def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    _optim.sgd_update(_flat("p", p), _flat("g", g), _flat("buf", buf), lr, momentum,
+                      dampening, weight_decay, nesterov, first_step)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _optim.adam_update(_flat("p", p), _flat("g", g), _flat("m", m), _flat("v", v), lr,
+                       beta1, beta2, eps, weight_decay, step)
+
+
+def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
+    _optim.rprop_update(_flat("p", p), _flat("g", g), _flat("prev", prev),
+                        _flat("step_size", step_size), eta_minus, eta_plus, step_min, step_max)

@@ -282,3 +282,29 @@ def test_isa_is_reported_and_selectable():
     assert _config.isa() in ("avx2", "generic")
     with pytest.raises(ValueError, match="isa"):
         _runtime.select_isa("sse9")
+
+
+@pytest.mark.usefixtures("threads")
+def test_every_extension_module_shares_one_kernel_state():
+    # The kernels' process-wide state (threads, ISA, workspaces) must exist
+    # once: a static copy inside each extension module would make
+    # set_num_threads reach only some of the kernels.
+    import ctypes
+    import pathlib
+    import shutil
+    import subprocess
+
+    from fastseg._cy import _runtime
+
+    folder = pathlib.Path(_runtime.__file__).parent
+    libs = list(folder.glob("libfastseg_kernels*"))
+    assert len(libs) == 1
+    lib = ctypes.CDLL(str(libs[0]))
+    for n in (1, 2, 1):
+        fastseg.set_num_threads(n)
+        assert lib.fs_get_num_threads() == n
+    nm = shutil.which("nm")
+    for module in folder.glob("_*.so") if nm else []:
+        defined = subprocess.run([nm, "-D", "--defined-only", str(module)], check=True,
+                                 capture_output=True, text=True).stdout
+        assert "fs_get_num_threads" not in defined, f"{module.name} has its own kernel copy"

@@ -1,7 +1,7 @@
 /*
  * fastseg/kernels.h -- the C contract of fastseg's compiled kernels.
  *
- * Plain C99, no Python headers: the Cython wrappers (src/fastseg/_cy/*.pxd)
+ * Plain C99, no Python headers: the Cython wrappers (src/fastseg/_cy/kernels.pxd)
  * declare exactly these prototypes, and kernels/tests/ calls them directly.
  *
  * Conventions shared by every kernel:

@@ -3,13 +3,19 @@
  *
  * Five loops around one micro-kernel (see fastseg/blocking.h for the sizes):
  *   jc (NC) -> pc (KC) -> ic (MC) -> jr (NR) -> ir (MR) -> micro-kernel.
- * The packed B panel (KC x NC) is shared by all threads and packed by all of
- * them together; then threads split either the rows of C (the ic loop, each
- * thread packing its own A blocks) or, when M is too small to split evenly
- * (the convolution shapes: M = 20..128 filters, N = tens of thousands of
- * pixels), the jr loop over B micro-panels with one shared, double-buffered
- * A block. Edges are handled by zero-padded packed panels and a partial
- * store in the micro-kernel, so every element goes through the fast kernel.
+ * Threads: C is cut into a few large blocks along N (the jc loop) or, when
+ * A is the bigger operand, along M (the ic loop), and each thread runs the
+ * whole loop nest on the blocks it takes, with its own packing buffers. So
+ * there is no barrier inside a call: a thread the OS preempts (2 cores
+ * shared with other work) delays only its own block, and the blocks are
+ * handed out dynamically so the other thread takes up the rest. The price is
+ * packing the smaller operand once per block instead of once; block sizes
+ * keep that under ~2% (see split_plan). The convolution shapes (M = 20..128
+ * filters, N = tens of thousands of pixels) split along N, where the
+ * repacked operand (A) is tiny.
+ *
+ * Edges are handled by zero-padded packed panels and a partial store in
+ * the micro-kernel, so every element goes through the fast kernel.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,12 +24,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define FS_BARRIER() _Pragma("omp barrier")
-#else
-#define FS_BARRIER() ((void)0)
 #endif
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 #define ROUND_UP(a, b) (CEIL_DIV(a, b) * (b))
 
@@ -34,7 +38,8 @@
  * A pool of 64-byte-aligned buffers, grown on demand and reused across calls,
  * so the steady state allocates nothing. A call takes one workspace for its
  * duration (concurrent calls from several Python threads get different
- * ones); the OpenMP threads of that call share it. Every workspace stays
+ * ones) and gives each of its OpenMP threads a private slice. Every
+ * workspace stays
  * linked from static storage and is freed at exit, so leak checkers see no
  * loss and no thread's exit strands memory. */
 typedef struct fs_workspace {
@@ -122,20 +127,14 @@ typedef struct {
     const float *a, *b;
     float *c;
     fs_ukernel_fn ukernel;
-    fs_idx kcb, ncb;   /* K and N block sizes: KC/NC evened out over the blocks */
-    float *bp;         /* shared packed B panel */
-    float *ap;         /* A blocks, astride floats apart */
-    fs_idx astride;
-    int split_m;       /* 1: threads split the rows; 0: the B micro-panels */
+    fs_idx kcb;          /* K block: KC evened out over the blocks */
+    int split_n;         /* threads' blocks cut N (1) or M (0) */
+    fs_idx units;        /* NR panels (split_n) or MR tiles along the cut */
+    fs_idx tasks;        /* blocks along the cut */
+    float *ws;           /* per-thread packing space, ws_stride floats apart */
+    size_t ws_stride;
+    size_t bp_offset;    /* packed A at +0, packed B at +bp_offset */
 } gemm_job;
-
-/* [*lo, *hi): part t of nt of [0, count), sizes differing by at most one. */
-static void split_range(fs_idx count, int t, int nt, fs_idx *lo, fs_idx *hi)
-{
-    fs_idx base = count / nt, extra = count % nt;
-    *lo = t * base + MIN((fs_idx)t, extra);
-    *hi = *lo + base + ((fs_idx)t < extra);
-}
 
 static const float *a_at(const gemm_job *j, fs_idx i, fs_idx p)
 {
@@ -147,89 +146,95 @@ static const float *b_at(const gemm_job *j, fs_idx p, fs_idx col)
     return j->tb ? j->b + col * j->ldb + p : j->b + p * j->ldb + col;
 }
 
-/* jr and ir loops: micro-panels [q0, q1) of the packed B panel against every
- * micro-panel of the packed mc x kc A block. */
-static void macro_kernel(const gemm_job *j, fs_idx mc, fs_idx nc, fs_idx kc,
-                         fs_idx q0, fs_idx q1, const float *ap, const float *bp,
-                         float beta, float *c)
+/* Block size for `len` cut into pieces of at most `cap`, as even as the
+ * `unit` granularity allows: 150 rows run as 2 x 78, not 144 + 6. */
+static fs_idx even_block(fs_idx len, fs_idx cap, fs_idx unit)
 {
-    const fs_idx ldc = j->ldc;
-    for (fs_idx q = q0; q < q1; q++) {                       /* jr */
-        const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
-        const float *bq = bp + q * FS_NR * kc;
-        for (fs_idx i = 0; i < mc; i += FS_MR) {             /* ir */
-            const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
-            j->ukernel(kc, j->alpha, ap + i * kc, bq, beta, c + i * ldc + q * FS_NR, ldc, mr, nr);
-        }
-    }
+    fs_idx pieces = CEIL_DIV(len, cap);
+    return ROUND_UP(CEIL_DIV(len, pieces), unit);
 }
 
-/* The whole loop nest as seen by thread `tid` of `nt`. Every thread runs the
- * same jc/pc (and, when splitting N, ic) iterations so the barriers match. */
-static void gemm_thread(const gemm_job *j, int tid, int nt)
+/* The five loops over C[i0:i1, j0:j1], packing into ap / bp. */
+static void gemm_block(const gemm_job *j, fs_idx i0, fs_idx i1, fs_idx j0, fs_idx j1,
+                       float *ap, float *bp)
 {
-    /* Rows of C this thread owns when splitting M: whole MR tiles, even. */
-    fs_idx row0 = 0, row1 = j->m, mcb = MIN(j->m, (fs_idx)FS_GEMM_MC);
-    if (j->split_m) {
-        fs_idx t0, t1;
-        split_range(CEIL_DIV(j->m, FS_MR), tid, nt, &t0, &t1);
-        row0 = t0 * FS_MR;
-        row1 = MIN(t1 * FS_MR, j->m);
-    }
-    if (row1 > row0) {
-        /* Even MC blocks: 150 rows run as 2 x 78, not 144 + 6. */
-        fs_idx nblk = CEIL_DIV(row1 - row0, (fs_idx)FS_GEMM_MC);
-        mcb = ROUND_UP(CEIL_DIV(row1 - row0, nblk), (fs_idx)FS_MR);
-    }
-
-    for (fs_idx jc = 0; jc < j->n; jc += j->ncb) {                    /* jc */
-        const fs_idx nc = MIN(j->ncb, j->n - jc);
+    const fs_idx ncb = even_block(j1 - j0, FS_GEMM_NC, FS_NR);
+    const fs_idx mcb = even_block(i1 - i0, FS_GEMM_MC, FS_MR);
+    const fs_idx ldc = j->ldc;
+    for (fs_idx jc = j0; jc < j1; jc += ncb) {                          /* jc */
+        const fs_idx nc = MIN(ncb, j1 - jc);
         const fs_idx npanels = CEIL_DIV(nc, FS_NR);
-        for (fs_idx pc = 0; pc < j->k; pc += j->kcb) {                /* pc */
+        for (fs_idx pc = 0; pc < j->k; pc += j->kcb) {                  /* pc */
             const fs_idx kc = MIN(j->kcb, j->k - pc);
             /* Later K blocks accumulate onto what the first one wrote. */
             const float beta = pc == 0 ? j->beta : 1.0f;
-            fs_idx q0, q1;
-
-            FS_BARRIER(); /* nobody still reads the previous B panel / A blocks */
-            split_range(npanels, tid, nt, &q0, &q1);
-            fs_pack_b(j->tb, kc, nc, b_at(j, pc, jc), j->ldb, j->bp, q0, q1);
-            FS_BARRIER(); /* the whole B panel is packed */
-
-            if (j->split_m) {
-                float *ap = j->ap + tid * j->astride;
-                for (fs_idx ic = row0; ic < row1; ic += mcb) {        /* ic */
-                    const fs_idx mc = MIN(mcb, row1 - ic);
-                    fs_pack_a(j->ta, mc, kc, a_at(j, ic, pc), j->lda, ap, 0, CEIL_DIV(mc, FS_MR));
-                    macro_kernel(j, mc, nc, kc, 0, npanels, ap, j->bp, beta,
-                                 j->c + ic * j->ldc + jc);
-                }
-            } else {
-                /* Two A buffers: packing block i+1 may start while a slower
-                 * thread still multiplies block i; block i-1's buffer is free
-                 * because everyone passed the barrier after packing block i. */
-                split_range(npanels, tid, nt, &q0, &q1);
-                fs_idx blk = 0;
-                for (fs_idx ic = 0; ic < j->m; ic += mcb, blk++) {     /* ic */
-                    const fs_idx mc = MIN(mcb, j->m - ic);
-                    float *ap = j->ap + (blk & 1) * j->astride;
-                    fs_idx a0, a1;
-                    split_range(CEIL_DIV(mc, FS_MR), tid, nt, &a0, &a1);
-                    fs_pack_a(j->ta, mc, kc, a_at(j, ic, pc), j->lda, ap, a0, a1);
-                    FS_BARRIER();
-                    macro_kernel(j, mc, nc, kc, q0, q1, ap, j->bp, beta,
-                                 j->c + ic * j->ldc + jc);
+            fs_pack_b(j->tb, kc, nc, b_at(j, pc, jc), j->ldb, bp, 0, npanels);
+            for (fs_idx ic = i0; ic < i1; ic += mcb) {                  /* ic */
+                const fs_idx mc = MIN(mcb, i1 - ic);
+                fs_pack_a(j->ta, mc, kc, a_at(j, ic, pc), j->lda, ap, 0, CEIL_DIV(mc, FS_MR));
+                float *cblk = j->c + ic * ldc + jc;
+                for (fs_idx q = 0; q < npanels; q++) {                  /* jr */
+                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
+                    const float *bq = bp + q * FS_NR * kc;
+                    for (fs_idx i = 0; i < mc; i += FS_MR) {            /* ir */
+                        const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
+                        j->ukernel(kc, j->alpha, ap + i * kc, bq, beta,
+                                   cblk + i * ldc + q * FS_NR, ldc, mr, nr);
+                    }
                 }
             }
         }
     }
 }
 
-/* Relative load of the busiest thread (1.0 = perfect) when `units` equal
- * pieces are dealt to nt threads. */
-static double imbalance(fs_idx units, int nt)
+#ifdef _OPENMP
+/* [*lo, *hi): part t of nt of [0, count), sizes differing by at most one. */
+static void split_range(fs_idx count, fs_idx t, fs_idx nt, fs_idx *lo, fs_idx *hi)
 {
-    return units <= 0 ? 1.0 : (double)CEIL_DIV(units, (fs_idx)nt) * nt / (double)units;
+    fs_idx base = count / nt, extra = count % nt;
+    *lo = t * base + MIN(t, extra);
+    *hi = *lo + base + (t < extra);
+}
+
+/* Block t of the cut, run by thread `tid`. */
+static void gemm_task(const gemm_job *j, fs_idx t, int tid)
+{
+    fs_idx u0, u1;
+    split_range(j->units, t, j->tasks, &u0, &u1);
+    float *ap = j->ws + (size_t)tid * j->ws_stride;
+    float *bp = ap + j->bp_offset;
+    if (j->split_n)
+        gemm_block(j, 0, j->m, u0 * FS_NR, MIN(u1 * FS_NR, j->n), ap, bp);
+    else
+        gemm_block(j, u0 * FS_MR, MIN(u1 * FS_MR, j->m), 0, j->n, ap, bp);
+}
+#endif
+
+/* Repacking the smaller operand once per block costs about as much as
+ * ~PACK_COST_FLOPS flops per element (a strided read + a write, vs 100
+ * GFLOP/s of FMAs); blocks are made big enough that this stays ~2%. */
+#define PACK_COST_FLOPS 30.0
+#define PACK_OVERHEAD 0.02
+
+/* How to cut C among nt threads: along N when A is the smaller operand
+ * (it is what every block repacks), else along M; then as many blocks as
+ * the overhead allows, a multiple of nt so a quiet machine sees an even
+ * static-like split, several per thread where cheap so a preempted thread's
+ * share is picked up by the others. */
+static void split_plan(gemm_job *j, int nt)
+{
+    j->split_n = j->m <= j->n;
+    const fs_idx len = j->split_n ? j->n : j->m;   /* the dimension cut */
+    const fs_idx unit = j->split_n ? FS_NR : FS_MR;
+    j->units = CEIL_DIV(len, unit);
+    /* A block w wide along the cut does 2*other*w*k flops and repacks
+     * other*k elements (other = the uncut dimension), so the overhead is
+     * PACK_COST_FLOPS / (2*w): w >= PACK_COST_FLOPS / (2 * PACK_OVERHEAD). */
+    const fs_idx min_w = (fs_idx)(PACK_COST_FLOPS / (2.0 * PACK_OVERHEAD));
+    fs_idx tasks = len / (min_w > 0 ? min_w : 1);
+    tasks = MIN(tasks, 4 * (fs_idx)nt);      /* beyond this no balance to gain */
+    tasks = ROUND_UP(MAX(tasks, (fs_idx)1), (fs_idx)nt);
+    j->tasks = MIN(tasks, j->units);
 }
 
 /* C = beta * C, the whole answer when k == 0 or alpha == 0. */
@@ -260,47 +265,53 @@ int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
         .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
         .a = a, .b = b, .c = c, .ukernel = fs_gemm_ukernel(),
     };
-    /* Even blocks: k = 500 runs as 2 x 250, not 256 + 244 (same for N). */
+    /* Even blocks: k = 500 runs as 2 x 250, not 256 + 244. */
     j.kcb = CEIL_DIV(k, CEIL_DIV(k, (fs_idx)FS_GEMM_KC));
-    j.ncb = ROUND_UP(CEIL_DIV(n, CEIL_DIV(n, (fs_idx)FS_GEMM_NC)), (fs_idx)FS_NR);
 
     int nt = fs_get_num_threads();
     if ((double)m * (double)n * (double)k < FS_GEMM_PARALLEL_MIN_FMAS) nt = 1;
 #ifndef _OPENMP
     nt = 1;
 #endif
-    /* Split the rows unless that leaves a thread noticeably idle while the
-     * B micro-panels of one NC block would split evenly (small M). */
-    const double imb_m = imbalance(CEIL_DIV(m, FS_MR), nt);
-    const double imb_n = imbalance(CEIL_DIV(MIN(n, j.ncb), FS_NR), nt);
-    j.split_m = nt == 1 || imb_m <= imb_n + 0.03;
+    if (nt > 1) {
+        split_plan(&j, nt);
+        if (j.tasks < 2) nt = 1;
+        else if (j.tasks < nt) nt = (int)j.tasks;
+    }
+    if (nt == 1) {
+        j.split_n = 1;
+        j.units = 1;
+        j.tasks = 1;
+    }
 
-    const int nabuf = j.split_m ? nt : 2;
-    j.astride = ROUND_UP(MIN(m, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * j.kcb;
-    /* Each A buffer starts on a 64-byte boundary (16 floats). */
-    j.astride = ROUND_UP(j.astride, (fs_idx)16);
-    const size_t bfloats = (size_t)(ROUND_UP(MIN(n, j.ncb), (fs_idx)FS_NR) * j.kcb);
-    const size_t boff = ROUND_UP(bfloats, (size_t)16);
-    const size_t need = boff + (size_t)nabuf * (size_t)j.astride;
+    /* Per-thread space: an A block (MC x KC) and a B panel (KC x NC), each
+     * no bigger than this call needs, each 64-byte aligned. */
+    const size_t afloats = (size_t)(ROUND_UP(MIN(m, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * j.kcb);
+    const size_t bfloats = (size_t)(ROUND_UP(MIN(n, (fs_idx)FS_GEMM_NC), (fs_idx)FS_NR) * j.kcb);
+    j.bp_offset = ROUND_UP(afloats, (size_t)16);
+    j.ws_stride = j.bp_offset + ROUND_UP(bfloats, (size_t)16);
 
     fs_workspace *ws = ws_acquire();
     if (!ws) return FS_ENOMEM;
-    if (!ws_reserve(ws, need)) {
+    if (!ws_reserve(ws, j.ws_stride * (size_t)nt)) {
         ws_release(ws);
         return FS_ENOMEM;
     }
-    j.bp = ws->buf;
-    j.ap = ws->buf + boff;
+    j.ws = ws->buf;
 
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        gemm_thread(&j, omp_get_thread_num(), omp_get_num_threads());
-    } else
-#endif
-    {
-        gemm_thread(&j, 0, 1);
+    if (nt == 1) {
+        gemm_block(&j, 0, m, 0, n, j.ws, j.ws + j.bp_offset);
     }
+#ifdef _OPENMP
+    else {
+#pragma omp parallel num_threads(nt)
+        {
+            const int tid = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+            for (fs_idx t = 0; t < j.tasks; t++) gemm_task(&j, t, tid);
+        }
+    }
+#endif
     ws_release(ws);
     return FS_OK;
 }

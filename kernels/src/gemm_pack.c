@@ -19,6 +19,9 @@
 #define FS_PACK_SSE 1
 #endif
 
+/* Rows ahead to prefetch where packing reads short strided rows. */
+#define PACK_PREFETCH_ROWS 8
+
 /* One A panel of mr (<= MR) rows, generic path: any trans, any edge. */
 static void pack_a_panel_scalar(int trans, fs_idx mr, fs_idx kc, const float *a,
                                 fs_idx lda, float *ap)
@@ -58,25 +61,45 @@ static void pack_a_panel_n(fs_idx kc, const float *a, fs_idx lda, float *ap)
         for (fs_idx i = 0; i < FS_MR; i++) ap[p * FS_MR + i] = a[i * lda + p];
 }
 
-/* Full A panel, A transposed: each k step is MR contiguous floats. */
-static void pack_a_panel_t(fs_idx kc, const float *a, fs_idx lda, float *ap)
+/* Full A panels [q0, q1), A transposed: each k step of a panel is MR
+ * contiguous floats. Row by row across the panels, so every cache line of A
+ * is read once rather than once per panel it straddles. */
+static void pack_a_panels_t(fs_idx kc, fs_idx q0, fs_idx q1, const float *a, fs_idx lda,
+                            float *ap)
 {
-    for (fs_idx p = 0; p < kc; p++)
-        for (fs_idx i = 0; i < FS_MR; i++) ap[p * FS_MR + i] = a[p * lda + i];
+    for (fs_idx p = 0; p < kc; p++) {
+        const float *src = a + p * lda + q0 * FS_MR;
+        float *dst = ap + q0 * FS_MR * kc + p * FS_MR;
+#if defined(__GNUC__) || defined(__clang__)
+        /* Each row segment is only a few cache lines, too short for the
+         * hardware streamer to ramp up on; fetch a few rows ahead. */
+        if (p + PACK_PREFETCH_ROWS < kc) {
+            const char *ahead = (const char *)(src + PACK_PREFETCH_ROWS * lda);
+            for (fs_idx off = 0; off < (q1 - q0) * FS_MR * (fs_idx)sizeof(float); off += 64)
+                __builtin_prefetch(ahead + off);
+        }
+#endif
+        for (fs_idx q = q0; q < q1; q++, src += FS_MR, dst += FS_MR * kc)
+            for (fs_idx i = 0; i < FS_MR; i++) dst[i] = src[i];
+    }
 }
 
 void fs_pack_a(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
                float *ap, fs_idx panel0, fs_idx panel1)
 {
-    for (fs_idx q = panel0; q < panel1; q++) {
+    const fs_idx full = mc / FS_MR; /* panels without a ragged edge */
+    fs_idx q = panel0;
+    if (trans && panel0 < full) {
+        q = panel1 < full ? panel1 : full;
+        pack_a_panels_t(kc, panel0, q, a, lda, ap);
+    }
+    for (; q < panel1; q++) {
         const fs_idx i0 = q * FS_MR;
         const fs_idx mr = mc - i0 < FS_MR ? mc - i0 : FS_MR;
         const float *src = trans ? a + i0 : a + i0 * lda;
         float *dst = ap + q * FS_MR * kc;
         if (mr < FS_MR)
             pack_a_panel_scalar(trans, mr, kc, src, lda, dst);
-        else if (trans)
-            pack_a_panel_t(kc, src, lda, dst);
         else
             pack_a_panel_n(kc, src, lda, dst);
     }
@@ -96,11 +119,18 @@ static void pack_b_panel_scalar(int trans, fs_idx nr, fs_idx kc, const float *b,
     }
 }
 
-/* Full B panel, B not transposed: each k step is NR contiguous floats. */
-static void pack_b_panel_n(fs_idx kc, const float *b, fs_idx ldb, float *bp)
+/* Full B panels [q0, q1), B not transposed. Row by row across all the
+ * panels, so B is read as long unit-stride rows: going panel by panel would
+ * touch a new page every 64 bytes when ldb is large (N = 32768). */
+static void pack_b_panels_n(fs_idx kc, fs_idx q0, fs_idx q1, const float *b, fs_idx ldb,
+                            float *bp)
 {
-    for (fs_idx p = 0; p < kc; p++)
-        memcpy(bp + p * FS_NR, b + p * ldb, FS_NR * sizeof(float));
+    for (fs_idx p = 0; p < kc; p++) {
+        const float *src = b + p * ldb + q0 * FS_NR;
+        float *dst = bp + q0 * FS_NR * kc + p * FS_NR;
+        for (fs_idx q = q0; q < q1; q++, src += FS_NR, dst += FS_NR * kc)
+            memcpy(dst, src, FS_NR * sizeof(float));
+    }
 }
 
 /* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time. */
@@ -129,16 +159,20 @@ static void pack_b_panel_t(fs_idx kc, const float *b, fs_idx ldb, float *bp)
 void fs_pack_b(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
                float *bp, fs_idx panel0, fs_idx panel1)
 {
-    for (fs_idx q = panel0; q < panel1; q++) {
+    const fs_idx full = nc / FS_NR; /* panels without a ragged edge */
+    fs_idx q = panel0;
+    if (!trans && panel0 < full) {
+        q = panel1 < full ? panel1 : full;
+        pack_b_panels_n(kc, panel0, q, b, ldb, bp);
+    }
+    for (; q < panel1; q++) {
         const fs_idx j0 = q * FS_NR;
         const fs_idx nr = nc - j0 < FS_NR ? nc - j0 : FS_NR;
         const float *src = trans ? b + j0 * ldb : b + j0;
         float *dst = bp + q * FS_NR * kc;
         if (nr < FS_NR)
             pack_b_panel_scalar(trans, nr, kc, src, ldb, dst);
-        else if (trans)
-            pack_b_panel_t(kc, src, ldb, dst);
         else
-            pack_b_panel_n(kc, src, ldb, dst);
+            pack_b_panel_t(kc, src, ldb, dst);
     }
 }

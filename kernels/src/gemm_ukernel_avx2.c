@@ -59,6 +59,105 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
     }
 
     fs_idx p = kc;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* Four k steps in inline asm: with intrinsics gcc 12 shuffles the 12
+     * accumulators between registers and even spills some inside the loop
+     * (15 of 16 ymm registers are live). Operands pin them in registers. */
+    for (; p >= 4; p -= 4) {
+        __m256 b0, b1, av;
+        __asm__(
+        "vmovaps 0(%[b]), %[b0]\n\t"
+        "vmovaps 32(%[b]), %[b1]\n\t"
+        "prefetcht0 192(%[a])\n\t"
+        "vbroadcastss 0(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
+        "vbroadcastss 4(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
+        "vbroadcastss 8(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
+        "vbroadcastss 12(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
+        "vbroadcastss 16(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
+        "vbroadcastss 20(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
+        "vmovaps 64(%[b]), %[b0]\n\t"
+        "vmovaps 96(%[b]), %[b1]\n\t"
+        "vbroadcastss 24(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
+        "vbroadcastss 28(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
+        "vbroadcastss 32(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
+        "vbroadcastss 36(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
+        "vbroadcastss 40(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
+        "vbroadcastss 44(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
+        "vmovaps 128(%[b]), %[b0]\n\t"
+        "vmovaps 160(%[b]), %[b1]\n\t"
+        "prefetcht0 240(%[a])\n\t"
+        "vbroadcastss 48(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
+        "vbroadcastss 52(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
+        "vbroadcastss 56(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
+        "vbroadcastss 60(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
+        "vbroadcastss 64(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
+        "vbroadcastss 68(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
+        "vmovaps 192(%[b]), %[b0]\n\t"
+        "vmovaps 224(%[b]), %[b1]\n\t"
+        "vbroadcastss 72(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
+        "vbroadcastss 76(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
+        "vbroadcastss 80(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
+        "vbroadcastss 84(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
+        "vbroadcastss 88(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
+        "vbroadcastss 92(%[a]), %[av]\n\t"
+        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
+        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
+        : [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av),
+          [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+          [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+          [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
+        : [a] "r"(ap), [b] "r"(bp)
+        : "memory");
+        ap += 4 * FS_MR;
+        bp += 4 * FS_NR;
+    }
+#else
     for (; p >= 4; p -= 4) {
         _mm_prefetch((const char *)(ap + A_PREFETCH), _MM_HINT_T0);
         K_STEP();
@@ -67,6 +166,7 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
         K_STEP();
         K_STEP();
     }
+#endif
     for (; p > 0; p--) K_STEP();
 
     const __m256 va = _mm256_set1_ps(alpha);

@@ -6,30 +6,38 @@
  */
 #include "gemm_internal.h"
 
+/* Columns per pass: an MR x 8 accumulator is 12 SSE registers (of 16), so
+ * it stays in registers; the full MR x NR (24) would spill every k step. */
+#define HALF 8
+#if FS_NR % HALF != 0
+#error "NR must be a multiple of 8"
+#endif
+
 void fs_ukernel_generic(fs_idx kc, float alpha, const float *restrict ap,
                         const float *restrict bp, float beta, float *restrict c,
                         fs_idx ldc, int mr, int nr)
 {
-    float acc[FS_MR][FS_NR];
-    for (int i = 0; i < FS_MR; i++)
-        for (int j = 0; j < FS_NR; j++) acc[i][j] = 0.0f;
+    for (int h = 0; h < FS_NR && h < nr; h += HALF) {
+        float acc[FS_MR][HALF];
+        for (int i = 0; i < FS_MR; i++)
+            for (int j = 0; j < HALF; j++) acc[i][j] = 0.0f;
 
-    for (fs_idx p = 0; p < kc; p++) {
-        for (int i = 0; i < FS_MR; i++) {
-            const float av = ap[i];
-            for (int j = 0; j < FS_NR; j++) acc[i][j] += av * bp[j];
+        const float *a = ap, *b = bp + h;
+        for (fs_idx p = 0; p < kc; p++) {
+            for (int i = 0; i < FS_MR; i++)
+                for (int j = 0; j < HALF; j++) acc[i][j] += a[i] * b[j];
+            a += FS_MR;
+            b += FS_NR;
         }
-        ap += FS_MR;
-        bp += FS_NR;
-    }
 
-    /* beta == 0 must not read C: NaN there would survive 0 * NaN. */
-    if (beta == 0.0f) {
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++) c[i * ldc + j] = alpha * acc[i][j];
-    } else {
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++)
-                c[i * ldc + j] = alpha * acc[i][j] + beta * c[i * ldc + j];
+        const int w = nr - h < HALF ? nr - h : HALF;
+        /* beta == 0 must not read C: NaN there would survive 0 * NaN. */
+        for (int i = 0; i < mr; i++) {
+            float *cr = c + i * ldc + h;
+            if (beta == 0.0f)
+                for (int j = 0; j < w; j++) cr[j] = alpha * acc[i][j];
+            else
+                for (int j = 0; j < w; j++) cr[j] = alpha * acc[i][j] + beta * cr[j];
+        }
     }
 }

@@ -25,19 +25,27 @@
 
 /* KC: the B micro-panel (KC*NR*4 = 16 KiB) plus the streaming A micro-panel
  * (KC*MR*4 = 6 KiB) fit in the 32 KiB L1d with room for the C tile, and a
- * rank-256 update is long enough to amortise loading/storing the C tile. */
+ * rank-256 update is long enough to amortise loading/storing the C tile.
+ * (384 measured the same; 512 was slower on K = 500.) The
+ * #ifndef lets a tuning build try other values with -DFS_GEMM_KC=... */
+#ifndef FS_GEMM_KC
 #define FS_GEMM_KC 256
+#endif
 
 /* MC: the packed A block (MC*KC*4 = 144 KiB at 144) sits comfortably in the
  * 1 MiB L2 next to the B micro-panels streaming through it; a multiple of MR
- * so blocks hold whole micro-panels. Larger MC changed little in measurements
- * while making the split of small M between threads coarser. */
+ * so blocks hold whole micro-panels. 72..288 measured within noise of each
+ * other; 144 keeps the block well inside L2 with room for prefetched B. */
+#ifndef FS_GEMM_MC
 #define FS_GEMM_MC 144
+#endif
 
 /* NC: the packed B panel (KC*NC*4 ~ 4 MiB) stays in the shared L3 and is
  * reused by every MC block; a multiple of NR (255 micro-panels) so blocks
  * hold whole micro-panels. */
+#ifndef FS_GEMM_NC
 #define FS_GEMM_NC 4080
+#endif
 
 #if FS_GEMM_MC % FS_GEMM_MR != 0 || FS_GEMM_NC % FS_GEMM_NR != 0
 #error "MC must be a multiple of MR and NC a multiple of NR"

@@ -1,0 +1,172 @@
+/*
+ * fs_sgemm against fs_sgemm_ref: edge shapes around every blocking
+ * boundary, all transpose combinations, alpha/beta (beta == 0 over NaN),
+ * leading dimensions larger than needed, 1 and 2 threads, both ISAs, and two
+ * concurrent callers.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "fastseg/blocking.h"
+#include "fastseg/kernels.h"
+#include "harness.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MR FS_GEMM_MR
+#define NR FS_GEMM_NR
+
+static fs_rng rng;
+static long cases_run;
+
+/* One case; pad > 0 makes every leading dimension larger than the minimum
+ * (a sub-matrix view) and checks the padding is left untouched. */
+static void check_case(int ta, int tb, fs_idx m, fs_idx n, fs_idx k,
+                       float alpha, float beta, fs_idx pad)
+{
+    const fs_idx arows = ta ? k : m, acols = ta ? m : k;
+    const fs_idx brows = tb ? n : k, bcols = tb ? k : n;
+    const fs_idx lda = acols + pad, ldb = bcols + pad, ldc = n + pad;
+    const size_t asz = (size_t)(arows * lda), bsz = (size_t)(brows * ldb), csz = (size_t)(m * ldc);
+    float *a = fs_test_alloc(asz), *b = fs_test_alloc(bsz);
+    float *c = fs_test_alloc(csz), *want = fs_test_alloc(csz);
+    fs_fill_uniform(&rng, a, asz, -1.0f, 1.0f);
+    fs_fill_uniform(&rng, b, bsz, -1.0f, 1.0f);
+    if (beta == 0.0f) {
+        fs_fill_nan(c, csz); /* must not leak into the result */
+    } else {
+        fs_fill_uniform(&rng, c, csz, -1.0f, 1.0f);
+        /* Padding columns hold NaN: reading or writing them shows. */
+        for (fs_idx i = 0; i < m; i++)
+            for (fs_idx jj = n; jj < ldc; jj++) c[i * ldc + jj] = NAN;
+    }
+    memcpy(want, c, csz * sizeof(float));
+
+    fs_sgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, want, ldc);
+    int rc = fs_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    FS_CHECK(rc == FS_OK, "fs_sgemm returned %d", rc);
+
+    /* Float accumulation against the double oracle: error grows with k. */
+    const double atol = 2e-6 * (double)(k + 4) * (fabs(alpha) + fabs(beta) + 1.0);
+    int ok = 1;
+    for (fs_idx i = 0; i < m && ok; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "isa=%s threads=%d ta=%d tb=%d m=%lld n=%lld k=%lld "
+                 "alpha=%g beta=%g pad=%lld row %lld", fs_isa_name(), fs_get_num_threads(),
+                 ta, tb, (long long)m, (long long)n, (long long)k, alpha, beta,
+                 (long long)pad, (long long)i);
+        ok = fs_assert_close(name, c + i * ldc, want + i * ldc, (size_t)n, 1e-5, atol);
+        for (fs_idx jj = n; jj < ldc && ok; jj++)
+            if (!(beta == 0.0f ? isnan(c[i * ldc + jj]) : isnan(c[i * ldc + jj]))) {
+                FS_CHECK(0, "%s: padding column %lld was written", name, (long long)jj);
+                ok = 0;
+            }
+    }
+    cases_run++;
+    free(a); free(b); free(c); free(want);
+}
+
+static const float alphas[] = {1.0f, -0.5f, 2.0f, 1.0f, 0.0f};
+static const float betas[] = {0.0f, 1.0f, 0.0f, -1.5f, 0.5f};
+#define NAB ((int)(sizeof alphas / sizeof alphas[0]))
+
+static void run_all(void)
+{
+    const fs_idx small[] = {0, 1, 2, 3, 5, 7, 13, MR - 1, MR, MR + 1, NR - 1, NR + 1, 97};
+    const int ns = (int)(sizeof small / sizeof small[0]);
+    int idx = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int x = 0; x < ns; x++)
+                for (int y = 0; y < ns; y++)
+                    for (int z = 0; z < ns; z++, idx++) {
+                        /* alpha/beta and padding rotate so every shape sees a few. */
+                        int ab = idx % NAB;
+                        check_case(ta, tb, small[x], small[y], small[z], alphas[ab],
+                                   betas[ab], (idx / NAB) % 3 == 0 ? 3 : 0);
+                    }
+
+    /* Blocking boundaries: just past MC, KC (several K blocks, so the
+     * later ones accumulate with beta = 1), NC, and thread splits. */
+    const fs_idx big[][3] = {
+        {FS_GEMM_MC + 1, NR * 3 + 5, 9},
+        {2 * FS_GEMM_MC + 7, 33, FS_GEMM_KC + 1},
+        {MR + 1, 2 * NR - 1, 2 * FS_GEMM_KC + 3},
+        {7, FS_GEMM_NC + 13, 11},          /* parallel: several N blocks */
+        {3, 2 * FS_GEMM_NC + NR + 1, 13},  /* more blocks than threads */
+        {50, 1000, 37},
+        {131, 77, 300},
+        {20, 517, 25},
+    };
+    for (size_t s = 0; s < sizeof big / sizeof big[0]; s++)
+        for (int t = 0; t < 4; t++, idx++) {
+            int ab = idx % NAB;
+            if (alphas[ab] == 0.0f) ab = 1;
+            check_case(t >> 1, t & 1, big[s][0], big[s][1], big[s][2], alphas[ab], betas[ab],
+                       t == 3 ? 5 : 0);
+        }
+}
+
+/* Two callers at once (as two Python threads with the GIL released would
+ * be): each must get its own packing workspace. */
+static void run_concurrent(void)
+{
+#ifdef _OPENMP
+    const fs_idx m = 70, n = 90, k = 300;
+    float *a = fs_test_alloc(m * k), *b = fs_test_alloc(k * n);
+    float *c[2] = {fs_test_alloc(m * n), fs_test_alloc(m * n)};
+    float *want = fs_test_alloc(m * n);
+    fs_fill_uniform(&rng, a, m * k, -1, 1);
+    fs_fill_uniform(&rng, b, k * n, -1, 1);
+    fs_sgemm_ref(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, want, n);
+    int rc[2] = {0, 0};
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        for (int rep = 0; rep < 20 && t < 2; rep++)
+            rc[t] |= fs_sgemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c[t], n);
+    }
+    FS_CHECK(rc[0] == FS_OK && rc[1] == FS_OK, "concurrent calls failed");
+    fs_assert_close("concurrent caller 0", c[0], want, m * n, 1e-5, 1e-3);
+    fs_assert_close("concurrent caller 1", c[1], want, m * n, 1e-5, 1e-3);
+    free(a); free(b); free(c[0]); free(c[1]); free(want);
+#endif
+}
+
+int main(void)
+{
+    fs_rng_seed(&rng, 12345);
+
+    /* FASTSEG_ISA must have been honoured by the first use. */
+    const char *env = getenv("FASTSEG_ISA");
+    if (env && strcmp(env, "generic") == 0)
+        FS_CHECK(strcmp(fs_isa_name(), "generic") == 0, "FASTSEG_ISA=generic ignored: %s",
+                 fs_isa_name());
+    const char *initial = fs_isa_name();
+    FS_CHECK_EQ_INT(fs_select_isa("no-such-isa"), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_select_isa(NULL), FS_EVALUE);
+    FS_CHECK(strcmp(fs_isa_name(), initial) == 0, "a rejected name changed the ISA");
+    FS_CHECK_EQ_INT(fs_select_isa("generic"), FS_OK);
+    FS_CHECK(strcmp(fs_isa_name(), "generic") == 0, "select generic -> %s", fs_isa_name());
+    FS_CHECK_EQ_INT(fs_select_isa("auto"), FS_OK);
+
+    const char *isas[] = {"generic", "avx2"};
+    for (int s = 0; s < 2; s++) {
+        if (fs_select_isa(isas[s]) != FS_OK) {
+            printf("isa %s not available on this CPU: skipped\n", isas[s]);
+            FS_CHECK(strcmp(isas[s], "generic") != 0, "generic must always be selectable");
+            continue;
+        }
+        FS_CHECK(strcmp(fs_isa_name(), isas[s]) == 0, "selected %s, got %s", isas[s],
+                 fs_isa_name());
+        for (int threads = 1; threads <= 2; threads++) {
+            fs_set_num_threads(threads);
+            run_all();
+        }
+        run_concurrent();
+    }
+    printf("%ld gemm cases\n", cases_run);
+    return fs_test_done();
+}

@@ -32,9 +32,15 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(autouse=True)
+def _restore_process_settings():
+    """No test leaks a backend or thread-count change into the next one."""
+    backend, threads = fastseg.get_backend(), fastseg.get_num_threads()
+    yield
+    fastseg.set_backend(backend)
+    fastseg.set_num_threads(threads)
+
+
 @pytest.fixture
 def threads():
-    """Restore the kernel thread count after a test that changes it."""
-    before = fastseg.get_num_threads()
-    yield
-    fastseg.set_num_threads(before)
+    """For tests that change the kernel thread count (restored by the fixture above)."""

@@ -52,8 +52,12 @@ def _Lambda(fn):
 def _on(backend: str, run: Runner) -> Runner:
     """`run` with `backend` made current at each call: cases run interleaved."""
     def wrapped():
+        before = fastseg.get_backend()
         fastseg.set_backend(backend)
-        return run()
+        try:
+            return run()
+        finally:
+            fastseg.set_backend(before)
 
     return wrapped
 

@@ -59,8 +59,8 @@ def main():
                     a, b = _operands(m, k, n, ta, tb, rng)
                     opa = a.T if ta else a
                     opb = b.T if tb else b
-                    fns = {"fastseg": lambda: _gemm.sgemm(a, b, ta, tb),
-                           "numpy": lambda: np.matmul(opa, opb)}
+                    fns = {"fastseg": lambda a=a, b=b, ta=ta, tb=tb: _gemm.sgemm(a, b, ta, tb),
+                           "numpy": lambda opa=opa, opb=opb: np.matmul(opa, opb)}
                     reps = {key: _time(f, args.min_seconds)[1] for key, f in fns.items()}
                     samples = {key: [] for key in fns}
                     for _ in range(args.repeats):

@@ -13,6 +13,8 @@ from fastseg._config import (
 )
 from fastseg._random import seed  # noqa: F401
 from fastseg.io import load, save  # noqa: F401
+from fastseg.segment import segment  # noqa: F401  (the function shadows the module name)
+from fastseg.segmenter import Segmenter  # noqa: F401
 
 __version__ = "0.1.0"
 

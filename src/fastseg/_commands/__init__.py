@@ -1,0 +1,10 @@
+"""The implementations of the ``fastseg`` subcommands (the parser lives in :mod:`fastseg.cli`).
+
+One module per subcommand, plus :mod:`.files` for the file handling they share.
+Each ``run(args)`` returns an exit code and raises :class:`fastseg.cli.CLIError`
+(or ``ValueError``/``OSError``) for failures the user can fix.
+"""
+
+
+class CLIError(Exception):
+    """An error whose message is the whole story for the user (printed on one line)."""

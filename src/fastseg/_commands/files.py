@@ -1,0 +1,101 @@
+"""Files for the command line: finding input images, naming outputs, pairing, FOVs.
+
+Naming rule (documented in ``fastseg segment --help``): an input ``<stem>.<ext>``
+gives ``<stem>_prob.png`` (probability x 255), ``<stem>_mask.png`` (0/255) and
+``<stem>_overlay.png``. To pair files across folders (``fastseg evaluate``), a
+file's *key* is its lower-case stem with trailing ``_<tag>``/``-<tag>`` parts
+removed, the tags being those of :data:`fastseg.data.MASK_TAGS` plus ``prob``,
+``pred``, ``overlay``, ``test`` and ``training``; so DRIVE's ``01_test.tif``,
+``01_manual1.gif`` and ``01_test_mask.gif`` and the prediction
+``01_test_prob.png`` all have the key ``01``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fastseg._commands import CLIError
+from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS
+
+_EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
+_TAGS = frozenset(MASK_TAGS) | frozenset(_EXTRA_TAGS)
+
+
+def image_files(inputs) -> list[Path]:
+    """The image files named by `inputs` (files, or folders scanned one level deep)."""
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {p}")
+            files += found
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise CLIError(f"{p}: not an image file (expected one of "
+                               f"{', '.join(IMAGE_EXTENSIONS)})")
+            files.append(p)
+        else:
+            raise CLIError(f"no such file or folder: {p}")
+    if not files:
+        raise CLIError("no input images given")
+    return files
+
+
+def key(path) -> str:
+    """The pairing key of a file name (see the module docstring)."""
+    stem = Path(path).stem.lower()
+    for _ in range(3):
+        for sep in ("_", "-"):
+            head, found, tag = stem.rpartition(sep)
+            if found and head and tag in _TAGS:
+                stem = head
+                break
+        else:
+            break
+    return stem
+
+
+def tag(path) -> str:
+    """The last ``_``-separated part of a file's stem, lower case ("" when none)."""
+    head, found, last = Path(path).stem.lower().rpartition("_")
+    return last if found and head else ""
+
+
+def keyed(directory, what, skip_tags=()) -> dict:
+    """``{key: path}`` of the image files in `directory`; duplicate keys are an error."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise CLIError(f"{what} folder not found: {d}")
+    out = {}
+    for p in sorted(d.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS or tag(p) in skip_tags:
+            continue
+        k = key(p)
+        if k in out:
+            raise CLIError(f"two {what} files have the same key {k!r}: {out[k].name} and "
+                           f"{p.name}")
+        out[k] = p
+    if not out:
+        raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {what} folder {d}")
+    return out
+
+
+def estimate_fov(image) -> np.ndarray:
+    """A field of view from the image: pixels brighter than the dark surround.
+
+    The brightest channel (red in a fundus photograph) is thresholded at 8 % of
+    its 99th percentile, at least 10 grey levels: the camera's black surround
+    falls below, the retina (even its dark macula) above. An image without a
+    dark surround gets a FOV of (almost) every pixel, and one where nothing
+    passes gets the whole image.
+    """
+    arr = np.asarray(image)
+    lum = arr.max(axis=2) if arr.ndim == 3 else arr
+    lum = lum.astype(np.float32)
+    threshold = max(10.0, 0.08 * float(np.percentile(lum, 99)))
+    fov = lum > threshold
+    return fov if fov.any() else np.ones(lum.shape, bool)

@@ -1,0 +1,71 @@
+"""``fastseg train``: train a patch network on a data set and save it as a segmenter."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastseg import viz
+from fastseg._commands import CLIError
+
+#: Models `fastseg train` can fit: patch classifiers of one 2-D input.
+PATCH_MODELS = ("lai2d", "lai_stacked2d")
+
+
+def load_data(spec: str, images: int = 8, size=(292, 282), seed: int = 0):
+    """The training samples named by ``--data``.
+
+    ``synthetic`` (the built-in set), ``drive:ROOT`` (the DRIVE training split)
+    or ``folder:DIR`` (``DIR/images`` and ``DIR/masks``, plus ``DIR/fov`` when it
+    exists, paired as :func:`fastseg.data.load_folder` pairs them).
+    """
+    from fastseg import data
+
+    kind, _, where = spec.partition(":")
+    if kind == "synthetic" and not where:
+        return data.synthetic_fundus(images, shape=tuple(size), seed=seed, split="training")
+    if kind == "drive" and where:
+        return data.load_drive(where, "training")
+    if kind == "folder" and where:
+        root = Path(where)
+        if not root.is_dir():
+            raise CLIError(f"data folder not found: {root}")
+        fov = root / "fov"
+        return data.load_folder(root / "images", root / "masks",
+                                fov if fov.is_dir() else None)
+    raise CLIError(f"--data: expected synthetic, drive:ROOT or folder:DIR, got {spec!r}")
+
+
+def run(args) -> int:
+    from fastseg import models
+    from fastseg.segmenter import Segmenter
+
+    if args.model not in PATCH_MODELS:
+        why = ("it is not a model name" if args.model not in models.names() else
+               "it is not a patch classifier of one 2-D input")
+        raise CLIError(f"--model {args.model}: cannot train it here ({why}); choose one of "
+                       f"{', '.join(PATCH_MODELS)}")
+    out = Path(args.out)
+    checkpoint = out / "checkpoint.fseg"
+    if args.resume and not checkpoint.is_file():
+        raise CLIError(f"--resume: no checkpoint to resume from at {checkpoint}")
+    seed = 0 if args.seed is None else args.seed
+    samples = load_data(args.data, args.images, args.size, seed)
+    channels = args.channels or ("rgb" if args.model == "lai_stacked2d" else "green")
+    if channels == "rgb" and any(s.image.ndim == 2 for s in samples):
+        raise CLIError("--channels rgb needs colour images, but the data has greyscale ones")
+    seg = Segmenter(model=args.model, patch_size=args.patch_size, channels=channels,
+                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    optimizer=args.optimizer, seed=seed, batches_per_epoch=args.batches,
+                    model_kwargs={"hidden": args.hidden} if args.hidden else None)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"training {seg!r} on {len(samples)} image(s) from {args.data}")
+    seg.fit([s.image for s in samples], [s.mask for s in samples], [s.fov for s in samples],
+            checkpoint=checkpoint, resume=checkpoint if args.resume else None)
+    seg.save(out / "model.fseg")
+    history = {k: v for k, v in seg.history_.items() if k != "step_loss"}
+    viz._atomic_save(out / "history.json",
+                     lambda f: f.write((json.dumps(history, indent=2) + "\n").encode()))
+    viz.plot_curves(out / "curves.png", {"loss": history["loss"]}, title=f"{args.model} training")
+    losses = ", ".join(f"{v:.4f}" for v in history["loss"])
+    print(f"epoch losses: {losses}\nwrote {out / 'model.fseg'}, history.json, curves.png")
+    return 0

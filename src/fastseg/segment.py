@@ -1,0 +1,184 @@
+"""Whole-image segmentation with a patch classifier, computed densely and in tiles.
+
+:func:`segment` gives, at every pixel, the class-1 probability that the patch
+network gives for the patch :func:`fastseg.data.patches_at` cuts around that
+pixel, but it never cuts a patch. It pads the image once with
+:func:`fastseg.data.pad_for_patches` and runs the network's fully
+convolutional form (:mod:`fastseg._dense`) over it, one output tile at a
+time, so memory stays bounded whatever the image size.
+
+Shift-and-stitch makes pooling exact: with a total stride S the dense
+network yields the pixels ``dy, dy+S, ...`` of a row; running it on the S**2
+windows shifted by (dy, dx) and interleaving the results fills every pixel.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from fastseg import _dense
+from fastseg.data.patches import pad_for_patches
+
+__all__ = ["segment"]
+
+#: Largest intermediate array per tile that the automatic tile size aims for.
+TILE_BUDGET_BYTES = 96 * 2**20
+
+
+def _check_image(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"image: expected a real-valued array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise ValueError(f"image: expected (H, W) or (C, H, W) and non-empty, got shape "
+                         f"{np.shape(image)}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError("image: contains NaN or infinite values")
+    return arr
+
+
+def _check_fov(fov, hw) -> np.ndarray | None:
+    if fov is None:
+        return None
+    arr = np.asarray(fov)
+    if arr.shape != hw:
+        raise ValueError(f"fov: expected shape {hw} (that of the image), got {arr.shape}")
+    return arr.astype(bool, copy=False)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def auto_tile(dense: _dense.DensePlan, budget: int = TILE_BUDGET_BYTES) -> int:
+    """The largest tile side (a multiple of the stride, <= 512) within `budget` bytes."""
+    s, best = dense.stride, dense.stride
+    for t in range(s, 513, s):
+        if dense.bytes_for(t // s) > budget:
+            break
+        best = t
+    return best
+
+
+def _tiles(h, w, tile, fov):
+    """Top-left corners of the output tiles that hold at least one FOV pixel."""
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            if fov is None or fov[y0:y0 + tile, x0:x0 + tile].any():
+                yield y0, x0
+
+
+def _segment_tile(dense, padded, y0, x0, th, tw):
+    """Class-1 probabilities of the th x tw output block at (y0, x0)."""
+    s, k = dense.stride, dense.patch_size
+    block = np.empty((th, tw), np.float32)
+    for dy in range(min(s, th)):
+        ny = len(range(dy, th, s))
+        for dx in range(min(s, tw)):
+            nx = len(range(dx, tw, s))
+            # Pixel (y0+dy+s*i, x0+dx+s*j) has its patch at padded[y0+dy+s*i :+k, ...];
+            # the dense network over this window gives exactly those ny x nx outputs.
+            window = padded[None, :, y0 + dy:y0 + dy + s * (ny - 1) + k,
+                            x0 + dx:x0 + dx + s * (nx - 1) + k]
+            logits = dense.run(np.ascontiguousarray(window))[0, :, :ny, :nx]
+            block[dy::s, dx::s] = _dense.class1_probability(logits)
+    return block
+
+
+def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
+    """Class-1 (vessel) probability of every pixel of an image, from a patch classifier.
+
+    Parameters
+    ----------
+    model : fastseg.nn.Module
+        A patch classifier: convolutions (no padding), max pooling, activations and
+        dropout, then ``Flatten`` and ``Linear`` layers, giving at least two class
+        scores per patch (class 1 is the foreground), e.g. ``models.lai2d()``.
+    image : array_like, (H, W) or (C, H, W)
+        The network's input (already preprocessed, e.g. by
+        :func:`fastseg.data.preprocess`); converted to float32.
+    fov : array_like of bool, (H, W), optional
+        Field of view. Pixels outside it get probability 0, and tiles with no FOV
+        pixel are not computed at all.
+    patch_size : int, optional
+        The side K of the patches the network classifies. Default:
+        ``model.patch_size`` if set, else the smallest K consistent with the first
+        ``Linear`` layer.
+    tile : int, optional
+        Side of the square output block computed at once, from an input window of
+        (tile + K - 1)**2 pixels. Default: the largest (up to 512) whose biggest
+        intermediate array stays under :data:`TILE_BUDGET_BYTES`.
+    progress : bool, optional
+        Show a tqdm progress bar over the tiles. Default: when there are at least
+        16 tiles and stderr is a terminal.
+
+    Returns
+    -------
+    numpy.ndarray, (H, W) float32
+        Softmax probability of class 1. At every pixel it equals (to float32
+        rounding) ``softmax(model(patches_at(image, [[r, c]], K)))[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        A NaN or infinite image, a wrong rank, a channel count the network does not
+        take, a `fov` of another shape, or a network that cannot run densely (e.g.
+        zero padding inside the patch, which depends on where each patch sits).
+    TypeError
+        A `model` that is not a fastseg module, or a non-numeric image.
+
+    Notes
+    -----
+    The work is the network's fully convolutional form: convolutions run once over
+    the padded image, the first fully connected layer becomes a K_f x K_f
+    convolution over the final feature map (its weight reshaped from
+    ``(out, F*K_f*K_f)`` to ``(out, F, K_f, K_f)``) and later ones 1 x 1
+    convolutions. For lai2d that first layer costs about 12.8 M multiply-adds per
+    pixel, which dominates the run time.
+    """
+    if patch_size is None:
+        patch_size = _dense.infer_patch_size(model)
+    patch_size = _check_int("patch_size", patch_size, 1)
+    dense = _dense.plan(model, patch_size)
+    arr = _check_image(image)
+    if arr.shape[0] != dense.in_channels:
+        hint = ""
+        if np.ndim(image) == 3 and np.shape(image)[2] in (1, 3):
+            hint = ("; it looks like (H, W, C): pass fastseg.data.preprocess(image, fov) or "
+                    "image.transpose(2, 0, 1)")
+        raise ValueError(f"image: the network takes {dense.in_channels} channel(s), got "
+                         f"{arr.shape[0]} (image shape {np.shape(image)}, read as (C, H, W))"
+                         + hint)
+    h, w = arr.shape[1:]
+    mask = _check_fov(fov, (h, w))
+    tile = auto_tile(dense) if tile is None else _check_int("tile", tile, 1)
+
+    padded = pad_for_patches(arr, patch_size)
+    del arr
+    prob = np.zeros((h, w), np.float32)
+    corners = list(_tiles(h, w, tile, mask))
+    if progress is None:
+        progress = len(corners) >= 16 and sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(corners), desc="segment", unit="tile", leave=False)
+    try:
+        for y0, x0 in corners:
+            th, tw = min(tile, h - y0), min(tile, w - x0)
+            prob[y0:y0 + th, x0:x0 + tw] = _segment_tile(dense, padded, y0, x0, th, tw)
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    if mask is not None:
+        prob[~mask] = 0.0
+    return prob

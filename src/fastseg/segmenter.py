@@ -1,0 +1,304 @@
+""":class:`Segmenter`: a patch network, its patch size and its preprocessing, sklearn-style."""
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from types import SimpleNamespace
+
+import numpy as np
+
+from fastseg import _random, io, models, nn, optim, train
+from fastseg.data import PatchSampler, preprocess
+from fastseg.segment import segment
+
+__all__ = ["Segmenter"]
+
+_OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "rprop": optim.Rprop}
+_CHANNELS = {"green": 1, "grey": 1, "rgb": 3}
+#: Format version of the segmenter settings stored inside a model file.
+_SETTINGS_VERSION = 1
+
+
+class _EpochBatches:
+    """The batches of one epoch of a sampler, by epoch number (exact resume needs this)."""
+
+    def __init__(self, sampler, epoch):
+        self.sampler, self.epoch = sampler, epoch
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        for b in range(len(self.sampler)):
+            yield self.sampler.batch(self.epoch, b)
+
+
+class Segmenter:
+    """A vessel segmenter: network + patch size + preprocessing, with a scikit-learn API.
+
+    Parameters
+    ----------
+    model : str
+        A patch classifier of :mod:`fastseg.models` that takes one 2-D input
+        (``"lai2d"``, ``"lai_stacked2d"``).
+    patch_size : int
+        Side K of the patches (24 in Lai's report).
+    channels : {"green", "grey", "rgb"}
+        Network input made by :func:`fastseg.data.preprocess`: one channel (green or
+        luma) or three (rgb).
+    epochs : int
+    batch_size : int
+    lr : float
+        Learning rate.
+    optimizer : {"sgd", "adam", "rprop"}
+    momentum : float
+        SGD momentum (ignored by the others).
+    seed : int
+        Seeds weight initialisation and the patch sampler.
+    batches_per_epoch : int, optional
+        None: enough batches to visit every vessel pixel about once per epoch.
+    positive_fraction : float
+        Share of vessel patches per batch (0.5: balanced).
+    augment : bool
+        Random flips/rotations of the training patches.
+    model_kwargs : dict, optional
+        Extra arguments for the model builder (e.g. ``{"hidden": 256}``).
+    threshold : float
+        Probability above which :meth:`predict` calls a pixel vessel.
+    prior_correction : bool
+        Undo the class balance of the training batches in :meth:`predict_proba`.
+        A network trained on batches with a vessel share ``positive_fraction``
+        estimates P(vessel) for that share, not for the vessel share ``pi`` of
+        real images (about 12 %); Bayes' rule with the ratio of the priors
+        (Saerens et al., 2002) maps ``p`` to ``p*a / (p*a + (1-p)*b)`` with
+        ``a = pi/positive_fraction``, ``b = (1-pi)/(1-positive_fraction)``.
+        Without it a balanced network calls far too many pixels vessel at 0.5.
+
+    Attributes
+    ----------
+    model_ : fastseg.nn.Module
+        The trained network (after :meth:`fit` or :meth:`load`).
+    history_ : dict
+        What :func:`fastseg.train.fit` returned.
+    class_prior_ : float
+        Vessel share of the training FOVs, used by `prior_correction`.
+    """
+
+    def __init__(self, model="lai2d", patch_size=24, channels="green", epochs=5, batch_size=128,
+                 lr=0.01, optimizer="sgd", momentum=0.9, seed=0, batches_per_epoch=None,
+                 positive_fraction=0.5, augment=True, model_kwargs=None, threshold=0.5,
+                 prior_correction=True):
+        self.model = model
+        self.patch_size = patch_size
+        self.channels = channels
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.seed = seed
+        self.batches_per_epoch = batches_per_epoch
+        self.positive_fraction = positive_fraction
+        self.augment = augment
+        self.model_kwargs = model_kwargs
+        self.threshold = threshold
+        self.prior_correction = prior_correction
+
+    # ---- scikit-learn protocol ----------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls):
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        """The constructor arguments, as a dict (``deep`` is accepted for sklearn)."""
+        return {name: copy.deepcopy(getattr(self, name)) if deep else getattr(self, name)
+                for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor arguments; unknown names are a ``ValueError``. Returns self."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"Segmenter.set_params: unknown parameter {name!r}; valid: "
+                                 f"{valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                   if defaults[k].default != v]
+        fitted = "" if getattr(self, "model_", None) is None else "  # fitted"
+        return f"Segmenter({', '.join(changed)}){fitted}"
+
+    # ---- building --------------------------------------------------------------------------
+
+    def _check(self):
+        if self.channels not in _CHANNELS:
+            raise ValueError(f"channels: expected one of {sorted(_CHANNELS)}, got "
+                             f"{self.channels!r}")
+        if str(self.optimizer).lower() not in _OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
+                             f"{self.optimizer!r}")
+        for name in ("patch_size", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+
+    def _build(self):
+        kwargs = dict(self.model_kwargs or {})
+        kwargs.setdefault("in_channels", _CHANNELS[self.channels])
+        kwargs.setdefault("patch_size", int(self.patch_size))
+        return models.get(self.model, **kwargs)
+
+    def _optimizer(self, params):
+        name = str(self.optimizer).lower()
+        if name == "sgd":
+            return optim.SGD(params, lr=self.lr, momentum=self.momentum)
+        return _OPTIMIZERS[name](params, lr=self.lr)
+
+    def _input(self, image, fov):
+        return preprocess(image, fov, self.channels)
+
+    # ---- fitting and predicting ----------------------------------------------------------
+
+    def fit(self, images, masks, fovs=None, *, callbacks=(), checkpoint=None, resume=None,
+            progress=True):
+        """Train a fresh network on patches of the given images.
+
+        Parameters
+        ----------
+        images : sequence of array_like
+            (H, W, 3) RGB or (H, W) greyscale images (uint8 or float).
+        masks : sequence of array_like of bool
+            Vessel masks, one per image.
+        fovs : sequence of array_like of bool, optional
+            Fields of view (an entry may be None: the whole image).
+        callbacks, checkpoint, resume, progress
+            Passed to :func:`fastseg.train.fit`; callbacks get ``(epoch, model,
+            history)``.
+
+        Returns
+        -------
+        self
+        """
+        self._check()
+        images, masks = list(images), list(masks)
+        fovs = [None] * len(images) if fovs is None else list(fovs)
+        if not images or len(masks) != len(images) or len(fovs) != len(images):
+            raise ValueError(f"fit: need as many masks and fovs as images (got {len(images)} "
+                             f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
+        samples = [SimpleNamespace(image=np.asarray(i), mask=np.asarray(m, bool),
+                                   fov=None if f is None else np.asarray(f, bool))
+                   for i, m, f in zip(images, masks, fovs, strict=True)]
+        sampler = PatchSampler(samples, size=int(self.patch_size), batch_size=self.batch_size,
+                               channels=self.channels, positive_fraction=self.positive_fraction,
+                               augment=self.augment, seed=self.seed,
+                               batches_per_epoch=self.batches_per_epoch)
+        vessel = fov_pixels = 0
+        for smp in samples:
+            f = np.ones(smp.mask.shape, bool) if smp.fov is None else smp.fov
+            vessel, fov_pixels = vessel + int((smp.mask & f).sum()), fov_pixels + int(f.sum())
+        self.class_prior_ = vessel / max(fov_pixels, 1)
+        _random.seed(self.seed)
+        net = self._build()
+        opt = self._optimizer(net.parameters())
+        self.history_ = train.fit(net, lambda epoch: _EpochBatches(sampler, epoch),
+                                  nn.CrossEntropyLoss(), opt, epochs=int(self.epochs),
+                                  callbacks=list(callbacks), checkpoint=checkpoint,
+                                  resume=resume, progress=progress)
+        self.model_ = net.eval()
+        return self
+
+    def _fitted(self):
+        net = getattr(self, "model_", None)
+        if net is None:
+            raise RuntimeError("Segmenter: not fitted yet; call fit() or Segmenter.load()")
+        return net
+
+    def calibrate(self, prob):
+        """Apply the prior correction (see `prior_correction`) to raw network probabilities."""
+        prior = getattr(self, "class_prior_", None)
+        share = self.positive_fraction
+        if not self.prior_correction or prior is None or share is None or not 0 < share < 1:
+            return prob  # trained at the natural class ratio, or the prior is unknown
+        a, b = prior / share, (1 - prior) / (1 - share)
+        prob = np.asarray(prob, np.float32)
+        return (prob * a / np.maximum(prob * a + (1 - prob) * b, 1e-30)).astype(np.float32)
+
+    def predict_proba(self, image, fov=None, *, tile=None, progress=None):
+        """Vessel probability (H, W) float32 of every pixel (0 outside `fov`)."""
+        net = self._fitted()
+        fov = None if fov is None else np.asarray(fov, bool)
+        prob = segment(net, self._input(image, fov), fov=fov, patch_size=int(self.patch_size),
+                       tile=tile, progress=progress)
+        return self.calibrate(prob)
+
+    def predict(self, image, fov=None, threshold=None, **kwargs):
+        """Binary vessel mask (H, W): ``predict_proba >= threshold`` (default self.threshold)."""
+        t = self.threshold if threshold is None else threshold
+        return self.predict_proba(image, fov, **kwargs) >= t
+
+    # ---- files --------------------------------------------------------------------------
+
+    def save(self, path):
+        """Save the network and these settings to one pickle-free model file.
+
+        The file is an ordinary :func:`fastseg.save` model file (``fastseg.load``
+        reads the network from it) whose header also holds the settings.
+        """
+        net = self._fitted()
+        meta = {"architecture": io.describe(net),
+                "segmenter": {"version": _SETTINGS_VERSION,
+                              "params": self.get_params(),
+                              "class_prior": getattr(self, "class_prior_", None),
+                              "history": {k: v for k, v in getattr(self, "history_", {}).items()
+                                          if k != "step_loss"}}}
+        io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT, version=1)
+
+    @classmethod
+    def load(cls, path):
+        """Load a segmenter saved by :meth:`save`.
+
+        A plain model file (from :func:`fastseg.save`) is accepted too: the patch
+        size is inferred from the network and the channels from its input
+        (1: green, 3: rgb).
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            A missing, foreign, damaged or too new file (named in the message).
+        """
+        header, arrays = io.load_arrays(path, format=io.MODEL_FORMAT, max_version=1)
+        meta = header.get("meta")
+        try:
+            if not isinstance(meta, dict) or "architecture" not in meta:
+                raise ValueError("no architecture in the header")
+            net = io.build(meta["architecture"])
+            net.load_state_dict(arrays)
+        except ValueError as exc:
+            raise ValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
+        net.eval()
+        info = meta.get("segmenter")
+        if info is None:
+            from fastseg import _dense
+
+            size = _dense.infer_patch_size(net)
+            in_channels = _dense.plan(net, size).in_channels
+            self = cls(patch_size=size, channels="rgb" if in_channels == 3 else "green")
+        else:
+            if not isinstance(info, dict) or info.get("version", 0) > _SETTINGS_VERSION:
+                raise ValueError(f"cannot load {os.fspath(path)!r}: segmenter settings of an "
+                                 "unknown version; upgrade fastseg")
+            valid = cls._param_names()
+            params = {k: v for k, v in (info.get("params") or {}).items() if k in valid}
+            self = cls(**params)
+            self.history_ = info.get("history") or {}
+            prior = info.get("class_prior")
+            self.class_prior_ = float(prior) if isinstance(prior, (int, float)) else None
+        self.model_ = net
+        return self

@@ -1,0 +1,299 @@
+"""Pictures: masks, probability maps, overlays, training curves and the training GIF.
+
+Everything here works with Pillow alone; matplotlib (the optional ``viz`` extra)
+only makes the curve plot nicer. Every file is written atomically: to a
+temporary file in the same folder, then :func:`os.replace`, so an interrupted
+run never leaves half a PNG under the real name.
+
+Overlay colours (:func:`overlay_comparison`): **green** true positive (vessel in
+truth and prediction), **red** false positive (predicted, not in the truth),
+**blue** false negative (missed vessel). :func:`overlay_mask` paints one mask
+in a single colour (green by default).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = [
+    "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
+    "overlay_mask", "overlay_comparison", "save_image", "training_frames", "save_gif",
+    "plot_curves",
+]
+
+TP_COLOR = (0, 200, 0)
+FP_COLOR = (230, 0, 0)
+FN_COLOR = (30, 80, 255)
+
+
+# ---- arrays to pictures ------------------------------------------------------------
+
+
+def to_rgb(image) -> np.ndarray:
+    """An (H, W, 3) uint8 picture of an image.
+
+    uint8 (H, W) or (H, W, 3) images are used as they are; anything else (e.g. a
+    float network input, (C, H, W) included) is stretched from its 1st to 99th
+    percentile to 0..255 so it is visible.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3) or arr.size == 0:
+        raise ValueError(f"image: expected (H, W), (H, W, 3) or (C, H, W), got shape "
+                         f"{np.shape(image)}")
+    if arr.dtype != np.uint8:
+        a = np.nan_to_num(arr.astype(np.float32))
+        lo, hi = np.percentile(a, [1, 99])
+        a = (a - lo) / (hi - lo) if hi > lo else a - lo
+        arr = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(arr)
+
+
+def _as_mask(mask, shape, name="mask") -> np.ndarray:
+    m = np.asarray(mask)
+    if m.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {m.shape}")
+    return m.astype(bool, copy=False)
+
+
+def mask_image(mask) -> np.ndarray:
+    """A binary mask as an (H, W) uint8 picture: 255 for True, 0 for False."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask: expected (H, W), got shape {m.shape}")
+    return np.where(m.astype(bool), np.uint8(255), np.uint8(0))
+
+
+def probability_image(prob) -> np.ndarray:
+    """Probabilities in [0, 1] as an (H, W) uint8 picture (0 -> black, 1 -> white)."""
+    p = np.asarray(prob, dtype=np.float32)
+    if p.ndim != 2:
+        raise ValueError(f"prob: expected (H, W), got shape {p.shape}")
+    return (np.clip(np.nan_to_num(p), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def overlay_mask(image, mask, color=TP_COLOR, alpha=0.6) -> np.ndarray:
+    """Paint `mask` over `image` in one colour; returns (H, W, 3) uint8."""
+    rgb = to_rgb(image)
+    m = _as_mask(mask, rgb.shape[:2])
+    out = rgb.astype(np.float32)
+    out[m] = (1 - alpha) * out[m] + alpha * np.asarray(color, np.float32)
+    return (out + 0.5).astype(np.uint8)
+
+
+def overlay_comparison(image, pred, truth, fov=None, alpha=0.6) -> np.ndarray:
+    """Prediction against truth on the image: TP green, FP red, FN blue.
+
+    Parameters
+    ----------
+    image : array_like
+        (H, W), (H, W, 3) or (C, H, W); see :func:`to_rgb`.
+    pred, truth : array_like of bool, (H, W)
+    fov : array_like of bool, (H, W), optional
+        Only pixels inside it are coloured.
+    alpha : float
+        Opacity of the colours.
+
+    Returns
+    -------
+    numpy.ndarray, (H, W, 3) uint8
+    """
+    rgb = to_rgb(image)
+    hw = rgb.shape[:2]
+    p, t = _as_mask(pred, hw, "pred"), _as_mask(truth, hw, "truth")
+    if fov is not None:
+        f = _as_mask(fov, hw, "fov")
+        p, t = p & f, t & f
+    out = rgb.astype(np.float32)
+    for sel, color in ((p & t, TP_COLOR), (p & ~t, FP_COLOR), (~p & t, FN_COLOR)):
+        out[sel] = (1 - alpha) * out[sel] + alpha * np.asarray(color, np.float32)
+    return (out + 0.5).astype(np.uint8)
+
+
+# ---- files -----------------------------------------------------------------------------
+
+
+def _atomic_save(path, save) -> None:
+    """Call ``save(file)`` on a temporary file next to `path`, then rename it over `path`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            save(f)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _format_of(path) -> str:
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG",
+               ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+    if ext not in formats:
+        raise ValueError(f"path: cannot tell the image format of {os.fspath(path)!r}; "
+                         f"use one of {sorted(formats)}")
+    return formats[ext]
+
+
+def save_image(path, picture) -> None:
+    """Write an (H, W) or (H, W, 3) uint8 picture (PNG, GIF, JPEG, TIFF by extension)."""
+    arr = np.asarray(picture)
+    if arr.dtype == bool:
+        arr = mask_image(arr)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise ValueError(f"picture: expected (H, W) or (H, W, 3) uint8, got shape {arr.shape} "
+                         f"dtype {arr.dtype}")
+    fmt = _format_of(path)
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    _atomic_save(path, lambda f: img.save(f, format=fmt))
+
+
+# ---- the training GIF ---------------------------------------------------------------------
+
+
+def _captioned(picture: np.ndarray, caption: str, min_width: int = 160) -> Image.Image:
+    """The picture (enlarged to at least `min_width` pixels) under a caption strip.
+
+    The caption may hold two lines separated by a newline.
+    """
+    img = Image.fromarray(to_rgb(picture))
+    if img.width < min_width:
+        scale = -(-min_width // img.width)
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    strip = 14 * (caption.count("\n") + 1) + 4
+    out = Image.new("RGB", (img.width, img.height + strip), (0, 0, 0))
+    out.paste(img, (0, strip))
+    ImageDraw.Draw(out).multiline_text((3, 2), caption, fill=(255, 255, 255), spacing=2)
+    return out
+
+
+def training_frames(image, truth, prob, fov=None, epoch=None, threshold=0.5) -> list:
+    """The five frames the training GIF shows for one epoch.
+
+    Original -> true mask -> predicted mask -> true overlay -> predicted overlay,
+    as the DRIVE re-implementation's animation, each with a caption naming it
+    (and the epoch).
+
+    Returns
+    -------
+    list of PIL.Image.Image
+    """
+    pred = np.asarray(prob) >= threshold
+    if fov is not None:
+        pred = pred & np.asarray(fov, bool)
+    tag = "" if epoch is None else f"epoch {epoch}\n"
+    pictures = [
+        (image, "original"),
+        (mask_image(truth), "true mask"),
+        (mask_image(pred), "predicted mask"),
+        (overlay_mask(image, truth), "true overlay"),
+        (overlay_comparison(image, pred, truth, fov), "predicted (TP/FP/FN)"),
+    ]
+    return [_captioned(p, tag + c) for p, c in pictures]
+
+
+def save_gif(path, frames, duration_ms=600, loop=0) -> None:
+    """Write frames (PIL images or uint8 arrays) as an animated GIF, atomically."""
+    frames = [f if isinstance(f, Image.Image) else Image.fromarray(to_rgb(f)) for f in frames]
+    if not frames:
+        raise ValueError("frames: need at least one frame")
+    size = frames[0].size
+    frames = [f.convert("RGB").resize(size) if f.size != size else f.convert("RGB")
+              for f in frames]
+    first, rest = frames[0], frames[1:]
+    _atomic_save(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
+                                            duration=duration_ms, loop=loop))
+
+
+# ---- curves ---------------------------------------------------------------------------------
+
+
+def _finite_series(series: dict) -> dict:
+    out = {}
+    for name, values in series.items():
+        vals = [float(v) for v in values]
+        if vals:
+            out[str(name)] = vals
+    if not out:
+        raise ValueError("series: nothing to plot")
+    return out
+
+
+def plot_curves(path, series, title="training", xlabel="epoch", use_matplotlib=None) -> None:
+    """Plot named curves (e.g. ``{"loss": [...], "dice": [...]}``) to a PNG.
+
+    With matplotlib installed each series gets its own panel; without it (or with
+    ``use_matplotlib=False``) a simple chart is drawn with Pillow, each series
+    scaled to its own range.
+    """
+    series = _finite_series(series)
+    if use_matplotlib is None or use_matplotlib:
+        try:
+            import matplotlib
+        except ImportError:
+            if use_matplotlib:
+                raise
+        else:
+            del matplotlib
+            _plot_matplotlib(path, series, title, xlabel)
+            return
+    _plot_pillow(path, series, title, xlabel)
+
+
+def _plot_matplotlib(path, series, title, xlabel):
+    # The object API (no pyplot) needs no GUI backend and keeps no global figure.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(series), 3.2))
+    axes = fig.subplots(1, len(series), squeeze=False)
+    for ax, (name, vals) in zip(axes[0], series.items(), strict=True):
+        ax.plot(range(1, len(vals) + 1), vals, marker="o", markersize=3)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=100))
+
+
+_PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+
+
+def _plot_pillow(path, series, title, xlabel):
+    w, h, margin = 640, 360, 40
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([margin, margin, w - margin, h - margin], outline=(0, 0, 0))
+    draw.text((margin, 10), title, fill=(0, 0, 0))
+    draw.text((w // 2 - 20, h - margin + 12), xlabel, fill=(0, 0, 0))
+    n = max(len(v) for v in series.values())
+    for i, (name, vals) in enumerate(series.items()):
+        color = _PALETTE[i % len(_PALETTE)]
+        finite = [v for v in vals if math.isfinite(v)]
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        span = hi - lo or 1.0
+        points = [(margin + (w - 2 * margin) * (j / max(n - 1, 1)),
+                   h - margin - (h - 2 * margin) * ((v - lo) / span))
+                  for j, v in enumerate(vals) if math.isfinite(v)]
+        if len(points) > 1:
+            draw.line(points, fill=color, width=2)
+        for x, y in points:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
+        draw.text((w - margin - 170, margin + 6 + 14 * i),
+                  f"{name} [{lo:.3g}, {hi:.3g}]", fill=color)
+    _atomic_save(path, lambda f: img.save(f, format="PNG"))

@@ -1,0 +1,184 @@
+"""Dense segmentation equals per-patch classification, in tiles, with bounded memory."""
+import importlib
+import tracemalloc
+
+import numpy as np
+import pytest
+from _segment_helpers import all_pixels, reference_probability, usable_backend  # noqa: F401
+
+import fastseg
+from fastseg import nn, segment
+
+# fastseg.segment is the function; the module is reached through importlib.
+segment_module = importlib.import_module("fastseg.segment")
+
+
+def tiny_net(in_channels=1, patch=9, pool=False, hidden=6, strided=False):
+    """conv3 -> ReLU [-> maxpool2] -> conv3 -> Tanh -> Flatten -> Linear -> Sigmoid
+    -> Dropout -> Linear(2); `strided` makes the second conv stride 2 instead."""
+    layers = [nn.Conv2d(in_channels, 4, 3), nn.ReLU()]
+    side = patch - 2
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+        side //= 2
+    layers += [nn.Conv2d(4, 5, 3, stride=2 if strided else 1), nn.Tanh(), nn.Flatten()]
+    side = (side - 3) // (2 if strided else 1) + 1
+    layers += [nn.Linear(5 * side * side, hidden), nn.Sigmoid(), nn.Dropout(0.5),
+               nn.Linear(hidden, 2)]
+    fastseg.seed(7)
+    net = nn.Sequential(*layers)
+    # Bigger weights than the default init, so probabilities spread over (0, 1).
+    for p in net.parameters():
+        p.data *= 3
+    return net
+
+
+def image_of(c, h, w, seed=0):
+    return np.random.default_rng(seed).standard_normal((c, h, w)).astype(np.float32)
+
+
+CASES = [  # (channels, pool, strided, patch, tile, (H, W))
+    (1, False, False, 9, 5, (23, 31)),
+    (3, False, False, 10, 7, (17, 13)),
+    (1, True, False, 11, 6, (21, 19)),
+    (3, True, False, 12, 4, (15, 27)),
+    (1, False, True, 11, 5, (19, 14)),
+    (1, True, False, 11, None, (21, 19)),
+]
+
+
+@pytest.mark.parametrize("c,pool,strided,patch,tile,hw", CASES)
+def test_dense_equals_patch_classifier_everywhere(c, pool, strided, patch, tile, hw):
+    net = tiny_net(c, patch, pool, strided=strided)
+    image = image_of(c, *hw)
+    prob = segment(net, image, patch_size=patch, tile=tile)
+    assert prob.shape == hw and prob.dtype == np.float32
+    # Every pixel, so all four borders and corners are covered; also check them by name.
+    ref = reference_probability(net, image, all_pixels(*hw), patch).reshape(hw)
+    np.testing.assert_allclose(prob, ref, atol=1e-5, rtol=0)
+    h, w = hw
+    for r, col in [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, w // 2), (h // 2, 0)]:
+        assert abs(prob[r, col] - ref[r, col]) < 1e-5
+    assert prob.std() > 0.01  # a non-trivial map, not a constant
+
+
+def test_random_pixels_of_a_larger_image_and_2d_input():
+    net = tiny_net(1, 9)
+    image = image_of(1, 67, 53, seed=3)
+    prob = segment(net, image[0], tile=16)  # (H, W) input, patch size inferred
+    coords = np.random.default_rng(1).integers(0, [67, 53], size=(200, 2))
+    ref = reference_probability(net, image, coords, 9)
+    np.testing.assert_allclose(prob[coords[:, 0], coords[:, 1]], ref, atol=1e-5)
+
+
+def test_tile_size_does_not_change_the_result():
+    net = tiny_net(1, 11, pool=True)
+    image = image_of(1, 29, 22)
+    results = [segment(net, image, patch_size=11, tile=t) for t in (1, 3, 8, 64)]
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], atol=1e-6)
+
+
+def test_training_mode_dropout_is_identity():
+    net = tiny_net(1, 9).train()
+    image = image_of(1, 12, 12)
+    a = segment(net, image)
+    ref = reference_probability(net, image, all_pixels(12, 12), 9).reshape(12, 12)
+    np.testing.assert_allclose(a, ref, atol=1e-5)
+
+
+def test_lai2d_geometry_matches():
+    from fastseg import models
+
+    fastseg.seed(0)
+    net = models.lai2d(patch_size=24, hidden=8)
+    image = image_of(1, 30, 26)
+    prob = segment(net, image, tile=8)
+    coords = np.array([[0, 0], [29, 25], [15, 13], [0, 25], [29, 0]])
+    ref = reference_probability(net, image, coords, 24)
+    np.testing.assert_allclose(prob[coords[:, 0], coords[:, 1]], ref, atol=1e-5)
+
+
+def test_fov_skips_tiles_and_zeroes_outside(monkeypatch):
+    net = tiny_net(1, 9)
+    image = image_of(1, 40, 40)
+    fov = np.zeros((40, 40), bool)
+    fov[3:12, 5:15] = True  # inside the tiles (0,0) and (0,10) of a 10-pixel grid
+    calls = []
+    real = segment_module._segment_tile
+
+    def counting(*args):
+        calls.append(args[2:4])
+        return real(*args)
+
+    monkeypatch.setattr(segment_module, "_segment_tile", counting)
+    prob = segment(net, image, fov=fov, tile=10)
+    assert sorted(calls) == [(0, 0), (0, 10), (10, 0), (10, 10)]
+    assert (prob[~fov] == 0).all()
+    ref = reference_probability(net, image, np.argwhere(fov), 9)
+    np.testing.assert_allclose(prob[fov], ref, atol=1e-5)
+    assert not segment(net, image, fov=np.zeros((40, 40), bool)).any()
+
+
+def test_memory_stays_bounded_on_a_large_image():
+    # FC-as-convolution im2col over the whole image would be 200 x 1024**2 floats
+    # (800 MiB) and the first feature map 4 x 1024**2 floats (16 MiB); tiles keep
+    # the peak near the few full-size planes (input, padded input, output).
+    net = tiny_net(1, 9, hidden=4)
+    image = image_of(1, 1024, 1024)
+    for tile in (None, 64):
+        tracemalloc.start()
+        try:
+            prob = segment(net, image, tile=tile, progress=False)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert prob.shape == (1024, 1024)
+        full_intermediate = 4 * 5 * 5 * 5 * 1024 * 1024  # im2col of the FC layer, bytes
+        limit = 48 * 2**20 if tile == 64 else full_intermediate // 4
+        assert peak < limit, (tile, peak / 2**20)
+    coords = np.array([[0, 0], [1023, 1023], [511, 700]])
+    ref = reference_probability(net, image, coords, 9)
+    np.testing.assert_allclose(prob[coords[:, 0], coords[:, 1]], ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("image,fov,match", [
+    (np.full((1, 12, 12), np.nan, np.float32), None, "NaN"),
+    (np.zeros((1, 1, 12, 12), np.float32), None, "expected"),
+    (np.zeros((3, 12, 12), np.float32), None, "channel"),
+    (np.zeros((1, 12, 12), np.float32), np.ones((12, 11), bool), "fov"),
+    (np.zeros((1, 0, 12), np.float32), None, "non-empty"),
+])
+def test_bad_inputs_are_clear_value_errors(image, fov, match):
+    with pytest.raises(ValueError, match=match):
+        segment(tiny_net(1, 9), image, fov=fov)
+
+
+def test_bad_arguments_and_networks():
+    image = image_of(1, 12, 12)
+    with pytest.raises(ValueError, match="tile"):
+        segment(tiny_net(1, 9), image, tile=0)
+    with pytest.raises(ValueError, match="patch_size"):
+        segment(tiny_net(1, 9), image, patch_size=10)  # final map 6x6, Linear wants 5x5
+    padded = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 81, 2))
+    with pytest.raises(ValueError, match="padding"):
+        segment(padded, image, patch_size=9)
+    with pytest.raises(TypeError, match="model"):
+        segment(object(), image, patch_size=9)
+    from fastseg import models
+
+    whole = models.seo_whole_image(image_size=(16, 16), conv_channels=(2,), hidden=(4,))
+    with pytest.raises(ValueError, match="whole-image"):
+        segment(whole, image, patch_size=16)
+    tri = models.lai_triplanar(patch_size=12, hidden=4)
+    with pytest.raises(ValueError, match="several inputs"):
+        segment(tri, image, patch_size=12)
+    one_class = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 49, 1))
+    with pytest.raises(ValueError, match="2 classes"):
+        segment(one_class, image, patch_size=9)
+
+
+def test_progress_bar_runs(capsys):
+    prob = segment(tiny_net(1, 9), image_of(1, 20, 20), tile=4, progress=True)
+    assert prob.shape == (20, 20)
+    assert "segment" in capsys.readouterr().err

@@ -1,9 +1,12 @@
 """fastseg: medical image segmentation with convolutional networks on hand-written kernels.
 
 The compiled kernels (C, AVX2/FMA GEMM, OpenMP) sit under a functional API,
-:mod:`fastseg.ops`, that runs on any backend (``"c"``, ``"numpy"``, ``"cuda"``).
+:mod:`fastseg.ops`, that runs on any backend (``"c"``, ``"numpy"``, ``"cuda"``);
+:mod:`fastseg.nn`, :mod:`fastseg.optim` and :mod:`fastseg.models` build and train
+the networks of Lai (arXiv 1505.02000); :func:`segment` and :class:`Segmenter`
+run them over whole images.
 """
-from fastseg import models, nn, optim, train  # noqa: F401  (public sub-packages)
+from fastseg import data, metrics, models, nn, ops, optim, train
 from fastseg._config import (
     available_backends,
     get_backend,
@@ -11,14 +14,17 @@ from fastseg._config import (
     set_backend,
     set_num_threads,
 )
-from fastseg._random import seed  # noqa: F401
-from fastseg.io import load, save  # noqa: F401
-from fastseg.segment import segment  # noqa: F401  (the function shadows the module name)
-from fastseg.segmenter import Segmenter  # noqa: F401
+from fastseg._random import seed
+from fastseg.io import load, save
+
+# The function shadows its module's name on purpose: fastseg.segment(model, image).
+from fastseg.segment import segment
+from fastseg.segmenter import Segmenter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "available_backends", "get_backend", "set_backend",
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "seed", "save", "load", "segment", "Segmenter",
+    "data", "metrics", "models", "nn", "ops", "optim", "train",
 ]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from fastseg._commands import CLIError
+from fastseg._commands import CLIError, bench
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _segment_parser(sub)
     _evaluate_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
@@ -230,14 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # Output piped into e.g. `head`, which stopped reading: not an error. Point
         # stdout at devnull so the interpreter's final flush does not complain.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (CLIError, ValueError, TypeError, RuntimeError, OSError, ImportError,
             FloatingPointError, MemoryError) as exc:
         # One line, whatever the message: a traceback or a multi-line message would
-        # bury the one thing the user has to fix.
+        # bury the one thing the user has to fix. FASTSEG_DEBUG=1 shows the traceback.
+        if os.environ.get("FASTSEG_DEBUG"):
+            raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"fastseg {args.command}: error: {message}", file=sys.stderr)
         return 2

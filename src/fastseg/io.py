@@ -16,17 +16,16 @@ built-in :mod:`fastseg.nn` classes of a whitelist.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from fastseg import nn
+from fastseg._files import atomic_write
 
 __all__ = ["save", "load", "save_arrays", "load_arrays", "save_tree", "load_tree",
            "describe", "build", "MODEL_FORMAT"]
@@ -55,24 +54,6 @@ class _Refused(ValueError):
 
 
 # ---- writing ----------------------------------------------------------------------
-
-
-def _atomic_write(path, write) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make model files private
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_arrays(path, arrays, meta=None, *, format: str = "fastseg-arrays",
@@ -108,7 +89,7 @@ def save_arrays(path, arrays, meta=None, *, format: str = "fastseg-arrays",
                     np.lib.format.write_array(member, np.ascontiguousarray(a),
                                               allow_pickle=False)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ---- reading ------------------------------------------------------------------------

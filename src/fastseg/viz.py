@@ -12,13 +12,13 @@ in a single colour (green by default).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from fastseg._files import atomic_write
 
 __all__ = [
     "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
@@ -123,23 +123,6 @@ def overlay_comparison(image, pred, truth, fov=None, alpha=0.6) -> np.ndarray:
 # ---- files -----------------------------------------------------------------------------
 
 
-def _atomic_save(path, save) -> None:
-    """Call ``save(file)`` on a temporary file next to `path`, then rename it over `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            save(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _format_of(path) -> str:
     ext = os.path.splitext(os.fspath(path))[1].lower()
     formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG",
@@ -160,7 +143,7 @@ def save_image(path, picture) -> None:
                          f"dtype {arr.dtype}")
     fmt = _format_of(path)
     img = Image.fromarray(np.ascontiguousarray(arr))
-    _atomic_save(path, lambda f: img.save(f, format=fmt))
+    atomic_write(path, lambda f: img.save(f, format=fmt))
 
 
 # ---- the training GIF ---------------------------------------------------------------------
@@ -216,7 +199,7 @@ def save_gif(path, frames, duration_ms=600, loop=0) -> None:
     frames = [f.convert("RGB").resize(size) if f.size != size else f.convert("RGB")
               for f in frames]
     first, rest = frames[0], frames[1:]
-    _atomic_save(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
+    atomic_write(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
                                             duration=duration_ms, loop=loop))
 
 
@@ -268,7 +251,7 @@ def _plot_matplotlib(path, series, title, xlabel):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    _atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 _PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
@@ -296,4 +279,4 @@ def _plot_pillow(path, series, title, xlabel):
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
         draw.text((w - margin - 170, margin + 6 + 14 * i),
                   f"{name} [{lo:.3g}, {hi:.3g}]", fill=color)
-    _atomic_save(path, lambda f: img.save(f, format="PNG"))
+    atomic_write(path, lambda f: img.save(f, format="PNG"))

@@ -29,6 +29,7 @@ from PIL import Image
 
 from fastseg import metrics, viz
 from fastseg._commands import CLIError
+from fastseg._files import atomic_write
 
 #: Columns of the printed tables.
 COLUMNS = ("dice", "auc", "accuracy", "sensitivity", "specificity")
@@ -304,7 +305,7 @@ def run(args) -> int:
                         "history": {k: v for k, v in history.items() if k != "step_loss"}},
               "seo_whole_image": whole, "mutual_dice": mutual, "timings_s": timings}
     text = json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n"
-    viz._atomic_save(out / "metrics.json", lambda f: f.write(text.encode()))
+    atomic_write(out / "metrics.json", lambda f: f.write(text.encode()))
     print(f"\nwrote {out}/: metrics.json, model.fseg, curves.png, training.gif, predictions/, "
           f"test_data/  ({timings['total_s']:.0f} s)")
     return 0

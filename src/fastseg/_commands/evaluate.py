@@ -10,8 +10,8 @@ import numpy as np
 
 from fastseg import metrics
 from fastseg._commands import CLIError, files
+from fastseg._files import atomic_write
 from fastseg.data import read_image, read_mask
-from fastseg.viz import _atomic_save
 
 # Which prediction to use when several files share a key: a probability map
 # (threshold-free AUC) before a binary mask before anything else.
@@ -50,7 +50,7 @@ def _read_prediction(path):
 
 
 def _write_text(path, text):
-    _atomic_save(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _nan_to_none(value):

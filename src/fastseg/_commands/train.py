@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastseg import viz
 from fastseg._commands import CLIError
+from fastseg._files import atomic_write
 
 #: Models `fastseg train` can fit: patch classifiers of one 2-D input.
 PATCH_MODELS = ("lai2d", "lai_stacked2d")
@@ -63,7 +64,7 @@ def run(args) -> int:
             checkpoint=checkpoint, resume=checkpoint if args.resume else None)
     seg.save(out / "model.fseg")
     history = {k: v for k, v in seg.history_.items() if k != "step_loss"}
-    viz._atomic_save(out / "history.json",
+    atomic_write(out / "history.json",
                      lambda f: f.write((json.dumps(history, indent=2) + "\n").encode()))
     viz.plot_curves(out / "curves.png", {"loss": history["loss"]}, title=f"{args.model} training")
     losses = ", ".join(f"{v:.4f}" for v in history["loss"])

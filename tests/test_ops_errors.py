@@ -72,7 +72,7 @@ def test_unknown_backend():
 
 
 def test_bad_thread_counts():
-    with pytest.raises(ValueError, match="n must be >= 1"):
+    with pytest.raises(ValueError, match="set_num_threads: n: must be >= 1, got 0"):
         fastseg.set_num_threads(0)
-    with pytest.raises(TypeError, match="n must be an int"):
+    with pytest.raises(TypeError, match="set_num_threads: n: expected an int, got float"):
         fastseg.set_num_threads(1.5)

@@ -1,10 +1,9 @@
 """Process-wide settings: the current backend and the kernel thread count."""
 from __future__ import annotations
 
-import operator
 import os
 
-from fastseg import backends
+from fastseg import _validate, backends
 
 _DEFAULT_BACKEND = "c"
 _current: str | None = None
@@ -58,15 +57,7 @@ def _runtime():
 
 def set_num_threads(n: int) -> None:
     """Set how many threads the compiled kernels use (process-wide)."""
-    if isinstance(n, bool):
-        raise TypeError("set_num_threads: n must be an int, got bool")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
-    _runtime().set_num_threads(n)
+    _runtime().set_num_threads(_validate.as_int("set_num_threads: n", n, minimum=1))
 
 
 def get_num_threads() -> int:

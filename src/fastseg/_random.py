@@ -7,9 +7,10 @@ plain ints that a checkpoint can store as JSON (no pickle).
 from __future__ import annotations
 
 import copy
-import operator
 
 import numpy as np
+
+from fastseg import _validate
 
 __all__ = ["seed", "get_rng", "get_rng_state", "set_rng_state"]
 
@@ -26,15 +27,7 @@ def seed(n: int) -> None:
         same thread count give the same training run.
     """
     global _rng
-    if isinstance(n, bool):
-        raise TypeError("seed: n must be an int, got bool")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"seed: n must be an int, got {type(n).__name__}") from None
-    if n < 0:
-        raise ValueError(f"seed: n must be >= 0, got {n}")
-    _rng = np.random.default_rng(n)
+    _rng = np.random.default_rng(_validate.as_int("seed: n", n, minimum=0))
 
 
 def get_rng() -> np.random.Generator:

@@ -4,6 +4,8 @@ conv.c). Every shape relation the C code relies on is re-checked here, so no
 call can make it read or write outside the arrays it is given."""
 import numpy as np
 
+from fastseg._buffers import empty as _empty
+
 from fastseg._cy.kernels cimport (
     FS_ENOMEM, FS_OK, fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_idx,
     fs_im2col,
@@ -112,7 +114,7 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
         if b is not None:
             y += np.asarray(b, dtype=np.float32).reshape(1, f, 1, 1)
         return y
-    y = np.empty((n, f, oh, ow), dtype=np.float32)
+    y = _empty((n, f, oh, ow))
     cdef float[:, :, :, ::1] yv = y
     cdef fs_idx cn = n, cc = x.shape[1], ch = x.shape[2], cw = x.shape[3]
     cdef fs_idx cf = f, ck = k, s = stride, p = padding
@@ -132,13 +134,17 @@ def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (n, f, oh, ow):
         raise ValueError(f"conv2d_backward: dy has shape {(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}, "
                          f"expected {(n, f, oh, ow)}")
-    dx = np.zeros((n, c, x.shape[2], x.shape[3]), dtype=np.float32)
-    dw = np.zeros((f, c, k, k), dtype=np.float32)
-    db = np.zeros((f,), dtype=np.float32)
     if n == 0 or f == 0 or c == 0:
+        dx = np.zeros((n, c, x.shape[2], x.shape[3]), dtype=np.float32)
+        dw = np.zeros((f, c, k, k), dtype=np.float32)
+        db = np.zeros((f,), dtype=np.float32)
         if n and f:
             db[:] = np.asarray(dy).sum(axis=(0, 2, 3), dtype=np.float64)
         return dx, dw, db
+    # The kernel overwrites all three (kernels.h): no zeroing, recycled memory.
+    dx = _empty((n, c, x.shape[2], x.shape[3]))
+    dw = _empty((f, c, k, k))
+    db = np.empty((f,), dtype=np.float32)
     cdef float[:, :, :, ::1] dxv = dx
     cdef float[:, :, :, ::1] dwv = dw
     cdef float[::1] dbv = db

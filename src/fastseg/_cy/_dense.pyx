@@ -2,6 +2,8 @@
 """Fully connected layer wrappers (kernels/src/dense.c)."""
 import numpy as np
 
+from fastseg._buffers import empty as _empty
+
 from fastseg._cy.kernels cimport FS_OK, fs_idx, fs_linear_backward, fs_linear_forward
 
 
@@ -28,7 +30,7 @@ def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
         if b is not None:
             y += np.asarray(b, dtype=np.float32)
         return y
-    y = np.empty((n, o), dtype=np.float32)
+    y = _empty((n, o))
     cdef float[:, ::1] yv = y
     cdef fs_idx cn = n, ci = i, co = o
     cdef int st
@@ -46,13 +48,18 @@ def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:,
     if dy.shape[0] != n or dy.shape[1] != o:
         raise ValueError(f"linear_backward: dy has shape ({dy.shape[0]}, {dy.shape[1]}), "
                          f"expected ({n}, {o})")
-    dx = np.zeros((n, i), dtype=np.float32)
-    dw = np.zeros((o, i), dtype=np.float32)
-    db = np.zeros((o,), dtype=np.float32)
     if n == 0 or i == 0 or o == 0:
+        dx = np.zeros((n, i), dtype=np.float32)
+        dw = np.zeros((o, i), dtype=np.float32)
+        db = np.zeros((o,), dtype=np.float32)
         if n and o:
             db[:] = np.asarray(dy).sum(axis=0, dtype=np.float64)
         return dx, dw, db
+    # The kernel overwrites all three (kernels.h): no zeroing, recycled memory
+    # (dw is the big one: 51 MB for lai2d's first layer, faulted in every step).
+    dx = _empty((n, i))
+    dw = _empty((o, i))
+    db = np.empty((o,), dtype=np.float32)
     cdef float[:, ::1] dxv = dx
     cdef float[:, ::1] dwv = dw
     cdef float[::1] dbv = db

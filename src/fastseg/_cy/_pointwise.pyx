@@ -3,6 +3,8 @@
 the arrays are seen flat. Backward passes take the forward input x."""
 import numpy as np
 
+from fastseg._buffers import empty as _empty
+
 from fastseg._cy.kernels cimport (
     fs_idx, fs_relu_backward, fs_relu_forward, fs_sigmoid_backward, fs_sigmoid_forward,
     fs_tanh_backward, fs_tanh_forward,
@@ -13,7 +15,7 @@ ctypedef void (*binary_fn)(const float *, const float *, float *, fs_idx) noexce
 
 
 cdef object _forward(unary_fn fn, x):
-    y = np.empty(np.shape(x), dtype=np.float32)
+    y = _empty(np.shape(x))
     # reshape(-1) is a view for the C-contiguous input fastseg.ops hands in.
     cdef const float[::1] xv = np.reshape(x, -1)
     cdef float[::1] yv = y.reshape(-1)
@@ -28,7 +30,7 @@ cdef object _forward(unary_fn fn, x):
 cdef object _backward(binary_fn fn, str what, x, dy):
     if np.shape(x) != np.shape(dy):
         raise ValueError(f"{what}: dy has shape {np.shape(dy)}, x has shape {np.shape(x)}")
-    dx = np.empty(np.shape(x), dtype=np.float32)
+    dx = _empty(np.shape(x))
     cdef const float[::1] xv = np.reshape(x, -1)
     cdef const float[::1] gv = np.reshape(dy, -1)
     cdef float[::1] dv = dx.reshape(-1)

@@ -2,6 +2,8 @@
 """Max pooling wrappers (kernels/src/pool.c)."""
 import numpy as np
 
+from fastseg._buffers import empty as _empty
+
 from libc.stdint cimport int64_t
 
 from fastseg._cy.kernels cimport (
@@ -21,8 +23,8 @@ def max_pool2d_forward(const float[:, :, :, ::1] x, Py_ssize_t kernel_size,
                          f"input plane ({h}, {w})")
     oh = (h - kernel_size) // stride + 1
     ow = (w - kernel_size) // stride + 1
-    y = np.empty((n, c, oh, ow), dtype=np.float32)
-    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    y = _empty((n, c, oh, ow))
+    idx = _empty((n, c, oh, ow), np.int64)
     if y.size == 0:
         return y, idx
     cdef float[:, :, :, ::1] yv = y
@@ -49,9 +51,10 @@ def max_pool2d_backward(const float[:, :, :, ::1] dy, const int64_t[:, :, :, ::1
     if dshape[0] != n or dshape[1] != c:
         raise ValueError(f"max_pool2d_backward: dy has shape {dshape}, which does not "
                          f"match x_shape {x_shape} in (N, C)")
-    dx = np.zeros((n, c, h, w), dtype=np.float32)
     if dy.shape[2] == 0 or dy.shape[3] == 0 or n == 0 or c == 0:
-        return dx
+        return np.zeros((n, c, h, w), dtype=np.float32)
+    # The kernel zeroes dx itself before scattering (kernels.h).
+    dx = _empty((n, c, h, w))
     if h == 0 or w == 0:
         raise IndexError(f"max_pool2d_backward: indices point into an empty plane {x_shape}")
     cdef float[:, :, :, ::1] dv = dx

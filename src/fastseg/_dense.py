@@ -63,7 +63,9 @@ class DensePlan:
         return 4 * worst
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Logits (1, num_classes, h, w) of the dense network on x (1, C, H, W)."""
+        """Logits (1, num_classes, h, w) of the dense network on x (1, C, H, W), as a
+        NumPy array (a model on the GPU computes on the device; only the logits
+        come back)."""
         for step in self.steps:
             kind = step[0]
             if kind == "conv":
@@ -72,7 +74,7 @@ class DensePlan:
                 x = ops.max_pool2d(x, step[1], step[2])[0]
             else:
                 x = getattr(ops, step[1])(x)
-        return x
+        return ops.to_device(x, "cpu")
 
 
 def _layers(model):

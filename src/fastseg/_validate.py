@@ -48,6 +48,23 @@ def check_size(name: str, shape) -> None:
                          "is too large")
 
 
+def on_device(a) -> bool:
+    """Whether `a` is a GPU array (a Numba device array, real or simulated, or anything
+    with ``__cuda_array_interface__``); NumPy arrays answer at once."""
+    if isinstance(a, np.ndarray):
+        return False
+    return hasattr(a, "__cuda_array_interface__") or hasattr(a, "copy_to_host")
+
+
+def refuse_device(name: str, a) -> None:
+    """TypeError for a device array handed to a host backend."""
+    if on_device(a):
+        raise TypeError(f"{name}: got a CUDA device array {tuple(a.shape)}, but the current "
+                        "backend runs on the host; call fastseg.set_backend(\"cuda\") (or pass "
+                        "backend=\"cuda\") to compute on device arrays, or bring the model back "
+                        "with model.to(\"cpu\")")
+
+
 def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.ndarray:
     """`a` as a C-contiguous float32 ndarray of rank `ndim`.
 
@@ -56,6 +73,7 @@ def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.nd
     refused with TypeError, a wrong rank with ValueError.
     """
     if not isinstance(a, np.ndarray):
+        refuse_device(name, a)
         try:
             a = np.asarray(a)
         except (TypeError, ValueError) as exc:
@@ -70,6 +88,7 @@ def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.nd
 
 def as_labels(name: str, labels, n: int, num_classes: int) -> np.ndarray:
     """Class labels as int64 of length `n`, every one in [0, num_classes)."""
+    refuse_device(name, labels)
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class labels, got dtype {labels.dtype}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg import _config, backends
+from fastseg import _config, _random, backends
 from fastseg import _validate as v
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
     "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
+    "DEVICES", "device_of", "to_device", "zeros_like", "full_like", "fill_", "copy_", "add_",
+    "mul", "hstack", "hsplit", "batch_transpose", "dropout",
 ]
 
 
@@ -235,6 +237,7 @@ def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
     if as_indices is not None:
         indices = as_indices("indices", indices, dy.shape)
     else:
+        v.refuse_device("indices", indices)
         indices = np.asarray(indices)
         if indices.dtype.kind not in "iu":
             raise TypeError(f"indices: expected integer indices, got dtype {indices.dtype}")
@@ -321,7 +324,9 @@ def softmax_cross_entropy(logits, labels, class_weights=None, *, backend=None):
 # ---- fused optimizer updates (in place; used by fastseg.optim) -------------------------
 
 
-def _inplace(name, a, shape):
+def _inplace(name, a, shape, be=None):
+    if be is not None and not hasattr(be, "as_float32"):
+        v.refuse_device(name, a)  # a host backend cannot update a device array
     if not (hasattr(a, "shape") and a.dtype == np.float32 and a.shape == shape):
         raise TypeError(f"{name}: expected a float32 array of shape {shape} to update in place, "
                         f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
@@ -341,7 +346,7 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
                first_step=False, *, backend=None):
     """One torch.optim.SGD step on p (in place); buf is the momentum buffer."""
     be = _table(backend)
-    arrays = [_inplace(n, a, p.shape) for n, a in (("p", p), ("g", g), ("buf", buf))]
+    arrays = [_inplace(n, a, p.shape, be) for n, a in (("p", p), ("g", g), ("buf", buf))]
     be.sgd_update(*arrays, float(lr), float(momentum), float(dampening), float(weight_decay),
                   bool(nesterov), bool(first_step))
 
@@ -349,7 +354,8 @@ def sgd_update(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nes
 def adam_update(p, g, m, v_, lr, beta1, beta2, eps, weight_decay, step, *, backend=None):
     """One torch.optim.Adam step on p (in place); step counts from 1."""
     be = _table(backend)
-    arrays = [_inplace(n, a, p.shape) for n, a in (("p", p), ("g", g), ("m", m), ("v", v_))]
+    arrays = [_inplace(n, a, p.shape, be)
+              for n, a in (("p", p), ("g", g), ("m", m), ("v", v_))]
     be.adam_update(*arrays, float(lr), float(beta1), float(beta2), float(eps),
                    float(weight_decay), v.as_int("step", step, minimum=1))
 
@@ -358,6 +364,162 @@ def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max,
                  backend=None):
     """One torch.optim.Rprop step on p (in place)."""
     be = _table(backend)
-    arrays = [_inplace(n, a, p.shape)
+    arrays = [_inplace(n, a, p.shape, be)
               for n, a in (("p", p), ("g", g), ("prev", prev), ("step_size", step_size))]
     be.rprop_update(*arrays, float(eta_minus), float(eta_plus), float(step_min), float(step_max))
+
+
+# ---- devices and array helpers for nn and optim ------------------------------------------
+#
+# What the layers and optimizers need besides the kernels above, so that a model
+# moved to the GPU (``model.to("cuda")`` with the "cuda" backend) keeps its
+# parameters, gradients, optimizer state and activations there. The host
+# backends implement them with NumPy; the "cuda" backend with small kernels on
+# device arrays (and NumPy for host arrays). With ``backend=None`` a helper
+# given a device array runs on "cuda" whatever the current backend; the
+# kernels above do not: a device array reaching a host backend there is a
+# TypeError that says to set the "cuda" backend.
+
+#: The places an array can live: "cpu" (a NumPy array) or "cuda" (a device array).
+DEVICES = ("cpu", "cuda")
+
+
+def device_of(a) -> str:
+    """``"cuda"`` for a device array (Numba, or anything with
+    ``__cuda_array_interface__``), else ``"cpu"``."""
+    return "cuda" if v.on_device(a) else "cpu"
+
+
+def _table_for(backend, *arrays):
+    """The backend table for an array helper: a device array goes to "cuda" whatever
+    the current backend (the helpers only manage arrays; the kernels above still
+    follow the current backend)."""
+    if backend is None and any(not isinstance(a, np.ndarray) and v.on_device(a)
+                               for a in arrays):
+        backend = "cuda"
+    return _table(backend)
+
+
+def _check_device(device) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {list(DEVICES)}, got {device!r}")
+    return device
+
+
+def to_device(a, device):
+    """`a` on `device`: as it is when already there, else copied.
+
+    ``"cpu"`` gives a NumPy array, ``"cuda"`` a Numba device array (this needs the
+    "cuda" backend to be usable here, whichever backend is current).
+    """
+    device = _check_device(device)
+    if device_of(a) == device:
+        return a
+    cuda = backends.load("cuda")
+    return cuda.to_device(a) if device == "cuda" else cuda.to_host(a)
+
+
+def zeros_like(a, *, backend=None):
+    """Zeros of `a`'s shape, on `a`'s device."""
+    be = _table_for(backend, a)
+    return be.zeros_like(_array(be, "a", a))
+
+
+def full_like(a, value, *, backend=None):
+    """An array of `a`'s shape filled with `value`, on `a`'s device."""
+    be = _table_for(backend, a)
+    return be.full_like(_array(be, "a", a), float(value))
+
+
+def fill_(a, value, *, backend=None):
+    """Set every element of `a` (float32, host or device) to `value`, in place."""
+    be = _table_for(backend, a)
+    be.fill_(_inplace("a", a, getattr(a, "shape", None), be), float(value))
+
+
+def copy_(dst, src, *, backend=None):
+    """Copy `src` (any device, same shape) into `dst` (float32, host or device), in place."""
+    be = _table_for(backend, dst)
+    dst = _inplace("dst", dst, getattr(dst, "shape", None), be)
+    src = _array(be, "src", src)
+    if tuple(src.shape) != tuple(dst.shape):
+        raise ValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
+                         f"got {tuple(src.shape)}")
+    be.copy_(dst, src)
+
+
+def add_(dst, src, *, backend=None):
+    """``dst += src`` in place (dst float32, host or device; src of the same shape)."""
+    be = _table_for(backend, dst)
+    dst = _inplace("dst", dst, getattr(dst, "shape", None), be)
+    src = _array(be, "src", src)
+    if tuple(src.shape) != tuple(dst.shape):
+        raise ValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
+                         f"got {tuple(src.shape)}")
+    be.add_(dst, src)
+    return dst
+
+
+def mul(a, b, *, backend=None):
+    """``a * b`` element-wise, for `b` an array of `a`'s shape or a number."""
+    be = _table_for(backend, a, b)
+    a = _array(be, "a", a)
+    if isinstance(b, (int, float, np.generic)) or (isinstance(b, np.ndarray) and b.ndim == 0):
+        b = float(b)
+    else:
+        b = _array(be, "b", b)
+        if tuple(b.shape) != tuple(a.shape):
+            raise ValueError(f"b: expected shape {tuple(a.shape)} (that of a), "
+                             f"got {tuple(b.shape)}")
+    return be.mul(a, b)
+
+
+def hstack(arrays, *, backend=None):
+    """Join 2-D arrays (N, F_i) along their columns into (N, sum F_i)."""
+    if not isinstance(arrays, (list, tuple)) or not arrays:
+        raise ValueError("arrays: expected a non-empty list of 2-D arrays")
+    be = _table_for(backend, *arrays)
+    arrays = [_array(be, f"arrays[{i}]", a, 2, "(batch, features)")
+              for i, a in enumerate(arrays)]
+    rows = {a.shape[0] for a in arrays}
+    if len(rows) != 1:
+        raise ValueError(f"arrays: expected one row count, got {[a.shape[0] for a in arrays]}")
+    return be.hstack(arrays)
+
+
+def hsplit(a, widths, *, backend=None):
+    """Split a 2-D array (N, sum w) into contiguous blocks (N, w) of `widths` columns."""
+    be = _table_for(backend, a)
+    a = _array(be, "a", a, 2, "(batch, features)")
+    widths = [v.as_int("widths", w, minimum=0) for w in widths]
+    if sum(widths) != a.shape[1]:
+        raise ValueError(f"widths: {widths} add up to {sum(widths)}, but a has "
+                         f"{a.shape[1]} columns")
+    return be.hsplit(a, widths)
+
+
+def batch_transpose(x, *, backend=None):
+    """Swap the last two axes of a 3-D array: (B, R, C) -> (B, C, R), contiguous."""
+    be = _table_for(backend, x)
+    return be.batch_transpose(_array(be, "x", x, 3, "(batch, rows, cols)"))
+
+
+def dropout(x, p, *, backend=None):
+    """Inverted dropout: ``(x * mask, mask)``, zeroing each element with probability `p`
+    and scaling the rest by ``1/(1-p)``.
+
+    The draws come from fastseg's generator (:func:`fastseg.seed`) on the host, so
+    every backend gives the same mask for the same seed (and a resumed run the same
+    masks); for device arrays only the keep/drop bytes go to the device.
+    """
+    be = _table_for(backend, x)
+    x = _array(be, "x", x)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"p: dropout probability has to be between 0 and 1, but got {p}")
+    shape = tuple(x.shape)
+    if p == 1:
+        keep, scale = np.zeros(shape, dtype=bool), 0.0
+    else:
+        keep = _random.get_rng().random(shape, dtype=np.float32) >= p
+        scale = 1.0 / (1.0 - p)
+    return be.dropout(x, keep, scale)

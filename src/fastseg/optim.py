@@ -6,8 +6,11 @@ follows torch.optim's single-tensor code operation by operation, so the same
 run gives the same weights to float rounding. Hyper-parameters are checked
 as torch checks them, with torch's messages.
 
-``state_dict()`` holds NumPy arrays and plain numbers only, keyed as torch
-keys it (``{"state": {0: {...}}, "param_groups": [{..., "params": [0, 1]}]}``).
+State buffers are made where each parameter lives: NumPy arrays, or device
+arrays for a model moved with ``model.to("cuda")`` (move the model before the
+first ``step()``). ``state_dict()`` holds NumPy arrays and plain numbers only,
+whatever the device, keyed as torch keys it
+(``{"state": {0: {...}}, "param_groups": [{..., "params": [0, 1]}]}``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,17 @@ __all__ = ["Optimizer", "SGD", "Rprop", "Adam"]
 def _to_numpy(value):
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
+    elif not isinstance(value, np.ndarray) and ops.device_of(value) == "cuda":
+        value = ops.to_device(value, "cpu")
+    return value
+
+
+def _host_copy(value):
+    """A NumPy copy of an array (host or device); other values as they are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if ops.device_of(value) == "cuda":
+        return ops.to_device(value, "cpu")
     return value
 
 
@@ -77,8 +91,10 @@ class Optimizer:
             for p in group["params"]:
                 if set_to_none:
                     p.grad = None
-                elif p.grad is not None:
+                elif isinstance(p.grad, np.ndarray):
                     p.grad.fill(0)
+                elif p.grad is not None:
+                    ops.fill_(p.grad, 0)
 
     def step(self) -> None:
         """Update every parameter that has a gradient (those with None are skipped)."""
@@ -90,7 +106,10 @@ class Optimizer:
                     raise ValueError(f"{type(self).__name__}.step: gradient shape "
                                      f"{p.grad.shape} differs from parameter {p.data.shape}")
                 # The kernels want float32 C-contiguous buffers; the grad is not written.
-                grad = np.require(p.grad, dtype=np.float32, requirements=["C", "W"])
+                # (A device grad comes from the cuda backend's ops, and is one already.)
+                grad = p.grad
+                if isinstance(grad, np.ndarray):
+                    grad = np.require(grad, dtype=np.float32, requirements=["C", "W"])
                 self._update(p, grad, self.state.setdefault(p, {}), group)
 
     def _update(self, p: Parameter, grad: np.ndarray, state: dict, group: dict) -> None:
@@ -102,10 +121,12 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def state_dict(self) -> dict:
-        """Copies of the state, keyed by parameter index, and the groups' hyper-parameters."""
+        """Copies of the state, keyed by parameter index, and the groups' hyper-parameters.
+
+        The arrays are NumPy copies, also of state kept on the device.
+        """
         index = {id(p): i for i, p in enumerate(self._params())}
-        state = {index[id(p)]: {k: (val.copy() if isinstance(val, np.ndarray) else val)
-                                for k, val in st.items()}
+        state = {index[id(p)]: {k: _host_copy(val) for k, val in st.items()}
                  for p, st in self.state.items() if st}
         groups, start = [], 0
         for group in self.param_groups:
@@ -117,6 +138,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state from :meth:`state_dict` (also accepts torch's, tensors included).
+
+        The arrays go where each parameter lives (host or device), so move the
+        model before loading an optimizer state.
 
         Raises
         ------
@@ -164,7 +188,7 @@ class Optimizer:
                 raise ValueError(f"loaded state {k!r} has shape {arr.shape}, the parameter "
                                  f"has {p.data.shape}")
             else:
-                out[k] = np.array(arr, dtype=np.float32, order="C")
+                out[k] = ops.to_device(np.array(arr, dtype=np.float32, order="C"), p.device)
         return out
 
     def __repr__(self) -> str:
@@ -216,14 +240,14 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = np.zeros_like(p.data)
+                buf = state["momentum_buffer"] = ops.zeros_like(p.data)
                 first = True
         else:
             # The kernel neither reads nor writes buf without momentum, but its
             # signature wants one; keep one out of the state (torch has none).
             buf = self._scratch.get(p)
             if buf is None:
-                buf = self._scratch[p] = np.zeros_like(p.data)
+                buf = self._scratch[p] = ops.zeros_like(p.data)
         ops.sgd_update(p.data, grad, buf, group["lr"], momentum, group["dampening"],
                        group["weight_decay"], group["nesterov"], first_step=first)
 
@@ -254,8 +278,8 @@ class Rprop(Optimizer):
     def _update(self, p, grad, state, group):
         if not state:
             state["step"] = 0
-            state["prev"] = np.zeros_like(p.data)
-            state["step_size"] = np.full_like(p.data, group["lr"])
+            state["prev"] = ops.zeros_like(p.data)
+            state["step_size"] = ops.full_like(p.data, group["lr"])
         state["step"] += 1
         eta_minus, eta_plus = group["etas"]
         step_min, step_max = group["step_sizes"]
@@ -291,8 +315,8 @@ class Adam(Optimizer):
     def _update(self, p, grad, state, group):
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = ops.zeros_like(p.data)
+            state["exp_avg_sq"] = ops.zeros_like(p.data)
         state["step"] += 1
         beta1, beta2 = group["betas"]
         ops.adam_update(p.data, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"],

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastseg import _random, io, models, nn, optim, train
+from fastseg import _config, _random, io, models, nn, optim, train
 from fastseg.data import PatchSampler, preprocess
 from fastseg.segment import segment
 
@@ -206,12 +206,15 @@ class Segmenter:
         self.class_prior_ = vessel / max(fov_pixels, 1)
         _random.seed(self.seed)
         net = self._build()
+        if _config.get_backend() == "cuda":
+            net.to("cuda")  # weights, gradients and optimizer state stay on the GPU
         opt = self._optimizer(net.parameters())
         self.history_ = train.fit(net, lambda epoch: _EpochBatches(sampler, epoch),
                                   nn.CrossEntropyLoss(), opt, epochs=int(self.epochs),
                                   callbacks=list(callbacks), checkpoint=checkpoint,
                                   resume=resume, progress=progress)
-        self.model_ = net.eval()
+        # Back to the host, so that the fitted model runs on any backend.
+        self.model_ = net.to("cpu").eval()
         return self
 
     def _fitted(self):

@@ -139,12 +139,14 @@ def _whole_inputs(samples, size, channels):
 
 def _train_whole(settings, train, test, note):
     """Train seo_whole_image as the re-implementation did; (H, W) probabilities per test image."""
-    from fastseg import models, nn, optim
+    from fastseg import get_backend, models, nn, optim
     from fastseg import train as training
 
     size = settings.whole_size
     x, y = _whole_inputs(train, size, "green")
     net = models.seo_whole_image(image_size=(size, size), in_channels=1)
+    if get_backend() == "cuda":
+        net.to("cuda")  # weights, gradients and momentum stay on the GPU while training
     opt = optim.SGD(net.parameters(), lr=settings.lr, momentum=0.9)
 
     def batches(epoch):
@@ -155,7 +157,7 @@ def _train_whole(settings, train, test, note):
     history = training.fit(net, batches, nn.CrossEntropyLoss(), opt,
                            epochs=settings.whole_epochs, progress=True)
     note(f"whole-image network: final loss {history['loss'][-1]:.4f}")
-    net.eval()
+    net.to("cpu").eval()
     xt, _ = _whole_inputs(test, size, "green")
     small = models.whole_image_probabilities(net(xt), (size, size))
     probs = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg._cy import _conv, _dense, _gemm, _loss, _optim, _pointwise, _pool
+from fastseg.backends import numpy_backend
 
 
 def check_available():
@@ -87,3 +88,17 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
 def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
     _optim.rprop_update(_flat("p", p), _flat("g", g), _flat("prev", prev),
                         _flat("step_size", step_size), eta_minus, eta_plus, step_min, step_max)
+
+
+# ---- array helpers for nn and optim: not hot, so NumPy's (the reference's) ---------
+
+zeros_like = numpy_backend.zeros_like
+full_like = numpy_backend.full_like
+fill_ = numpy_backend.fill_
+copy_ = numpy_backend.copy_
+add_ = numpy_backend.add_
+mul = numpy_backend.mul
+hstack = numpy_backend.hstack
+hsplit = numpy_backend.hsplit
+batch_transpose = numpy_backend.batch_transpose
+dropout = numpy_backend.dropout

@@ -30,7 +30,9 @@ except ImportError as exc:  # the registry reports this as "not available"
         f"numba-cuda is not installed ({exc}); install it with pip install 'fastseg[cuda]'"
     ) from exc
 
-from fastseg.backends._cuda import as_device, is_device_array
+from fastseg.backends import numpy_backend as _host
+from fastseg.backends._cuda import arrays as _arrays
+from fastseg.backends._cuda import as_device, fill, is_device_array
 from fastseg.backends._cuda import conv as _conv
 from fastseg.backends._cuda import gemm as _gemm
 from fastseg.backends._cuda import loss as _loss
@@ -246,3 +248,91 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
 def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
     _in_place(_optim.rprop_update, (p, g, prev, step_size), (True, False, True, True),
               eta_minus, eta_plus, step_min, step_max)
+
+
+# ---- moving arrays between host and device (Module.to, state dicts) ------------------
+
+
+def to_device(a):
+    """`a` on the device: device arrays as they are, host arrays copied over."""
+    return as_device(a)
+
+
+def to_host(a):
+    """`a` as a NumPy array: host arrays as they are, device arrays copied back."""
+    return as_device(a).copy_to_host() if is_device_array(a) else a
+
+
+# ---- array helpers for nn and optim: kernels for device arrays, NumPy for host ones ----
+
+
+def zeros_like(a):
+    if not is_device_array(a):
+        return _host.zeros_like(a)
+    out = _cuda_api.device_array(a.shape, dtype=a.dtype)
+    fill(out, 0)
+    return out
+
+
+def full_like(a, value):
+    if not is_device_array(a):
+        return _host.full_like(a, value)
+    out = _cuda_api.device_array(a.shape, dtype=a.dtype)
+    fill(out, value)
+    return out
+
+
+def fill_(a, value):
+    if not is_device_array(a):
+        _host.fill_(a, value)
+    else:
+        fill(as_device(a), value)
+
+
+def copy_(dst, src):
+    if not is_device_array(dst):
+        _host.copy_(dst, to_host(src))
+    elif is_device_array(src):
+        as_device(dst).copy_to_device(as_device(src))
+    else:
+        as_device(dst).copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype))
+
+
+def add_(dst, src):
+    if not is_device_array(dst):
+        _host.add_(dst, to_host(src))
+    else:
+        _arrays.add_(as_device(dst), as_device(src))
+
+
+def mul(a, b):
+    scalar = not hasattr(b, "shape")
+    if not is_device_array(a) and (scalar or not is_device_array(b)):
+        return _host.mul(a, b)
+    return _arrays.mul(as_device(a), b if scalar else as_device(b))
+
+
+def hstack(arrays):
+    if not any(is_device_array(a) for a in arrays):
+        return _host.hstack(arrays)
+    return _arrays.hstack([as_device(a) for a in arrays])
+
+
+def hsplit(a, widths):
+    if not is_device_array(a):
+        return _host.hsplit(a, widths)
+    return _arrays.hsplit(as_device(a), widths)
+
+
+def batch_transpose(x):
+    if not is_device_array(x):
+        return _host.batch_transpose(x)
+    return _arrays.batch_transpose(as_device(x))
+
+
+def dropout(x, keep, scale):
+    """`keep` is a host bool array (drawn from fastseg's generator); only its bytes
+    travel to the device, where the mask and the product are made."""
+    if not is_device_array(x):
+        return _host.dropout(x, keep, scale)
+    return _arrays.dropout(as_device(x), as_device(keep.view(np.uint8)), scale)

@@ -176,3 +176,48 @@ def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max)
     d = np.where(sign < 0, 0, g).astype(p.dtype)
     p -= np.sign(d) * step_size
     prev[...] = d
+
+
+# ---- array helpers for nn and optim (host arrays; not hot) ------------------
+
+
+def zeros_like(a):
+    return np.zeros_like(a)
+
+
+def full_like(a, value):
+    return np.full_like(a, value)
+
+
+def fill_(a, value):
+    a.fill(value)
+
+
+def copy_(dst, src):
+    dst[...] = src
+
+
+def add_(dst, src):
+    dst += src
+
+
+def mul(a, b):
+    return a * b
+
+
+def hstack(arrays):
+    return np.concatenate(arrays, axis=1)
+
+
+def hsplit(a, widths):
+    return [np.ascontiguousarray(part)
+            for part in np.split(a, np.cumsum(widths)[:-1].astype(np.intp), axis=1)]
+
+
+def batch_transpose(x):
+    return np.ascontiguousarray(x.transpose(0, 2, 1))
+
+
+def dropout(x, keep, scale):
+    mask = keep.astype(x.dtype) * x.dtype.type(scale)
+    return x * mask, mask

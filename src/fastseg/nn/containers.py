@@ -1,10 +1,10 @@
 """Containers: Sequential (a chain), ModuleList (a list) and Parallel (branches)."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
-import numpy as np
-
+from fastseg import ops
 from fastseg.nn.module import Module
 
 __all__ = ["Sequential", "ModuleList", "Parallel"]
@@ -116,13 +116,13 @@ class Parallel(Module):
             raise ValueError(f"Parallel: the branches gave different batch sizes "
                              f"{[out.shape[0] for out in outputs]}")
         self._shapes = [out.shape for out in outputs] if self.training else None
-        return np.concatenate([out.reshape(out.shape[0], -1) for out in outputs], axis=1)
+        return ops.hstack([out.reshape(out.shape[0], math.prod(out.shape[1:]))
+                           for out in outputs])
 
     def backward(self, dy):
         shapes = self._saved(self._shapes)
-        sizes = np.cumsum([int(np.prod(s[1:])) for s in shapes])[:-1]
-        parts = np.split(np.asarray(dy), sizes, axis=1)
-        return [branch.backward(np.ascontiguousarray(part).reshape(shape))
+        parts = ops.hsplit(dy, [math.prod(s[1:]) for s in shapes])
+        return [branch.backward(part.reshape(shape))
                 for branch, part, shape in zip(self.branches, parts, shapes, strict=True)]
 
     def extra_repr(self) -> str:

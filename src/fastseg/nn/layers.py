@@ -9,12 +9,17 @@ import math
 
 import numpy as np
 
-from fastseg import _random, ops
 from fastseg import _validate as v
+from fastseg import ops
 from fastseg.nn import init
 from fastseg.nn.module import Module, Parameter
 
 __all__ = ["Conv2d", "Linear", "MaxPool2d", "Dropout", "Flatten", "PixelLogits"]
+
+
+def _contiguous(x):
+    """NumPy inputs as arrays (they may be lists); device arrays are left as they are."""
+    return np.asarray(x) if isinstance(x, (list, tuple)) else x
 
 
 def _shape_of(x) -> tuple[int, ...]:
@@ -177,8 +182,8 @@ class MaxPool2d(Module):
 class Dropout(Module):
     """Inverted dropout: zero each input with probability `p` and scale the rest by 1/(1-p).
 
-    The mask is drawn from fastseg's generator (:func:`fastseg.seed`). In eval
-    mode it is the identity.
+    The mask is drawn from fastseg's generator (:func:`fastseg.seed`), the same on
+    every backend (:func:`fastseg.ops.dropout`). In eval mode it is the identity.
     """
 
     def __init__(self, p=0.5):
@@ -192,17 +197,11 @@ class Dropout(Module):
         if not self.training:
             self._mask = None
             return x
-        x = np.asarray(x)
-        if self.p == 1.0:
-            mask = np.zeros(x.shape, dtype=x.dtype)
-        else:
-            keep = _random.get_rng().random(x.shape, dtype=np.float32) >= self.p
-            mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        self._mask = mask
-        return x * mask
+        y, self._mask = ops.dropout(x, self.p)
+        return y
 
     def backward(self, dy):
-        return np.asarray(dy) * self._saved(self._mask)
+        return ops.mul(dy, self._saved(self._mask))
 
     def config(self) -> dict:
         return {"p": self.p}
@@ -262,13 +261,12 @@ class PixelLogits(Module):
             raise ValueError(f"{self._short_name()}: expected input of shape (N, {k * h * w}), "
                              f"got {shape}")
         self._n = shape[0] if self.training else None
-        return np.ascontiguousarray(x.reshape(shape[0], k, h * w).transpose(0, 2, 1)
-                                    .reshape(-1, k))
+        return ops.batch_transpose(_contiguous(x).reshape(shape[0], k, h * w)).reshape(-1, k)
 
     def backward(self, dy):
         n = self._saved(self._n)
         k, hw = self.num_classes, self.height * self.width
-        return np.ascontiguousarray(dy.reshape(n, hw, k).transpose(0, 2, 1).reshape(n, k * hw))
+        return ops.batch_transpose(_contiguous(dy).reshape(n, hw, k)).reshape(n, k * hw)
 
     def config(self) -> dict:
         return {"num_classes": self.num_classes, "height": self.height, "width": self.width}

@@ -42,7 +42,7 @@ class CrossEntropyLoss(Module):
         if self._dlogits is None:
             raise RuntimeError("CrossEntropyLoss.backward: call the loss on (logits, labels) "
                                "first")
-        return self._dlogits if grad == 1.0 else self._dlogits * grad
+        return self._dlogits if grad == 1.0 else ops.mul(self._dlogits, grad)
 
     def config(self) -> dict:
         return {"weight": None if self.weight is None else self.weight.tolist()}

@@ -13,14 +13,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastseg import ops
+
 __all__ = ["Module", "Parameter", "StateDictError", "IncompatibleKeys"]
 
 
 class Parameter:
-    """A trainable array: ``.data`` (float32 NumPy array) and ``.grad``.
+    """A trainable array: ``.data`` (float32) and ``.grad``.
 
     ``.grad`` is ``None`` until the first backward pass allocates it; later
-    passes add into it, and ``zero_grad`` resets it.
+    passes add into it, and ``zero_grad`` resets it. Both are NumPy arrays,
+    or Numba device arrays after :meth:`Module.to` ``("cuda")``.
 
     Parameters
     ----------
@@ -37,6 +40,18 @@ class Parameter:
         return self.data.shape
 
     @property
+    def device(self) -> str:
+        """Where ``.data`` lives: ``"cpu"`` (NumPy) or ``"cuda"`` (a device array)."""
+        return ops.device_of(self.data)
+
+    def to(self, device: str) -> Parameter:
+        """Move ``.data`` and ``.grad`` to `device` (``"cpu"`` or ``"cuda"``); returns self."""
+        self.data = ops.to_device(self.data, device)
+        if self.grad is not None:
+            self.grad = ops.to_device(self.grad, device)
+        return self
+
+    @property
     def size(self) -> int:
         return self.data.size
 
@@ -46,18 +61,34 @@ class Parameter:
 
     def accumulate_grad(self, g) -> None:
         """Add `g` into ``.grad`` (allocating it on first use)."""
-        if self.grad is None:
+        if self.grad is None and not isinstance(g, np.ndarray) and ops.device_of(g) == "cuda":
+            # A fresh device array from a backward op: take it, as for host arrays below.
+            if tuple(g.shape) != tuple(self.data.shape):
+                raise ValueError(f"Parameter: gradient shape {tuple(g.shape)} differs from "
+                                 f"the parameter's {tuple(self.data.shape)}")
+            self.grad = g
+        elif self.grad is None:
             # Take ownership of the fresh array a backward op returned instead
             # of copying it: the weight gradient of a big FC layer is ~50 MB.
             self.grad = np.require(g, dtype=self.data.dtype, requirements=["C", "W"])
             if self.grad.shape != self.data.shape:
                 raise ValueError(f"Parameter: gradient shape {self.grad.shape} differs from "
                                  f"the parameter's {self.data.shape}")
-        else:
+        elif isinstance(self.grad, np.ndarray) and isinstance(g, np.ndarray):
             self.grad += g
+        else:
+            ops.add_(self.grad, g)
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        where = "" if isinstance(self.data, np.ndarray) else f", device={self.device!r}"
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}{where})"
+
+
+def _zero(a) -> None:
+    if isinstance(a, np.ndarray):
+        a.fill(0)
+    else:
+        ops.fill_(a, 0)
 
 
 class StateDictError(ValueError, RuntimeError):
@@ -72,10 +103,17 @@ class IncompatibleKeys(NamedTuple):
 
 
 def _to_numpy(value) -> np.ndarray:
-    # torch tensors (possibly requiring grad or on a GPU) and plain arrays alike.
+    # torch tensors (possibly requiring grad or on a GPU), device arrays and plain arrays.
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
+    elif not isinstance(value, np.ndarray) and ops.device_of(value) == "cuda":
+        value = ops.to_device(value, "cpu")
     return np.asarray(value)
+
+
+def _host_copy(a) -> np.ndarray:
+    host = ops.to_device(a, "cpu")
+    return host.copy() if host is a else host
 
 
 class Module:
@@ -208,13 +246,41 @@ class Module:
             if set_to_none:
                 param.grad = None
             elif param.grad is not None:
-                param.grad.fill(0)
+                _zero(param.grad)
+
+    # ---- devices ------------------------------------------------------------------
+
+    def to(self, device: str) -> Module:
+        """Move every parameter (``.data`` and ``.grad``) to `device`; returns self.
+
+        ``"cuda"`` puts them in Numba device arrays, ``"cpu"`` brings them back as
+        NumPy arrays. To train on the GPU, set the backend too:
+        ``fastseg.set_backend("cuda"); model.to("cuda")``. Then parameters,
+        gradients, optimizer state (created after the move) and activations stay
+        on the device; batches may be host arrays (each op copies them over) and
+        the loss comes back as a float. An optimizer's existing state does not
+        move with the model: move the model before its first ``step()``.
+        """
+        if device not in ops.DEVICES:
+            raise ValueError(f"device: expected one of {list(ops.DEVICES)}, got {device!r}")
+        for param in self.parameters():
+            param.to(device)
+        return self
+
+    def cuda(self) -> Module:
+        """``self.to("cuda")``."""
+        return self.to("cuda")
+
+    def cpu(self) -> Module:
+        """``self.to("cpu")``."""
+        return self.to("cpu")
 
     # ---- state --------------------------------------------------------------------
 
     def state_dict(self) -> OrderedDict:
-        """Copies of every parameter array, keyed as PyTorch keys them (``"0.weight"``)."""
-        return OrderedDict((name, param.data.copy())
+        """Host (NumPy) copies of every parameter array, wherever the parameters live,
+        keyed as PyTorch keys them (``"0.weight"``)."""
+        return OrderedDict((name, _host_copy(param.data))
                            for name, param in self._all_named_parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -262,7 +328,11 @@ class Module:
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                  + "\n\t".join(errors))
         for key, arr in arrays.items():
-            own[key].data[...] = arr
+            data = own[key].data
+            if isinstance(data, np.ndarray):
+                data[...] = arr
+            else:  # a parameter on the device: copied into it there
+                ops.copy_(data, arr)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- description ----------------------------------------------------------------

@@ -36,14 +36,39 @@ static void pack_a_panel_scalar(int trans, fs_idx mr, fs_idx kc, const float *a,
     }
 }
 
-/* Full A panel, A not transposed: rows are MR strided streams. */
-static void pack_a_panel_n(fs_idx kc, const float *a, fs_idx lda, float *ap)
+/* Prefetch one cache line of each of `rows` strided rows at column p, when
+ * `next` (the following panel's first row) is set. The rows of a panel are
+ * only kc floats long -- too short for the hardware streamer to pick up six
+ * or sixteen interleaved streams. Measured effect is small (fs_pack_a went
+ * from ~14% to ~12% of the cycles at M = 1000, K = 12800, N = 128): the
+ * strided loads stay the bottleneck of that pack. */
+static inline void prefetch_rows(const float *next, fs_idx ld, int rows, fs_idx p)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* asm volatile: gcc 12 deletes a loop whose body is only
+     * __builtin_prefetch calls as a loop without side effects. */
+    if (next && (p & 15) == 0)
+        for (int r = 0; r < rows; r++)
+            __asm__ volatile("prefetcht0 %0" : : "m"(*(next + r * ld + p)));
+#elif defined(__GNUC__) || defined(__clang__)
+    if (next && (p & 15) == 0)
+        for (int r = 0; r < rows; r++) __builtin_prefetch(next + r * ld + p);
+#else
+    (void)next; (void)ld; (void)rows; (void)p;
+#endif
+}
+
+/* Full A panel, A not transposed: rows are MR strided streams. `next`: the
+ * first row of the panel packed after this one, or NULL. */
+static void pack_a_panel_n(fs_idx kc, const float *a, fs_idx lda, float *ap,
+                           const float *next)
 {
     fs_idx p = 0;
 #if defined(FS_PACK_SSE) && FS_MR == 6
     const float *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda,
                 *r4 = a + 4 * lda, *r5 = a + 5 * lda;
     for (; p + 4 <= kc; p += 4) {
+        prefetch_rows(next, lda, FS_MR, p);
         __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p);
         __m128 x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
         __m128 x4 = _mm_loadu_ps(r4 + p), x5 = _mm_loadu_ps(r5 + p);
@@ -101,7 +126,7 @@ void fs_pack_a(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
         if (mr < FS_MR)
             pack_a_panel_scalar(trans, mr, kc, src, lda, dst);
         else
-            pack_a_panel_n(kc, src, lda, dst);
+            pack_a_panel_n(kc, src, lda, dst, q + 1 < full ? src + FS_MR * lda : NULL);
     }
 }
 
@@ -133,12 +158,15 @@ static void pack_b_panels_n(fs_idx kc, fs_idx q0, fs_idx q1, const float *b, fs_
     }
 }
 
-/* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time. */
-static void pack_b_panel_t(fs_idx kc, const float *b, fs_idx ldb, float *bp)
+/* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time.
+ * `next`: the first row of the panel packed after this one, or NULL. */
+static void pack_b_panel_t(fs_idx kc, const float *b, fs_idx ldb, float *bp,
+                           const float *next)
 {
     fs_idx p = 0;
 #if defined(FS_PACK_SSE) && FS_NR % 4 == 0
     for (; p + 4 <= kc; p += 4) {
+        prefetch_rows(next, ldb, FS_NR, p);
         float *d = bp + p * FS_NR;
         for (fs_idx g = 0; g < FS_NR; g += 4) {
             const float *s = b + g * ldb + p;
@@ -173,6 +201,6 @@ void fs_pack_b(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
         if (nr < FS_NR)
             pack_b_panel_scalar(trans, nr, kc, src, ldb, dst);
         else
-            pack_b_panel_t(kc, src, ldb, dst);
+            pack_b_panel_t(kc, src, ldb, dst, q + 1 < full ? src + FS_NR * ldb : NULL);
     }
 }

@@ -50,7 +50,7 @@ def test_torch_twin_has_the_same_outputs():
 
 def test_table_reports_ratios():
     case = QUICK[0]
-    rows = benchmarks.run_table([case], ["c", "numpy"], [1], repeats=2)
+    rows = benchmarks.run_table([case], ["c", "numpy"], [1], repeats=2, settle=0)
     text = benchmarks.format_table(rows, ["c", "numpy"])
     assert "c vs numpy" in text and case.name in text
     assert rows[0]["seconds"]["c"] > 0 and rows[0]["gflops"]["numpy"] > 0

@@ -7,7 +7,7 @@ from fastseg.cli import main
 def test_bench_quick_table_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--quick", "--group", "gemm,conv2d-fwd", "--threads", "1",
-                 "--backends", "c,numpy", "--repeats", "1", "--json", str(out)])
+                 "--backends", "c,numpy", "--repeats", "1", "--settle", "0", "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
     assert "c vs numpy" in table and "conv2d-fwd" in table and "train-step" not in table

@@ -240,12 +240,15 @@ def _model_cases(quick: bool) -> list[Case]:
 # ---- the alternating timer behind `fastseg bench` -------------------------------------
 
 
-def measure(case: Case, backends: list[str], repeats: int = 5, min_time: float = 0.05):
+def measure(case: Case, backends: list[str], repeats: int = 5, min_time: float = 0.05,
+            settle: float = 0.2):
     """Median seconds per backend, runs interleaved across backends.
 
     Interleaving spreads the machine's noise (other processes, frequency
     changes) evenly over the backends, so their ratio is fair even when the
-    absolute times wander.
+    absolute times wander. Before each sample the process idles `settle`
+    seconds: OpenBLAS's and OpenMP's worker threads spin for a while after a
+    call, and would otherwise steal the cores from the next backend timed.
     """
     runners = {}
     for b in backends:
@@ -262,6 +265,8 @@ def measure(case: Case, backends: list[str], repeats: int = 5, min_time: float =
     samples: dict[str, list[float]] = {b: [] for b in backends}
     for _ in range(repeats):
         for b, run in runners.items():
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(inner[b]):
                 run()
@@ -270,7 +275,8 @@ def measure(case: Case, backends: list[str], repeats: int = 5, min_time: float =
 
 
 def run_table(cases: list[Case], backends: list[str], threads: list[int], repeats: int = 5,
-              progress: Callable[[str], None] | None = None) -> list[dict]:
+              progress: Callable[[str], None] | None = None,
+              settle: float = 0.2) -> list[dict]:
     """One row per (case, thread count): median seconds per backend and GFLOP/s."""
     rows = []
     for n in threads:
@@ -278,7 +284,7 @@ def run_table(cases: list[Case], backends: list[str], threads: list[int], repeat
         for case in cases:
             if progress is not None:
                 progress(f"{case.id} ({n} thread{'s' if n > 1 else ''})")
-            times = measure(case, backends, repeats=repeats)
+            times = measure(case, backends, repeats=repeats, settle=settle)
             rows.append({"group": case.group, "case": case.name, "threads": n,
                          "seconds": times,
                          "gflops": {b: case.flops / t / 1e9 for b, t in times.items()}})

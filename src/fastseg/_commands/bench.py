@@ -21,6 +21,8 @@ def run(args) -> int:
     from fastseg import benchmarks
 
     threads = _thread_list(args.thread_list)
+    if not 0 <= args.settle <= 10:
+        raise CLIError(f"--settle: expected seconds in [0, 10], got {args.settle}")
     known = benchmarks.available_backends()
     backends = [b.strip() for b in args.backends.split(",")] if args.backends else known
     missing = [b for b in backends if b not in known]
@@ -43,7 +45,7 @@ def run(args) -> int:
         print(f"  measuring {what}", file=sys.stderr)
 
     rows = benchmarks.run_table(cases, backends, threads, repeats=args.repeats,
-                                progress=progress)
+                                progress=progress, settle=args.settle)
     print(benchmarks.format_table(rows, backends))
     if args.json:
         from fastseg import info
@@ -68,5 +70,8 @@ def add_parser(sub) -> None:
     p.add_argument("--backends", help="comma-separated subset of c,numpy,cuda,torch")
     p.add_argument("--group", help="comma-separated groups, e.g. gemm,train-step")
     p.add_argument("--repeats", type=int, default=5, help="alternating rounds (default 5)")
+    p.add_argument("--settle", type=float, default=0.2,
+                   help="seconds idle before each sample, so other libraries' spinning worker "
+                   "threads go to sleep (default 0.2)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=run)

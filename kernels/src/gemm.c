@@ -327,6 +327,72 @@ static void gemv(int tb, fs_idx n, fs_idx k, float alpha, const float *a,
     }
 }
 
+/* ---- small shapes, no packing ------------------------------------------
+ * When one of m, n, k is tiny the blocked path wastes most of its work:
+ * lai2d's Linear(1000 -> 2) forward (n = 2) runs 2 of 16 micro-kernel
+ * columns, its dx (k = 2) loads and stores the C tile for two FMAs, its dw
+ * (m = 2) fills 2 of 6 rows, and each packs a whole operand. Here:
+ *   dots  (trans_a == 0, trans_b != 0, n or m tiny): each C[i, j] is a dot
+ *         product of two contiguous rows, several accumulators per tile;
+ *   rank  (trans_b == 0, k or m tiny, any trans_a): C rows swept with up to
+ *         four k terms at a time, B streamed once per row chunk.
+ * Other transposes with a tiny dimension go to the blocked path. */
+#define SMALL_DIM 4
+#define SMALL_PAR_MIN ((double)(1 << 20)) /* multiply-adds worth threads */
+
+enum { SMALL_NONE, SMALL_DOTS_ROWS, SMALL_DOTS_COLS, SMALL_RANK };
+
+static int small_kind(int ta, int tb, fs_idx m, fs_idx n, fs_idx k)
+{
+    if (!ta && tb && n <= SMALL_DIM) return SMALL_DOTS_ROWS;
+    if (!ta && tb && m <= SMALL_DIM) return SMALL_DOTS_COLS;
+    if (!tb && (k <= SMALL_DIM || m <= SMALL_DIM)) return SMALL_RANK;
+    return SMALL_NONE;
+}
+
+static void small_gemm(int kind, int ta, fs_idx m, fs_idx n, fs_idx k, float alpha,
+                       const float *a, fs_idx lda, const float *b, fs_idx ldb,
+                       float beta, float *c, fs_idx ldc)
+{
+    fs_small_dots_fn dots;
+    fs_small_rank_fn rank;
+    fs_gemm_small_kernels(&dots, &rank);
+    /* Cut rows when there are enough of them, else columns in NR units. */
+    const int by_rows = kind == SMALL_DOTS_ROWS ||
+                        (kind == SMALL_RANK && m > SMALL_DIM && m * FS_NR >= n);
+    int nt = fs_get_num_threads();
+    if ((double)m * (double)n * (double)k < SMALL_PAR_MIN) nt = 1;
+    const fs_idx units = by_rows ? m : CEIL_DIV(n, (fs_idx)FS_NR);
+    if (units < 2) nt = 1;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        const fs_idx u0 = units * t / T, u1 = units * (t + 1) / T;
+        fs_idx i0 = 0, i1 = m, j0 = 0, j1 = n;
+        if (by_rows) {
+            i0 = u0;
+            i1 = u1;
+        } else {
+            j0 = MIN(u0 * FS_NR, n);
+            j1 = MIN(u1 * FS_NR, n);
+        }
+        if (i1 > i0 && j1 > j0) {
+            if (kind == SMALL_DOTS_ROWS)
+                dots(k, alpha, a, lda, b, ldb, beta, c, ldc, i0, i1, j0, j1, 2, SMALL_DIM);
+            else if (kind == SMALL_DOTS_COLS)
+                dots(k, alpha, a, lda, b, ldb, beta, c, ldc, i0, i1, j0, j1, SMALL_DIM, 2);
+            else
+                rank(ta, k, alpha, a, lda, b, ldb, beta, c, ldc, i0, i1, j0, j1);
+        }
+    }
+}
+
 int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
              float alpha, const float *a, fs_idx lda,
              const float *b, fs_idx ldb,
@@ -340,6 +406,12 @@ int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
 
     if (m == 1 && (!trans_a || lda == 1)) { /* a contiguous row vector */
         gemv(trans_b != 0, n, k, alpha, a, b, ldb, beta, c);
+        return FS_OK;
+    }
+
+    const int kind = small_kind(trans_a != 0, trans_b != 0, m, n, k);
+    if (kind != SMALL_NONE) {
+        small_gemm(kind, trans_a != 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return FS_OK;
     }
 

@@ -78,3 +78,18 @@ fs_ukernel_fn fs_gemm_ukernel(void)
 #endif
     return fs_ukernel_generic;
 }
+
+void fs_gemm_small_kernels(fs_small_dots_fn *dots, fs_small_rank_fn *rank)
+{
+#ifdef FS_HAVE_AVX2_KERNEL
+    if (current_isa() == ISA_AVX2) {
+        *dots = fs_small_dots_avx2;
+        *rank = fs_small_rank_avx2;
+        return;
+    }
+#else
+    (void)current_isa();
+#endif
+    *dots = fs_small_dots_generic;
+    *rank = fs_small_rank_generic;
+}

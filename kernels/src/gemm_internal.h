@@ -45,4 +45,29 @@ void fs_pack_a(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
 void fs_pack_b(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
                float *bp, fs_idx panel0, fs_idx panel1);
 
+/* No-packing kernels for small shapes (gemm_small_impl.h), one build per
+ * ISA. dots: C[i0:i1, j0:j1] from contiguous A rows (trans_a == 0) and
+ * contiguous B rows (trans_b != 0), in ib x jb tiles (each <= 4). rank: B
+ * not transposed, any trans_a; up to four k terms per sweep of C. */
+typedef void (*fs_small_dots_fn)(fs_idx k, float alpha, const float *a, fs_idx lda,
+                                 const float *b, fs_idx ldb, float beta, float *c,
+                                 fs_idx ldc, fs_idx i0, fs_idx i1, fs_idx j0, fs_idx j1,
+                                 int ib, int jb);
+typedef void (*fs_small_rank_fn)(int ta, fs_idx k, float alpha, const float *a,
+                                 fs_idx lda, const float *b, fs_idx ldb, float beta,
+                                 float *c, fs_idx ldc, fs_idx i0, fs_idx i1, fs_idx j0,
+                                 fs_idx j1);
+void fs_small_dots_generic(fs_idx, float, const float *, fs_idx, const float *, fs_idx,
+                           float, float *, fs_idx, fs_idx, fs_idx, fs_idx, fs_idx, int, int);
+void fs_small_rank_generic(int, fs_idx, float, const float *, fs_idx, const float *, fs_idx,
+                           float, float *, fs_idx, fs_idx, fs_idx, fs_idx, fs_idx);
+#ifdef FS_HAVE_AVX2_KERNEL
+void fs_small_dots_avx2(fs_idx, float, const float *, fs_idx, const float *, fs_idx,
+                        float, float *, fs_idx, fs_idx, fs_idx, fs_idx, fs_idx, int, int);
+void fs_small_rank_avx2(int, fs_idx, float, const float *, fs_idx, const float *, fs_idx,
+                        float, float *, fs_idx, fs_idx, fs_idx, fs_idx, fs_idx);
+#endif
+/* The pair for the ISA chosen at run time (same choice as fs_gemm_ukernel). */
+void fs_gemm_small_kernels(fs_small_dots_fn *dots, fs_small_rank_fn *rank);
+
 #endif /* FASTSEG_GEMM_INTERNAL_H */

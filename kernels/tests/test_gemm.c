@@ -99,6 +99,12 @@ static void run_all(void)
         {50, 1000, 37},
         {131, 77, 300},
         {20, 517, 25},
+        /* One tiny dimension, the others large (the no-packing small
+         * paths): Linear(1000 -> 2) at batch 128 forward, dx, dw ... */
+        {128, 2, 1000}, {128, 1000, 2}, {2, 1000, 128},
+        {4, 300, 517}, {300, 4, 517}, {300, 517, 4}, {3, 4, 1001},
+        /* ... and big enough to run on two threads. */
+        {4, 1500, 700}, {1500, 3, 700}, {2000, 1000, 3}, {5, 40000, 4},
     };
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++)
         for (int t = 0; t < 4; t++, idx++) {

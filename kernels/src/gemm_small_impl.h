@@ -1,0 +1,124 @@
+/*
+ * gemm_small_impl.h -- the no-packing small-shape GEMM kernels, written once
+ * in plain C and compiled twice: gemm_small.c (portable flags) and
+ * gemm_small_avx2.c (-mavx2 -mfma, used only after the run-time CPU check).
+ * The including file defines FS_SMALL_SUFFIX. Eight-lane partial sums are
+ * independent chains the compiler vectorises without reassociating (no
+ * -ffast-math), so results stay within float rounding of the reference.
+ */
+#include <string.h>
+
+#include "gemm_internal.h"
+
+/* Eight floats (GCC/Clang vector extension): two SSE registers in the
+ * portable build, one ymm in the AVX2 one; kept in registers. */
+typedef float fs_v8 __attribute__((vector_size(32)));
+
+#define FS_CAT_(x, y) x##y
+#define FS_CAT(x, y) FS_CAT_(x, y)
+#define FN(x) FS_CAT(x, FS_SMALL_SUFFIX)
+
+/* ---- dot tiles: C[i, j] = alpha * dot(A row i, B row j) + beta * C -----
+ * A rows (trans_a == 0) and B rows (trans_b != 0) contiguous along k. */
+#define DOT_TILE(NI, NJ)                                                          \
+    static void FN(dot_##NI##_##NJ)(fs_idx k, float alpha, const float *a,        \
+                                    fs_idx lda, const float *b, fs_idx ldb,       \
+                                    float beta, float *c, fs_idx ldc)             \
+    {                                                                             \
+        fs_v8 acc[NI][NJ];                                                        \
+        for (int i = 0; i < NI; i++)                                              \
+            for (int j = 0; j < NJ; j++) acc[i][j] = (fs_v8){0};                  \
+        fs_idx p = 0;                                                             \
+        for (; p + 8 <= k; p += 8) {                                              \
+            fs_v8 av[NI], bv[NJ];                                                 \
+            for (int i = 0; i < NI; i++) memcpy(&av[i], a + i * lda + p, 32);     \
+            for (int j = 0; j < NJ; j++) memcpy(&bv[j], b + j * ldb + p, 32);     \
+            for (int i = 0; i < NI; i++)                                          \
+                for (int j = 0; j < NJ; j++) acc[i][j] += av[i] * bv[j];          \
+        }                                                                         \
+        for (int i = 0; i < NI; i++)                                              \
+            for (int j = 0; j < NJ; j++) {                                        \
+                float tail = 0.0f;                                                \
+                for (fs_idx q = p; q < k; q++) tail += a[i * lda + q] * b[j * ldb + q]; \
+                float s[8];                                                       \
+                memcpy(s, &acc[i][j], 32);                                        \
+                const float dot = ((s[0] + s[4]) + (s[1] + s[5])) +               \
+                                  ((s[2] + s[6]) + (s[3] + s[7])) + tail;         \
+                float *cc = c + i * ldc + j;                                      \
+                *cc = beta == 0.0f ? alpha * dot : alpha * dot + beta * *cc;      \
+            }                                                                     \
+    }
+
+DOT_TILE(1, 1) DOT_TILE(1, 2) DOT_TILE(1, 3) DOT_TILE(1, 4)
+DOT_TILE(2, 1) DOT_TILE(2, 2) DOT_TILE(2, 3) DOT_TILE(2, 4)
+DOT_TILE(3, 1) DOT_TILE(3, 2) DOT_TILE(3, 3) DOT_TILE(3, 4)
+DOT_TILE(4, 1) DOT_TILE(4, 2) DOT_TILE(4, 3) DOT_TILE(4, 4)
+
+typedef void (*dot_tile_fn)(fs_idx, float, const float *, fs_idx, const float *,
+                            fs_idx, float, float *, fs_idx);
+
+void FN(fs_small_dots_)(fs_idx k, float alpha, const float *a, fs_idx lda,
+                        const float *b, fs_idx ldb, float beta, float *c, fs_idx ldc,
+                        fs_idx i0, fs_idx i1, fs_idx j0, fs_idx j1, int ib, int jb)
+{
+    static const dot_tile_fn tiles[4][4] = {
+        {FN(dot_1_1), FN(dot_1_2), FN(dot_1_3), FN(dot_1_4)},
+        {FN(dot_2_1), FN(dot_2_2), FN(dot_2_3), FN(dot_2_4)},
+        {FN(dot_3_1), FN(dot_3_2), FN(dot_3_3), FN(dot_3_4)},
+        {FN(dot_4_1), FN(dot_4_2), FN(dot_4_3), FN(dot_4_4)},
+    };
+    for (fs_idx i = i0; i < i1; i += ib) {
+        const int ni = (int)(i1 - i < ib ? i1 - i : ib);
+        for (fs_idx j = j0; j < j1; j += jb) {
+            const int nj = (int)(j1 - j < jb ? j1 - j : jb);
+            tiles[ni - 1][nj - 1](k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta,
+                                  c + i * ldc + j, ldc);
+        }
+    }
+}
+
+/* ---- rank updates: C = alpha * op(A) * B + beta * C, B not transposed ----
+ * Up to four k terms per sweep of a C row chunk: each C element is loaded
+ * and stored once per four multiply-adds, the B rows of the chunk stay in
+ * L1 across the rows of C. */
+#define RANK_CHUNK 512
+
+static void FN(rank_row)(int kb, const float *s, const float *b, fs_idx ldb,
+                         float beta, int first, float *cr, fs_idx len)
+{
+    const float *b0 = b, *b1 = b + ldb, *b2 = b + 2 * ldb, *b3 = b + 3 * ldb;
+    const float s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+#define RANK_LOOP(EXPR)                                                    \
+    if (!first)                                                            \
+        for (fs_idx j = 0; j < len; j++) cr[j] += (EXPR);                  \
+    else if (beta == 0.0f)                                                 \
+        for (fs_idx j = 0; j < len; j++) cr[j] = (EXPR);                   \
+    else                                                                   \
+        for (fs_idx j = 0; j < len; j++) cr[j] = (EXPR) + beta * cr[j];
+    switch (kb) {
+    case 1: RANK_LOOP(s0 * b0[j]) break;
+    case 2: RANK_LOOP(s0 * b0[j] + s1 * b1[j]) break;
+    case 3: RANK_LOOP((s0 * b0[j] + s1 * b1[j]) + s2 * b2[j]) break;
+    default: RANK_LOOP((s0 * b0[j] + s1 * b1[j]) + (s2 * b2[j] + s3 * b3[j])) break;
+    }
+#undef RANK_LOOP
+}
+
+void FN(fs_small_rank_)(int ta, fs_idx k, float alpha, const float *a, fs_idx lda,
+                        const float *b, fs_idx ldb, float beta, float *c, fs_idx ldc,
+                        fs_idx i0, fs_idx i1, fs_idx j0, fs_idx j1)
+{
+    for (fs_idx c0 = j0; c0 < j1; c0 += RANK_CHUNK) {
+        const fs_idx len = j1 - c0 < RANK_CHUNK ? j1 - c0 : RANK_CHUNK;
+        for (fs_idx p0 = 0; p0 < k; p0 += 4) {
+            const int kb = (int)(k - p0 < 4 ? k - p0 : 4);
+            for (fs_idx i = i0; i < i1; i++) {
+                float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int q = 0; q < kb; q++)
+                    s[q] = alpha * (ta ? a[(p0 + q) * lda + i] : a[i * lda + p0 + q]);
+                FN(rank_row)(kb, s, b + p0 * ldb + c0, ldb, beta, p0 == 0,
+                             c + i * ldc + c0, len);
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from fastseg import _dense
-from fastseg.data.patches import pad_for_patches
+from fastseg.data.patches import _as_chw, pad_for_patches
 
 __all__ = ["segment"]
 
@@ -27,15 +27,7 @@ TILE_BUDGET_BYTES = 96 * 2**20
 
 
 def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"image: expected a real-valued array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or 0 in arr.shape:
-        raise ValueError(f"image: expected (H, W) or (C, H, W) and non-empty, got shape "
-                         f"{np.shape(image)}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = _as_chw(image, "image")
     if not np.isfinite(arr).all():
         raise ValueError("image: contains NaN or infinite values")
     return arr

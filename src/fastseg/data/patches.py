@@ -23,11 +23,11 @@ def _check_size(size):
 def _as_chw(image, name="image"):
     arr = np.asarray(image)
     if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        raise TypeError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or 0 in arr.shape:
-        raise ValueError(f"{name} must be (C, H, W) or (H, W) and non-empty, got shape "
+        raise ValueError(f"{name}: expected (H, W) or (C, H, W) and non-empty, got shape "
                          f"{np.shape(image)}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 

@@ -1,4 +1,5 @@
-"""The fast paths added for speed: one-row GEMMs (GEMV) and recycled outputs."""
+"""The fast paths added for speed: one-row GEMMs (the small-dimension path) and recycled
+outputs."""
 import numpy as np
 import pytest
 

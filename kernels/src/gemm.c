@@ -250,88 +250,12 @@ static void scale_c(fs_idx m, fs_idx n, float beta, float *c, fs_idx ldc)
 }
 
 
-/* ---- one-row products: C (1 x n) = alpha * a (1 x k) . op(B) + beta * C ----
- * Batch-1 fully connected layers (lai2d's 1 x 12800 . 12800 x 1000 and its
- * 1 x 1000 . 1000 x 12800 gradient) are matrix-vector products: the blocked
- * path would pack all of B (a 51 MB weight: read + write + read again) and
- * run the 6-row micro-kernel on 1 valid row. Here B is streamed once, which
- * is what bounds a GEMV. a must be contiguous (lda = 1 when trans_a). */
-#define GEMV_CHUNK 2048      /* columns of C kept in L1 while B rows stream */
-#define GEMV_PAR_MIN ((double)(1 << 20)) /* multiply-adds worth a second thread */
-
-static void gemv_rows(fs_idx n, fs_idx k, float alpha, const float *a,
-                      const float *b, fs_idx ldb, float beta, float *c,
-                      fs_idx j0, fs_idx j1)
-{
-    /* B stored k x n: C[j] += (alpha a_p) B[p, j], row by row, per chunk. */
-    (void)n;
-    for (fs_idx c0 = j0; c0 < j1; c0 += GEMV_CHUNK) {
-        const fs_idx c1 = MIN(c0 + GEMV_CHUNK, j1);
-        float *cc = c + c0;
-        const fs_idx len = c1 - c0;
-        if (beta == 0.0f)
-            for (fs_idx j = 0; j < len; j++) cc[j] = 0.0f;
-        else if (beta != 1.0f)
-            for (fs_idx j = 0; j < len; j++) cc[j] *= beta;
-        for (fs_idx p = 0; p < k; p++) {
-            const float s = alpha * a[p];
-            const float *br = b + p * ldb + c0;
-            for (fs_idx j = 0; j < len; j++) cc[j] += s * br[j];
-        }
-    }
-}
-
-static void gemv_dots(fs_idx k, float alpha, const float *a,
-                      const float *b, fs_idx ldb, float beta, float *c,
-                      fs_idx j0, fs_idx j1)
-{
-    /* B stored n x k: C[j] = alpha * dot(a, B[j, :]) + beta C[j]. Eight
-     * partial sums: independent chains the compiler vectorises without
-     * reassociating (no -ffast-math). */
-    for (fs_idx j = j0; j < j1; j++) {
-        const float *br = b + j * ldb;
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        fs_idx p = 0;
-        for (; p + 8 <= k; p += 8)
-            for (int l = 0; l < 8; l++) acc[l] += a[p + l] * br[p + l];
-        float tail = 0.0f;
-        for (; p < k; p++) tail += a[p] * br[p];
-        const float dot = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
-                          ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-        c[j] = beta == 0.0f ? alpha * dot : alpha * dot + beta * c[j];
-    }
-}
-
-static void gemv(int tb, fs_idx n, fs_idx k, float alpha, const float *a,
-                 const float *b, fs_idx ldb, float beta, float *c)
-{
-    int nt = fs_get_num_threads();
-    if ((double)n * (double)k < GEMV_PAR_MIN || n < 2 * FS_NR) nt = 1;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        /* Contiguous column ranges, multiples of NR: no false sharing of C. */
-        const fs_idx units = CEIL_DIV(n, (fs_idx)FS_NR);
-        const fs_idx u0 = units * t / T, u1 = units * (t + 1) / T;
-        const fs_idx j0 = MIN(u0 * FS_NR, n), j1 = MIN(u1 * FS_NR, n);
-        if (j1 > j0) {
-            if (tb) gemv_dots(k, alpha, a, b, ldb, beta, c, j0, j1);
-            else gemv_rows(n, k, alpha, a, b, ldb, beta, c, j0, j1);
-        }
-    }
-}
-
 /* ---- small shapes, no packing ------------------------------------------
  * When one of m, n, k is tiny the blocked path wastes most of its work:
  * lai2d's Linear(1000 -> 2) forward (n = 2) runs 2 of 16 micro-kernel
  * columns, its dx (k = 2) loads and stores the C tile for two FMAs, its dw
- * (m = 2) fills 2 of 6 rows, and each packs a whole operand. Here:
+ * (m = 2) fills 2 of 6 rows, and each packs a whole operand; at batch 1
+ * (m = 1) packing would copy a whole 51 MB weight that is read once. Here:
  *   dots  (trans_a == 0, trans_b != 0, n or m tiny): each C[i, j] is a dot
  *         product of two contiguous rows, several accumulators per tile;
  *   rank  (trans_b == 0, k or m tiny, any trans_a): C rows swept with up to
@@ -404,9 +328,9 @@ int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
         return FS_OK;
     }
 
-    if (m == 1 && (!trans_a || lda == 1)) { /* a contiguous row vector */
-        gemv(trans_b != 0, n, k, alpha, a, b, ldb, beta, c);
-        return FS_OK;
+    if (m == 1 && trans_a && lda == 1) { /* a contiguous row either way */
+        trans_a = 0;
+        lda = k;
     }
 
     const int kind = small_kind(trans_a != 0, trans_b != 0, m, n, k);

@@ -437,25 +437,26 @@ def fill_(a, value, *, backend=None):
     be.fill_(_inplace("a", a, getattr(a, "shape", None), be), float(value))
 
 
-def copy_(dst, src, *, backend=None):
-    """Copy `src` (any device, same shape) into `dst` (float32, host or device), in place."""
+def _dst_src(backend, dst, src):
+    """The table, and dst (updated in place) and src checked to share one shape."""
     be = _table_for(backend, dst)
     dst = _inplace("dst", dst, getattr(dst, "shape", None), be)
     src = _array(be, "src", src)
     if tuple(src.shape) != tuple(dst.shape):
         raise ValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
                          f"got {tuple(src.shape)}")
+    return be, dst, src
+
+
+def copy_(dst, src, *, backend=None):
+    """Copy `src` (any device, same shape) into `dst` (float32, host or device), in place."""
+    be, dst, src = _dst_src(backend, dst, src)
     be.copy_(dst, src)
 
 
 def add_(dst, src, *, backend=None):
     """``dst += src`` in place (dst float32, host or device; src of the same shape)."""
-    be = _table_for(backend, dst)
-    dst = _inplace("dst", dst, getattr(dst, "shape", None), be)
-    src = _array(be, "src", src)
-    if tuple(src.shape) != tuple(dst.shape):
-        raise ValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
-                         f"got {tuple(src.shape)}")
+    be, dst, src = _dst_src(backend, dst, src)
     be.add_(dst, src)
     return dst
 

@@ -1,4 +1,11 @@
-/* conv2d forward/backward (kernels.h) as im2col + GEMM, one image at a time.
+/* conv2d forward/backward (kernels.h).
+ *
+ * Two routes: conv_fused.c (GEMM loops that pack straight from the image,
+ * no column matrix) takes every convolution whose packed weight is small,
+ * which is every layer of the report's networks; the rest -- a 1x1 kernel
+ * without stride or padding (the image is its own column matrix), or a huge
+ * weight such as a fully connected layer run as a convolution -- go through
+ * im2col + fs_sgemm here, one image at a time.
  *
  * Why per image: y[i] is already the (f x oh*ow) row-major result of
  * W (f x c*k*k) . cols_i (c*k*k x oh*ow), so the GEMM writes straight into y
@@ -16,69 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_fused.h"
+#include "im2col_row.h"
+#include "thread_workspace.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#define FS_WS_CACHED 1
-#endif
-
 #define FS_CONV_COLS_MAX ((size_t)32 << 20)
-
-/* ---- workspace: a per-thread buffer, grown on demand, reused ------------
- * _Thread_local so two Python threads convolving at once never share it; a
- * pthread key frees it when its thread ends and an atexit hook frees the
- * exiting thread's, so LeakSanitizer sees nothing. */
-#ifdef FS_WS_CACHED
-static _Thread_local float *ws_ptr = NULL;
-static _Thread_local size_t ws_cap = 0; /* floats */
-static pthread_key_t ws_key;
-static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
-static int ws_key_ok = 0;
-
-static void ws_thread_exit(void *p) { free(p); }
-
-static void ws_atexit(void)
-{
-    free(ws_ptr);
-    ws_ptr = NULL;
-    ws_cap = 0;
-    if (ws_key_ok) pthread_setspecific(ws_key, NULL);
-}
-
-static void ws_init(void)
-{
-    ws_key_ok = pthread_key_create(&ws_key, ws_thread_exit) == 0;
-    atexit(ws_atexit);
-}
-
-static float *ws_get(size_t floats)
-{
-    pthread_once(&ws_once, ws_init);
-    if (floats <= ws_cap) return ws_ptr;
-    float *p = (float *)malloc(floats * sizeof(float));
-    if (!p) return NULL;
-    free(ws_ptr);
-    ws_ptr = p;
-    ws_cap = floats;
-    if (ws_key_ok) pthread_setspecific(ws_key, p);
-    return p;
-}
-
-static void ws_put(float *p) { (void)p; }
-#else
-static float *ws_get(size_t floats) { return (float *)malloc((floats ? floats : 1) * sizeof(float)); }
-static void ws_put(float *p) { free(p); }
-#endif
-
-/* ---- shape helpers ------------------------------------------------------ */
-static fs_idx out_extent(fs_idx size, fs_idx k, fs_idx stride, fs_idx pad)
-{
-    fs_idx span = size + 2 * pad - k;
-    return span < 0 ? 0 : span / stride + 1;
-}
 
 /* Keep each thread's slice 64-byte aligned (relative to the base). */
 static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
@@ -130,8 +83,8 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                       fs_idx stride, fs_idx pad, float *y)
 {
     if (k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
-    const fs_idx oh = out_extent(h, k, stride, pad);
-    const fs_idx ow = out_extent(w, k, stride, pad);
+    const fs_idx oh = fs_out_extent(h, k, stride, pad);
+    const fs_idx ow = fs_out_extent(w, k, stride, pad);
     const fs_idx ohw = oh * ow;
     const fs_idx ckk = c * k * k;
     if (n <= 0 || f <= 0 || ohw == 0) return FS_OK;
@@ -145,11 +98,13 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     /* A 1x1 kernel without stride or padding: the image is its own column
      * matrix (c x h*w). */
     const int direct = k == 1 && stride == 1 && pad == 0;
+    if (!direct && fs_conv_fused_fits(c, f, k))
+        return fs_conv_fused_forward(x, n, c, h, w, wt, f, k, bias, stride, pad, y);
     const size_t slice = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
     const int nt = image_threads(n, slice);
     float *ws = NULL;
     if (slice) {
-        ws = ws_get(slice * (size_t)nt);
+        ws = fs_ws_get(slice * (size_t)nt);
         if (!ws) return FS_ENOMEM;
     }
     const fs_idx xs = c * h * w, ys = f * ohw;
@@ -180,7 +135,7 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
         }
 #endif
     }
-    ws_put(ws);
+    fs_ws_put(ws);
     return status;
 }
 
@@ -237,8 +192,8 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                        float *dx, float *dw, float *db)
 {
     if (k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
-    const fs_idx oh = out_extent(h, k, stride, pad);
-    const fs_idx ow = out_extent(w, k, stride, pad);
+    const fs_idx oh = fs_out_extent(h, k, stride, pad);
+    const fs_idx ow = fs_out_extent(w, k, stride, pad);
     const fs_idx ohw = oh * ow;
     const fs_idx ckk = c * k * k;
     const fs_idx xs = c * h * w, ys = f * ohw;
@@ -256,6 +211,8 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     if (!dx && !dw) return FS_OK;
 
     const int direct = k == 1 && stride == 1 && pad == 0;
+    if (!direct && fs_conv_fused_fits(c, f, k))
+        return fs_conv_fused_backward(x, n, c, h, w, wt, f, k, stride, pad, dy, dx, dw);
     const size_t colsz = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
     const size_t dwsz = dw ? round16((size_t)(f * ckk)) : 0;
     int nt = image_threads(n, colsz + dwsz);
@@ -263,7 +220,7 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     size_t slice = colsz + (nt > 1 ? dwsz : 0);
     float *ws = NULL;
     if (slice) {
-        ws = ws_get(slice * (size_t)nt);
+        ws = fs_ws_get(slice * (size_t)nt);
         if (!ws) return FS_ENOMEM;
     }
     int status = FS_OK;
@@ -306,6 +263,6 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
             }
         }
     }
-    ws_put(ws);
+    fs_ws_put(ws);
     return status;
 }

@@ -28,9 +28,22 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *ap, const float *bp,
                      float beta, float *c, fs_idx ldc, int mr, int nr);
 #endif
 
+/* The micro-kernel's scatter form, for the fused convolution's dX (each
+ * tile row lands in a different row of dx): rows[i][0:NR] += (Ap*Bp)[i]
+ * for i < mr, all NR columns, alpha = beta = 1. */
+typedef void (*fs_ukernel_rows_fn)(fs_idx kc, const float *ap, const float *bp,
+                                   float *const *rows, int mr);
+void fs_ukernel_rows_generic(fs_idx kc, const float *ap, const float *bp,
+                             float *const *rows, int mr);
+#ifdef FS_HAVE_AVX2_KERNEL
+void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
+                          float *const *rows, int mr);
+#endif
+
 /* The micro-kernel chosen at run time (CPU check, FASTSEG_ISA, or
  * fs_select_isa); cheap enough to call once per fs_sgemm. */
 fs_ukernel_fn fs_gemm_ukernel(void);
+fs_ukernel_rows_fn fs_gemm_ukernel_rows(void);
 
 /* Packing. `a` points at op(A)[0][0] of the block: element (i, p) of op(A)
  * is a[i*lda + p] (trans == 0) or a[p*lda + i] (trans != 0). Panels

@@ -41,9 +41,14 @@
         bp += FS_NR;                                      \
     } while (0)
 
-void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
-                     const float *restrict bp, float beta, float *restrict c,
-                     fs_idx ldc, int mr, int nr)
+/* Row i of the C tile: c + i*ldc, or rows[i] for the scatter form. */
+#define C_ROW(i) (rows ? rows[(i)] : c + (i) * ldc)
+
+/* The kernel body, inlined into its two forms below so that `rows` is a
+ * constant in each. */
+static inline __attribute__((always_inline)) void
+ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict bp,
+        float beta, float *restrict c, fs_idx ldc, float *const *rows, int mr, int nr)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -54,8 +59,8 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
 
     /* Start fetching the C tile now so it has arrived by the store. */
     for (int i = 0; i < mr; i++) {
-        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C_ROW(i)), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C_ROW(i) + nr - 1), _MM_HINT_T0);
     }
 
     fs_idx p = kc;
@@ -182,7 +187,7 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
         const __m256 vb = _mm256_set1_ps(beta);
 #define STORE_ROW(i, ci0, ci1)                                                       \
         if ((i) < mr) {                                                              \
-            float *cr = c + (i) * ldc;                                               \
+            float *cr = C_ROW(i);                                                    \
             if (beta != 0.0f) {                                                      \
                 ci0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), ci0);                 \
                 ci1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), ci1);             \
@@ -211,11 +216,25 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
     _mm256_store_ps(t + 4 * FS_NR, c40); _mm256_store_ps(t + 4 * FS_NR + 8, c41);
     _mm256_store_ps(t + 5 * FS_NR, c50); _mm256_store_ps(t + 5 * FS_NR + 8, c51);
     for (int i = 0; i < mr; i++) {
-        float *cr = c + i * ldc;
+        float *cr = C_ROW(i);
         const float *tr = t + i * FS_NR;
         if (beta == 0.0f)
             for (int j = 0; j < nr; j++) cr[j] = tr[j];
         else
             for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];
     }
+}
+
+
+void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
+                     const float *restrict bp, float beta, float *restrict c,
+                     fs_idx ldc, int mr, int nr)
+{
+    ukernel(kc, alpha, ap, bp, beta, c, ldc, NULL, mr, nr);
+}
+
+void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
+                          float *const *rows, int mr)
+{
+    ukernel(kc, 1.0f, ap, bp, 1.0f, NULL, 0, rows, mr, FS_NR);
 }

@@ -41,3 +41,12 @@ void fs_ukernel_generic(fs_idx kc, float alpha, const float *restrict ap,
         }
     }
 }
+
+void fs_ukernel_rows_generic(fs_idx kc, const float *ap, const float *bp,
+                             float *const *rows, int mr)
+{
+    float t[FS_MR * FS_NR];
+    fs_ukernel_generic(kc, 1.0f, ap, bp, 0.0f, t, FS_NR, FS_MR, FS_NR);
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < FS_NR; j++) rows[i][j] += t[i * FS_NR + j];
+}

@@ -1,0 +1,553 @@
+/*
+ * Convolution as GEMM without materialising the column matrix.
+ *
+ * conv.c's im2col path writes each image's column matrix (512 KiB for
+ * lai2d's 20->50 layer), the GEMM then re-reads it to pack its panels, and
+ * the backward pass writes a second one for col2im to read back. Here the
+ * GEMM loops of gemm.c run around the same micro-kernel, but
+ *   forward  y_i  = W . cols_i         B panels are packed straight from x_i;
+ *   dW      dW  += dY_i . cols_i^T     B panels are packed straight from x_i;
+ *   dX      dx_i = col2im(W^T . dY_i)  each MR x NR tile of W^T . dY_i goes
+ *                                      from registers to an L1 buffer and is
+ *                                      added into dx_i (col2im per tile),
+ * and the weight is packed once per call and thread instead of once per
+ * image. The entries of the column matrix come from im2col_row.h, the same
+ * walk fs_im2col uses, so both paths compute identical values.
+ *
+ * Threads: with at least as many images as threads, each thread takes a
+ * contiguous run of whole images (dW as a private partial, summed at the
+ * end in thread order, so results do not depend on timing); with fewer,
+ * every thread works on every image on its own slice: output pixels for
+ * the forward, input channels (dX) and dW columns for the backward.
+ * Nothing is shared, so there is no barrier.
+ */
+#include "conv_fused.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+#include "im2col_row.h"
+#include "thread_workspace.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define ROUND_UP(a, b) (CEIL_DIV(a, b) * (b))
+
+/* Largest packed weight (floats) a thread keeps: lai2d's layers need 27K and
+ * 7K; a fully connected layer run as a convolution (segment.py: 1000 x
+ * 12800) would need 51 MB per thread, and goes through conv.c's path. */
+#define FS_CONV_FUSED_WEIGHT_MAX ((fs_idx)1 << 20)
+
+/* Floats of dY in one packed dX block (16 KiB: half of L1d). */
+#define FS_DX_BLOCK_FLOATS ((fs_idx)4096)
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define FS_CONV_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)
+
+typedef struct {
+    fs_colgeom g;
+    fs_idx n, c, f, ckk, ohw, plane;
+    const float *x, *wt, *bias, *dy;
+    float *y, *dx;
+    fs_ukernel_fn uk;
+    fs_ukernel_rows_fn uk_rows;
+} conv_job;
+
+/* Block size for `len` cut into pieces of at most `cap`, as even as the
+ * `unit` granularity allows (as gemm.c). */
+static fs_idx even_block(fs_idx len, fs_idx cap, fs_idx unit)
+{
+    if (len <= 0) return unit;
+    fs_idx pieces = CEIL_DIV(len, cap);
+    return ROUND_UP(CEIL_DIV(len, pieces), unit);
+}
+
+static size_t r16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k)
+{
+    const fs_idx ckk = c * k * k;
+    return ROUND_UP(f, (fs_idx)FS_MR) * ckk <= FS_CONV_FUSED_WEIGHT_MAX &&
+           ROUND_UP(ckk, (fs_idx)FS_MR) * f <= FS_CONV_FUSED_WEIGHT_MAX;
+}
+
+static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                     const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad)
+{
+    memset(J, 0, sizeof *J);
+    J->g.h = h;
+    J->g.w = w;
+    J->g.k = k;
+    J->g.stride = stride;
+    J->g.pad = pad;
+    J->g.oh = fs_out_extent(h, k, stride, pad);
+    J->g.ow = fs_out_extent(w, k, stride, pad);
+    J->n = n;
+    J->c = c;
+    J->f = f;
+    J->ckk = c * k * k;
+    J->ohw = J->g.oh * J->g.ow;
+    J->plane = h * w;
+    J->x = x;
+    J->wt = wt;
+    J->uk = fs_gemm_ukernel();
+    J->uk_rows = fs_gemm_ukernel_rows();
+}
+
+/* [lo, hi): part t of T of [0, count), sizes differing by at most one. */
+static void split_range(fs_idx count, int t, int T, fs_idx *lo, fs_idx *hi)
+{
+    *lo = count * t / T;
+    *hi = count * (t + 1) / T;
+}
+
+/* How many threads, and whether they take whole images. */
+static int plan_threads(const conv_job *J, int *by_image)
+{
+    int nt = 1;
+#ifdef _OPENMP
+    nt = fs_get_num_threads();
+#endif
+    const double fmas = (double)J->n * (double)J->f * (double)J->ckk * (double)J->ohw;
+    if (fmas < FS_CONV_PARALLEL_MIN_FMAS) nt = 1;
+    *by_image = nt > 1 && J->n >= nt;
+    return nt;
+}
+
+/* ==== forward ============================================================ */
+
+/* Pack rows [r0, r0+kc) of image xi's column matrix, over the pixels that
+ * `runs` cut (nc of them, in NR-aligned groups), as NR-wide B panels
+ * (bp[q*NR*kc + p*NR + j]) -- the layout fs_pack_b writes. Row by row (one
+ * tap at a time): panel by panel measured slower, as each 16-float run
+ * then carries a whole tap's loop overhead. */
+static void pack_cols(const conv_job *J, const float *xi, fs_idx r0, fs_idx kc,
+                      const fs_colrun *runs, fs_idx nruns, fs_idx nc, float *bp)
+{
+    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR), tail = nc % FS_NR;
+    fs_tap t = fs_tap_of(&J->g, r0);
+    for (fs_idx p = 0; p < kc; p++, fs_tap_next(&J->g, &t)) {
+        const float *xp = xi + t.ci * J->plane;
+        float *row = bp + p * FS_NR;
+        for (fs_idx ri = 0; ri < nruns; ri++) {
+            const fs_idx at = runs[ri].at;
+            fs_col_run_gather(&J->g, &t, xp, &runs[ri],
+                              row + (at / FS_NR) * FS_NR * kc + at % FS_NR);
+        }
+        if (tail) fs_zero_run(row + (npanels - 1) * FS_NR * kc + tail, FS_NR - tail);
+    }
+}
+
+/* Floats that hold `count` items of `bytes` each. */
+static size_t floats_for(fs_idx count, size_t bytes)
+{
+    return r16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
+}
+
+typedef struct {
+    float *ap, *bp;
+    fs_colrun *runs;
+    fs_idx kcb, ncb, maxruns;
+} fwd_space;
+
+static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
+{
+    s->kcb = even_block(J->ckk, FS_GEMM_KC, 1);
+    s->ncb = even_block(span, FS_GEMM_NC, FS_NR);
+    s->maxruns = fs_col_runs_max(&J->g, s->ncb, FS_NR);
+    return r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
+           r16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun));
+}
+
+static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
+{
+    s->ap = ws;
+    s->bp = s->ap + r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk));
+    s->runs = (fs_colrun *)(s->bp + r16((size_t)(s->kcb * s->ncb)));
+}
+
+/* The weight as MR-row panels, one K block after another: the block at
+ * column pc starts at ap + mpad*pc. */
+static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
+{
+    const fs_idx mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    for (fs_idx pc = 0; pc < J->ckk; pc += kcb) {
+        const fs_idx kc = MIN(kcb, J->ckk - pc);
+        fs_pack_a(0, J->f, kc, J->wt + pc, J->ckk, ap + mpad * pc, 0, mpad / FS_MR);
+    }
+}
+
+/* y_i[:, j0:j1] (output pixels j0..j1) of image ni. */
+static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j0, fs_idx j1)
+{
+    const float *xi = J->x + ni * J->c * J->plane;
+    float *yi = J->y + ni * J->f * J->ohw;
+    const fs_idx mpad = ROUND_UP(J->f, (fs_idx)FS_MR), ohw = J->ohw;
+    for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
+        const fs_idx nc = MIN(s->ncb, j1 - jc);
+        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        const fs_idx nruns = fs_col_runs(&J->g, jc, nc, FS_NR, s->runs, NULL);
+        for (fs_idx pc = 0; pc < J->ckk; pc += s->kcb) {               /* pc */
+            const fs_idx kc = MIN(s->kcb, J->ckk - pc);
+            const float beta = pc == 0 ? 0.0f : 1.0f;
+            const float *apk = s->ap + mpad * pc;
+            pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
+            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
+                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
+                for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
+                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
+                    const float *bq = s->bp + q * FS_NR * kc;
+                    for (fs_idx i = ic; i < ic + mc; i += FS_MR) {      /* ir */
+                        const int mr = (int)MIN((fs_idx)FS_MR, J->f - i);
+                        J->uk(kc, 1.0f, apk + i * kc, bq, beta,
+                              yi + i * ohw + jc + q * FS_NR, ohw, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    if (J->bias) /* while this image's rows are still in cache */
+        for (fs_idx fi = 0; fi < J->f; fi++) {
+            float *row = yi + fi * ohw;
+            const float bv = J->bias[fi];
+            for (fs_idx j = j0; j < j1; j++) row[j] += bv;
+        }
+}
+
+int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                          const float *wt, fs_idx f, fs_idx k, const float *bias,
+                          fs_idx stride, fs_idx pad, float *y)
+{
+    conv_job J;
+    job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
+    J.bias = bias;
+    J.y = y;
+    int by_image;
+    const int nt = plan_threads(&J, &by_image);
+    int status = FS_OK;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        /* Whole images, or this thread's NR-aligned slice of every image. */
+        fs_idx i0 = 0, i1 = n, j0 = 0, j1 = J.ohw;
+        if (T > 1 && by_image) {
+            split_range(n, t, T, &i0, &i1);
+        } else if (T > 1) {
+            split_range(CEIL_DIV(J.ohw, (fs_idx)FS_NR), t, T, &j0, &j1);
+            j0 *= FS_NR;
+            j1 = MIN(j1 * FS_NR, J.ohw);
+        }
+        if (i1 > i0 && j1 > j0) {
+            fwd_space s;
+            float *ws = fs_ws_get(fwd_space_size(&J, j1 - j0, &s));
+            if (!ws) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                status = FS_ENOMEM;
+            } else {
+                fwd_space_bind(&J, ws, &s);
+                pack_weight(&J, s.kcb, s.ap);
+                for (fs_idx ni = i0; ni < i1; ni++) fwd_image(&J, &s, ni, j0, j1);
+                fs_ws_put(ws);
+            }
+        }
+    }
+    return status;
+}
+
+/* ==== backward =========================================================== */
+
+/* Pack the pixels that `runs` cut (kc of them) x rows [r0, r0+nc) of image
+ * xi's transposed column matrix as NR-wide B panels: NR rows are gathered
+ * into tmp (NR x kc), then packed as a transposed B (gemm_pack.c's SSE
+ * transposes). */
+static void pack_cols_t(const conv_job *J, const float *xi, const fs_colrun *runs,
+                        fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc, float *bp, float *tmp)
+{
+    fs_tap t = fs_tap_of(&J->g, r0);
+    for (fs_idx q = 0; q * FS_NR < nc; q++) {
+        const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
+        for (fs_idx j = 0; j < rows; j++, fs_tap_next(&J->g, &t)) {
+            const float *xp = xi + t.ci * J->plane;
+            for (fs_idx ri = 0; ri < nruns; ri++)
+                fs_col_run_gather(&J->g, &t, xp, &runs[ri], tmp + j * kc + runs[ri].at);
+        }
+        fs_pack_b(1, kc, rows, tmp, kc, bp + q * FS_NR * kc, 0, 1);
+    }
+}
+
+typedef struct {
+    /* dX: W^T rows [r0, r1) packed (K = f, blocks of kcf), dY blocks, tile,
+     * the pixel runs of a block and where each NR panel's runs start */
+    fs_idx r0, r1, kcf, ncp, maxruns_x;
+    float *apt, *bpy, *tile;
+    fs_colrun *runs_x;
+    fs_idx *first_x;
+    /* dW: columns [d0, d1), pixel blocks of kcp; dY_i block, cols^T panels */
+    fs_idx d0, d1, kcp, ncd, maxruns_w;
+    float *apy, *bpc, *tmp;
+    fs_colrun *runs_w;
+    float *dw; /* where this thread's dW goes (ld ckk) */
+} bwd_space;
+
+static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int partial,
+                             bwd_space *s)
+{
+    size_t total = 0;
+    s->kcf = even_block(J->f, FS_GEMM_KC, 1);
+    /* dX sweeps every B panel of a block per MR rows of W^T: blocks small
+     * enough (~16 KiB) to stay in L1 through the sweep. */
+    s->ncp = even_block(J->ohw, MAX((fs_idx)FS_NR, FS_DX_BLOCK_FLOATS / s->kcf), FS_NR);
+    s->kcp = even_block(J->ohw, FS_GEMM_KC, 1);
+    s->ncd = even_block(s->d1 - s->d0, FS_GEMM_NC, FS_NR);
+    s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, FS_NR);
+    s->maxruns_w = fs_col_runs_max(&J->g, s->kcp, 0);
+    if (want_dx)
+        total += r16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f)) +
+                 r16((size_t)(s->kcf * s->ncp)) + r16(FS_MR * FS_NR) +
+                 floats_for(s->maxruns_x, sizeof(fs_colrun)) +
+                 floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
+    if (want_dw)
+        total += r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp)) +
+                 r16((size_t)(s->kcp * s->ncd)) + r16((size_t)(FS_NR * s->kcp)) +
+                 floats_for(s->maxruns_w, sizeof(fs_colrun)) +
+                 (partial ? r16((size_t)(J->f * J->ckk)) : 0);
+    return total;
+}
+
+static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int partial,
+                           float *ws, bwd_space *s)
+{
+    float *p = ws;
+    if (want_dx) {
+        s->apt = p;
+        p += r16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f));
+        s->bpy = p;
+        p += r16((size_t)(s->kcf * s->ncp));
+        s->tile = p;
+        p += r16(FS_MR * FS_NR);
+        s->runs_x = (fs_colrun *)p;
+        p += floats_for(s->maxruns_x, sizeof(fs_colrun));
+        s->first_x = (fs_idx *)p;
+        p += floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
+    }
+    if (want_dw) {
+        s->apy = p;
+        p += r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp));
+        s->bpc = p;
+        p += r16((size_t)(s->kcp * s->ncd));
+        s->tmp = p;
+        p += r16((size_t)(FS_NR * s->kcp));
+        s->runs_w = (fs_colrun *)p;
+        p += floats_for(s->maxruns_w, sizeof(fs_colrun));
+        if (partial) s->dw = p;
+    }
+}
+
+/* W^T rows [r0, r1) (taps) as MR-row panels, K = f in blocks of kcf. */
+static void pack_weight_t(const conv_job *J, const bwd_space *s)
+{
+    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {
+        const fs_idx kc = MIN(s->kcf, J->f - pc);
+        fs_pack_a(1, rows, kc, J->wt + pc * J->ckk + s->r0, J->ckk, s->apt + mpad * pc, 0,
+                  mpad / FS_MR);
+    }
+}
+
+/* dx_i channels [r0/kk, r1/kk) of image ni: zeroed, then every tile of
+ * W^T[r0:r1] . dY_i added in where its taps land. */
+/* When every tap of a tile sees its NR pixels as one run inside the image
+ * (lai2d: always), the tile rows are NR contiguous floats of dx each: their
+ * addresses go to rowp and the micro-kernel adds the tile there itself. */
+static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, const fs_colrun *runs,
+                     fs_idx r0, fs_idx r1, float *dxi, float **rowp)
+{
+    if (r1 - r0 != 1 || runs[r0].len != FS_NR || J->g.stride != 1) return 0;
+    const fs_colrun *run = &runs[r0];
+    for (int rr = 0; rr < mr; rr++) {
+        const fs_tap *t = &taps[rr];
+        const fs_idx iy = run->oy + t->ki - J->g.pad;
+        if (iy < 0 || iy >= J->g.h || run->ox < t->lo || run->ox + FS_NR > t->hi) return 0;
+        rowp[rr] = dxi + t->ci * J->plane + iy * J->g.w + t->off + run->ox;
+    }
+    return 1;
+}
+
+static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
+{
+    const fs_idx kk = J->g.k * J->g.k, ohw = J->ohw;
+    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    const float *dyi = J->dy + ni * J->f * ohw;
+    float *dxi = J->dx + ni * J->c * J->plane;
+    memset(dxi + (s->r0 / kk) * J->plane, 0, (size_t)(rows / kk * J->plane) * sizeof(float));
+    for (fs_idx jc = 0; jc < ohw; jc += s->ncp) {                      /* jc */
+        const fs_idx nc = MIN(s->ncp, ohw - jc);
+        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        fs_col_runs(&J->g, jc, nc, FS_NR, s->runs_x, s->first_x);
+        for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {                 /* pc */
+            /* Each K block's tile is added separately: col2im is linear. */
+            const fs_idx kc = MIN(s->kcf, J->f - pc);
+            fs_pack_b(0, kc, nc, dyi + pc * ohw + jc, ohw, s->bpy, 0, npanels);
+            const float *apk = s->apt + mpad * pc;
+            fs_tap next = fs_tap_of(&J->g, s->r0);
+            for (fs_idx i = 0; i < rows; i += FS_MR) {                  /* ir */
+                const int mr = (int)MIN((fs_idx)FS_MR, rows - i);
+                fs_tap taps[FS_MR];
+                for (int rr = 0; rr < mr; rr++, fs_tap_next(&J->g, &next)) taps[rr] = next;
+                for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
+                    const float *bq = s->bpy + q * FS_NR * kc;
+                    float *rowp[FS_MR];
+                    if (tile_rows(J, taps, mr, s->runs_x, s->first_x[q], s->first_x[q + 1],
+                                  dxi, rowp)) {
+                        J->uk_rows(kc, apk + i * kc, bq, rowp, mr);
+                        continue;
+                    }
+                    J->uk(kc, 1.0f, apk + i * kc, bq, 0.0f, s->tile, FS_NR, FS_MR, FS_NR);
+                    for (int rr = 0; rr < mr; rr++) {
+                        float *dxp = dxi + taps[rr].ci * J->plane;
+                        const float *trow = s->tile + rr * FS_NR;
+                        for (fs_idx ri = s->first_x[q]; ri < s->first_x[q + 1]; ri++)
+                            fs_col_run_add(&J->g, &taps[rr], dxp, &s->runs_x[ri],
+                                           trow + (s->runs_x[ri].at - q * FS_NR));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dW[:, d0:d1] = (first ? 0 : dW) + dY_i . cols_i^T[:, d0:d1], into s->dw. */
+static void dw_image(const conv_job *J, const bwd_space *s, fs_idx ni, int first)
+{
+    const fs_idx ohw = J->ohw, ckk = J->ckk, mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    const float *xi = J->x + ni * J->c * J->plane;
+    const float *dyi = J->dy + ni * J->f * ohw;
+    for (fs_idx jc = s->d0; jc < s->d1; jc += s->ncd) {                /* jc */
+        const fs_idx nc = MIN(s->ncd, s->d1 - jc);
+        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        for (fs_idx pc = 0; pc < ohw; pc += s->kcp) {                  /* pc */
+            const fs_idx kc = MIN(s->kcp, ohw - pc);
+            const float beta = first && pc == 0 ? 0.0f : 1.0f;
+            const fs_idx nruns = fs_col_runs(&J->g, pc, kc, 0, s->runs_w, NULL);
+            pack_cols_t(J, xi, s->runs_w, nruns, kc, jc, nc, s->bpc, s->tmp);
+            fs_pack_a(0, J->f, kc, dyi + pc, ohw, s->apy, 0, mpad / FS_MR);
+            for (fs_idx q = 0; q < npanels; q++) {                     /* jr */
+                const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
+                const float *bq = s->bpc + q * FS_NR * kc;
+                for (fs_idx i = 0; i < J->f; i += FS_MR) {              /* ir */
+                    const int mr = (int)MIN((fs_idx)FS_MR, J->f - i);
+                    J->uk(kc, 1.0f, s->apy + i * kc, bq, beta, s->dw + i * ckk + jc + q * FS_NR,
+                          ckk, mr, nr);
+                }
+            }
+        }
+    }
+}
+
+int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                           const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad,
+                           const float *dy, float *dx, float *dw)
+{
+    conv_job J;
+    job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
+    J.dy = dy;
+    J.dx = dx;
+    int by_image;
+    const int nt = plan_threads(&J, &by_image);
+    const fs_idx kk = k * k;
+    int status = FS_OK;
+    /* Image mode: each thread's dW partial, summed below in thread order. */
+    float **partials = NULL, **held = NULL;
+    if (dw && nt > 1 && by_image) {
+        partials = calloc(2 * (size_t)nt, sizeof *partials);
+        if (!partials) return FS_ENOMEM;
+        held = partials + nt; /* workspaces handed back after the sum */
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        const int image_mode = T > 1 && by_image;
+        bwd_space s;
+        memset(&s, 0, sizeof s);
+        fs_idx i0 = 0, i1 = n;
+        s.r1 = J.ckk;
+        s.d1 = J.ckk;
+        if (image_mode) {
+            split_range(n, t, T, &i0, &i1);
+        } else if (T > 1) {
+            /* dX by input channels (each owns its dx planes), dW by NR-aligned columns. */
+            fs_idx c0, c1, u0, u1;
+            split_range(c, t, T, &c0, &c1);
+            s.r0 = c0 * kk;
+            s.r1 = c1 * kk;
+            split_range(CEIL_DIV(J.ckk, (fs_idx)FS_NR), t, T, &u0, &u1);
+            s.d0 = MIN(u0 * FS_NR, J.ckk);
+            s.d1 = MIN(u1 * FS_NR, J.ckk);
+        }
+        const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
+        const int want_dw = dw && s.d1 > s.d0 && i1 > i0;
+        const int partial = want_dw && image_mode;
+        float *ws = NULL;
+        if (want_dx || want_dw) {
+            ws = fs_ws_get(bwd_space_size(&J, want_dx, want_dw, partial, &s));
+            if (!ws) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                status = FS_ENOMEM;
+            }
+        }
+        if (ws) {
+            bwd_space_bind(&J, want_dx, want_dw, partial, ws, &s);
+            if (want_dw && !partial) s.dw = dw;
+            if (want_dx) pack_weight_t(&J, &s);
+            for (fs_idx ni = i0; ni < i1; ni++) {
+                if (want_dw) dw_image(&J, &s, ni, ni == i0);
+                if (want_dx) dx_image(&J, &s, ni);
+            }
+            if (partial) {
+                partials[t] = s.dw;
+                held[t] = ws;
+            } else {
+                fs_ws_put(ws);
+            }
+        }
+    }
+    if (partials) {
+        if (status == FS_OK) {
+            const fs_idx cnt = f * J.ckk;
+            int first = 1;
+            for (int t = 0; t < nt; t++) {
+                if (!partials[t]) continue;
+                if (first) memcpy(dw, partials[t], (size_t)cnt * sizeof(float));
+                else
+                    for (fs_idx j = 0; j < cnt; j++) dw[j] += partials[t][j];
+                first = 0;
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            if (held[t]) fs_ws_put(held[t]);
+        free(partials);
+    }
+    return status;
+}

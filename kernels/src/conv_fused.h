@@ -1,0 +1,24 @@
+/*
+ * conv_fused.h -- convolution forward/backward as GEMM loops that read the
+ * image directly (no column matrix in memory). conv.c's entry points use it
+ * when fs_conv_fused_fits says the packed weight is small enough; the
+ * arguments are those of fs_conv2d_forward/backward, already checked there
+ * (n, f, output size and c*k*k all > 0). Not part of the public contract.
+ */
+#ifndef FASTSEG_CONV_FUSED_H
+#define FASTSEG_CONV_FUSED_H
+
+#include "fastseg/kernels.h"
+
+int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k);
+
+int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                          const float *wt, fs_idx f, fs_idx k, const float *bias,
+                          fs_idx stride, fs_idx pad, float *y);
+
+/* dx and dw may each be NULL (not wanted); the bias gradient is conv.c's. */
+int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                           const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad,
+                           const float *dy, float *dx, float *dw);
+
+#endif /* FASTSEG_CONV_FUSED_H */

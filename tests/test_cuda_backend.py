@@ -131,6 +131,10 @@ def test_conv2d_forward_and_backward(case, rng):
     close(dx, rdx, f * k * k)
     close(dw, rdw, n * y.shape[2] * y.shape[3])
     close(db, rdb, n * y.shape[2] * y.shape[3])
+    none, dw2, db2 = ops.conv2d_backward(x, wt, dy, s, p, need_dx=False, backend=BE)
+    assert none is None
+    close(dw2, rdw, n * y.shape[2] * y.shape[3])
+    close(db2, rdb, n * y.shape[2] * y.shape[3])
 
 
 def test_conv2d_in_several_chunks(monkeypatch, rng):

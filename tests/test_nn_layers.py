@@ -113,6 +113,32 @@ def test_forward_backward_shapes_and_grad_accumulation():
     assert all(p.grad is None for p in net.parameters())
 
 
+def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
+    x = batch()
+    nets = []
+    for _ in range(2):
+        fastseg.seed(0)
+        nets.append(small_net())
+        nets[-1](x)
+    dy = np.ones((3, 2), np.float32)
+    assert nets[0].backward(dy).shape == x.shape
+    assert nets[1].backward(dy, need_dx=False) is None
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    # Parameter-free modules in front get no backward at all; layers inside a
+    # container and Parallel's branches skip their dx too.
+    head = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(12, 4), nn.Tanh()),
+                         nn.Linear(4, 2))
+    head(np.ones((5, 3, 4), np.float32))
+    assert head.backward(np.ones((5, 2), np.float32), need_dx=False) is None
+    assert all(p.grad is not None for p in head.parameters())
+    par = nn.Parallel(nn.Sequential(nn.Conv2d(1, 2, 3)), nn.Sequential(nn.ReLU(),
+                                                                         nn.Conv2d(1, 1, 3)))
+    y = par([batch(n=2, c=1, size=5, seed=1), batch(n=2, c=1, size=5, seed=2)])
+    assert par.backward(np.ones_like(y), need_dx=False) is None
+    assert all(p.grad is not None for p in par.parameters())
+
+
 def test_train_eval_modes_and_backward_without_forward():
     net = small_net()
     assert net.training and net[0].training

@@ -88,6 +88,11 @@ def test_conv2d_forward_and_backward(backend, case, rng):
     close(dx, rdx, f * k * k)
     close(dw, rdw, n * y.shape[2] * y.shape[3])
     close(db, rdb, n * y.shape[2] * y.shape[3])
+    # Without dx: None, and the same weight and bias gradients to the bit.
+    none, dw2, db2 = ops.conv2d_backward(x, wt, dy, s, p, need_dx=False, backend=backend)
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -110,6 +115,10 @@ def test_linear(backend, n, i, o, rng):
     for g, r, k in zip(got, ref.linear_backward(d64(x), d64(w), d64(dy)), (o, n, n),
                        strict=True):
         close(g, r, k)
+    none, dw, db = ops.linear_backward(x, w, dy, need_dx=False, backend=backend)
+    assert none is None
+    np.testing.assert_array_equal(dw, got[1])
+    np.testing.assert_array_equal(db, got[2])
 
 
 @pytest.mark.parametrize("shape,k,stride", [((1, 1, 2, 2), 2, None), ((2, 3, 7, 8), 2, None),
@@ -236,6 +245,9 @@ def test_empty_batch_gives_empty_results(backend):
     assert ops.conv2d(x, w, padding=1, backend=backend).shape == (0, 4, 8, 8)
     dx, dw, db = ops.conv2d_backward(x, w, np.zeros((0, 4, 6, 6), np.float32), backend=backend)
     assert dx.shape == x.shape and not dw.any() and not db.any()
+    dx, dw, db = ops.conv2d_backward(x, w, np.zeros((0, 4, 6, 6), np.float32), need_dx=False,
+                                     backend=backend)
+    assert dx is None and dw.shape == w.shape and not dw.any()
     assert ops.linear(np.zeros((0, 5)), np.ones((2, 5)), backend=backend).shape == (0, 2)
     assert ops.max_pool2d(x, backend=backend)[0].shape == (0, 3, 4, 4)
     assert ops.im2col(x, 3, backend=backend).shape == (27, 0)

@@ -198,6 +198,10 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     const fs_idx ckk = c * k * k;
     const fs_idx xs = c * h * w, ys = f * ohw;
 
+    const int direct = k == 1 && stride == 1 && pad == 0;
+    if (n > 0 && f > 0 && ohw > 0 && ckk > 0 && !direct && fs_conv_fused_fits(c, f, k))
+        return fs_conv_fused_backward(x, n, c, h, w, wt, f, k, stride, pad, dy, dx, dw, db);
+
     if (db) {
         if (n > 0 && ohw > 0) bias_grad(dy, n, f, ohw, db);
         else if (f > 0) memset(db, 0, (size_t)f * sizeof(float));
@@ -209,10 +213,6 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
         return FS_OK;
     }
     if (!dx && !dw) return FS_OK;
-
-    const int direct = k == 1 && stride == 1 && pad == 0;
-    if (!direct && fs_conv_fused_fits(c, f, k))
-        return fs_conv_fused_backward(x, n, c, h, w, wt, f, k, stride, pad, dy, dx, dw);
     const size_t colsz = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
     const size_t dwsz = dw ? round16((size_t)(f * ckk)) : 0;
     int nt = image_threads(n, colsz + dwsz);

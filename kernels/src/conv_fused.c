@@ -15,10 +15,10 @@
  * walk fs_im2col uses, so both paths compute identical values.
  *
  * Threads: with at least as many images as threads, each thread takes a
- * contiguous run of whole images (dW as a private partial, summed at the
- * end in thread order, so results do not depend on timing); with fewer,
+ * contiguous run of whole images (dW and db as private partials, summed at
+ * the end in thread order, so results do not depend on timing); with fewer,
  * every thread works on every image on its own slice: output pixels for
- * the forward, input channels (dX) and dW columns for the backward.
+ * the forward, input channels (dX), dW columns and db rows for the backward.
  * Nothing is shared, so there is no barrier.
  */
 #include "conv_fused.h"
@@ -458,9 +458,22 @@ static void dw_image(const conv_job *J, const bwd_space *s, fs_idx ni, int first
     }
 }
 
+/* acc[fi] += sum of row fi of dy_i, for fi in [f0, f1): float within a row
+ * (vectorises), double across rows and images. */
+static void bias_rows(const conv_job *J, fs_idx ni, fs_idx f0, fs_idx f1, double *acc)
+{
+    const float *dyi = J->dy + ni * J->f * J->ohw;
+    for (fs_idx fi = f0; fi < f1; fi++) {
+        const float *row = dyi + fi * J->ohw;
+        float part = 0.0f;
+        for (fs_idx j = 0; j < J->ohw; j++) part += row[j];
+        acc[fi] += part;
+    }
+}
+
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                            const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad,
-                           const float *dy, float *dx, float *dw)
+                           const float *dy, float *dx, float *dw, float *db)
 {
     conv_job J;
     job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
@@ -477,6 +490,15 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         if (!partials) return FS_ENOMEM;
         held = partials + nt; /* workspaces handed back after the sum */
     }
+    /* db: each thread's sums (its images, or its rows of every image). */
+    double *dbacc = NULL;
+    if (db) {
+        dbacc = calloc((size_t)nt * (size_t)f, sizeof *dbacc);
+        if (!dbacc) {
+            free(partials);
+            return FS_ENOMEM;
+        }
+    }
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -489,12 +511,13 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         const int image_mode = T > 1 && by_image;
         bwd_space s;
         memset(&s, 0, sizeof s);
-        fs_idx i0 = 0, i1 = n;
+        fs_idx i0 = 0, i1 = n, f0 = 0, f1 = f;
         s.r1 = J.ckk;
         s.d1 = J.ckk;
         if (image_mode) {
             split_range(n, t, T, &i0, &i1);
         } else if (T > 1) {
+            split_range(f, t, T, &f0, &f1);
             /* dX by input channels (each owns its dx planes), dW by NR-aligned columns. */
             fs_idx c0, c1, u0, u1;
             split_range(c, t, T, &c0, &c1);
@@ -507,6 +530,8 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
         const int want_dw = dw && s.d1 > s.d0 && i1 > i0;
         const int partial = want_dw && image_mode;
+        if (dbacc)
+            for (fs_idx ni = i0; ni < i1; ni++) bias_rows(&J, ni, f0, f1, dbacc + (size_t)t * f);
         float *ws = NULL;
         if (want_dx || want_dw) {
             ws = fs_ws_get(bwd_space_size(&J, want_dx, want_dw, partial, &s));
@@ -548,6 +573,14 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         for (int t = 0; t < nt; t++)
             if (held[t]) fs_ws_put(held[t]);
         free(partials);
+    }
+    if (dbacc) {
+        for (fs_idx fi = 0; fi < f; fi++) {
+            double sum = 0.0;
+            for (int t = 0; t < nt; t++) sum += dbacc[(size_t)t * f + fi];
+            db[fi] = (float)sum;
+        }
+        free(dbacc);
     }
     return status;
 }

@@ -16,9 +16,9 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y);
 
-/* dx and dw may each be NULL (not wanted); the bias gradient is conv.c's. */
+/* dx, dw and db may each be NULL (not wanted). */
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                            const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad,
-                           const float *dy, float *dx, float *dw);
+                           const float *dy, float *dx, float *dw, float *db);
 
 #endif /* FASTSEG_CONV_FUSED_H */

@@ -27,6 +27,7 @@ static const shape SHAPES[] = {
     {6, 20, 12, 12, 50, 5, 1, 0}, /* lai2d's second layer, smaller image */
     {7, 1, 10, 10, 20, 5, 1, 0},  /* lai2d's first layer, smaller image */
     {1, 20, 12, 12, 50, 5, 1, 0}, /* batch 1: threads split one image */
+    {2, 20, 20, 20, 50, 5, 1, 0}, /* lai2d's second layer: whole-panel dX tiles */
     {2, 7, 15, 13, 11, 3, 1, 1},  /* 7 channels over 2 or 3 threads */
     {1, 5, 41, 37, 17, 3, 2, 1},  /* batch 1, stride 2, padding */
     {1, 2, 70, 66, 3, 3, 1, 1},   /* more pixels than one NC and one KC block */

@@ -10,6 +10,7 @@ import numpy as np
 import fastseg
 from fastseg import models, nn, optim
 from fastseg.benchmarks import Case, Runner, _rand, _torch
+from fastseg.nn.module import backward_params
 
 
 def to_torch(model: nn.Sequential):
@@ -85,10 +86,10 @@ def _train_step_case(name, build, x_shape, labels_per_sample) -> Case:
         opt = optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         lossf = nn.CrossEntropyLoss()
 
-        def step():
+        def step():  # fit's step (fastseg.train)
             opt.zero_grad()
             lossf(model(x), y)
-            model.backward(lossf.backward())
+            backward_params(model, lossf.backward())
             opt.step()
 
         return _on(backend, step)

@@ -95,8 +95,12 @@ def linear(x, w, b=None, *, backend=None):
     return be.linear(x, w, b)
 
 
-def linear_backward(x, w, dy, *, backend=None):
-    """Gradients of :func:`linear`: returns ``(dx, dw, db)``."""
+def linear_backward(x, w, dy, *, need_dx=True, backend=None):
+    """Gradients of :func:`linear`: returns ``(dx, dw, db)``.
+
+    With ``need_dx=False`` dx is not computed and comes back as None (a network's first
+    layer, whose input needs no gradient, as in PyTorch).
+    """
     be = _table(backend)
     x = _array(be, "x", x, 2, "(batch, in_features)")
     w = _array(be, "w", w, 2, "(out_features, in_features)")
@@ -106,7 +110,7 @@ def linear_backward(x, w, dy, *, backend=None):
                          f"got shape {w.shape}")
     if dy.shape != (x.shape[0], w.shape[0]):
         raise ValueError(f"dy: expected shape {(x.shape[0], w.shape[0])}, got {dy.shape}")
-    return be.linear_backward(x, w, dy)
+    return be.linear_backward(x, w, dy, bool(need_dx))
 
 
 # ---- convolution ---------------------------------------------------------------
@@ -189,17 +193,21 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
     return be.conv2d(x, w, b, stride, padding)
 
 
-def conv2d_backward(x, w, dy, stride=1, padding=0, *, backend=None):
-    """Gradients of :func:`conv2d` given dy (N, F, OH, OW): returns ``(dx, dw, db)``."""
+def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None):
+    """Gradients of :func:`conv2d` given dy (N, F, OH, OW): returns ``(dx, dw, db)``.
+
+    With ``need_dx=False`` dx is not computed and comes back as None (a network's first
+    layer, whose input needs no gradient, as in PyTorch).
+    """
     be = _table(backend)
     x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
     dy = _array(be, "dy", dy, 4, "(N, F, OH, OW)")
     if dy.shape != y_shape:
         raise ValueError(f"dy: expected shape {y_shape} (the output of conv2d), got {dy.shape}")
     if x.shape[0] == 0:
-        return (np.zeros(x.shape, np.float32), np.zeros(w.shape, np.float32),
-                np.zeros(w.shape[0], np.float32))
-    return be.conv2d_backward(x, w, dy, stride, padding)
+        return (np.zeros(x.shape, np.float32) if need_dx else None,
+                np.zeros(w.shape, np.float32), np.zeros(w.shape[0], np.float32))
+    return be.conv2d_backward(x, w, dy, stride, padding, bool(need_dx))
 
 
 # ---- pooling ----------------------------------------------------------------------

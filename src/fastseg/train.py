@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from fastseg import _random, io
+from fastseg.nn.module import backward_params
 
 __all__ = ["fit", "StopTraining", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -83,7 +84,8 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
         callbacks=(), checkpoint=None, checkpoint_every=None, resume=None, progress=True):
     """Train `model` on `batches` and return the history.
 
-    Each step: ``zero_grad``, forward, loss, backward, ``optimizer.step()``.
+    Each step: ``zero_grad``, forward, loss, backward (without the gradient with respect
+    to the input batch, which nothing uses), ``optimizer.step()``.
 
     Parameters
     ----------
@@ -157,7 +159,7 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"fit: the loss became {loss} at epoch {epoch}, "
                                              f"step {step}")
-                model.backward(loss_fn.backward())
+                backward_params(model, loss_fn.backward())
                 optimizer.step()
                 losses.append(loss)
                 history["step_loss"].append(loss)

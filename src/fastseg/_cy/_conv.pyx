@@ -127,8 +127,9 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
 
 
 def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
-                    const float[:, :, :, ::1] dy, Py_ssize_t stride, Py_ssize_t padding):
-    """Gradients of conv2d: returns (dx, dw, db)."""
+                    const float[:, :, :, ::1] dy, Py_ssize_t stride, Py_ssize_t padding,
+                    bint need_dx=True):
+    """Gradients of conv2d: returns (dx, dw, db); dx is None unless need_dx."""
     k, oh, ow = _conv_shapes("conv2d_backward", x, w, stride, padding)
     n, c, f = x.shape[0], x.shape[1], w.shape[0]
     if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (n, f, oh, ow):
@@ -140,12 +141,16 @@ def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
         db = np.zeros((f,), dtype=np.float32)
         if n and f:
             db[:] = np.asarray(dy).sum(axis=(0, 2, 3), dtype=np.float64)
-        return dx, dw, db
+        return (dx if need_dx else None), dw, db
     # The kernel overwrites all three (kernels.h): no zeroing, recycled memory.
-    dx = _empty((n, c, x.shape[2], x.shape[3]))
+    dx = _empty((n, c, x.shape[2], x.shape[3])) if need_dx else None
     dw = _empty((f, c, k, k))
     db = np.empty((f,), dtype=np.float32)
-    cdef float[:, :, :, ::1] dxv = dx
+    cdef float[:, :, :, ::1] dxv
+    cdef float *dxp = NULL
+    if need_dx:
+        dxv = dx
+        dxp = &dxv[0, 0, 0, 0]
     cdef float[:, :, :, ::1] dwv = dw
     cdef float[::1] dbv = db
     cdef fs_idx cn = n, cc = c, ch = x.shape[2], cw = x.shape[3]
@@ -153,6 +158,6 @@ def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     cdef int st
     with nogil:
         st = fs_conv2d_backward(&x[0, 0, 0, 0], cn, cc, ch, cw, &w[0, 0, 0, 0], cf, ck, s, p,
-                                &dy[0, 0, 0, 0], &dxv[0, 0, 0, 0], &dwv[0, 0, 0, 0], &dbv[0])
+                                &dy[0, 0, 0, 0], dxp, &dwv[0, 0, 0, 0], &dbv[0])
     _status(st, "conv2d_backward")
     return dx, dw, db

@@ -40,8 +40,10 @@ def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
     return y
 
 
-def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:, ::1] dy):
-    """Gradients of linear: returns (dx (N, I), dw (O, I), db (O,))."""
+def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:, ::1] dy,
+                    bint need_dx=True):
+    """Gradients of linear: returns (dx (N, I), dw (O, I), db (O,)); dx is None unless
+    need_dx."""
     n, i, o = x.shape[0], x.shape[1], w.shape[0]
     if w.shape[1] != i:
         raise ValueError(f"linear_backward: w has {w.shape[1]} input features, x has {i}")
@@ -54,19 +56,23 @@ def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:,
         db = np.zeros((o,), dtype=np.float32)
         if n and o:
             db[:] = np.asarray(dy).sum(axis=0, dtype=np.float64)
-        return dx, dw, db
+        return (dx if need_dx else None), dw, db
     # The kernel overwrites all three (kernels.h): no zeroing, recycled memory
     # (dw is the big one: 51 MB for lai2d's first layer, faulted in every step).
-    dx = _empty((n, i))
+    dx = _empty((n, i)) if need_dx else None
     dw = _empty((o, i))
     db = np.empty((o,), dtype=np.float32)
-    cdef float[:, ::1] dxv = dx
+    cdef float[:, ::1] dxv
+    cdef float *dxp = NULL
+    if need_dx:
+        dxv = dx
+        dxp = &dxv[0, 0]
     cdef float[:, ::1] dwv = dw
     cdef float[::1] dbv = db
     cdef fs_idx cn = n, ci = i, co = o
     cdef int st
     with nogil:
         st = fs_linear_backward(&x[0, 0], cn, ci, &w[0, 0], co, &dy[0, 0],
-                                &dxv[0, 0], &dwv[0, 0], &dbv[0])
+                                dxp, &dwv[0, 0], &dbv[0])
     _status(st, "linear_backward")
     return dx, dw, db

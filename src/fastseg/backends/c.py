@@ -34,16 +34,16 @@ def conv2d(x, w, b, stride, padding):
     return _conv.conv2d_forward(x, w, b, stride, padding)
 
 
-def conv2d_backward(x, w, dy, stride, padding):
-    return _conv.conv2d_backward(x, w, dy, stride, padding)
+def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
+    return _conv.conv2d_backward(x, w, dy, stride, padding, need_dx)
 
 
 def linear(x, w, b):
     return _dense.linear_forward(x, w, b)
 
 
-def linear_backward(x, w, dy):
-    return _dense.linear_backward(x, w, dy)
+def linear_backward(x, w, dy, need_dx=True):
+    return _dense.linear_backward(x, w, dy, need_dx)
 
 
 def max_pool2d(x, kernel_size, stride):

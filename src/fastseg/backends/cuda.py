@@ -159,10 +159,11 @@ def conv2d(x, w, b, stride, padding):
     return where.get(_conv.conv2d(where.put(x), where.put(w), where.put(b), stride, padding))
 
 
-def conv2d_backward(x, w, dy, stride, padding):
+def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
     where = _Placement(x, w, dy)
-    grads = _conv.conv2d_backward(where.put(x), where.put(w), where.put(dy), stride, padding)
-    return tuple(where.get(g) for g in grads)
+    grads = _conv.conv2d_backward(where.put(x), where.put(w), where.put(dy), stride, padding,
+                                  need_dx)
+    return tuple(None if g is None else where.get(g) for g in grads)
 
 
 def linear(x, w, b):
@@ -172,13 +173,13 @@ def linear(x, w, b):
     return where.get(y)
 
 
-def linear_backward(x, w, dy):
+def linear_backward(x, w, dy, need_dx=True):
     where = _Placement(x, w, dy)
     x, w, dy = where.put(x), where.put(w), where.put(dy)
-    dx = _gemm.gemm(dy, w)
+    dx = where.get(_gemm.gemm(dy, w)) if need_dx else None
     dw = _gemm.gemm(dy, x, trans_a=True)
     db = _conv.sum_outer_axes(dy.reshape(dy.shape[0], dy.shape[1], 1))
-    return where.get(dx), where.get(dw), where.get(db)
+    return dx, where.get(dw), where.get(db)
 
 
 def max_pool2d(x, kernel_size, stride):

@@ -57,13 +57,13 @@ def conv2d(x, w, b, stride, padding):
     return np.ascontiguousarray(y)
 
 
-def conv2d_backward(x, w, dy, stride, padding):
+def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
     f, _, k, _ = w.shape
     cols = im2col(x, k, stride, padding)
     dy2 = dy.transpose(1, 0, 2, 3).reshape(f, -1)
     dw = (dy2 @ cols.T).reshape(w.shape)
     db = dy.sum(axis=(0, 2, 3))
-    dx = col2im(w.reshape(f, -1).T @ dy2, x.shape, k, stride, padding)
+    dx = col2im(w.reshape(f, -1).T @ dy2, x.shape, k, stride, padding) if need_dx else None
     return dx, dw, db
 
 
@@ -72,8 +72,8 @@ def linear(x, w, b):
     return y + b if b is not None else y
 
 
-def linear_backward(x, w, dy):
-    return dy @ w, dy.T @ x, dy.sum(axis=0)
+def linear_backward(x, w, dy, need_dx=True):
+    return (dy @ w if need_dx else None), dy.T @ x, dy.sum(axis=0)
 
 
 def max_pool2d(x, kernel_size, stride):

@@ -5,7 +5,7 @@ import math
 from collections import OrderedDict
 
 from fastseg import ops
-from fastseg.nn.module import Module
+from fastseg.nn.module import Module, backward_params
 
 __all__ = ["Sequential", "ModuleList", "Parallel"]
 
@@ -39,10 +39,21 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def backward(self, dy):
-        for module in reversed(self._modules.values()):
+    accepts_need_dx = True
+
+    def backward(self, dy, need_dx=True):
+        modules = list(self._modules.values())
+        if need_dx:
+            for module in reversed(modules):
+                dy = module.backward(dy)
+            return dy
+        # No gradient needs to reach the modules before the first one with parameters.
+        first = next((i for i, m in enumerate(modules) if m._has_parameters()), len(modules))
+        for module in reversed(modules[first + 1:]):
             dy = module.backward(dy)
-        return dy
+        if first < len(modules):
+            backward_params(modules[first], dy)
+        return None
 
     def append(self, module: Module) -> Sequential:
         setattr(self, str(len(self)), _check_module(module, "Sequential.append"))
@@ -119,11 +130,17 @@ class Parallel(Module):
         return ops.hstack([out.reshape(out.shape[0], math.prod(out.shape[1:]))
                            for out in outputs])
 
-    def backward(self, dy):
+    accepts_need_dx = True
+
+    def backward(self, dy, need_dx=True):
         shapes = self._saved(self._shapes)
         parts = ops.hsplit(dy, [math.prod(s[1:]) for s in shapes])
-        return [branch.backward(part.reshape(shape))
-                for branch, part, shape in zip(self.branches, parts, shapes, strict=True)]
+        pairs = zip(self.branches, parts, shapes, strict=True)
+        if not need_dx:
+            for branch, part, shape in pairs:
+                backward_params(branch, part.reshape(shape))
+            return None
+        return [branch.backward(part.reshape(shape)) for branch, part, shape in pairs]
 
     def extra_repr(self) -> str:
         return f"{len(self.branches)} branches"

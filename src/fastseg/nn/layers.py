@@ -76,9 +76,12 @@ class Conv2d(Module):
         self._x = x if self.training else None
         return y
 
-    def backward(self, dy):
+    accepts_need_dx = True
+
+    def backward(self, dy, need_dx=True):
         x = self._saved(self._x)
-        dx, dw, db = ops.conv2d_backward(x, self.weight.data, dy, self.stride, self.padding)
+        dx, dw, db = ops.conv2d_backward(x, self.weight.data, dy, self.stride, self.padding,
+                                         need_dx=need_dx)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)
@@ -128,9 +131,11 @@ class Linear(Module):
         self._x = x if self.training else None
         return y
 
-    def backward(self, dy):
+    accepts_need_dx = True
+
+    def backward(self, dy, need_dx=True):
         x = self._saved(self._x)
-        dx, dw, db = ops.linear_backward(x, self.weight.data, dy)
+        dx, dw, db = ops.linear_backward(x, self.weight.data, dy, need_dx=need_dx)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)

@@ -171,8 +171,19 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def backward(self, dy):
-        """Gradient w.r.t. the input of the last forward pass; accumulates ``.grad``."""
+        """Gradient w.r.t. the input of the last forward pass; accumulates ``.grad``.
+
+        Layers with weights and the containers also take ``need_dx=False``
+        (:attr:`accepts_need_dx`): they then accumulate ``.grad`` only and return None,
+        skipping the input gradient a training step throws away.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
+
+    #: Whether :meth:`backward` takes ``need_dx``.
+    accepts_need_dx = False
+
+    def _has_parameters(self) -> bool:
+        return next(iter(self.parameters()), None) is not None
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -346,3 +357,13 @@ class Module:
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def backward_params(module: Module, dy) -> None:
+    """``module.backward(dy)`` for the parameters' sake only: the gradient with respect
+    to the module's input is skipped where the module can skip it (the first layer's is
+    what PyTorch skips for an input that does not require grad)."""
+    if getattr(module, "accepts_need_dx", False):
+        module.backward(dy, need_dx=False)
+    else:
+        module.backward(dy)

@@ -204,13 +204,14 @@ def conv2d(x, w, b, stride, padding):
     return y
 
 
-def conv2d_backward(x, w, dy, stride, padding):
-    """Gradients ``(dx, dw, db)`` of :func:`conv2d`, all device arrays."""
+def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
+    """Gradients ``(dx, dw, db)`` of :func:`conv2d`, all device arrays (dx None when
+    not `need_dx`)."""
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
     plane, ckk = oh * ow, c * k * k
-    dx = empty(x.shape)
+    dx = empty(x.shape) if need_dx else None
     dw = empty(w.shape)
     dw2 = dw.reshape(f, ckk)
     w2 = w.reshape(f, ckk)
@@ -218,7 +219,7 @@ def conv2d_backward(x, w, dy, stride, padding):
     db = sum_outer_axes(dy3)
     nb = _chunk(n, ckk * plane)
     cols_buf = empty(ckk * nb * plane)
-    dcols_buf = empty(ckk * nb * plane)
+    dcols_buf = empty(ckk * nb * plane) if need_dx else None
     dy2_buf = empty(f * nb * plane)
     for n0 in range(0, n, nb):
         count = min(nb, n - n0)
@@ -227,7 +228,8 @@ def conv2d_backward(x, w, dy, stride, padding):
         _launch(_nchw_to_rows, dy2.size, dy3, n0, dy2)
         cols = im2col(x, k, stride, padding, n0, count, _buffer(cols_buf, ckk, ncols))
         _gemm.gemm(dy2, cols, trans_b=True, out=dw2, accumulate=n0 > 0)
-        dcols = _gemm.gemm(w2, dy2, trans_a=True, out=_buffer(dcols_buf, ckk, ncols))
-        col2im(dcols, dx, k, stride, padding, n0, count)
+        if need_dx:
+            dcols = _gemm.gemm(w2, dy2, trans_a=True, out=_buffer(dcols_buf, ckk, ncols))
+            col2im(dcols, dx, k, stride, padding, n0, count)
     return dx, dw, db
 

@@ -294,6 +294,7 @@ typedef struct {
      * the pixel runs of a block and where each NR panel's runs start */
     fs_idx r0, r1, kcf, ncp, maxruns_x;
     float *apt, *bpy, *tile;
+    fs_tap *taps_x; /* the rows of W^T in the order they are packed */
     fs_colrun *runs_x;
     fs_idx *first_x;
     /* dW: columns [d0, d1), pixel blocks of kcp; dY_i block, cols^T panels */
@@ -318,6 +319,7 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
     if (want_dx)
         total += r16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f)) +
                  r16((size_t)(s->kcf * s->ncp)) + r16(FS_MR * FS_NR) +
+                 floats_for(s->r1 - s->r0, sizeof(fs_tap)) +
                  floats_for(s->maxruns_x, sizeof(fs_colrun)) +
                  floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
     if (want_dw)
@@ -339,6 +341,8 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
         p += r16((size_t)(s->kcf * s->ncp));
         s->tile = p;
         p += r16(FS_MR * FS_NR);
+        s->taps_x = (fs_tap *)p;
+        p += floats_for(s->r1 - s->r0, sizeof(fs_tap));
         s->runs_x = (fs_colrun *)p;
         p += floats_for(s->maxruns_x, sizeof(fs_colrun));
         s->first_x = (fs_idx *)p;
@@ -357,22 +361,55 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
     }
 }
 
-/* W^T rows [r0, r1) (taps) as MR-row panels, K = f in blocks of kcf. */
+/* The taps of input channels [r0/kk, r1/kk) in the order dX packs them:
+ * kernel column outermost, (ci, ki) inside. Six consecutive taps then land
+ * in six different rows of dx (while c*k >= MR), so a tile's rows never
+ * overlap and the micro-kernel can add a whole tile in place (tile_rows);
+ * in fs_im2col's order neighbouring taps (kj, kj+1) hit overlapping spans
+ * of one row, and each row's add had to wait for the previous one's store. */
+static void order_taps(const conv_job *J, const bwd_space *s)
+{
+    const fs_idx k = J->g.k, c0 = s->r0 / (k * k), c1 = s->r1 / (k * k);
+    fs_idx i = 0;
+    for (fs_idx kj = 0; kj < k; kj++)
+        for (fs_idx ci = c0; ci < c1; ci++)
+            for (fs_idx ki = 0; ki < k; ki++) {
+                fs_tap *t = &s->taps_x[i++];
+                t->ci = ci;
+                t->ki = ki;
+                fs_tap_set_kj(&J->g, t, kj);
+            }
+}
+
+/* Those rows of W^T (tap order as order_taps) as MR-row panels, K = f in
+ * blocks of kcf: ap[panel*MR*kc + p*MR + i] = W[pc + p][tap i]. One filter
+ * (a contiguous row of W) at a time, so the reads stay in L1. */
 static void pack_weight_t(const conv_job *J, const bwd_space *s)
 {
-    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR), k = J->g.k;
     for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {
         const fs_idx kc = MIN(s->kcf, J->f - pc);
-        fs_pack_a(1, rows, kc, J->wt + pc * J->ckk + s->r0, J->ckk, s->apt + mpad * pc, 0,
-                  mpad / FS_MR);
+        float *ap = s->apt + mpad * pc;
+        for (fs_idx p = 0; p < kc; p++) {
+            const float *wrow = J->wt + (pc + p) * J->ckk;
+            for (fs_idx q = 0; q < mpad / FS_MR; q++) {
+                float *dst = ap + q * FS_MR * kc + p * FS_MR;
+                for (int i = 0; i < FS_MR; i++) {
+                    const fs_idx r = q * FS_MR + i;
+                    const fs_tap *t = &s->taps_x[r < rows ? r : 0];
+                    dst[i] = r < rows ? wrow[(t->ci * k + t->ki) * k + t->kj] : 0.0f;
+                }
+            }
+        }
     }
 }
 
 /* dx_i channels [r0/kk, r1/kk) of image ni: zeroed, then every tile of
  * W^T[r0:r1] . dY_i added in where its taps land. */
 /* When every tap of a tile sees its NR pixels as one run inside the image
- * (lai2d: always), the tile rows are NR contiguous floats of dx each: their
- * addresses go to rowp and the micro-kernel adds the tile there itself. */
+ * (lai2d: always) and no two taps share a row of dx, the tile rows are NR
+ * contiguous, disjoint floats of dx each: their addresses go to rowp and the
+ * micro-kernel adds the tile there itself. */
 static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, const fs_colrun *runs,
                      fs_idx r0, fs_idx r1, float *dxi, float **rowp)
 {
@@ -382,6 +419,8 @@ static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, const fs_col
         const fs_tap *t = &taps[rr];
         const fs_idx iy = run->oy + t->ki - J->g.pad;
         if (iy < 0 || iy >= J->g.h || run->ox < t->lo || run->ox + FS_NR > t->hi) return 0;
+        for (int o = 0; o < rr; o++)
+            if (taps[o].ci == t->ci && taps[o].ki == t->ki) return 0;
         rowp[rr] = dxi + t->ci * J->plane + iy * J->g.w + t->off + run->ox;
     }
     return 1;
@@ -403,11 +442,9 @@ static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
             const fs_idx kc = MIN(s->kcf, J->f - pc);
             fs_pack_b(0, kc, nc, dyi + pc * ohw + jc, ohw, s->bpy, 0, npanels);
             const float *apk = s->apt + mpad * pc;
-            fs_tap next = fs_tap_of(&J->g, s->r0);
             for (fs_idx i = 0; i < rows; i += FS_MR) {                  /* ir */
                 const int mr = (int)MIN((fs_idx)FS_MR, rows - i);
-                fs_tap taps[FS_MR];
-                for (int rr = 0; rr < mr; rr++, fs_tap_next(&J->g, &next)) taps[rr] = next;
+                const fs_tap *taps = s->taps_x + i;
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
                     const float *bq = s->bpy + q * FS_NR * kc;
                     float *rowp[FS_MR];
@@ -545,7 +582,10 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         if (ws) {
             bwd_space_bind(&J, want_dx, want_dw, partial, ws, &s);
             if (want_dw && !partial) s.dw = dw;
-            if (want_dx) pack_weight_t(&J, &s);
+            if (want_dx) {
+                order_taps(&J, &s);
+                pack_weight_t(&J, &s);
+            }
             for (fs_idx ni = i0; ni < i1; ni++) {
                 if (want_dw) dw_image(&J, &s, ni, ni == i0);
                 if (want_dx) dx_image(&J, &s, ni);

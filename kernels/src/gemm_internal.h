@@ -30,7 +30,8 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *ap, const float *bp,
 
 /* The micro-kernel's scatter form, for the fused convolution's dX (each
  * tile row lands in a different row of dx): rows[i][0:NR] += (Ap*Bp)[i]
- * for i < mr, all NR columns, alpha = beta = 1. */
+ * for i < mr, all NR columns, alpha = beta = 1. The rows must not overlap
+ * (the AVX2 kernel reads them all before it writes any). */
 typedef void (*fs_ukernel_rows_fn)(fs_idx kc, const float *ap, const float *bp,
                                    float *const *rows, int mr);
 void fs_ukernel_rows_generic(fs_idx kc, const float *ap, const float *bp,

@@ -57,10 +57,31 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 
-    /* Start fetching the C tile now so it has arrived by the store. */
-    for (int i = 0; i < mr; i++) {
-        _mm_prefetch((const char *)(C_ROW(i)), _MM_HINT_T0);
-        _mm_prefetch((const char *)(C_ROW(i) + nr - 1), _MM_HINT_T0);
+    /* C += A*B on full rows (every K block after the first; the scatter
+     * form): start the accumulators from C, so the tile is read while the
+     * FMAs run and stored right after the last one -- no dependent
+     * load-add-store at the end, which costs a lot when kc is short (dX
+     * of a convolution: kc = 50 filters). */
+    const int from_c = alpha == 1.0f && beta == 1.0f && nr == FS_NR;
+    if (from_c) {
+#define LOAD_ROW(i, ci0, ci1)                                                        \
+        if ((i) < mr) {                                                              \
+            ci0 = _mm256_loadu_ps(C_ROW(i));                                         \
+            ci1 = _mm256_loadu_ps(C_ROW(i) + 8);                                     \
+        }
+        LOAD_ROW(0, c00, c01)
+        LOAD_ROW(1, c10, c11)
+        LOAD_ROW(2, c20, c21)
+        LOAD_ROW(3, c30, c31)
+        LOAD_ROW(4, c40, c41)
+        LOAD_ROW(5, c50, c51)
+#undef LOAD_ROW
+    } else {
+        /* Start fetching the C tile now so it has arrived by the store. */
+        for (int i = 0; i < mr; i++) {
+            _mm_prefetch((const char *)(C_ROW(i)), _MM_HINT_T0);
+            _mm_prefetch((const char *)(C_ROW(i) + nr - 1), _MM_HINT_T0);
+        }
     }
 
     fs_idx p = kc;
@@ -174,13 +195,15 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
 #endif
     for (; p > 0; p--) K_STEP();
 
-    const __m256 va = _mm256_set1_ps(alpha);
-    c00 = _mm256_mul_ps(va, c00); c01 = _mm256_mul_ps(va, c01);
-    c10 = _mm256_mul_ps(va, c10); c11 = _mm256_mul_ps(va, c11);
-    c20 = _mm256_mul_ps(va, c20); c21 = _mm256_mul_ps(va, c21);
-    c30 = _mm256_mul_ps(va, c30); c31 = _mm256_mul_ps(va, c31);
-    c40 = _mm256_mul_ps(va, c40); c41 = _mm256_mul_ps(va, c41);
-    c50 = _mm256_mul_ps(va, c50); c51 = _mm256_mul_ps(va, c51);
+    if (alpha != 1.0f) {
+        const __m256 va = _mm256_set1_ps(alpha);
+        c00 = _mm256_mul_ps(va, c00); c01 = _mm256_mul_ps(va, c01);
+        c10 = _mm256_mul_ps(va, c10); c11 = _mm256_mul_ps(va, c11);
+        c20 = _mm256_mul_ps(va, c20); c21 = _mm256_mul_ps(va, c21);
+        c30 = _mm256_mul_ps(va, c30); c31 = _mm256_mul_ps(va, c31);
+        c40 = _mm256_mul_ps(va, c40); c41 = _mm256_mul_ps(va, c41);
+        c50 = _mm256_mul_ps(va, c50); c51 = _mm256_mul_ps(va, c51);
+    }
 
     if (nr == FS_NR) {
         /* Full-width rows: straight vector stores; beta == 0 never reads C. */
@@ -188,7 +211,7 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
 #define STORE_ROW(i, ci0, ci1)                                                       \
         if ((i) < mr) {                                                              \
             float *cr = C_ROW(i);                                                    \
-            if (beta != 0.0f) {                                                      \
+            if (beta != 0.0f && !from_c) {                                           \
                 ci0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), ci0);                 \
                 ci1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), ci1);             \
             }                                                                        \
@@ -236,5 +259,5 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
 void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
                           float *const *rows, int mr)
 {
-    ukernel(kc, 1.0f, ap, bp, 1.0f, NULL, 0, rows, mr, FS_NR);
+    ukernel(kc, 1.0f, ap, bp, 1.0f, rows[0], 0, rows, mr, FS_NR);
 }

@@ -45,11 +45,17 @@ static inline void fs_tap_set_kj(const fs_colgeom *g, fs_tap *t, fs_idx kj)
     t->kj = kj;
     t->off = kj - g->pad;
     /* lo: smallest ox with ox*stride + off >= 0; hi: one past the largest
-     * with ox*stride + off < w; both within [0, ow]. */
-    t->lo = t->off >= 0 ? 0 : (-t->off + g->stride - 1) / g->stride;
+     * with ox*stride + off < w; both within [0, ow]. Called once per tap per
+     * packed block: stride 1 skips the divisions. */
+    if (g->stride == 1) {
+        t->lo = t->off >= 0 ? 0 : -t->off;
+        t->hi = g->w - t->off;
+    } else {
+        t->lo = t->off >= 0 ? 0 : (-t->off + g->stride - 1) / g->stride;
+        const fs_idx room = g->w - t->off;
+        t->hi = room <= 0 ? 0 : (room + g->stride - 1) / g->stride;
+    }
     if (t->lo > g->ow) t->lo = g->ow;
-    const fs_idx room = g->w - t->off;
-    t->hi = room <= 0 ? 0 : (room + g->stride - 1) / g->stride;
     if (t->hi > g->ow) t->hi = g->ow;
     if (t->hi < t->lo) t->hi = t->lo;
 }

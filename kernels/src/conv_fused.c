@@ -5,7 +5,9 @@
  * lai2d's 20->50 layer), the GEMM then re-reads it to pack its panels, and
  * the backward pass writes a second one for col2im to read back. Here the
  * GEMM loops of gemm.c run around the same micro-kernel, but
- *   forward  y_i  = W . cols_i         B panels are packed straight from x_i;
+ *   forward  y_i  = W . cols_i         B panels are packed straight from x_i,
+ *                                      or read in place where each panel is
+ *                                      16 neighbours of one output row;
  *   dW      dW  += dY_i . cols_i^T     B panels are packed straight from x_i;
  *   dX      dx_i = col2im(W^T . dY_i)  each MR x NR tile of W^T . dY_i goes
  *                                      from registers to an L1 buffer and is
@@ -23,6 +25,7 @@
  */
 #include "conv_fused.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +60,7 @@ typedef struct {
     float *y, *dx;
     fs_ukernel_fn uk;
     fs_ukernel_rows_fn uk_rows;
+    fs_ukernel_gather_b_fn uk_gather;
 } conv_job;
 
 /* Block size for `len` cut into pieces of at most `cap`, as even as the
@@ -98,6 +102,7 @@ static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, 
     J->wt = wt;
     J->uk = fs_gemm_ukernel();
     J->uk_rows = fs_gemm_ukernel_rows();
+    J->uk_gather = fs_gemm_ukernel_gather_b();
 }
 
 /* [lo, hi): part t of T of [0, count), sizes differing by at most one. */
@@ -153,8 +158,20 @@ static size_t floats_for(fs_idx count, size_t bytes)
 typedef struct {
     float *ap, *bp;
     fs_colrun *runs;
+    int32_t *off; /* gathered B: each tap's offset in the image, or NULL */
     fs_idx kcb, ncb, maxruns;
 } fwd_space;
+
+/* Whether the forward reads B straight from the image (the micro-kernel's
+ * gathered-B form) instead of packing it: every NR panel of pixels must be
+ * NR neighbours in one output row that every tap sees inside the image --
+ * stride 1, no padding, output rows a multiple of NR wide (lai2d's 20->50
+ * layer: 16) -- and offsets must fit 32 bits. */
+static int gathers_b(const conv_job *J)
+{
+    return J->g.stride == 1 && J->g.pad == 0 && J->g.ow % FS_NR == 0 &&
+           (double)J->c * (double)J->plane < 2147483647.0;
+}
 
 static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
 {
@@ -162,7 +179,8 @@ static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
     s->ncb = even_block(span, FS_GEMM_NC, FS_NR);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, FS_NR);
     return r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
-           r16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun));
+           r16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
+           floats_for(J->ckk, sizeof(int32_t));
 }
 
 static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
@@ -170,6 +188,13 @@ static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
     s->ap = ws;
     s->bp = s->ap + r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk));
     s->runs = (fs_colrun *)(s->bp + r16((size_t)(s->kcb * s->ncb)));
+    s->off = NULL;
+    if (gathers_b(J)) {
+        s->off = (int32_t *)((float *)s->runs + floats_for(s->maxruns, sizeof(fs_colrun)));
+        fs_tap t = fs_tap_of(&J->g, 0);
+        for (fs_idx r = 0; r < J->ckk; r++, fs_tap_next(&J->g, &t))
+            s->off[r] = (int32_t)(t.ci * J->plane + t.ki * J->g.w + t.kj);
+    }
 }
 
 /* The weight as MR-row panels, one K block after another: the block at
@@ -197,16 +222,22 @@ static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j
             const fs_idx kc = MIN(s->kcb, J->ckk - pc);
             const float beta = pc == 0 ? 0.0f : 1.0f;
             const float *apk = s->ap + mpad * pc;
-            pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
+            if (!s->off) pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
             for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
                 const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
                     const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
                     const float *bq = s->bp + q * FS_NR * kc;
+                    /* Gathered B: the panel's first pixel in the image. */
+                    const fs_idx p = jc + q * FS_NR;
+                    const float *xb = xi + (p / J->g.ow) * J->g.w + p % J->g.ow;
                     for (fs_idx i = ic; i < ic + mc; i += FS_MR) {      /* ir */
                         const int mr = (int)MIN((fs_idx)FS_MR, J->f - i);
-                        J->uk(kc, 1.0f, apk + i * kc, bq, beta,
-                              yi + i * ohw + jc + q * FS_NR, ohw, mr, nr);
+                        float *ct = yi + i * ohw + p;
+                        if (s->off)
+                            J->uk_gather(kc, apk + i * kc, xb, s->off + pc, beta, ct, ohw, mr);
+                        else
+                            J->uk(kc, 1.0f, apk + i * kc, bq, beta, ct, ohw, mr, nr);
                     }
                 }
             }

@@ -89,6 +89,16 @@ fs_ukernel_rows_fn fs_gemm_ukernel_rows(void)
     return fs_ukernel_rows_generic;
 }
 
+fs_ukernel_gather_b_fn fs_gemm_ukernel_gather_b(void)
+{
+#ifdef FS_HAVE_AVX2_KERNEL
+    if (current_isa() == ISA_AVX2) return fs_ukernel_gather_b_avx2;
+#else
+    (void)current_isa();
+#endif
+    return fs_ukernel_gather_b_generic;
+}
+
 void fs_gemm_small_kernels(fs_small_dots_fn *dots, fs_small_rank_fn *rank)
 {
 #ifdef FS_HAVE_AVX2_KERNEL

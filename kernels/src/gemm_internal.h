@@ -6,6 +6,8 @@
 #ifndef FASTSEG_GEMM_INTERNAL_H
 #define FASTSEG_GEMM_INTERNAL_H
 
+#include <stdint.h>
+
 #include "fastseg/blocking.h"
 #include "fastseg/kernels.h"
 
@@ -41,10 +43,26 @@ void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
                           float *const *rows, int mr);
 #endif
 
+/* The micro-kernel's gathered-B form, for the fused convolution's forward:
+ * row p of the B panel is the NR floats at xb + off[p] (one kernel tap over
+ * NR pixels of one output row), so the image is read in place instead of
+ * packed. C[0:mr, 0:NR] = Ap*B + beta*C (beta 0 or 1). */
+typedef void (*fs_ukernel_gather_b_fn)(fs_idx kc, const float *ap, const float *xb,
+                                       const int32_t *off, float beta, float *c,
+                                       fs_idx ldc, int mr);
+void fs_ukernel_gather_b_generic(fs_idx kc, const float *ap, const float *xb,
+                                 const int32_t *off, float beta, float *c, fs_idx ldc,
+                                 int mr);
+#ifdef FS_HAVE_AVX2_KERNEL
+void fs_ukernel_gather_b_avx2(fs_idx kc, const float *ap, const float *xb,
+                              const int32_t *off, float beta, float *c, fs_idx ldc, int mr);
+#endif
+
 /* The micro-kernel chosen at run time (CPU check, FASTSEG_ISA, or
  * fs_select_isa); cheap enough to call once per fs_sgemm. */
 fs_ukernel_fn fs_gemm_ukernel(void);
 fs_ukernel_rows_fn fs_gemm_ukernel_rows(void);
+fs_ukernel_gather_b_fn fs_gemm_ukernel_gather_b(void);
 
 /* Packing. `a` points at op(A)[0][0] of the block: element (i, p) of op(A)
  * is a[i*lda + p] (trans == 0) or a[p*lda + i] (trans != 0). Panels

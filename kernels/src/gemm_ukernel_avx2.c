@@ -9,6 +9,7 @@
  * compiler never has a reason to keep them in memory.
  */
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "gemm_internal.h"
 
@@ -27,27 +28,57 @@
         ci1 = _mm256_fmadd_ps(av, b1, ci1);               \
     } while (0)
 
-#define K_STEP()                                          \
-    do {                                                  \
-        const __m256 b0 = _mm256_load_ps(bp);             \
-        const __m256 b1 = _mm256_load_ps(bp + 8);         \
-        ROW_FMA(0, c00, c01);                             \
-        ROW_FMA(1, c10, c11);                             \
-        ROW_FMA(2, c20, c21);                             \
-        ROW_FMA(3, c30, c31);                             \
-        ROW_FMA(4, c40, c41);                             \
-        ROW_FMA(5, c50, c51);                             \
-        ap += FS_MR;                                      \
-        bp += FS_NR;                                      \
+/* One k step; b0/b1 come from the packed panel, or (gathered B) from the
+ * image at xb + off[0]. */
+#define K_STEP()                                                              \
+    do {                                                                      \
+        const float *brow = off ? xb + off[0] : bp;                           \
+        const __m256 b0 = _mm256_loadu_ps(brow);                              \
+        const __m256 b1 = _mm256_loadu_ps(brow + 8);                          \
+        ROW_FMA(0, c00, c01);                                                 \
+        ROW_FMA(1, c10, c11);                                                 \
+        ROW_FMA(2, c20, c21);                                                 \
+        ROW_FMA(3, c30, c31);                                                 \
+        ROW_FMA(4, c40, c41);                                                 \
+        ROW_FMA(5, c50, c51);                                                 \
+        ap += FS_MR;                                                          \
+        if (off) off++;                                                       \
+        else bp += FS_NR;                                                     \
     } while (0)
+
+/* The asm k steps, as string pieces: the six broadcasts and twelve FMAs of
+ * one step (A offsets in bytes), and the two ways of loading its B row. */
+#define ASM_ROW(o, c0, c1)                                                    \
+    "vbroadcastss " o "(%[a]), %[av]\n\t"                                     \
+    "vfmadd231ps %[b0], %[av], %[" c0 "]\n\t"                                 \
+    "vfmadd231ps %[b1], %[av], %[" c1 "]\n\t"
+#define ASM_FMAS(o0, o1, o2, o3, o4, o5)                                      \
+    ASM_ROW(o0, "c00", "c01") ASM_ROW(o1, "c10", "c11") ASM_ROW(o2, "c20", "c21") \
+    ASM_ROW(o3, "c30", "c31") ASM_ROW(o4, "c40", "c41") ASM_ROW(o5, "c50", "c51")
+#define ASM_B_PACKED(o0, o1)                                                  \
+    "vmovaps " o0 "(%[b]), %[b0]\n\t"                                         \
+    "vmovaps " o1 "(%[b]), %[b1]\n\t"
+/* (rax is named, not an operand: gcc allows 30 operands, and the
+ * accumulators count twice.) */
+#define ASM_B_GATHERED(o)                                                     \
+    "movslq " o "(%[o]), %%rax\n\t"                                           \
+    "vmovups (%[x],%%rax,4), %[b0]\n\t"                                       \
+    "vmovups 32(%[x],%%rax,4), %[b1]\n\t"
+#define ASM_PREFETCH_A(o) "prefetcht0 " o "(%[a])\n\t"
+#define ASM_ACCUMULATORS                                                      \
+    [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),       \
+    [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),       \
+    [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
 
 /* Row i of the C tile: c + i*ldc, or rows[i] for the scatter form. */
 #define C_ROW(i) (rows ? rows[(i)] : c + (i) * ldc)
 
-/* The kernel body, inlined into its two forms below so that `rows` is a
- * constant in each. */
+/* The kernel body, inlined into its forms below so that `rows` (scatter
+ * form) and `off` (B gathered from an image instead of a packed panel:
+ * row p of B is the NR floats at xb + off[p]) are constants in each. */
 static inline __attribute__((always_inline)) void
 ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict bp,
+        const float *xb, const int32_t *off,
         float beta, float *restrict c, fs_idx ldc, float *const *rows, int mr, int nr)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
@@ -89,99 +120,35 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
     /* Four k steps in inline asm: with intrinsics gcc 12 shuffles the 12
      * accumulators between registers and even spills some inside the loop
      * (15 of 16 ymm registers are live). Operands pin them in registers. */
-    for (; p >= 4; p -= 4) {
-        __m256 b0, b1, av;
-        __asm__(
-        "vmovaps 0(%[b]), %[b0]\n\t"
-        "vmovaps 32(%[b]), %[b1]\n\t"
-        "prefetcht0 192(%[a])\n\t"
-        "vbroadcastss 0(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
-        "vbroadcastss 4(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
-        "vbroadcastss 8(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
-        "vbroadcastss 12(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
-        "vbroadcastss 16(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
-        "vbroadcastss 20(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
-        "vmovaps 64(%[b]), %[b0]\n\t"
-        "vmovaps 96(%[b]), %[b1]\n\t"
-        "vbroadcastss 24(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
-        "vbroadcastss 28(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
-        "vbroadcastss 32(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
-        "vbroadcastss 36(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
-        "vbroadcastss 40(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
-        "vbroadcastss 44(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
-        "vmovaps 128(%[b]), %[b0]\n\t"
-        "vmovaps 160(%[b]), %[b1]\n\t"
-        "prefetcht0 240(%[a])\n\t"
-        "vbroadcastss 48(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
-        "vbroadcastss 52(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
-        "vbroadcastss 56(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
-        "vbroadcastss 60(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
-        "vbroadcastss 64(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
-        "vbroadcastss 68(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
-        "vmovaps 192(%[b]), %[b0]\n\t"
-        "vmovaps 224(%[b]), %[b1]\n\t"
-        "vbroadcastss 72(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c00]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c01]\n\t"
-        "vbroadcastss 76(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c10]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c11]\n\t"
-        "vbroadcastss 80(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c20]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c21]\n\t"
-        "vbroadcastss 84(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c30]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c31]\n\t"
-        "vbroadcastss 88(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c40]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c41]\n\t"
-        "vbroadcastss 92(%[a]), %[av]\n\t"
-        "vfmadd231ps %[b0], %[av], %[c50]\n\t"
-        "vfmadd231ps %[b1], %[av], %[c51]\n\t"
-        : [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av),
-          [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
-          [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
-          [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
-        : [a] "r"(ap), [b] "r"(bp)
-        : "memory");
-        ap += 4 * FS_MR;
-        bp += 4 * FS_NR;
+    if (off) {
+        for (; p >= 4; p -= 4) {
+            __m256 b0, b1, av;
+            __asm__(
+            ASM_B_GATHERED("0") ASM_PREFETCH_A("192") ASM_FMAS("0", "4", "8", "12", "16", "20")
+            ASM_B_GATHERED("4") ASM_FMAS("24", "28", "32", "36", "40", "44")
+            ASM_B_GATHERED("8") ASM_PREFETCH_A("240") ASM_FMAS("48", "52", "56", "60", "64", "68")
+            ASM_B_GATHERED("12") ASM_FMAS("72", "76", "80", "84", "88", "92")
+            : [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av), ASM_ACCUMULATORS
+            : [a] "r"(ap), [x] "r"(xb), [o] "r"(off)
+            : "rax", "memory");
+            ap += 4 * FS_MR;
+            off += 4;
+        }
+    } else {
+        for (; p >= 4; p -= 4) {
+            __m256 b0, b1, av;
+            __asm__(
+            ASM_B_PACKED("0", "32") ASM_PREFETCH_A("192") ASM_FMAS("0", "4", "8", "12", "16", "20")
+            ASM_B_PACKED("64", "96") ASM_FMAS("24", "28", "32", "36", "40", "44")
+            ASM_B_PACKED("128", "160") ASM_PREFETCH_A("240")
+            ASM_FMAS("48", "52", "56", "60", "64", "68")
+            ASM_B_PACKED("192", "224") ASM_FMAS("72", "76", "80", "84", "88", "92")
+            : [b0] "=&x"(b0), [b1] "=&x"(b1), [av] "=&x"(av), ASM_ACCUMULATORS
+            : [a] "r"(ap), [b] "r"(bp)
+            : "memory");
+            ap += 4 * FS_MR;
+            bp += 4 * FS_NR;
+        }
     }
 #else
     for (; p >= 4; p -= 4) {
@@ -253,11 +220,17 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
                      const float *restrict bp, float beta, float *restrict c,
                      fs_idx ldc, int mr, int nr)
 {
-    ukernel(kc, alpha, ap, bp, beta, c, ldc, NULL, mr, nr);
+    ukernel(kc, alpha, ap, bp, NULL, NULL, beta, c, ldc, NULL, mr, nr);
 }
 
 void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
                           float *const *rows, int mr)
 {
-    ukernel(kc, 1.0f, ap, bp, 1.0f, rows[0], 0, rows, mr, FS_NR);
+    ukernel(kc, 1.0f, ap, bp, NULL, NULL, 1.0f, rows[0], 0, rows, mr, FS_NR);
+}
+
+void fs_ukernel_gather_b_avx2(fs_idx kc, const float *ap, const float *xb, const int32_t *off,
+                              float beta, float *c, fs_idx ldc, int mr)
+{
+    ukernel(kc, 1.0f, ap, xb, xb, off, beta, c, ldc, NULL, mr, FS_NR);
 }

@@ -50,3 +50,22 @@ void fs_ukernel_rows_generic(fs_idx kc, const float *ap, const float *bp,
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < FS_NR; j++) rows[i][j] += t[i * FS_NR + j];
 }
+
+void fs_ukernel_gather_b_generic(fs_idx kc, const float *ap, const float *xb,
+                                 const int32_t *off, float beta, float *c, fs_idx ldc, int mr)
+{
+    for (int h = 0; h < FS_NR; h += HALF) {
+        float acc[FS_MR][HALF];
+        for (int i = 0; i < FS_MR; i++)
+            for (int j = 0; j < HALF; j++) acc[i][j] = 0.0f;
+        for (fs_idx p = 0; p < kc; p++) {
+            const float *a = ap + p * FS_MR, *b = xb + off[p] + h;
+            for (int i = 0; i < FS_MR; i++)
+                for (int j = 0; j < HALF; j++) acc[i][j] += a[i] * b[j];
+        }
+        for (int i = 0; i < mr; i++) {
+            float *cr = c + i * ldc + h;
+            for (int j = 0; j < HALF; j++) cr[j] = acc[i][j] + (beta == 0.0f ? 0.0f : cr[j]);
+        }
+    }
+}

@@ -27,6 +27,21 @@ def backend(request):
     return request.param
 
 
+HOST_BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
+
+
+@pytest.fixture(params=HOST_BACKENDS)
+def host_backend(request, monkeypatch):
+    """Runs a test once per host backend, made current, with fastseg seeded
+    (the nn / optim / train tests use it for every test of their module)."""
+    from fastseg import _config, backends
+
+    backends.load(request.param)
+    monkeypatch.setattr(_config, "_current", request.param)
+    fastseg.seed(0)
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -5,17 +5,9 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import _config, backends, nn
+from fastseg import nn
 
-BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
-
-
-@pytest.fixture(params=BACKENDS, autouse=True)
-def backend(request, monkeypatch):
-    backends.load(request.param)
-    monkeypatch.setattr(_config, "_current", request.param)
-    fastseg.seed(0)
-    return request.param
+pytestmark = pytest.mark.usefixtures("host_backend")
 
 
 def small_net():

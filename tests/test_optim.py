@@ -2,17 +2,9 @@
 import numpy as np
 import pytest
 
-import fastseg
-from fastseg import _config, backends, nn, optim
+from fastseg import nn, optim
 
-BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
-
-
-@pytest.fixture(params=BACKENDS, autouse=True)
-def backend(request, monkeypatch):
-    backends.load(request.param)
-    monkeypatch.setattr(_config, "_current", request.param)
-    fastseg.seed(0)
+pytestmark = pytest.mark.usefixtures("host_backend")
 
 
 def params(*shapes, seed=0):

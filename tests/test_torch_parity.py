@@ -6,23 +6,18 @@ optimizer: the losses and the final weights must agree to float tolerance.
 import numpy as np
 import pytest
 
-import fastseg
-from fastseg import _config, backends, nn, optim
+from fastseg import nn, optim
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
-BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
 STEPS = 20
 
 
-@pytest.fixture(params=BACKENDS, autouse=True)
-def backend(request, monkeypatch):
-    backends.load(request.param)
-    monkeypatch.setattr(_config, "_current", request.param)
-    fastseg.seed(0)
+@pytest.fixture(autouse=True)
+def backend(host_backend):
     torch.manual_seed(0)
-    return request.param
+    return host_backend
 
 
 def ours():

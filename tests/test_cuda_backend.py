@@ -191,6 +191,23 @@ def test_max_pool2d(shape, k, stride, rng):
           ref.max_pool2d_backward(d64(dy), ridx, x.shape), k * k)
 
 
+def test_empty_batch_results_stay_on_the_device():
+    x = cuda.to_device(np.zeros((0, 3, 8, 8), np.float32))
+    w = cuda.to_device(np.ones((4, 3, 3, 3), np.float32))
+    y = ops.conv2d(x, w, padding=1, backend=BE)
+    assert on_device(y) and y.shape == (0, 4, 8, 8)
+    dy = cuda.to_device(np.zeros((0, 4, 6, 6), np.float32))
+    dx, dw, db = ops.conv2d_backward(x, w, dy, backend=BE)
+    assert all(on_device(a) for a in (dx, dw, db))
+    assert dx.shape == (0, 3, 8, 8) and not host(dw).any() and not host(db).any()
+    pooled, idx = ops.max_pool2d(x, backend=BE)
+    assert on_device(pooled) and on_device(idx) and idx.dtype == np.int64
+    back = ops.max_pool2d_backward(pooled, idx, (0, 3, 8, 8), backend=BE)
+    assert on_device(back) and back.shape == (0, 3, 8, 8)
+    # Host inputs keep host results on this backend too.
+    assert isinstance(ops.conv2d(host(x), host(w), backend=BE), np.ndarray)
+
+
 def test_max_pool2d_backward_refuses_out_of_range_indices(rng):
     dy = f32(rng, 1, 1, 2, 2)
     bad = np.array([[[[0, 1], [4, 16]]]])

@@ -35,6 +35,16 @@ def _array(be, name, a, ndim=None, layout=""):
     return convert(name, a, ndim, layout)
 
 
+def _zeros(like, shape, dtype=np.float32):
+    """Zeros of `shape` where `like` lives: an empty batch's results stay on the device
+    of its input, as every other result does."""
+    if not isinstance(like, np.ndarray) and v.on_device(like):
+        from fastseg.backends import _cuda
+
+        return _cuda.zeros(shape, dtype)
+    return np.zeros(shape, dtype)
+
+
 def _geometry(x_shape, k, stride, padding, x_name="x"):
     """Output height and width of a k x k window sliding over padded x."""
     _, c, h, w = x_shape
@@ -189,7 +199,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
         if b.shape != (w.shape[0],):
             raise ValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
     if x.shape[0] == 0:
-        return np.zeros(y_shape, dtype=np.float32)
+        return _zeros(x, y_shape)
     return be.conv2d(x, w, b, stride, padding)
 
 
@@ -205,8 +215,8 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
     if dy.shape != y_shape:
         raise ValueError(f"dy: expected shape {y_shape} (the output of conv2d), got {dy.shape}")
     if x.shape[0] == 0:
-        return (np.zeros(x.shape, np.float32) if need_dx else None,
-                np.zeros(w.shape, np.float32), np.zeros(w.shape[0], np.float32))
+        return (_zeros(x, x.shape) if need_dx else None, _zeros(x, w.shape),
+                _zeros(x, (w.shape[0],)))
     return be.conv2d_backward(x, w, dy, stride, padding, bool(need_dx))
 
 
@@ -230,7 +240,7 @@ def max_pool2d(x, kernel_size=2, stride=None, *, backend=None):
     oh, ow = _geometry(x.shape, k, stride, 0)
     if x.shape[0] == 0:
         shape = (0, x.shape[1], oh, ow)
-        return np.zeros(shape, np.float32), np.zeros(shape, np.int64)
+        return _zeros(x, shape), _zeros(x, shape, np.int64)
     return be.max_pool2d(x, k, stride)
 
 
@@ -257,7 +267,7 @@ def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
             raise ValueError(f"indices: values must lie in [0, {plane}) for x_shape {x_shape}")
         indices = np.ascontiguousarray(indices, dtype=np.int64)
     if x_shape[0] == 0:
-        return np.zeros(x_shape, np.float32)
+        return _zeros(dy, x_shape)
     return be.max_pool2d_backward(dy, indices, x_shape)
 
 

@@ -16,15 +16,17 @@
  * image. The entries of the column matrix come from im2col_row.h, the same
  * walk fs_im2col uses, so both paths compute identical values.
  *
- * Threads: with at least as many images as threads, each thread takes a
- * contiguous run of whole images (dW and db as private partials, summed at
- * the end in thread order, so results do not depend on timing); with fewer,
+ * Threads: with at least as many images as threads, threads take whole
+ * images -- the forward one at a time as they come free, the backward a
+ * contiguous run each (dW and db as private partials, summed at the end in
+ * thread order, so results do not depend on timing); with fewer,
  * every thread works on every image on its own slice: output pixels for
  * the forward, input channels (dX), dW columns and db rows for the backward.
  * Nothing is shared, so there is no barrier.
  */
 #include "conv_fused.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,7 +263,11 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     J.y = y;
     int by_image;
     const int nt = plan_threads(&J, &by_image);
+    (void)nt; /* only the OpenMP pragma reads it */
     int status = FS_OK;
+    /* Whole images are handed out one at a time (no reduction to keep in
+     * order here), so a thread the OS preempts holds up only its image. */
+    atomic_llong next_image = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -272,10 +278,9 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
         T = omp_get_num_threads();
 #endif
         /* Whole images, or this thread's NR-aligned slice of every image. */
+        const int image_mode = T > 1 && by_image;
         fs_idx i0 = 0, i1 = n, j0 = 0, j1 = J.ohw;
-        if (T > 1 && by_image) {
-            split_range(n, t, T, &i0, &i1);
-        } else if (T > 1) {
+        if (T > 1 && !image_mode) {
             split_range(CEIL_DIV(J.ohw, (fs_idx)FS_NR), t, T, &j0, &j1);
             j0 *= FS_NR;
             j1 = MIN(j1 * FS_NR, J.ohw);
@@ -291,7 +296,13 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
             } else {
                 fwd_space_bind(&J, ws, &s);
                 pack_weight(&J, s.kcb, s.ap);
-                for (fs_idx ni = i0; ni < i1; ni++) fwd_image(&J, &s, ni, j0, j1);
+                if (image_mode) {
+                    fs_idx ni;
+                    while ((ni = (fs_idx)atomic_fetch_add(&next_image, 1)) < n)
+                        fwd_image(&J, &s, ni, j0, j1);
+                } else {
+                    for (fs_idx ni = i0; ni < i1; ni++) fwd_image(&J, &s, ni, j0, j1);
+                }
                 fs_ws_put(ws);
             }
         }

@@ -288,6 +288,7 @@ static void small_gemm(int kind, int ta, fs_idx m, fs_idx n, fs_idx k, float alp
     if ((double)m * (double)n * (double)k < SMALL_PAR_MIN) nt = 1;
     const fs_idx units = by_rows ? m : CEIL_DIV(n, (fs_idx)FS_NR);
     if (units < 2) nt = 1;
+    (void)nt; /* only the OpenMP pragma reads it */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif

@@ -9,9 +9,11 @@
  *                                      or read in place where each panel is
  *                                      16 neighbours of one output row;
  *   dW      dW  += dY_i . cols_i^T     B panels are packed straight from x_i;
- *   dX      dx_i = col2im(W^T . dY_i)  each MR x NR tile of W^T . dY_i goes
- *                                      from registers to an L1 buffer and is
- *                                      added into dx_i (col2im per tile),
+ *   dX      dx_i = col2im(W^T . dY_i)  each MR x NR tile of W^T . dY_i is
+ *                                      added into dx_i by the micro-kernel's
+ *                                      scatter form (its rows are NR floats
+ *                                      of six dx rows), or, at image edges,
+ *                                      through an L1 tile (col2im per tile),
  * and the weight is packed once per call and thread instead of once per
  * image. The entries of the column matrix come from im2col_row.h, the same
  * walk fs_im2col uses, so both paths compute identical values.
@@ -22,7 +24,7 @@
  * thread order, so results do not depend on timing); with fewer,
  * every thread works on every image on its own slice: output pixels for
  * the forward, input channels (dX), dW columns and db rows for the backward.
- * Nothing is shared, so there is no barrier.
+ * Nothing but an image counter is shared, so there is no barrier.
  */
 #include "conv_fused.h"
 

@@ -41,10 +41,6 @@
 #include <omp.h>
 #endif
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
-#define ROUND_UP(a, b) (CEIL_DIV(a, b) * (b))
 
 /* Largest packed weight (floats) a thread keeps: lai2d's layers need 27K and
  * 7K; a fully connected layer run as a convolution (segment.py: 1000 x
@@ -66,15 +62,6 @@ typedef struct {
     fs_ukernel_rows_fn uk_rows;
     fs_ukernel_gather_b_fn uk_gather;
 } conv_job;
-
-/* Block size for `len` cut into pieces of at most `cap`, as even as the
- * `unit` granularity allows (as gemm.c). */
-static fs_idx even_block(fs_idx len, fs_idx cap, fs_idx unit)
-{
-    if (len <= 0) return unit;
-    fs_idx pieces = CEIL_DIV(len, cap);
-    return ROUND_UP(CEIL_DIV(len, pieces), unit);
-}
 
 static size_t r16(size_t v) { return (v + 15) & ~(size_t)15; }
 
@@ -104,16 +91,10 @@ static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, 
     J->plane = h * w;
     J->x = x;
     J->wt = wt;
-    J->uk = fs_gemm_ukernel();
-    J->uk_rows = fs_gemm_ukernel_rows();
-    J->uk_gather = fs_gemm_ukernel_gather_b();
-}
-
-/* [lo, hi): part t of T of [0, count), sizes differing by at most one. */
-static void split_range(fs_idx count, int t, int T, fs_idx *lo, fs_idx *hi)
-{
-    *lo = count * t / T;
-    *hi = count * (t + 1) / T;
+    const fs_gemm_kernel_table *kt = fs_gemm_kernels();
+    J->uk = kt->ukernel;
+    J->uk_rows = kt->rows;
+    J->uk_gather = kt->gather_b;
 }
 
 /* How many threads, and whether they take whole images. */
@@ -179,8 +160,8 @@ static int gathers_b(const conv_job *J)
 
 static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
 {
-    s->kcb = even_block(J->ckk, FS_GEMM_KC, 1);
-    s->ncb = even_block(span, FS_GEMM_NC, FS_NR);
+    s->kcb = fs_even_block(J->ckk, FS_GEMM_KC, 1);
+    s->ncb = fs_even_block(span, FS_GEMM_NC, FS_NR);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, FS_NR);
     return r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
            r16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
@@ -283,7 +264,7 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
         const int image_mode = T > 1 && by_image;
         fs_idx i0 = 0, i1 = n, j0 = 0, j1 = J.ohw;
         if (T > 1 && !image_mode) {
-            split_range(CEIL_DIV(J.ohw, (fs_idx)FS_NR), t, T, &j0, &j1);
+            fs_split_range(CEIL_DIV(J.ohw, (fs_idx)FS_NR), t, T, &j0, &j1);
             j0 *= FS_NR;
             j1 = MIN(j1 * FS_NR, J.ohw);
         }
@@ -352,12 +333,12 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
                              bwd_space *s)
 {
     size_t total = 0;
-    s->kcf = even_block(J->f, FS_GEMM_KC, 1);
+    s->kcf = fs_even_block(J->f, FS_GEMM_KC, 1);
     /* dX sweeps every B panel of a block per MR rows of W^T: blocks small
      * enough (~16 KiB) to stay in L1 through the sweep. */
-    s->ncp = even_block(J->ohw, MAX((fs_idx)FS_NR, FS_DX_BLOCK_FLOATS / s->kcf), FS_NR);
-    s->kcp = even_block(J->ohw, FS_GEMM_KC, 1);
-    s->ncd = even_block(s->d1 - s->d0, FS_GEMM_NC, FS_NR);
+    s->ncp = fs_even_block(J->ohw, MAX((fs_idx)FS_NR, FS_DX_BLOCK_FLOATS / s->kcf), FS_NR);
+    s->kcp = fs_even_block(J->ohw, FS_GEMM_KC, 1);
+    s->ncd = fs_even_block(s->d1 - s->d0, FS_GEMM_NC, FS_NR);
     s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, FS_NR);
     s->maxruns_w = fs_col_runs_max(&J->g, s->kcp, 0);
     if (want_dx)
@@ -596,15 +577,15 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
         s.r1 = J.ckk;
         s.d1 = J.ckk;
         if (image_mode) {
-            split_range(n, t, T, &i0, &i1);
+            fs_split_range(n, t, T, &i0, &i1);
         } else if (T > 1) {
-            split_range(f, t, T, &f0, &f1);
+            fs_split_range(f, t, T, &f0, &f1);
             /* dX by input channels (each owns its dx planes), dW by NR-aligned columns. */
             fs_idx c0, c1, u0, u1;
-            split_range(c, t, T, &c0, &c1);
+            fs_split_range(c, t, T, &c0, &c1);
             s.r0 = c0 * kk;
             s.r1 = c1 * kk;
-            split_range(CEIL_DIV(J.ckk, (fs_idx)FS_NR), t, T, &u0, &u1);
+            fs_split_range(CEIL_DIV(J.ckk, (fs_idx)FS_NR), t, T, &u0, &u1);
             s.d0 = MIN(u0 * FS_NR, J.ckk);
             s.d1 = MIN(u1 * FS_NR, J.ckk);
         }

@@ -26,10 +26,6 @@
 #include <omp.h>
 #endif
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
-#define ROUND_UP(a, b) (CEIL_DIV(a, b) * (b))
 
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define FS_GEMM_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)
@@ -146,20 +142,12 @@ static const float *b_at(const gemm_job *j, fs_idx p, fs_idx col)
     return j->tb ? j->b + col * j->ldb + p : j->b + p * j->ldb + col;
 }
 
-/* Block size for `len` cut into pieces of at most `cap`, as even as the
- * `unit` granularity allows: 150 rows run as 2 x 78, not 144 + 6. */
-static fs_idx even_block(fs_idx len, fs_idx cap, fs_idx unit)
-{
-    fs_idx pieces = CEIL_DIV(len, cap);
-    return ROUND_UP(CEIL_DIV(len, pieces), unit);
-}
-
 /* The five loops over C[i0:i1, j0:j1], packing into ap / bp. */
 static void gemm_block(const gemm_job *j, fs_idx i0, fs_idx i1, fs_idx j0, fs_idx j1,
                        float *ap, float *bp)
 {
-    const fs_idx ncb = even_block(j1 - j0, FS_GEMM_NC, FS_NR);
-    const fs_idx mcb = even_block(i1 - i0, FS_GEMM_MC, FS_MR);
+    const fs_idx ncb = fs_even_block(j1 - j0, FS_GEMM_NC, FS_NR);
+    const fs_idx mcb = fs_even_block(i1 - i0, FS_GEMM_MC, FS_MR);
     const fs_idx ldc = j->ldc;
     for (fs_idx jc = j0; jc < j1; jc += ncb) {                          /* jc */
         const fs_idx nc = MIN(ncb, j1 - jc);
@@ -188,19 +176,11 @@ static void gemm_block(const gemm_job *j, fs_idx i0, fs_idx i1, fs_idx j0, fs_id
 }
 
 #ifdef _OPENMP
-/* [*lo, *hi): part t of nt of [0, count), sizes differing by at most one. */
-static void split_range(fs_idx count, fs_idx t, fs_idx nt, fs_idx *lo, fs_idx *hi)
-{
-    fs_idx base = count / nt, extra = count % nt;
-    *lo = t * base + MIN(t, extra);
-    *hi = *lo + base + (t < extra);
-}
-
 /* Block t of the cut, run by thread `tid`. */
 static void gemm_task(const gemm_job *j, fs_idx t, int tid)
 {
     fs_idx u0, u1;
-    split_range(j->units, t, j->tasks, &u0, &u1);
+    fs_split_range(j->units, t, j->tasks, &u0, &u1);
     float *ap = j->ws + (size_t)tid * j->ws_stride;
     float *bp = ap + j->bp_offset;
     if (j->split_n)
@@ -278,9 +258,9 @@ static void small_gemm(int kind, int ta, fs_idx m, fs_idx n, fs_idx k, float alp
                        const float *a, fs_idx lda, const float *b, fs_idx ldb,
                        float beta, float *c, fs_idx ldc)
 {
-    fs_small_dots_fn dots;
-    fs_small_rank_fn rank;
-    fs_gemm_small_kernels(&dots, &rank);
+    const fs_gemm_kernel_table *kt = fs_gemm_kernels();
+    const fs_small_dots_fn dots = kt->small_dots;
+    const fs_small_rank_fn rank = kt->small_rank;
     /* Cut rows when there are enough of them, else columns in NR units. */
     const int by_rows = kind == SMALL_DOTS_ROWS ||
                         (kind == SMALL_RANK && m > SMALL_DIM && m * FS_NR >= n);
@@ -298,7 +278,8 @@ static void small_gemm(int kind, int ta, fs_idx m, fs_idx n, fs_idx k, float alp
         t = omp_get_thread_num();
         T = omp_get_num_threads();
 #endif
-        const fs_idx u0 = units * t / T, u1 = units * (t + 1) / T;
+        fs_idx u0, u1;
+        fs_split_range(units, t, T, &u0, &u1);
         fs_idx i0 = 0, i1 = m, j0 = 0, j1 = n;
         if (by_rows) {
             i0 = u0;
@@ -343,10 +324,10 @@ int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
     gemm_job j = {
         .ta = trans_a != 0, .tb = trans_b != 0, .m = m, .n = n, .k = k,
         .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta,
-        .a = a, .b = b, .c = c, .ukernel = fs_gemm_ukernel(),
+        .a = a, .b = b, .c = c, .ukernel = fs_gemm_kernels()->ukernel,
     };
     /* Even blocks: k = 500 runs as 2 x 250, not 256 + 244. */
-    j.kcb = CEIL_DIV(k, CEIL_DIV(k, (fs_idx)FS_GEMM_KC));
+    j.kcb = fs_even_block(k, FS_GEMM_KC, 1);
 
     int nt = fs_get_num_threads();
     if ((double)m * (double)n * (double)k < FS_GEMM_PARALLEL_MIN_FMAS) nt = 1;

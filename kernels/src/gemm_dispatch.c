@@ -69,47 +69,23 @@ int fs_select_isa(const char *name)
     return FS_OK;
 }
 
-fs_ukernel_fn fs_gemm_ukernel(void)
-{
+static const fs_gemm_kernel_table generic_kernels = {
+    fs_ukernel_generic, fs_ukernel_rows_generic, fs_ukernel_gather_b_generic,
+    fs_small_dots_generic, fs_small_rank_generic,
+};
 #ifdef FS_HAVE_AVX2_KERNEL
-    if (current_isa() == ISA_AVX2) return fs_ukernel_avx2;
-#else
-    (void)current_isa();
+static const fs_gemm_kernel_table avx2_kernels = {
+    fs_ukernel_avx2, fs_ukernel_rows_avx2, fs_ukernel_gather_b_avx2,
+    fs_small_dots_avx2, fs_small_rank_avx2,
+};
 #endif
-    return fs_ukernel_generic;
-}
 
-fs_ukernel_rows_fn fs_gemm_ukernel_rows(void)
+const fs_gemm_kernel_table *fs_gemm_kernels(void)
 {
 #ifdef FS_HAVE_AVX2_KERNEL
-    if (current_isa() == ISA_AVX2) return fs_ukernel_rows_avx2;
+    if (current_isa() == ISA_AVX2) return &avx2_kernels;
 #else
     (void)current_isa();
 #endif
-    return fs_ukernel_rows_generic;
-}
-
-fs_ukernel_gather_b_fn fs_gemm_ukernel_gather_b(void)
-{
-#ifdef FS_HAVE_AVX2_KERNEL
-    if (current_isa() == ISA_AVX2) return fs_ukernel_gather_b_avx2;
-#else
-    (void)current_isa();
-#endif
-    return fs_ukernel_gather_b_generic;
-}
-
-void fs_gemm_small_kernels(fs_small_dots_fn *dots, fs_small_rank_fn *rank)
-{
-#ifdef FS_HAVE_AVX2_KERNEL
-    if (current_isa() == ISA_AVX2) {
-        *dots = fs_small_dots_avx2;
-        *rank = fs_small_rank_avx2;
-        return;
-    }
-#else
-    (void)current_isa();
-#endif
-    *dots = fs_small_dots_generic;
-    *rank = fs_small_rank_generic;
+    return &generic_kernels;
 }

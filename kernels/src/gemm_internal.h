@@ -14,6 +14,27 @@
 #define FS_MR FS_GEMM_MR
 #define FS_NR FS_GEMM_NR
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define ROUND_UP(a, b) (CEIL_DIV(a, b) * (b))
+
+/* Block size for `len` cut into pieces of at most `cap`, as even as the
+ * `unit` granularity allows: 150 rows run as 2 x 78, not 144 + 6. */
+static inline fs_idx fs_even_block(fs_idx len, fs_idx cap, fs_idx unit)
+{
+    if (len <= 0) return unit;
+    const fs_idx pieces = CEIL_DIV(len, cap);
+    return ROUND_UP(CEIL_DIV(len, pieces), unit);
+}
+
+/* [lo, hi): part t of nt of [0, count), sizes differing by at most one. */
+static inline void fs_split_range(fs_idx count, fs_idx t, fs_idx nt, fs_idx *lo, fs_idx *hi)
+{
+    *lo = count * t / nt;
+    *hi = count * (t + 1) / nt;
+}
+
 /* One MR x NR tile: C[0:mr, 0:nr] = alpha * Ap*Bp + beta * C, where Ap is a
  * packed MR x kc micro-panel (ap[p*MR + i]), Bp a packed kc x NR one
  * (bp[p*NR + j], 64-byte aligned), both zero-padded past mr/nr. The kernel
@@ -58,11 +79,6 @@ void fs_ukernel_gather_b_avx2(fs_idx kc, const float *ap, const float *xb,
                               const int32_t *off, float beta, float *c, fs_idx ldc, int mr);
 #endif
 
-/* The micro-kernel chosen at run time (CPU check, FASTSEG_ISA, or
- * fs_select_isa); cheap enough to call once per fs_sgemm. */
-fs_ukernel_fn fs_gemm_ukernel(void);
-fs_ukernel_rows_fn fs_gemm_ukernel_rows(void);
-fs_ukernel_gather_b_fn fs_gemm_ukernel_gather_b(void);
 
 /* Packing. `a` points at op(A)[0][0] of the block: element (i, p) of op(A)
  * is a[i*lda + p] (trans == 0) or a[p*lda + i] (trans != 0). Panels
@@ -99,7 +115,16 @@ void fs_small_dots_avx2(fs_idx, float, const float *, fs_idx, const float *, fs_
 void fs_small_rank_avx2(int, fs_idx, float, const float *, fs_idx, const float *, fs_idx,
                         float, float *, fs_idx, fs_idx, fs_idx, fs_idx, fs_idx);
 #endif
-/* The pair for the ISA chosen at run time (same choice as fs_gemm_ukernel). */
-void fs_gemm_small_kernels(fs_small_dots_fn *dots, fs_small_rank_fn *rank);
+/* One table of kernels per ISA; fs_gemm_kernels() gives the one chosen at
+ * run time (CPU check, FASTSEG_ISA, or fs_select_isa), cheap enough to call
+ * once per fs_sgemm or convolution. */
+typedef struct {
+    fs_ukernel_fn ukernel;
+    fs_ukernel_rows_fn rows;
+    fs_ukernel_gather_b_fn gather_b;
+    fs_small_dots_fn small_dots;
+    fs_small_rank_fn small_rank;
+} fs_gemm_kernel_table;
+const fs_gemm_kernel_table *fs_gemm_kernels(void);
 
 #endif /* FASTSEG_GEMM_INTERNAL_H */

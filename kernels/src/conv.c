@@ -33,9 +33,6 @@
 
 #define FS_CONV_COLS_MAX ((size_t)32 << 20)
 
-/* Keep each thread's slice 64-byte aligned (relative to the base). */
-static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
-
 /* How many threads take whole images: 1 means "sequential over images,
  * threads inside the kernels". */
 static int image_threads(fs_idx n, size_t slice_floats)
@@ -100,7 +97,7 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     const int direct = k == 1 && stride == 1 && pad == 0;
     if (!direct && fs_conv_fused_fits(c, f, k))
         return fs_conv_fused_forward(x, n, c, h, w, wt, f, k, bias, stride, pad, y);
-    const size_t slice = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
+    const size_t slice = direct ? 0 : fs_ws_round16((size_t)ckk * (size_t)ohw);
     const int nt = image_threads(n, slice);
     float *ws = NULL;
     if (slice) {
@@ -213,8 +210,8 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
         return FS_OK;
     }
     if (!dx && !dw) return FS_OK;
-    const size_t colsz = direct ? 0 : round16((size_t)ckk * (size_t)ohw);
-    const size_t dwsz = dw ? round16((size_t)(f * ckk)) : 0;
+    const size_t colsz = direct ? 0 : fs_ws_round16((size_t)ckk * (size_t)ohw);
+    const size_t dwsz = dw ? fs_ws_round16((size_t)(f * ckk)) : 0;
     int nt = image_threads(n, colsz + dwsz);
     /* Per-thread dW partials only pay off when each thread has real work. */
     size_t slice = colsz + (nt > 1 ? dwsz : 0);

@@ -63,8 +63,6 @@ typedef struct {
     fs_ukernel_gather_b_fn uk_gather;
 } conv_job;
 
-static size_t r16(size_t v) { return (v + 15) & ~(size_t)15; }
-
 int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k)
 {
     const fs_idx ckk = c * k * k;
@@ -137,7 +135,7 @@ static void pack_cols(const conv_job *J, const float *xi, fs_idx r0, fs_idx kc,
 /* Floats that hold `count` items of `bytes` each. */
 static size_t floats_for(fs_idx count, size_t bytes)
 {
-    return r16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
+    return fs_ws_round16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
 }
 
 typedef struct {
@@ -163,16 +161,16 @@ static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
     s->kcb = fs_even_block(J->ckk, FS_GEMM_KC, 1);
     s->ncb = fs_even_block(span, FS_GEMM_NC, FS_NR);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, FS_NR);
-    return r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
-           r16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
+    return fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
+           fs_ws_round16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
            floats_for(J->ckk, sizeof(int32_t));
 }
 
 static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
 {
     s->ap = ws;
-    s->bp = s->ap + r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk));
-    s->runs = (fs_colrun *)(s->bp + r16((size_t)(s->kcb * s->ncb)));
+    s->bp = s->ap + fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk));
+    s->runs = (fs_colrun *)(s->bp + fs_ws_round16((size_t)(s->kcb * s->ncb)));
     s->off = NULL;
     if (gathers_b(J)) {
         s->off = (int32_t *)((float *)s->runs + floats_for(s->maxruns, sizeof(fs_colrun)));
@@ -342,16 +340,16 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
     s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, FS_NR);
     s->maxruns_w = fs_col_runs_max(&J->g, s->kcp, 0);
     if (want_dx)
-        total += r16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f)) +
-                 r16((size_t)(s->kcf * s->ncp)) + r16(FS_MR * FS_NR) +
+        total += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f)) +
+                 fs_ws_round16((size_t)(s->kcf * s->ncp)) + fs_ws_round16(FS_MR * FS_NR) +
                  floats_for(s->r1 - s->r0, sizeof(fs_tap)) +
                  floats_for(s->maxruns_x, sizeof(fs_colrun)) +
                  floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
     if (want_dw)
-        total += r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp)) +
-                 r16((size_t)(s->kcp * s->ncd)) + r16((size_t)(FS_NR * s->kcp)) +
+        total += fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp)) +
+                 fs_ws_round16((size_t)(s->kcp * s->ncd)) + fs_ws_round16((size_t)(FS_NR * s->kcp)) +
                  floats_for(s->maxruns_w, sizeof(fs_colrun)) +
-                 (partial ? r16((size_t)(J->f * J->ckk)) : 0);
+                 (partial ? fs_ws_round16((size_t)(J->f * J->ckk)) : 0);
     return total;
 }
 
@@ -361,11 +359,11 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
     float *p = ws;
     if (want_dx) {
         s->apt = p;
-        p += r16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f));
+        p += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f));
         s->bpy = p;
-        p += r16((size_t)(s->kcf * s->ncp));
+        p += fs_ws_round16((size_t)(s->kcf * s->ncp));
         s->tile = p;
-        p += r16(FS_MR * FS_NR);
+        p += fs_ws_round16(FS_MR * FS_NR);
         s->taps_x = (fs_tap *)p;
         p += floats_for(s->r1 - s->r0, sizeof(fs_tap));
         s->runs_x = (fs_colrun *)p;
@@ -375,11 +373,11 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
     }
     if (want_dw) {
         s->apy = p;
-        p += r16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp));
+        p += fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp));
         s->bpc = p;
-        p += r16((size_t)(s->kcp * s->ncd));
+        p += fs_ws_round16((size_t)(s->kcp * s->ncd));
         s->tmp = p;
-        p += r16((size_t)(FS_NR * s->kcp));
+        p += fs_ws_round16((size_t)(FS_NR * s->kcp));
         s->runs_w = (fs_colrun *)p;
         p += floats_for(s->maxruns_w, sizeof(fs_colrun));
         if (partial) s->dw = p;

@@ -14,4 +14,8 @@
 float *fs_ws_get(size_t floats);
 void fs_ws_put(float *p);
 
+/* `floats` rounded up to a multiple of 16: slices of one workspace laid out
+ * this way each start 64-byte aligned. */
+static inline size_t fs_ws_round16(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
 #endif /* FASTSEG_THREAD_WORKSPACE_H */

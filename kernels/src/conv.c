@@ -65,13 +65,7 @@ static int forward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
     }
     int st = fs_sgemm(0, 0, f, ohw, ckk, 1.0f, wt, ckk, b, ohw, 0.0f, yi, ohw);
     if (st != FS_OK) return st;
-    if (bias) {
-        for (fs_idx fi = 0; fi < f; fi++) {
-            float *row = yi + fi * ohw;
-            const float bv = bias[fi];
-            for (fs_idx j = 0; j < ohw; j++) row[j] += bv;
-        }
-    }
+    if (bias) fs_conv_add_bias(yi, f, ohw, 0, ohw, bias);
     return FS_OK;
 }
 

@@ -226,12 +226,7 @@ static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j
             }
         }
     }
-    if (J->bias) /* while this image's rows are still in cache */
-        for (fs_idx fi = 0; fi < J->f; fi++) {
-            float *row = yi + fi * ohw;
-            const float bv = J->bias[fi];
-            for (fs_idx j = j0; j < j1; j++) row[j] += bv;
-        }
+    if (J->bias) fs_conv_add_bias(yi, J->f, ohw, j0, j1, J->bias);
 }
 
 int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,

@@ -12,6 +12,18 @@
 
 int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k);
 
+/* y_i[fi][j0:j1] += bias[fi] for the f rows (ohw wide) of one image's output:
+ * both conv paths call it per image, while the rows are still in cache. */
+static inline void fs_conv_add_bias(float *yi, fs_idx f, fs_idx ohw, fs_idx j0, fs_idx j1,
+                                    const float *bias)
+{
+    for (fs_idx fi = 0; fi < f; fi++) {
+        float *row = yi + fi * ohw;
+        const float bv = bias[fi];
+        for (fs_idx j = j0; j < j1; j++) row[j] += bv;
+    }
+}
+
 int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y);

@@ -19,14 +19,7 @@
 #include <string.h>
 
 #include "fastseg/kernels.h"
-
-/* Output extent; 0 when the (padded) input is smaller than the kernel, where
- * C's truncating division would otherwise give a bogus 1. */
-static inline fs_idx fs_out_extent(fs_idx size, fs_idx k, fs_idx stride, fs_idx pad)
-{
-    fs_idx span = size + 2 * pad - k;
-    return span < 0 ? 0 : span / stride + 1;
-}
+#include "window.h"
 
 /* The geometry of one image's column matrix. */
 typedef struct {

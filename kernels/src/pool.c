@@ -5,19 +5,16 @@
 #include <math.h>
 #include <string.h>
 
+#include "window.h"
+
 /* Below this many window reads a thread team costs more than it saves. */
 #define FS_POOL_PAR_MIN ((fs_idx)1 << 15)
-
-static fs_idx out_extent(fs_idx size, fs_idx k, fs_idx stride)
-{
-    return size < k ? 0 : (size - k) / stride + 1;
-}
 
 void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           fs_idx k, fs_idx stride, float *y, int64_t *idx)
 {
     if (n <= 0 || c <= 0 || k <= 0 || stride <= 0) return;
-    const fs_idx oh = out_extent(h, k, stride), ow = out_extent(w, k, stride);
+    const fs_idx oh = fs_out_extent(h, k, stride, 0), ow = fs_out_extent(w, k, stride, 0);
     if (oh == 0 || ow == 0) return;
     const fs_idx planes = n * c;
 #ifdef _OPENMP

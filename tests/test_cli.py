@@ -195,3 +195,46 @@ def test_real_subprocess(tmp_path, trained, image_folder):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o" / "a_test_mask.png").is_file()
+
+
+def _failing_info(exc):
+    def cmd_info(args):
+        raise exc
+
+    return cmd_info
+
+
+@pytest.mark.parametrize("exc", [
+    fastseg.errors.InvalidValueError("x: must be >= 1, got 0"),
+    fastseg.errors.InvalidTypeError("x: expected an int, got float 1.5"),
+    fastseg.errors.UnavailableError("backend 'cuda' is not available here: no GPU"),
+    FileNotFoundError(2, "No such file or directory", "missing.png"),
+    IsADirectoryError(21, "Is a directory", "somewhere"),
+    PermissionError(13, "Permission denied", "/root/x"),
+])
+def test_fastseg_and_io_errors_are_one_line(monkeypatch, capsys, exc):
+    import fastseg.cli as cli
+
+    monkeypatch.setattr(cli, "cmd_info", _failing_info(exc))
+    code, _, err = run_main(["info"], capsys)
+    assert_one_line_error(code, err, "info")
+    assert str(exc).split(":")[0] in err
+
+
+@pytest.mark.parametrize("exc", [ValueError("operands could not be broadcast"),
+                                 TypeError("unsupported operand"), RuntimeError("oops"),
+                                 KeyError("weight"), AttributeError("no attribute 'x'")])
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys, exc):
+    import fastseg.cli as cli
+
+    monkeypatch.setattr(cli, "cmd_info", _failing_info(exc))
+    code, _, err = run_main(["info"], capsys)
+    assert code == 1
+    assert "Traceback" in err and type(exc).__name__ in err
+    assert "bug in fastseg" in err.splitlines()[-1] and "report" in err.splitlines()[-1]
+
+
+def test_cli_error_is_a_fastseg_error():
+    from fastseg.cli import CLIError
+
+    assert issubclass(CLIError, fastseg.errors.FastsegError)

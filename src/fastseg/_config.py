@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from fastseg import _validate, backends
+from fastseg.errors import InvalidTypeError
 
 _DEFAULT_BACKEND = "c"
 _current: str | None = None
@@ -39,7 +40,7 @@ def set_backend(name: str) -> None:
     """
     global _current
     if not isinstance(name, str):
-        raise TypeError(f"set_backend: name must be a str, got {type(name).__name__}")
+        raise InvalidTypeError(f"set_backend: name must be a str, got {type(name).__name__}")
     backends.load(name)
     _current = name
 

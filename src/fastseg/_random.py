@@ -11,6 +11,7 @@ import copy
 import numpy as np
 
 from fastseg import _validate
+from fastseg.errors import InvalidValueError
 
 __all__ = ["seed", "get_rng", "get_rng_state", "set_rng_state"]
 
@@ -51,9 +52,9 @@ def set_rng_state(state: dict) -> None:
     if not isinstance(state, dict) or state.get("bit_generator") != type(
         _rng.bit_generator
     ).__name__:
-        raise ValueError(f"set_rng_state: expected a {type(_rng.bit_generator).__name__} state "
-                         f"dict from get_rng_state(), got {type(state).__name__}")
+        raise InvalidValueError(f"set_rng_state: expected a {type(_rng.bit_generator).__name__} "
+                                f"state dict from get_rng_state(), got {type(state).__name__}")
     try:
         _rng.bit_generator.state = copy.deepcopy(state)
     except (TypeError, KeyError) as exc:
-        raise ValueError(f"set_rng_state: malformed state: {exc}") from None
+        raise InvalidValueError(f"set_rng_state: malformed state: {exc}") from None

@@ -1,13 +1,19 @@
-"""Argument checks shared by every public function.
+"""Argument checks shared by every public function: one check per concept.
 
 Each check names the argument, what it got and what was expected, so a user
-can fix the call from the message alone.
+can fix the call from the message alone. The errors are fastseg's own
+(:mod:`fastseg.errors`): a wrong type is an ``InvalidTypeError`` (a
+``TypeError``), a right type with a wrong value an ``InvalidValueError`` (a
+``ValueError``).
 """
 from __future__ import annotations
 
+import numbers
 import operator
 
 import numpy as np
+
+from fastseg.errors import InvalidIndexError, InvalidTypeError, InvalidValueError
 
 # Sizes whose element count reaches this cannot be addressed safely by the
 # 64-bit index arithmetic of the kernels (products of two such values must
@@ -15,25 +21,97 @@ import numpy as np
 MAX_ELEMENTS = 1 << 48
 
 
-def as_int(name: str, value, minimum: int | None = None) -> int:
-    """`value` as a Python int (bool and float refused), at least `minimum`."""
+def as_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """`value` as a Python int in ``[minimum, maximum]`` (either bound optional).
+
+    A value that is not an integer (a float, even 2.0, a bool, a str) is an
+    ``InvalidTypeError``; an int out of range an ``InvalidValueError``.
+    """
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected an int, got bool {value!r}")
+        raise InvalidTypeError(f"{name}: expected an int, got bool {value!r}")
     try:
         value = operator.index(value)
     except TypeError:
         kind = type(value).__name__
-        raise TypeError(f"{name}: expected an int, got {kind} {value!r}") from None
+        raise InvalidTypeError(f"{name}: expected an int, got {kind} {value!r}") from None
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+        raise InvalidValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidValueError(f"{name}: must be <= {maximum}, got {value}")
     return value
+
+
+def as_real(name: str, value, minimum: float, maximum: float) -> float:
+    """`value` as a Python float in ``[minimum, maximum]``.
+
+    A value that is not a real number (a bool, a str, None) is an
+    ``InvalidTypeError``; NaN or a number out of range an ``InvalidValueError``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name}: expected a number in [{minimum}, {maximum}], got "
+                               f"{type(value).__name__} {value!r}")
+    if not minimum <= value <= maximum:  # NaN fails both comparisons
+        raise InvalidValueError(f"{name}: must lie in [{minimum}, {maximum}], got {value!r}")
+    return float(value)
+
+
+def as_fov(fov, shape, *, name: str = "fov", need_inside: bool = False) -> np.ndarray:
+    """A field of view as a bool array of `shape`: the one meaning of a FOV in fastseg.
+
+    Every function that takes a FOV (:func:`fastseg.segment`,
+    :func:`fastseg.data.preprocess`, :class:`fastseg.data.PatchSampler`,
+    :mod:`fastseg.metrics`, the command line) reads it here, so it means the same
+    everywhere:
+
+    - it is an array of the image's shape ``(H, W)`` (the volume's ``(D, H, W)`` for
+      3-D data);
+    - any non-zero value is inside, zero is outside, so bool masks, 0/1 label images
+      and 0/255 masks read from image files all work;
+    - NaN is refused (it is neither inside nor outside), as are non-numeric dtypes;
+    - ``None`` means the whole image: every pixel is inside.
+
+    Parameters
+    ----------
+    fov : array_like or None
+    shape : tuple of int
+        The shape of the image (or volume) the FOV belongs to.
+    name : str
+        The argument's name, for the messages (e.g. ``"samples[3].fov"``).
+    need_inside : bool
+        The computation needs at least one pixel inside (metrics, normalisation): an
+        empty FOV is then an ``InvalidValueError`` naming `name`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, of `shape`
+    """
+    shape = tuple(int(d) for d in shape)
+    if fov is None:
+        return np.ones(shape, dtype=bool)
+    refuse_device(name, fov)
+    arr = np.asarray(fov)
+    if arr.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{name}: expected a bool or numeric mask, got dtype "
+                               f"{arr.dtype}")
+    if arr.shape != shape:
+        raise InvalidValueError(f"{name}: expected shape {shape} (that of the image), "
+                                f"got {arr.shape}")
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise InvalidValueError(f"{name}: contains NaN; a FOV is zero outside and non-zero "
+                                "inside")
+    inside = arr if arr.dtype == np.bool_ else arr != 0
+    if need_inside and not inside.any():
+        raise InvalidValueError(f"{name}: is empty (no pixel inside), but at least one is "
+                                "needed")
+    return inside
 
 
 def as_square(name: str, value) -> int:
     """A square kernel size: an int, or a pair of equal ints."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{name}: only square kernels are supported, got {tuple(value)}")
+            raise InvalidValueError(f"{name}: only square kernels are supported, got "
+                                    f"{tuple(value)}")
         value = value[0]
     return as_int(name, value, minimum=1)
 
@@ -44,8 +122,8 @@ def check_size(name: str, shape) -> None:
     for dim in shape:
         total *= int(dim)
     if total >= MAX_ELEMENTS:
-        raise ValueError(f"{name}: a result of shape {tuple(shape)} ({total} elements) "
-                         "is too large")
+        raise InvalidValueError(f"{name}: a result of shape {tuple(shape)} ({total} "
+                                "elements) is too large")
 
 
 def on_device(a) -> bool:
@@ -59,10 +137,11 @@ def on_device(a) -> bool:
 def refuse_device(name: str, a) -> None:
     """TypeError for a device array handed to a host backend."""
     if on_device(a):
-        raise TypeError(f"{name}: got a CUDA device array {tuple(a.shape)}, but the current "
-                        "backend runs on the host; call fastseg.set_backend(\"cuda\") (or pass "
-                        "backend=\"cuda\") to compute on device arrays, or bring the model back "
-                        "with model.to(\"cpu\")")
+        raise InvalidTypeError(f"{name}: got a CUDA device array {tuple(a.shape)}, but the "
+                               "current backend runs on the host; call "
+                               "fastseg.set_backend(\"cuda\") (or pass backend=\"cuda\") to "
+                               "compute on device arrays, or bring the model back with "
+                               "model.to(\"cpu\")")
 
 
 def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.ndarray:
@@ -77,12 +156,13 @@ def as_float32(name: str, a, ndim: int | None = None, layout: str = "") -> np.nd
         try:
             a = np.asarray(a)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected a float32 array, got {type(a).__name__}") from exc
+            raise InvalidTypeError(f"{name}: expected a float32 array, got "
+                                   f"{type(a).__name__}") from exc
     if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected a float32 array, got dtype {a.dtype}")
+        raise InvalidTypeError(f"{name}: expected a float32 array, got dtype {a.dtype}")
     if ndim is not None and a.ndim != ndim:
         what = f" {layout}" if layout else ""
-        raise ValueError(f"{name}: expected a {ndim}-D array{what}, got shape {a.shape}")
+        raise InvalidValueError(f"{name}: expected a {ndim}-D array{what}, got shape {a.shape}")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
@@ -91,15 +171,18 @@ def as_labels(name: str, labels, n: int, num_classes: int) -> np.ndarray:
     refuse_device(name, labels)
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer class labels, got dtype {labels.dtype}")
+        raise InvalidTypeError(f"{name}: expected integer class labels, got dtype "
+                               f"{labels.dtype}")
     if labels.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) to match the batch, got {labels.shape}")
+        raise InvalidValueError(f"{name}: expected shape ({n},) to match the batch, got "
+                                f"{labels.shape}")
     if n and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0]
-        raise ValueError(f"{name}: label {bad} is outside [0, {num_classes})")
+        raise InvalidIndexError(f"{name}: label {bad} is outside [0, {num_classes})")
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
 def check_finite(name: str, a: np.ndarray) -> None:
+    """InvalidValueError if `a` holds a NaN or an infinity."""
     if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
+        raise InvalidValueError(f"{name}: contains NaN or infinity")

@@ -2,10 +2,13 @@
 
 Each subcommand is a function taking the parsed arguments and returning an
 exit code (the long ones live in :mod:`fastseg._commands`). Expected failures
-(bad paths, bad values) are ``CLIError`` or one of the usual input errors:
-they print one line ``fastseg <cmd>: error: ...`` and exit with status 2,
-never a traceback. Usage errors (unknown options, malformed values) are
-argparse's, also status 2.
+-- fastseg's own errors (:class:`fastseg.errors.FastsegError`: bad values, bad
+files, a backend that cannot run here, ``CLIError``) and the operating
+system's (a missing file, a permission, a full disk) -- print one line
+``fastseg <cmd>: error: ...`` and exit with status 2, never a traceback. Any
+other exception is a bug in fastseg: it shows its traceback and a line asking
+for a report, and exits with status 1. Usage errors (unknown options,
+malformed values) are argparse's, also status 2.
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
 from fastseg._commands import CLIError, bench
+from fastseg.errors import FastsegError
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -223,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What a command expects to go wrong, each fixable by the user: fastseg's own errors
+#: and the operating system's (OSError: missing files, permissions, a full disk; and
+#: running out of memory on a huge image). Anything else escaping a command is a bug.
+USER_ERRORS = (FastsegError, OSError, MemoryError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -234,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at devnull so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (CLIError, ValueError, TypeError, RuntimeError, OSError, ImportError,
-            FloatingPointError, MemoryError) as exc:
+    except USER_ERRORS as exc:
         # One line, whatever the message: a traceback or a multi-line message would
         # bury the one thing the user has to fix. FASTSEG_DEBUG=1 shows the traceback.
         if os.environ.get("FASTSEG_DEBUG"):
@@ -246,6 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        # Not an error fastseg expects: a bug. Its traceback is what a fix needs.
+        traceback.print_exc()
+        print(f"fastseg {args.command}: internal error: this is a bug in fastseg, not a "
+              "problem with your input; please report it to the fastseg developers with "
+              "the command line and the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

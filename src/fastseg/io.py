@@ -26,6 +26,7 @@ import numpy as np
 
 from fastseg import nn
 from fastseg._files import atomic_write
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["save", "load", "save_arrays", "load_arrays", "save_tree", "load_tree",
            "describe", "build", "MODEL_FORMAT"]
@@ -75,8 +76,8 @@ def save_arrays(path, arrays, meta=None, *, format: str = "fastseg-arrays",
     values = [np.asarray(a) for a in arrays.values()]
     for name, a in zip(names, values, strict=True):
         if a.dtype.hasobject or a.dtype.kind not in "biufc":
-            raise TypeError(f"save_arrays: array {name!r} has dtype {a.dtype}; only numeric "
-                            "and boolean arrays can be stored without pickle")
+            raise InvalidTypeError(f"save_arrays: array {name!r} has dtype {a.dtype}; only numeric "
+                                   "and boolean arrays can be stored without pickle")
     header = {"format": format, "version": int(version), "fastseg_version": _fastseg_version(),
               "arrays": names, "meta": meta}
     text = json.dumps(header)  # fails here, before any file is touched
@@ -187,11 +188,11 @@ def load_arrays(path, *, format: str | None = None, max_version: int = 1):
             arrays = {name: _read_array(zf, f"arrays/{i:05d}.npy")
                       for i, name in enumerate(header["arrays"])}
     except _Refused as exc:
-        raise ValueError(f"cannot load {path!r}: {exc}") from None
+        raise InvalidValueError(f"cannot load {path!r}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
             NotImplementedError) as exc:
-        raise ValueError(f"cannot load {path!r}: damaged or truncated archive "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise InvalidValueError(f"cannot load {path!r}: damaged or truncated archive "
+                                f"({type(exc).__name__}: {exc})") from None
     return header, arrays
 
 
@@ -213,7 +214,7 @@ def _pack(obj, arrays: dict):
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise TypeError(f"save_tree: cannot store a {type(obj).__name__} without pickle")
+    raise InvalidTypeError(f"save_tree: cannot store a {type(obj).__name__} without pickle")
 
 
 def _unpack(obj, arrays: dict):
@@ -253,7 +254,7 @@ def load_tree(path, *, format: str, max_version: int = 1):
     try:
         return _unpack(header.get("meta"), arrays), header["version"]
     except (_Refused, TypeError, ValueError) as exc:
-        raise ValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
+        raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
 
 
 # ---- models -----------------------------------------------------------------------------
@@ -269,9 +270,10 @@ def describe(module: nn.Module) -> dict:
     """
     name = type(module).__name__
     if _WHITELIST.get(name) is not type(module):
-        raise ValueError(f"fastseg.save: cannot describe a {type(module).__qualname__}; only "
-                         f"the built-in layers {sorted(_WHITELIST)} can be saved as a model "
-                         "(save its state_dict() with fastseg.io.save_arrays instead)")
+        raise InvalidValueError(f"fastseg.save: cannot describe a {type(module).__qualname__}; "
+                                f"only the built-in layers {sorted(_WHITELIST)} can be saved as "
+                                "a model (save its state_dict() with fastseg.io.save_arrays "
+                                "instead)")
     if isinstance(module, nn.Sequential):
         return {"class": name,
                 "children": [[key, describe(child)] for key, child in module.named_children()]}
@@ -290,35 +292,36 @@ def build(description, _depth: int = 0) -> nn.Module:
         For anything that is not a valid description.
     """
     if _depth > _MAX_DEPTH:
-        raise ValueError("architecture: nested too deeply")
+        raise InvalidValueError("architecture: nested too deeply")
     if not isinstance(description, dict) or not isinstance(description.get("class"), str):
-        raise ValueError(f"architecture: expected {{'class': ...}}, got {description!r:.80}")
+        raise InvalidValueError(f"architecture: expected {{'class': ...}}, got {description!r:.80}")
     name = description["class"]
     cls = _WHITELIST.get(name)
     if cls is None:
-        raise ValueError(f"architecture: unknown class {name!r}; allowed: {sorted(_WHITELIST)}")
+        raise InvalidValueError(f"architecture: unknown class {name!r}; allowed: "
+                                f"{sorted(_WHITELIST)}")
     children = description.get("children")
     if cls is nn.Sequential:
         if not isinstance(children, list) or not all(
             isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) for c in children
         ):
-            raise ValueError("architecture: Sequential needs a list of [name, child] pairs")
+            raise InvalidValueError("architecture: Sequential needs a list of [name, child] pairs")
         return nn.Sequential(OrderedDict((key, build(child, _depth + 1))
                                          for key, child in children))
     if cls in (nn.Parallel, nn.ModuleList):
         if not isinstance(children, list):
-            raise ValueError(f"architecture: {name} needs a list of children")
+            raise InvalidValueError(f"architecture: {name} needs a list of children")
         built = [build(child, _depth + 1) for child in children]
         return nn.Parallel(*built) if cls is nn.Parallel else nn.ModuleList(built)
     args = description.get("args", {})
     if not isinstance(args, dict) or not all(
         isinstance(val, (int, float, str, bool, type(None))) for val in args.values()
     ):
-        raise ValueError(f"architecture: {name} needs a dict of plain constructor arguments")
+        raise InvalidValueError(f"architecture: {name} needs a dict of plain constructor arguments")
     try:
         return cls(**args)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"architecture: cannot build {name}(**{args}): {exc}") from None
+        raise InvalidValueError(f"architecture: cannot build {name}(**{args}): {exc}") from None
 
 
 def save(model: nn.Module, path) -> None:
@@ -350,9 +353,9 @@ def load(path) -> nn.Module:
     try:
         meta = header.get("meta")
         if not isinstance(meta, dict) or "architecture" not in meta:
-            raise ValueError("no architecture in the header")
+            raise InvalidValueError("no architecture in the header")
         model = build(meta["architecture"])
         model.load_state_dict(arrays)
     except ValueError as exc:
-        raise ValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
+        raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
     return model.eval()

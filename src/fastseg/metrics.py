@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 
+from fastseg.errors import InvalidValueError, MissingDependencyError
+
 __all__ = ["METRICS", "evaluate", "roc_auc", "cldice", "evaluate_dataset", "format_table"]
 
 #: Keys of the dict returned by :func:`evaluate`, in table order.
@@ -21,28 +23,29 @@ METRICS = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision",
 def _check_prob(prob, name="prob"):
     arr = np.asarray(prob)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "fiu":
-        raise ValueError(f"{name} must be a real array of probabilities, got dtype {arr.dtype}")
+        raise InvalidValueError(f"{name} must be a real array of probabilities, got dtype "
+                                f"{arr.dtype}")
     if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
+        raise InvalidValueError(f"{name} is empty (shape {arr.shape})")
     arr = arr.astype(np.float64, copy=False)
     if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN ({int(np.isnan(arr).sum())} values)")
+        raise InvalidValueError(f"{name} contains NaN ({int(np.isnan(arr).sum())} values)")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{lo}, {hi}]")
+        raise InvalidValueError(f"{name} must lie in [0, 1], got values in [{lo}, {hi}]")
     return arr
 
 
 def _check_binary(mask, shape, name):
     arr = np.asarray(mask)
     if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        raise InvalidValueError(f"{name} must have shape {shape}, got {arr.shape}")
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind not in "fiu":
-        raise ValueError(f"{name} must be bool or 0/1, got dtype {arr.dtype}")
+        raise InvalidValueError(f"{name} must be bool or 0/1, got dtype {arr.dtype}")
     if arr.size and not np.isin(arr, (0, 1)).all():
-        raise ValueError(f"{name} must be binary (bool or 0/1); threshold it first")
+        raise InvalidValueError(f"{name} must be binary (bool or 0/1); threshold it first")
     return arr.astype(bool)
 
 
@@ -51,7 +54,7 @@ def _check_fov(fov, shape):
         return None
     f = _check_binary(fov, shape, "fov")
     if not f.any():
-        raise ValueError("fov is empty: no pixel to evaluate")
+        raise InvalidValueError("fov is empty: no pixel to evaluate")
     return f
 
 
@@ -77,7 +80,7 @@ def roc_auc(scores, labels):
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=bool).ravel()
     if s.shape != y.shape:
-        raise ValueError(f"scores and labels differ in size: {s.size} vs {y.size}")
+        raise InvalidValueError(f"scores and labels differ in size: {s.size} vs {y.size}")
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -133,7 +136,7 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
     f = _check_fov(fov, p.shape)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or \
             not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        raise InvalidValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if f is not None:
         p, m = p[f], m[f]
     else:
@@ -165,7 +168,7 @@ def _skeletonize(mask):
     try:
         from skimage.morphology import skeletonize
     except ImportError as e:  # scikit-image is optional; only clDice needs it
-        raise ImportError("cldice needs scikit-image: pip install scikit-image") from e
+        raise MissingDependencyError("cldice needs scikit-image: pip install scikit-image") from e
     # Copy: read-only or non-contiguous inputs trip scikit-image's Cython code.
     return skeletonize(np.ascontiguousarray(mask, dtype=bool).copy())
 
@@ -196,7 +199,7 @@ def cldice(pred_mask, true_mask, fov=None):
     """
     p = np.asarray(pred_mask)
     if p.ndim != 2 or p.size == 0:
-        raise ValueError(f"pred_mask must be a non-empty 2-D mask, got shape {p.shape}")
+        raise InvalidValueError(f"pred_mask must be a non-empty 2-D mask, got shape {p.shape}")
     p = _check_binary(p, p.shape, "pred_mask")
     t = _check_binary(true_mask, p.shape, "true_mask")
     f = _check_fov(fov, p.shape)
@@ -238,21 +241,21 @@ def evaluate_dataset(probs, masks, fovs=None, names=None, threshold=0.5):
     """
     probs, masks = list(probs), list(masks)
     if not probs:
-        raise ValueError("probs is empty")
+        raise InvalidValueError("probs is empty")
     if len(masks) != len(probs):
-        raise ValueError(f"masks has {len(masks)} entries, probs has {len(probs)}")
+        raise InvalidValueError(f"masks has {len(masks)} entries, probs has {len(probs)}")
     fovs = [None] * len(probs) if fovs is None else list(fovs)
     if len(fovs) != len(probs):
-        raise ValueError(f"fovs has {len(fovs)} entries, probs has {len(probs)}")
+        raise InvalidValueError(f"fovs has {len(fovs)} entries, probs has {len(probs)}")
     names = [str(i) for i in range(len(probs))] if names is None else [str(n) for n in names]
     if len(names) != len(probs):
-        raise ValueError(f"names has {len(names)} entries, probs has {len(probs)}")
+        raise InvalidValueError(f"names has {len(names)} entries, probs has {len(probs)}")
     rows = []
     for i, (p, m, f) in enumerate(zip(probs, masks, fovs, strict=True)):
         try:
             metrics = evaluate(p, m, f, threshold)
         except ValueError as e:
-            raise ValueError(f"image {i} ({names[i]}): {e}") from None
+            raise InvalidValueError(f"image {i} ({names[i]}): {e}") from None
         rows.append({"name": names[i], **metrics})
     mean = {"name": "mean"}
     for k in METRICS:
@@ -280,7 +283,7 @@ def format_table(rows, mean=None, digits=4):
     """
     rows = list(rows)
     if not rows:
-        raise ValueError("rows is empty")
+        raise InvalidValueError("rows is empty")
     cols = [k for k in METRICS if k in rows[0]]
     all_rows = rows + ([mean] if mean is not None else [])
     name_w = max(4, *(len(str(r.get("name", ""))) for r in all_rows))

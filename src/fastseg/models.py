@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import nn
+from fastseg.errors import InvalidValueError
 
 __all__ = ["lai2d", "lai_stacked2d", "lai_triplanar", "seo_whole_image", "get", "names",
            "whole_image_probabilities"]
@@ -40,8 +41,8 @@ def _activation(name: str, what: str) -> nn.Module:
     try:
         return _ACTIVATIONS[name]()
     except (KeyError, TypeError):
-        raise ValueError(f"{what}: unknown activation {name!r}; expected one of "
-                         f"{sorted(_ACTIVATIONS)}") from None
+        raise InvalidValueError(f"{what}: unknown activation {name!r}; expected one of "
+                                f"{sorted(_ACTIVATIONS)}") from None
 
 
 def _conv_tower(in_channels, patch_size, conv_channels, kernel_size, conv_activation):
@@ -52,8 +53,8 @@ def _conv_tower(in_channels, patch_size, conv_channels, kernel_size, conv_activa
                    _activation(conv_activation, "conv_activation")]
         size, channels = size - kernel_size + 1, out_channels
     if size < 1:
-        raise ValueError(f"patch_size: {patch_size} is too small for {len(conv_channels)} "
-                         f"unpadded {kernel_size}x{kernel_size} convolutions")
+        raise InvalidValueError(f"patch_size: {patch_size} is too small for {len(conv_channels)} "
+                                f"unpadded {kernel_size}x{kernel_size} convolutions")
     return layers, channels * size * size
 
 
@@ -188,8 +189,8 @@ def seo_whole_image(image_size=(64, 64), in_channels=1, conv_channels=(16, 32), 
         pool = nn.MaxPool2d(2)
         size = pool.output_size(*conv.output_size(*size))
         if min(size) < 1:
-            raise ValueError(f"image_size: {image_size} is too small for "
-                             f"{len(conv_channels)} conv + 2x2 pooling stages")
+            raise InvalidValueError(f"image_size: {image_size} is too small for "
+                                    f"{len(conv_channels)} conv + 2x2 pooling stages")
         layers += [conv, _activation(conv_activation, "conv_activation"), pool]
         channels = out_channels
     layers.append(nn.Flatten())
@@ -247,6 +248,6 @@ def get(name: str, **kwargs) -> nn.Sequential:
     except (KeyError, TypeError):
         hint = " (lai3d needs 3-D convolutions, which fastseg does not have)" \
             if name == "lai3d" else ""
-        raise ValueError(f"models.get: unknown model {name!r}{hint}; expected one of "
-                         f"{names()}") from None
+        raise InvalidValueError(f"models.get: unknown model {name!r}{hint}; expected one of "
+                                f"{names()}") from None
     return builder(**kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 
 from fastseg import _config, _random, backends
 from fastseg import _validate as v
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
     "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
@@ -49,11 +50,11 @@ def _geometry(x_shape, k, stride, padding, x_name="x"):
     """Output height and width of a k x k window sliding over padded x."""
     _, c, h, w = x_shape
     if c < 1 or h < 1 or w < 1:
-        raise ValueError(f"{x_name}: channels, height and width must be >= 1, got shape "
-                         f"{tuple(x_shape)}")
+        raise InvalidValueError(f"{x_name}: channels, height and width must be >= 1, got shape "
+                                f"{tuple(x_shape)}")
     if h + 2 * padding < k or w + 2 * padding < k:
-        raise ValueError(f"kernel_size: {k} is larger than the padded input "
-                         f"({h}+2*{padding}, {w}+2*{padding}) of {x_name} {tuple(x_shape)}")
+        raise InvalidValueError(f"kernel_size: {k} is larger than the padded input "
+                                f"({h}+2*{padding}, {w}+2*{padding}) of {x_name} {tuple(x_shape)}")
     return (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
 
 
@@ -84,9 +85,9 @@ def gemm(a, b, trans_a=False, trans_b=False, *, backend=None):
     ka = a.shape[0] if trans_a else a.shape[1]
     kb = b.shape[1] if trans_b else b.shape[0]
     if ka != kb:
-        raise ValueError(f"b: inner dimensions differ: op(a) has shape "
-                         f"{a.shape[::-1] if trans_a else a.shape} and op(b) "
-                         f"{b.shape[::-1] if trans_b else b.shape}")
+        raise InvalidValueError(f"b: inner dimensions differ: op(a) has shape "
+                                f"{a.shape[::-1] if trans_a else a.shape} and op(b) "
+                                f"{b.shape[::-1] if trans_b else b.shape}")
     return be.gemm(a, b, bool(trans_a), bool(trans_b))
 
 
@@ -96,12 +97,12 @@ def linear(x, w, b=None, *, backend=None):
     x = _array(be, "x", x, 2, "(batch, in_features)")
     w = _array(be, "w", w, 2, "(out_features, in_features)")
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
-                         f"got shape {w.shape}")
+        raise InvalidValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
+                                f"got shape {w.shape}")
     if b is not None:
         b = _array(be, "b", b, 1, "(out_features,)")
         if b.shape != (w.shape[0],):
-            raise ValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
+            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
     return be.linear(x, w, b)
 
 
@@ -116,10 +117,10 @@ def linear_backward(x, w, dy, *, need_dx=True, backend=None):
     w = _array(be, "w", w, 2, "(out_features, in_features)")
     dy = _array(be, "dy", dy, 2, "(batch, out_features)")
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
-                         f"got shape {w.shape}")
+        raise InvalidValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
+                                f"got shape {w.shape}")
     if dy.shape != (x.shape[0], w.shape[0]):
-        raise ValueError(f"dy: expected shape {(x.shape[0], w.shape[0])}, got {dy.shape}")
+        raise InvalidValueError(f"dy: expected shape {(x.shape[0], w.shape[0])}, got {dy.shape}")
     return be.linear_backward(x, w, dy, bool(need_dx))
 
 
@@ -150,8 +151,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, *, backend=None):
     n, c = x_shape[:2]
     cols = _array(be, "cols", cols, 2, "(C*k*k, N*OH*OW)")
     if cols.shape != (c * k * k, n * oh * ow):
-        raise ValueError(f"cols: expected shape {(c * k * k, n * oh * ow)} for x_shape "
-                         f"{x_shape}, got {cols.shape}")
+        raise InvalidValueError(f"cols: expected shape {(c * k * k, n * oh * ow)} for x_shape "
+                                f"{x_shape}, got {cols.shape}")
     return be.col2im(cols, x_shape, k, stride, padding)
 
 
@@ -159,9 +160,9 @@ def _shape4(name, shape):
     try:
         dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
     except TypeError:
-        raise TypeError(f"{name}: expected a tuple of 4 ints, got {shape!r}") from None
+        raise InvalidTypeError(f"{name}: expected a tuple of 4 ints, got {shape!r}") from None
     if len(dims) != 4:
-        raise ValueError(f"{name}: expected 4 dimensions (N, C, H, W), got {dims}")
+        raise InvalidValueError(f"{name}: expected 4 dimensions (N, C, H, W), got {dims}")
     v.check_size(name, dims)
     return dims
 
@@ -170,12 +171,12 @@ def _conv_args(be, x, w, stride, padding):
     x = _array(be, "x", x, 4, "(N, C, H, W)")
     w = _array(be, "w", w, 4, "(F, C, KH, KW)")
     if w.shape[2] != w.shape[3]:
-        raise ValueError(f"w: only square kernels are supported, got shape {w.shape}")
+        raise InvalidValueError(f"w: only square kernels are supported, got shape {w.shape}")
     if w.shape[0] < 1:
-        raise ValueError(f"w: needs at least one output channel, got shape {w.shape}")
+        raise InvalidValueError(f"w: needs at least one output channel, got shape {w.shape}")
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w: expected {x.shape[1]} input channels to match x {x.shape}, "
-                         f"got shape {w.shape}")
+        raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x {x.shape}, "
+                                f"got shape {w.shape}")
     stride = v.as_int("stride", stride, minimum=1)
     padding = v.as_int("padding", padding, minimum=0)
     k = w.shape[2]
@@ -197,7 +198,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
     if b is not None:
         b = _array(be, "b", b, 1, "(F,)")
         if b.shape != (w.shape[0],):
-            raise ValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
+            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
     if x.shape[0] == 0:
         return _zeros(x, y_shape)
     return be.conv2d(x, w, b, stride, padding)
@@ -213,7 +214,8 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
     x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
     dy = _array(be, "dy", dy, 4, "(N, F, OH, OW)")
     if dy.shape != y_shape:
-        raise ValueError(f"dy: expected shape {y_shape} (the output of conv2d), got {dy.shape}")
+        raise InvalidValueError(f"dy: expected shape {y_shape} (the output of conv2d), got "
+                                f"{dy.shape}")
     if x.shape[0] == 0:
         return (_zeros(x, x.shape) if need_dx else None, _zeros(x, w.shape),
                 _zeros(x, (w.shape[0],)))
@@ -250,7 +252,8 @@ def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
     x_shape = _shape4("x_shape", x_shape)
     dy = _array(be, "dy", dy, 4, "(N, C, OH, OW)")
     if dy.shape[:2] != x_shape[:2]:
-        raise ValueError(f"dy: batch and channels {dy.shape[:2]} differ from x_shape {x_shape}")
+        raise InvalidValueError(f"dy: batch and channels {dy.shape[:2]} differ from x_shape "
+                                f"{x_shape}")
     as_indices = getattr(be, "as_indices", None)
     if as_indices is not None:
         indices = as_indices("indices", indices, dy.shape)
@@ -258,13 +261,14 @@ def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
         v.refuse_device("indices", indices)
         indices = np.asarray(indices)
         if indices.dtype.kind not in "iu":
-            raise TypeError(f"indices: expected integer indices, got dtype {indices.dtype}")
+            raise InvalidTypeError(f"indices: expected integer indices, got dtype {indices.dtype}")
         if indices.shape != dy.shape:
-            raise ValueError(f"indices: expected shape {dy.shape} (that of dy), "
-                             f"got {indices.shape}")
+            raise InvalidValueError(f"indices: expected shape {dy.shape} (that of dy), "
+                                    f"got {indices.shape}")
         plane = x_shape[2] * x_shape[3]
         if indices.size and (indices.min() < 0 or indices.max() >= plane):
-            raise ValueError(f"indices: values must lie in [0, {plane}) for x_shape {x_shape}")
+            raise InvalidValueError(f"indices: values must lie in [0, {plane}) for x_shape "
+                                    f"{x_shape}")
         indices = np.ascontiguousarray(indices, dtype=np.int64)
     if x_shape[0] == 0:
         return _zeros(dy, x_shape)
@@ -284,7 +288,7 @@ def _unary(name):
         x = _array(be, "x", x)
         dy = _array(be, "dy", dy)
         if dy.shape != x.shape:
-            raise ValueError(f"dy: expected shape {x.shape} (that of x), got {dy.shape}")
+            raise InvalidValueError(f"dy: expected shape {x.shape} (that of x), got {dy.shape}")
         return getattr(be, name + "_backward")(x, dy)
 
     forward.__name__, backward.__name__ = name, name + "_backward"
@@ -322,7 +326,7 @@ def softmax_cross_entropy(logits, labels, class_weights=None, *, backend=None):
     logits = _array(be, "logits", logits, 2, "(batch, classes)")
     n, k = logits.shape
     if k < 1:
-        raise ValueError(f"logits: needs at least one class, got shape {logits.shape}")
+        raise InvalidValueError(f"logits: needs at least one class, got shape {logits.shape}")
     if hasattr(be, "check_finite"):
         be.check_finite("logits", logits)
     else:
@@ -331,11 +335,12 @@ def softmax_cross_entropy(logits, labels, class_weights=None, *, backend=None):
     if class_weights is not None:
         class_weights = _array(be, "class_weights", class_weights, 1, "(classes,)")
         if class_weights.shape != (k,):
-            raise ValueError(f"class_weights: expected shape ({k},), got {class_weights.shape}")
+            raise InvalidValueError(f"class_weights: expected shape ({k},), got "
+                                    f"{class_weights.shape}")
         if isinstance(class_weights, np.ndarray) and (
             not np.isfinite(class_weights).all() or (class_weights < 0).any()
         ):
-            raise ValueError("class_weights: must be finite and non-negative")
+            raise InvalidValueError("class_weights: must be finite and non-negative")
     return be.softmax_cross_entropy(logits, labels, class_weights)
 
 
@@ -346,8 +351,9 @@ def _inplace(name, a, shape, be=None):
     if be is not None and not hasattr(be, "as_float32"):
         v.refuse_device(name, a)  # a host backend cannot update a device array
     if not (hasattr(a, "shape") and a.dtype == np.float32 and a.shape == shape):
-        raise TypeError(f"{name}: expected a float32 array of shape {shape} to update in place, "
-                        f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        raise InvalidTypeError(f"{name}: expected a float32 array of shape {shape} to update in "
+                               f"place, got {getattr(a, 'dtype', type(a).__name__)} "
+                               f"{getattr(a, 'shape', '')}")
     flags = getattr(a, "flags", None)
     if isinstance(flags, dict):  # Numba device arrays report their flags as a dict
         contiguous, writeable = flags.get("C_CONTIGUOUS", False), flags.get("WRITEABLE", True)
@@ -356,7 +362,8 @@ def _inplace(name, a, shape, be=None):
     else:
         contiguous = writeable = True
     if not (contiguous and writeable):
-        raise ValueError(f"{name}: must be C-contiguous and writeable to be updated in place")
+        raise InvalidValueError(f"{name}: must be C-contiguous and writeable to be updated in "
+                                f"place")
     return a
 
 
@@ -420,7 +427,7 @@ def _table_for(backend, *arrays):
 
 def _check_device(device) -> str:
     if device not in DEVICES:
-        raise ValueError(f"device: expected one of {list(DEVICES)}, got {device!r}")
+        raise InvalidValueError(f"device: expected one of {list(DEVICES)}, got {device!r}")
     return device
 
 
@@ -461,8 +468,8 @@ def _dst_src(backend, dst, src):
     dst = _inplace("dst", dst, getattr(dst, "shape", None), be)
     src = _array(be, "src", src)
     if tuple(src.shape) != tuple(dst.shape):
-        raise ValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
-                         f"got {tuple(src.shape)}")
+        raise InvalidValueError(f"src: expected shape {tuple(dst.shape)} (that of dst), "
+                                f"got {tuple(src.shape)}")
     return be, dst, src
 
 
@@ -488,21 +495,22 @@ def mul(a, b, *, backend=None):
     else:
         b = _array(be, "b", b)
         if tuple(b.shape) != tuple(a.shape):
-            raise ValueError(f"b: expected shape {tuple(a.shape)} (that of a), "
-                             f"got {tuple(b.shape)}")
+            raise InvalidValueError(f"b: expected shape {tuple(a.shape)} (that of a), "
+                                    f"got {tuple(b.shape)}")
     return be.mul(a, b)
 
 
 def hstack(arrays, *, backend=None):
     """Join 2-D arrays (N, F_i) along their columns into (N, sum F_i)."""
     if not isinstance(arrays, (list, tuple)) or not arrays:
-        raise ValueError("arrays: expected a non-empty list of 2-D arrays")
+        raise InvalidValueError("arrays: expected a non-empty list of 2-D arrays")
     be = _table_for(backend, *arrays)
     arrays = [_array(be, f"arrays[{i}]", a, 2, "(batch, features)")
               for i, a in enumerate(arrays)]
     rows = {a.shape[0] for a in arrays}
     if len(rows) != 1:
-        raise ValueError(f"arrays: expected one row count, got {[a.shape[0] for a in arrays]}")
+        raise InvalidValueError(f"arrays: expected one row count, got "
+                                f"{[a.shape[0] for a in arrays]}")
     return be.hstack(arrays)
 
 
@@ -512,8 +520,8 @@ def hsplit(a, widths, *, backend=None):
     a = _array(be, "a", a, 2, "(batch, features)")
     widths = [v.as_int("widths", w, minimum=0) for w in widths]
     if sum(widths) != a.shape[1]:
-        raise ValueError(f"widths: {widths} add up to {sum(widths)}, but a has "
-                         f"{a.shape[1]} columns")
+        raise InvalidValueError(f"widths: {widths} add up to {sum(widths)}, but a has "
+                                f"{a.shape[1]} columns")
     return be.hsplit(a, widths)
 
 
@@ -534,7 +542,7 @@ def dropout(x, p, *, backend=None):
     be = _table_for(backend, x)
     x = _array(be, "x", x)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"p: dropout probability has to be between 0 and 1, but got {p}")
+        raise InvalidValueError(f"p: dropout probability has to be between 0 and 1, but got {p}")
     shape = tuple(x.shape)
     if p == 1:
         keep, scale = np.zeros(shape, dtype=bool), 0.0

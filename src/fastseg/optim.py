@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import ops
+from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg.nn.module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Rprop", "Adam"]
@@ -52,15 +53,15 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, (Parameter, np.ndarray)):
-            raise TypeError("params argument given to the optimizer should be an iterable of "
-                            f"Parameters or dicts, but got {type(params).__name__}")
+            raise InvalidTypeError("params argument given to the optimizer should be an iterable "
+                                   f"of Parameters or dicts, but got {type(params).__name__}")
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Parameter, dict] = {}
         self._scratch: dict[Parameter, np.ndarray] = {}
         groups = list(params)
         if not groups:
-            raise ValueError("optimizer got an empty parameter list")
+            raise InvalidValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -72,11 +73,11 @@ class Optimizer:
         params = [params] if isinstance(params, Parameter) else list(params)
         for p in params:
             if not isinstance(p, Parameter):
-                raise TypeError("optimizer can only optimize fastseg.nn.Parameter objects, "
-                                f"but one of the params is {type(p).__name__}")
+                raise InvalidTypeError("optimizer can only optimize fastseg.nn.Parameter objects, "
+                                       f"but one of the params is {type(p).__name__}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError("some parameters appear in more than one parameter group")
+            raise InvalidValueError("some parameters appear in more than one parameter group")
         full = {**self.defaults, **{k: val for k, val in group.items() if k != "params"}}
         self._check(full)
         full["params"] = params
@@ -103,8 +104,8 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 if p.grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}.step: gradient shape "
-                                     f"{p.grad.shape} differs from parameter {p.data.shape}")
+                    raise InvalidValueError(f"{type(self).__name__}.step: gradient shape "
+                                            f"{p.grad.shape} differs from parameter {p.data.shape}")
                 # The kernels want float32 C-contiguous buffers; the grad is not written.
                 # (A device grad comes from the cuda backend's ops, and is one already.)
                 grad = p.grad
@@ -149,11 +150,11 @@ class Optimizer:
         """
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups")
+            raise InvalidValueError("loaded state dict has a different number of parameter groups")
         for saved, group in zip(saved_groups, self.param_groups, strict=True):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't "
-                                 "match the size of optimizer's group")
+                raise InvalidValueError("loaded state dict contains a parameter group that doesn't "
+                                        "match the size of optimizer's group")
         index_to_param = {}
         for saved, group in zip(saved_groups, self.param_groups, strict=True):
             index_to_param.update(zip(saved["params"], group["params"], strict=True))
@@ -161,7 +162,7 @@ class Optimizer:
         for key, st in state_dict["state"].items():
             p = index_to_param.get(int(key))
             if p is None:
-                raise ValueError(f"loaded state dict has state for unknown parameter {key}")
+                raise InvalidValueError(f"loaded state dict has state for unknown parameter {key}")
             new_state[p] = self._restore(p, st)
         new_groups = []
         for saved, group in zip(saved_groups, self.param_groups, strict=True):
@@ -185,8 +186,8 @@ class Optimizer:
             if arr.ndim == 0:
                 out[k] = int(arr) if k == "step" else arr.item()
             elif arr.shape != p.data.shape:
-                raise ValueError(f"loaded state {k!r} has shape {arr.shape}, the parameter "
-                                 f"has {p.data.shape}")
+                raise InvalidValueError(f"loaded state {k!r} has shape {arr.shape}, the parameter "
+                                        f"has {p.data.shape}")
             else:
                 out[k] = ops.to_device(np.array(arr, dtype=np.float32, order="C"), p.device)
         return out
@@ -201,12 +202,12 @@ class Optimizer:
 
 def _check_lr(lr):
     if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
+        raise InvalidValueError(f"Invalid learning rate: {lr}")
 
 
 def _check_weight_decay(weight_decay):
     if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        raise InvalidValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
 class SGD(Optimizer):
@@ -229,10 +230,10 @@ class SGD(Optimizer):
     def _check(self, group):
         _check_lr(group["lr"])
         if group["momentum"] < 0.0:
-            raise ValueError(f"Invalid momentum value: {group['momentum']}")
+            raise InvalidValueError(f"Invalid momentum value: {group['momentum']}")
         _check_weight_decay(group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+            raise InvalidValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
@@ -273,7 +274,7 @@ class Rprop(Optimizer):
         _check_lr(group["lr"])
         eta_minus, eta_plus = group["etas"]
         if not 0.0 < eta_minus < 1.0 < eta_plus:
-            raise ValueError(f"Invalid eta values: {eta_minus}, {eta_plus}")
+            raise InvalidValueError(f"Invalid eta values: {eta_minus}, {eta_plus}")
 
     def _update(self, p, grad, state, group):
         if not state:
@@ -306,10 +307,10 @@ class Adam(Optimizer):
     def _check(self, group):
         _check_lr(group["lr"])
         if not 0.0 <= group["eps"]:
-            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+            raise InvalidValueError(f"Invalid epsilon value: {group['eps']}")
         for i, beta in enumerate(group["betas"]):
             if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+                raise InvalidValueError(f"Invalid beta parameter at index {i}: {beta}")
         _check_weight_decay(group["weight_decay"])
 
     def _update(self, p, grad, state, group):

@@ -19,6 +19,7 @@ import numpy as np
 
 from fastseg import _dense
 from fastseg.data.patches import _as_chw, pad_for_patches
+from fastseg.errors import InvalidValueError
 
 __all__ = ["segment"]
 
@@ -29,7 +30,7 @@ TILE_BUDGET_BYTES = 96 * 2**20
 def _check_image(image) -> np.ndarray:
     arr = _as_chw(image, "image")
     if not np.isfinite(arr).all():
-        raise ValueError("image: contains NaN or infinite values")
+        raise InvalidValueError("image: contains NaN or infinite values")
     return arr
 
 
@@ -38,13 +39,13 @@ def _check_fov(fov, hw) -> np.ndarray | None:
         return None
     arr = np.asarray(fov)
     if arr.shape != hw:
-        raise ValueError(f"fov: expected shape {hw} (that of the image), got {arr.shape}")
+        raise InvalidValueError(f"fov: expected shape {hw} (that of the image), got {arr.shape}")
     return arr.astype(bool, copy=False)
 
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+        raise InvalidValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -144,9 +145,9 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
         if np.ndim(image) == 3 and np.shape(image)[2] in (1, 3):
             hint = ("; it looks like (H, W, C): pass fastseg.data.preprocess(image, fov) or "
                     "image.transpose(2, 0, 1)")
-        raise ValueError(f"image: the network takes {dense.in_channels} channel(s), got "
-                         f"{arr.shape[0]} (image shape {np.shape(image)}, read as (C, H, W))"
-                         + hint)
+        raise InvalidValueError(f"image: the network takes {dense.in_channels} channel(s), got "
+                                f"{arr.shape[0]} (image shape {np.shape(image)}, read as (C, H, W))"
+                                + hint)
     h, w = arr.shape[1:]
     mask = _check_fov(fov, (h, w))
     tile = auto_tile(dense) if tile is None else _check_int("tile", tile, 1)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastseg import _config, _random, io, models, nn, optim, train
 from fastseg.data import PatchSampler, preprocess
+from fastseg.errors import InvalidValueError
 from fastseg.segment import segment
 
 __all__ = ["Segmenter"]
@@ -121,8 +122,8 @@ class Segmenter:
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"Segmenter.set_params: unknown parameter {name!r}; valid: "
-                                 f"{valid}")
+                raise InvalidValueError(f"Segmenter.set_params: unknown parameter {name!r}; valid: "
+                                        f"{valid}")
             setattr(self, name, value)
         return self
 
@@ -137,17 +138,17 @@ class Segmenter:
 
     def _check(self):
         if self.channels not in _CHANNELS:
-            raise ValueError(f"channels: expected one of {sorted(_CHANNELS)}, got "
-                             f"{self.channels!r}")
+            raise InvalidValueError(f"channels: expected one of {sorted(_CHANNELS)}, got "
+                                    f"{self.channels!r}")
         if str(self.optimizer).lower() not in _OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
-                             f"{self.optimizer!r}")
+            raise InvalidValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
+                                    f"{self.optimizer!r}")
         for name in ("patch_size", "epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+                raise InvalidValueError(f"{name}: expected an int >= 1, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+            raise InvalidValueError(f"lr: expected a positive number, got {self.lr!r}")
 
     def _build(self):
         kwargs = dict(self.model_kwargs or {})
@@ -190,8 +191,9 @@ class Segmenter:
         images, masks = list(images), list(masks)
         fovs = [None] * len(images) if fovs is None else list(fovs)
         if not images or len(masks) != len(images) or len(fovs) != len(images):
-            raise ValueError(f"fit: need as many masks and fovs as images (got {len(images)} "
-                             f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
+            raise InvalidValueError(f"fit: need as many masks and fovs as images (got "
+                                    f"{len(images)} "
+                                    f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
         samples = [SimpleNamespace(image=np.asarray(i), mask=np.asarray(m, bool),
                                    fov=None if f is None else np.asarray(f, bool))
                    for i, m, f in zip(images, masks, fovs, strict=True)]
@@ -280,11 +282,11 @@ class Segmenter:
         meta = header.get("meta")
         try:
             if not isinstance(meta, dict) or "architecture" not in meta:
-                raise ValueError("no architecture in the header")
+                raise InvalidValueError("no architecture in the header")
             net = io.build(meta["architecture"])
             net.load_state_dict(arrays)
         except ValueError as exc:
-            raise ValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
+            raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
         net.eval()
         info = meta.get("segmenter")
         if info is None:
@@ -295,8 +297,8 @@ class Segmenter:
             self = cls(patch_size=size, channels="rgb" if in_channels == 3 else "green")
         else:
             if not isinstance(info, dict) or info.get("version", 0) > _SETTINGS_VERSION:
-                raise ValueError(f"cannot load {os.fspath(path)!r}: segmenter settings of an "
-                                 "unknown version; upgrade fastseg")
+                raise InvalidValueError(f"cannot load {os.fspath(path)!r}: segmenter settings of "
+                                        f"an unknown version; upgrade fastseg")
             valid = cls._param_names()
             params = {k: v for k, v in (info.get("params") or {}).items() if k in valid}
             self = cls(**params)

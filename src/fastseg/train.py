@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from fastseg import _random, io
+from fastseg.errors import InvalidValueError
 from fastseg.nn.module import backward_params
 
 __all__ = ["fit", "StopTraining", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -60,7 +61,7 @@ def load_checkpoint(path, model, optimizer) -> tuple[dict, dict]:
         position = {k: int(tree["position"][k]) for k in ("epoch", "step", "global_step")}
         history = tree["history"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"cannot resume from {os.fspath(path)!r}: {exc}") from None
+        raise InvalidValueError(f"cannot resume from {os.fspath(path)!r}: {exc}") from None
     return position, history
 
 
@@ -124,10 +125,10 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
     """
     epochs = int(epochs)
     if checkpoint_every is not None and int(checkpoint_every) < 1:
-        raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
+        raise InvalidValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
     if not callable(batches) and iter(batches) is batches and epochs > 1:
-        raise ValueError("fit: batches is a one-shot iterator and cannot be replayed for "
-                         f"{epochs} epochs; pass a list or a callable epoch -> iterable")
+        raise InvalidValueError("fit: batches is a one-shot iterator and cannot be replayed for "
+                                f"{epochs} epochs; pass a list or a callable epoch -> iterable")
     if resume is True:
         resume = checkpoint if checkpoint is not None and os.path.exists(checkpoint) else None
     history = {"loss": [], "step_loss": [], "epoch": []}

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fastseg._files import atomic_write
+from fastseg.errors import InvalidValueError
 
 __all__ = [
     "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
@@ -47,8 +48,8 @@ def to_rgb(image) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3) or arr.size == 0:
-        raise ValueError(f"image: expected (H, W), (H, W, 3) or (C, H, W), got shape "
-                         f"{np.shape(image)}")
+        raise InvalidValueError(f"image: expected (H, W), (H, W, 3) or (C, H, W), got shape "
+                                f"{np.shape(image)}")
     if arr.dtype != np.uint8:
         a = np.nan_to_num(arr.astype(np.float32))
         lo, hi = np.percentile(a, [1, 99])
@@ -62,7 +63,7 @@ def to_rgb(image) -> np.ndarray:
 def _as_mask(mask, shape, name="mask") -> np.ndarray:
     m = np.asarray(mask)
     if m.shape != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {m.shape}")
+        raise InvalidValueError(f"{name}: expected shape {tuple(shape)}, got {m.shape}")
     return m.astype(bool, copy=False)
 
 
@@ -70,7 +71,7 @@ def mask_image(mask) -> np.ndarray:
     """A binary mask as an (H, W) uint8 picture: 255 for True, 0 for False."""
     m = np.asarray(mask)
     if m.ndim != 2:
-        raise ValueError(f"mask: expected (H, W), got shape {m.shape}")
+        raise InvalidValueError(f"mask: expected (H, W), got shape {m.shape}")
     return np.where(m.astype(bool), np.uint8(255), np.uint8(0))
 
 
@@ -78,7 +79,7 @@ def probability_image(prob) -> np.ndarray:
     """Probabilities in [0, 1] as an (H, W) uint8 picture (0 -> black, 1 -> white)."""
     p = np.asarray(prob, dtype=np.float32)
     if p.ndim != 2:
-        raise ValueError(f"prob: expected (H, W), got shape {p.shape}")
+        raise InvalidValueError(f"prob: expected (H, W), got shape {p.shape}")
     return (np.clip(np.nan_to_num(p), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
@@ -128,8 +129,8 @@ def _format_of(path) -> str:
     formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG",
                ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
     if ext not in formats:
-        raise ValueError(f"path: cannot tell the image format of {os.fspath(path)!r}; "
-                         f"use one of {sorted(formats)}")
+        raise InvalidValueError(f"path: cannot tell the image format of {os.fspath(path)!r}; "
+                                f"use one of {sorted(formats)}")
     return formats[ext]
 
 
@@ -139,8 +140,8 @@ def save_image(path, picture) -> None:
     if arr.dtype == bool:
         arr = mask_image(arr)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
-        raise ValueError(f"picture: expected (H, W) or (H, W, 3) uint8, got shape {arr.shape} "
-                         f"dtype {arr.dtype}")
+        raise InvalidValueError(f"picture: expected (H, W) or (H, W, 3) uint8, got shape "
+                                f"{arr.shape} dtype {arr.dtype}")
     fmt = _format_of(path)
     img = Image.fromarray(np.ascontiguousarray(arr))
     atomic_write(path, lambda f: img.save(f, format=fmt))
@@ -194,7 +195,7 @@ def save_gif(path, frames, duration_ms=600, loop=0) -> None:
     """Write frames (PIL images or uint8 arrays) as an animated GIF, atomically."""
     frames = [f if isinstance(f, Image.Image) else Image.fromarray(to_rgb(f)) for f in frames]
     if not frames:
-        raise ValueError("frames: need at least one frame")
+        raise InvalidValueError("frames: need at least one frame")
     size = frames[0].size
     frames = [f.convert("RGB").resize(size) if f.size != size else f.convert("RGB")
               for f in frames]
@@ -213,7 +214,7 @@ def _finite_series(series: dict) -> dict:
         if vals:
             out[str(name)] = vals
     if not out:
-        raise ValueError("series: nothing to plot")
+        raise InvalidValueError("series: nothing to plot")
     return out
 
 

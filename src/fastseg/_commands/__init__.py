@@ -2,9 +2,13 @@
 
 One module per subcommand, plus :mod:`.files` for the file handling they share.
 Each ``run(args)`` returns an exit code and raises :class:`fastseg.cli.CLIError`
-(or ``ValueError``/``OSError``) for failures the user can fix.
+(or another :class:`fastseg.errors.FastsegError`, or an ``OSError``) for failures
+the user can fix.
 """
 
 
-class CLIError(Exception):
+from fastseg.errors import FastsegError
+
+
+class CLIError(FastsegError):
     """An error whose message is the whole story for the user (printed on one line)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from fastseg.errors import InvalidValueError, UnavailableError
+
 # name -> module path; import happens on first use, so a missing compiled
 # extension or CUDA toolkit only matters to whoever asks for that backend.
 _MODULES = {
@@ -39,9 +41,9 @@ def load(name: str) -> ModuleType:
     if name in _loaded:
         return _loaded[name]
     if name not in _MODULES:
-        raise ValueError(f"backend: unknown backend {name!r}; expected one of {names()}")
+        raise InvalidValueError(f"backend: unknown backend {name!r}; expected one of {names()}")
     if name in _unavailable:
-        raise RuntimeError(f"backend {name!r} is not available here: {_unavailable[name]}")
+        raise UnavailableError(f"backend {name!r} is not available here: {_unavailable[name]}")
     try:
         module = importlib.import_module(_MODULES[name])
         check = getattr(module, "check_available", None)
@@ -49,7 +51,7 @@ def load(name: str) -> ModuleType:
             check()
     except (ImportError, RuntimeError, OSError) as exc:
         _unavailable[name] = f"{type(exc).__name__}: {exc}"
-        raise RuntimeError(f"backend {name!r} is not available here: {_unavailable[name]}") from exc
+        raise UnavailableError(f"backend {name!r} is not available here: {_unavailable[name]}") from exc
     _loaded[name] = module
     return module
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from fastseg._cy import _conv, _dense, _gemm, _loss, _optim, _pointwise, _pool
 from fastseg.backends import numpy_backend
+from fastseg.errors import InvalidValueError
 
 
 def check_available():
@@ -71,7 +72,7 @@ def _flat(name, a):
     if a is None:
         return None
     if not (isinstance(a, np.ndarray) and a.flags.c_contiguous):
-        raise ValueError(f"{name}: must be a C-contiguous ndarray to be updated in place")
+        raise InvalidValueError(f"{name}: must be a C-contiguous ndarray to be updated in place")
     return a.reshape(-1)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import _validate as v
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 try:
     from numba import config as _numba_config
@@ -65,14 +66,14 @@ def as_float32(name, a, ndim=None, layout=""):
         return v.as_float32(name, a, ndim, layout)
     a = as_device(a)
     if a.dtype != np.float32:
-        raise TypeError(f"{name}: expected a float32 device array, got dtype {a.dtype} "
-                        "(device arrays are not converted; use .astype on the device first)")
+        raise InvalidTypeError(f"{name}: expected a float32 device array, got dtype {a.dtype} "
+                               "(device arrays are not converted; use .astype on the device first)")
     if ndim is not None and a.ndim != ndim:
         what = f" {layout}" if layout else ""
-        raise ValueError(f"{name}: expected a {ndim}-D array{what}, got shape {a.shape}")
+        raise InvalidValueError(f"{name}: expected a {ndim}-D array{what}, got shape {a.shape}")
     if not a.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, got strides "
-                         f"{a.strides} for shape {a.shape}")
+        raise InvalidValueError(f"{name}: expected a C-contiguous device array, got strides "
+                                f"{a.strides} for shape {a.shape}")
     return a
 
 
@@ -87,14 +88,14 @@ def as_indices(name, indices, shape):
     else:
         indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer indices, got dtype {indices.dtype}")
+        raise InvalidTypeError(f"{name}: expected integer indices, got dtype {indices.dtype}")
     if tuple(indices.shape) != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)} (that of dy), "
-                         f"got {tuple(indices.shape)}")
+        raise InvalidValueError(f"{name}: expected shape {tuple(shape)} (that of dy), "
+                                f"got {tuple(indices.shape)}")
     if isinstance(indices, np.ndarray):
         return np.ascontiguousarray(indices, dtype=np.int64)
     if not indices.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array")
+        raise InvalidValueError(f"{name}: expected a C-contiguous device array")
     return indices
 
 
@@ -115,7 +116,7 @@ def check_finite(name, a):
     if not is_device_array(a):
         v.check_finite(name, a)
     elif not _loss.all_finite(a):
-        raise ValueError(f"{name}: contains NaN or infinity")
+        raise InvalidValueError(f"{name}: contains NaN or infinity")
 
 
 # ---- host/device plumbing --------------------------------------------------------------
@@ -196,8 +197,8 @@ def max_pool2d_backward(dy, indices, x_shape):
     else:
         bad = _pointwise.indices_outside(indices, plane) > 0
     if bad:
-        raise ValueError(f"indices: values must lie in [0, {plane}) for x_shape "
-                         f"{tuple(x_shape)}")
+        raise InvalidValueError(f"indices: values must lie in [0, {plane}) for x_shape "
+                                f"{tuple(x_shape)}")
     dx = _pointwise.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
     return where.get(dx)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fastseg.errors import InvalidValueError
+
 from .folder import read_image, read_mask
 from .sample import Sample
 
@@ -45,7 +47,7 @@ def load_drive(root, split="training"):
         A mask whose size differs from its image (both named), or an unknown split.
     """
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'training' or 'test', got {split!r}")
+        raise InvalidValueError(f"split must be 'training' or 'test', got {split!r}")
     split = _SPLITS[split]
     base = Path(root) / split
     images_dir = base / "images"
@@ -63,7 +65,7 @@ def load_drive(root, split="training"):
     for num, image_path in numbered:
         image = read_image(image_path)
         if image.ndim != 3:
-            raise ValueError(f"{image_path}: DRIVE images are RGB, got shape {image.shape}")
+            raise InvalidValueError(f"{image_path}: DRIVE images are RGB, got shape {image.shape}")
         files = {"mask": base / "1st_manual" / f"{num}_manual1.gif",
                  "fov": base / "mask" / f"{num}_{split}_mask.gif"}
         if use_second:
@@ -74,8 +76,9 @@ def load_drive(root, split="training"):
                 raise FileNotFoundError(f"DRIVE file missing for image {image_path.name}: {path}")
             arr = read_mask(path)
             if arr.shape != image.shape[:2]:
-                raise ValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} but {image_path} is "
-                                 f"{image.shape[1]}x{image.shape[0]} (W x H)")
+                raise InvalidValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} but "
+                                        f"{image_path} is "
+                                        f"{image.shape[1]}x{image.shape[0]} (W x H)")
             arrays[key] = arr
         samples.append(Sample(image, arrays["mask"], arrays["fov"], name=f"{num}_{split}",
                               mask2=arrays.get("mask2")))

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fastseg.errors import InvalidValueError
+
 from .sample import Sample
 
 __all__ = ["load_folder", "read_image", "read_mask", "IMAGE_EXTENSIONS", "MASK_TAGS"]
@@ -36,10 +38,10 @@ def _open(path):
             try:
                 import tifffile
             except ImportError:
-                raise ValueError(f"cannot read {path} with Pillow ({e}); "
-                                 "pip install tifffile to read it") from None
+                raise InvalidValueError(f"cannot read {path} with Pillow ({e}); "
+                                        "pip install tifffile to read it") from None
             return np.asarray(tifffile.imread(path))
-        raise ValueError(f"cannot read image {path}: {e}") from None
+        raise InvalidValueError(f"cannot read image {path}: {e}") from None
 
 
 def _to_uint8(arr, path):
@@ -52,7 +54,7 @@ def _to_uint8(arr, path):
         return np.clip(np.rint(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
     if arr.dtype.kind in "iu":
         return arr.astype(np.uint8)
-    raise ValueError(f"{path}: unsupported pixel type {arr.dtype} (expected 8- or 16-bit)")
+    raise InvalidValueError(f"{path}: unsupported pixel type {arr.dtype} (expected 8- or 16-bit)")
 
 
 def read_image(path):
@@ -74,7 +76,7 @@ def read_image(path):
     if arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[..., :3]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
-        raise ValueError(f"{path}: expected a greyscale or RGB image, got shape {arr.shape}")
+        raise InvalidValueError(f"{path}: expected a greyscale or RGB image, got shape {arr.shape}")
     return _to_uint8(arr, path)
 
 
@@ -121,23 +123,25 @@ def _base_stem(stem, stems):
 def _pair(images, directory, what):
     stems = {p.stem.lower(): p for p in images}
     if len(stems) != len(images):
-        raise ValueError(f"image names differ only by extension or case in {images[0].parent}")
+        raise InvalidValueError(f"image names differ only by extension or case in "
+                                f"{images[0].parent}")
     found, unmatched = {}, []
     for p in _images_in(directory, what):
         base = _base_stem(p.stem, stems)
         if base is None:
             unmatched.append(p.name)
         elif base in found:
-            raise ValueError(f"two {what} files for image {stems[base].name}: "
-                             f"{found[base].name} and {p.name}")
+            raise InvalidValueError(f"two {what} files for image {stems[base].name}: "
+                                    f"{found[base].name} and {p.name}")
         else:
             found[base] = p
     if unmatched:
-        raise ValueError(f"{what} files that match no image in {directory}: "
-                         f"{', '.join(unmatched)}")
+        raise InvalidValueError(f"{what} files that match no image in {directory}: "
+                                f"{', '.join(unmatched)}")
     missing = [stems[s].name for s in stems if s not in found]
     if missing:
-        raise ValueError(f"images without a {what} file in {directory}: {', '.join(missing)}")
+        raise InvalidValueError(f"images without a {what} file in {directory}: "
+                                f"{', '.join(missing)}")
     return found
 
 
@@ -182,13 +186,15 @@ def load_folder(images_dir, masks_dir, fov_dir=None):
         hw = image.shape[:2]
         mask = read_mask(masks[p.stem.lower()])
         if mask.shape != hw:
-            raise ValueError(f"mask {masks[p.stem.lower()]} is {mask.shape[1]}x{mask.shape[0]} "
-                             f"but image {p} is {hw[1]}x{hw[0]} (W x H)")
+            raise InvalidValueError(f"mask {masks[p.stem.lower()]} is "
+                                    f"{mask.shape[1]}x{mask.shape[0]} "
+                                    f"but image {p} is {hw[1]}x{hw[0]} (W x H)")
         if fov_dir is not None:
             fov = read_mask(fovs[p.stem.lower()])
             if fov.shape != hw:
-                raise ValueError(f"fov {fovs[p.stem.lower()]} is {fov.shape[1]}x{fov.shape[0]} "
-                                 f"but image {p} is {hw[1]}x{hw[0]} (W x H)")
+                raise InvalidValueError(f"fov {fovs[p.stem.lower()]} is "
+                                        f"{fov.shape[1]}x{fov.shape[0]} "
+                                        f"but image {p} is {hw[1]}x{hw[0]} (W x H)")
         else:
             fov = np.ones(hw, dtype=bool)
         samples.append(Sample(image, mask, fov, name=p.stem))

@@ -8,6 +8,8 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fastseg.errors import InvalidTypeError, InvalidValueError
+
 __all__ = ["pad_for_patches", "patches_at", "patches_from_padded"]
 
 #: NumPy padding mode used at image borders (mirror without repeating the edge pixel).
@@ -16,19 +18,19 @@ PAD_MODE = "reflect"
 
 def _check_size(size):
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+        raise InvalidValueError(f"size must be a positive int, got {size!r}")
     return int(size)
 
 
 def _as_chw(image, name="image"):
     arr = np.asarray(image)
     if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
+        raise InvalidTypeError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or 0 in arr.shape:
-        raise ValueError(f"{name}: expected (H, W) or (C, H, W) and non-empty, got shape "
-                         f"{np.shape(image)}")
+        raise InvalidValueError(f"{name}: expected (H, W) or (C, H, W) and non-empty, got shape "
+                                f"{np.shape(image)}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -70,15 +72,16 @@ def pad_for_patches(image, size):
 def _check_coords(coords, h, w):
     arr = np.asarray(coords)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"coords must be an (N, 2) array of (row, col), got shape {arr.shape}")
+        raise InvalidValueError(f"coords must be an (N, 2) array of (row, col), got shape "
+                                f"{arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"coords must be integers, got dtype {arr.dtype}")
+        raise InvalidTypeError(f"coords must be integers, got dtype {arr.dtype}")
     arr = arr.astype(np.intp, copy=False)
     bad = (arr[:, 0] < 0) | (arr[:, 0] >= h) | (arr[:, 1] < 0) | (arr[:, 1] >= w)
     if bad.any():
         shown = arr[bad][:5].tolist()
-        raise ValueError(f"coords out of range for an image of {h}x{w} (H x W): "
-                         f"{int(bad.sum())} bad, e.g. {shown}")
+        raise InvalidValueError(f"coords out of range for an image of {h}x{w} (H x W): "
+                                f"{int(bad.sum())} bad, e.g. {shown}")
     return arr
 
 
@@ -105,8 +108,8 @@ def patches_from_padded(padded, coords, size):
     size = _check_size(size)
     padded = np.asarray(padded)
     if padded.ndim != 3 or padded.shape[1] < size or padded.shape[2] < size:
-        raise ValueError(f"padded must be (C, H + size - 1, W + size - 1) for size={size}, "
-                         f"got shape {padded.shape}")
+        raise InvalidValueError(f"padded must be (C, H + size - 1, W + size - 1) for size={size}, "
+                                f"got shape {padded.shape}")
     h, w = padded.shape[1] - size + 1, padded.shape[2] - size + 1
     rc = _check_coords(coords, h, w)
     # (C, H, W, size, size) view without copying; fancy indexing copies only the N patches.

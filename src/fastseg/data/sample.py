@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastseg.errors import InvalidValueError
+
 
 @dataclass(frozen=True, eq=False)
 class Sample:
@@ -44,7 +46,7 @@ class Sample:
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
             image.ndim == 3 and image.shape[2] != 3
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"image must be (H, W, 3) or (H, W) uint8, got shape {image.shape} "
                 f"dtype {image.dtype}"
             )
@@ -56,7 +58,7 @@ class Sample:
                 continue
             arr = np.asarray(value)
             if arr.dtype != np.bool_ or arr.shape != hw:
-                raise ValueError(
+                raise InvalidValueError(
                     f"{field} must be a bool array of shape {hw}, got shape {arr.shape} "
                     f"dtype {arr.dtype}"
                 )

@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from fastseg.errors import InvalidValueError
+
 from .patches import pad_for_patches, patches_from_padded
 
 __all__ = ["preprocess", "PatchSampler"]
@@ -21,7 +23,7 @@ def _check_fov(fov, hw, name="fov"):
         return np.ones(hw, dtype=bool)
     arr = np.asarray(fov)
     if arr.shape != hw:
-        raise ValueError(f"{name} must have shape {hw} like the image, got {arr.shape}")
+        raise InvalidValueError(f"{name} must have shape {hw} like the image, got {arr.shape}")
     return arr.astype(bool, copy=False)
 
 
@@ -48,21 +50,21 @@ def preprocess(image, fov=None, channels="green"):
         not look like a huge dark structure to the network.
     """
     if channels not in _CHANNELS:
-        raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
+        raise InvalidValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
     img = np.asarray(image)
     if img.dtype.kind not in "fiub" or not (
         img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)
     ) or img.size == 0:
-        raise ValueError(f"image must be a non-empty (H, W, 3) or (H, W) real array, got shape "
-                         f"{img.shape} dtype {img.dtype}")
+        raise InvalidValueError(f"image must be a non-empty (H, W, 3) or (H, W) real array, got "
+                                f"shape {img.shape} dtype {img.dtype}")
     hw = img.shape[:2]
     fov = _check_fov(fov, hw)
     if not fov.any():
-        raise ValueError("fov is empty: no pixel to normalise over")
+        raise InvalidValueError("fov is empty: no pixel to normalise over")
     img = img.astype(np.float32, copy=False)
     if img.ndim == 2:
         if channels == "rgb":
-            raise ValueError("channels='rgb' needs an (H, W, 3) image, got a greyscale one")
+            raise InvalidValueError("channels='rgb' needs an (H, W, 3) image, got a greyscale one")
         x = img[None]
     elif channels == "green":
         x = img[None, :, :, 1]
@@ -130,12 +132,12 @@ class PatchSampler:
         self.size = self._check_int("size", size, 1)
         self.batch_size = self._check_int("batch_size", batch_size, 1)
         if channels not in _CHANNELS:
-            raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
+            raise InvalidValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
         if positive_fraction is not None:
             if isinstance(positive_fraction, bool) or not isinstance(
                 positive_fraction, numbers.Real
             ) or not 0.0 <= positive_fraction <= 1.0:
-                raise ValueError(
+                raise InvalidValueError(
                     f"positive_fraction must be in [0, 1] or None, got {positive_fraction!r}")
             positive_fraction = float(positive_fraction)
         self.channels = channels
@@ -145,7 +147,7 @@ class PatchSampler:
         self.epoch = 0
         samples = list(samples)
         if not samples:
-            raise ValueError("samples is empty")
+            raise InvalidValueError("samples is empty")
 
         # Positions are stored as flat indices into the concatenation of all images
         # (int32 when it fits) so that drawing is one rng.integers call per class.
@@ -156,7 +158,7 @@ class PatchSampler:
             hw = image.shape[:2]
             mask = np.asarray(s.mask)
             if mask.shape != hw:
-                raise ValueError(f"samples[{i}].mask has shape {mask.shape}, image has {hw}")
+                raise InvalidValueError(f"samples[{i}].mask has shape {mask.shape}, image has {hw}")
             fov = _check_fov(getattr(s, "fov", None), hw, f"samples[{i}].fov")
             mask = mask.astype(bool) & fov
             self._padded.append(pad_for_patches(preprocess(image, fov, channels), cut))
@@ -170,11 +172,13 @@ class PatchSampler:
         self._offsets = np.asarray(offsets, dtype=np.int64)
         n_pos = round(self.batch_size * positive_fraction) if positive_fraction is not None else 0
         if positive_fraction is not None and n_pos and not len(self._pos):
-            raise ValueError("positive_fraction > 0 but no sample has a vessel pixel in its FOV")
+            raise InvalidValueError("positive_fraction > 0 but no sample has a vessel pixel in "
+                                    "its FOV")
         if positive_fraction is not None and self.batch_size - n_pos and not len(self._neg):
-            raise ValueError("positive_fraction < 1 but no sample has a background FOV pixel")
+            raise InvalidValueError("positive_fraction < 1 but no sample has a background FOV "
+                                    "pixel")
         if positive_fraction is None and not (len(self._pos) + len(self._neg)):
-            raise ValueError("no sample has a pixel inside its FOV")
+            raise InvalidValueError("no sample has a pixel inside its FOV")
         self._n_pos = n_pos
         if batches_per_epoch is None:
             if positive_fraction:
@@ -188,7 +192,7 @@ class PatchSampler:
     @staticmethod
     def _check_int(name, value, lo):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+            raise InvalidValueError(f"{name} must be an int >= {lo}, got {value!r}")
         return int(value)
 
     @property

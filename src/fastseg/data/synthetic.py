@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from fastseg.errors import InvalidValueError
+
 from .sample import Sample
 
 __all__ = ["synthetic_fundus"]
@@ -90,17 +92,17 @@ def synthetic_fundus(n, shape=(584, 565), seed=0, split="training"):
     >>> test = synthetic_fundus(20, seed=0, split="test")    # doctest: +SKIP
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+        raise InvalidValueError(f"n must be a non-negative int, got {n!r}")
     try:
         h, w = (int(v) for v in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"shape must be a pair of ints (H, W), got {shape!r}") from None
+        raise InvalidValueError(f"shape must be a pair of ints (H, W), got {shape!r}") from None
     if h < 64 or w < 64:
-        raise ValueError(f"shape must be at least (64, 64), got {shape!r}")
+        raise InvalidValueError(f"shape must be at least (64, 64), got {shape!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise InvalidValueError(f"seed must be a non-negative int, got {seed!r}")
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'training' or 'test', got {split!r}")
+        raise InvalidValueError(f"split must be 'training' or 'test', got {split!r}")
     split_id = _SPLITS[split]
     split_name = "training" if split_id == 0 else "test"
     samples = []

@@ -5,6 +5,7 @@ import math
 from collections import OrderedDict
 
 from fastseg import ops
+from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg.nn.module import Module, backward_params
 
 __all__ = ["Sequential", "ModuleList", "Parallel"]
@@ -12,7 +13,8 @@ __all__ = ["Sequential", "ModuleList", "Parallel"]
 
 def _check_module(module, where):
     if not isinstance(module, Module):
-        raise TypeError(f"{where}: expected a fastseg.nn.Module, got {type(module).__name__}")
+        raise InvalidTypeError(f"{where}: expected a fastseg.nn.Module, got "
+                               f"{type(module).__name__}")
     return module
 
 
@@ -111,7 +113,7 @@ class Parallel(Module):
     def __init__(self, *branches):
         super().__init__()
         if not branches:
-            raise ValueError("Parallel: needs at least one branch")
+            raise InvalidValueError("Parallel: needs at least one branch")
         self.branches = ModuleList(branches)
         self._shapes = None
 
@@ -119,13 +121,13 @@ class Parallel(Module):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != len(self.branches):
             got = (f"a {type(inputs).__name__} of {len(inputs)}"
                    if isinstance(inputs, (list, tuple)) else type(inputs).__name__)
-            raise ValueError(f"Parallel: expected a list of {len(self.branches)} inputs, "
-                             f"one per branch, got {got}")
+            raise InvalidValueError(f"Parallel: expected a list of {len(self.branches)} inputs, "
+                                    f"one per branch, got {got}")
         outputs = [branch(x) for branch, x in zip(self.branches, inputs, strict=True)]
         batch = {out.shape[0] for out in outputs}
         if len(batch) != 1:
-            raise ValueError(f"Parallel: the branches gave different batch sizes "
-                             f"{[out.shape[0] for out in outputs]}")
+            raise InvalidValueError(f"Parallel: the branches gave different batch sizes "
+                                    f"{[out.shape[0] for out in outputs]}")
         self._shapes = [out.shape for out in outputs] if self.training else None
         return ops.hstack([out.reshape(out.shape[0], math.prod(out.shape[1:]))
                            for out in outputs])

@@ -11,6 +11,7 @@ import numpy as np
 
 from fastseg import _validate as v
 from fastseg import ops
+from fastseg.errors import InvalidValueError
 from fastseg.nn import init
 from fastseg.nn.module import Module, Parameter
 
@@ -69,8 +70,8 @@ class Conv2d(Module):
     def forward(self, x):
         shape = _shape_of(x)
         if len(shape) != 4 or shape[1] != self.in_channels:
-            raise ValueError(f"{self._short_name()}: expected input of shape "
-                             f"(N, {self.in_channels}, H, W), got {shape}")
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape "
+                                    f"(N, {self.in_channels}, H, W), got {shape}")
         bias = None if self.bias is None else self.bias.data
         y = ops.conv2d(x, self.weight.data, bias, self.stride, self.padding)
         self._x = x if self.training else None
@@ -125,8 +126,8 @@ class Linear(Module):
     def forward(self, x):
         shape = _shape_of(x)
         if len(shape) != 2 or shape[1] != self.in_features:
-            raise ValueError(f"{self._short_name()}: expected input of shape "
-                             f"(N, {self.in_features}), got {shape}")
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape "
+                                    f"(N, {self.in_features}), got {shape}")
         y = ops.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._x = x if self.training else None
         return y
@@ -167,8 +168,8 @@ class MaxPool2d(Module):
     def forward(self, x):
         shape = _shape_of(x)
         if len(shape) != 4:
-            raise ValueError(f"{self._short_name()}: expected input of shape (N, C, H, W), "
-                             f"got {shape}")
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape (N, C, H, W), "
+                                    f"got {shape}")
         y, indices = ops.max_pool2d(x, self.kernel_size, self.stride)
         self._saved_state = (indices, shape) if self.training else None
         return y
@@ -194,7 +195,7 @@ class Dropout(Module):
     def __init__(self, p=0.5):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+            raise InvalidValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = float(p)
         self._mask = None
 
@@ -228,8 +229,8 @@ class Flatten(Module):
         shape = _shape_of(x)
         start, end = self.start_dim % len(shape), self.end_dim % len(shape)
         if start > end:
-            raise ValueError(f"{self._short_name()}: start_dim comes after end_dim for an "
-                             f"input of shape {shape}")
+            raise InvalidValueError(f"{self._short_name()}: start_dim comes after end_dim for an "
+                                    f"input of shape {shape}")
         merged = math.prod(shape[start:end + 1])
         self._shape = shape if self.training else None
         return x.reshape(shape[:start] + (merged,) + shape[end + 1:])
@@ -263,8 +264,9 @@ class PixelLogits(Module):
         shape = _shape_of(x)
         k, h, w = self.num_classes, self.height, self.width
         if len(shape) != 2 or shape[1] != k * h * w:
-            raise ValueError(f"{self._short_name()}: expected input of shape (N, {k * h * w}), "
-                             f"got {shape}")
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape (N, "
+                                    f"{k * h * w}), "
+                                    f"got {shape}")
         self._n = shape[0] if self.training else None
         return ops.batch_transpose(_contiguous(x).reshape(shape[0], k, h * w)).reshape(-1, k)
 

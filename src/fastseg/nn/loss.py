@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import ops
+from fastseg.errors import InvalidValueError
 from fastseg.nn.module import Module
 
 __all__ = ["CrossEntropyLoss"]
@@ -28,8 +29,8 @@ class CrossEntropyLoss(Module):
         if weight is not None:
             weight = np.array(weight, dtype=np.float32)
             if weight.ndim != 1 or not np.isfinite(weight).all() or (weight < 0).any():
-                raise ValueError(f"CrossEntropyLoss: weight must be a 1-D array of finite, "
-                                 f"non-negative class weights, got {weight!r}")
+                raise InvalidValueError(f"CrossEntropyLoss: weight must be a 1-D array of finite, "
+                                        f"non-negative class weights, got {weight!r}")
         self.weight = weight
         self._dlogits = None
 

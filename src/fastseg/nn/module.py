@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastseg import ops
+from fastseg.errors import InvalidValueError
 
 __all__ = ["Module", "Parameter", "StateDictError", "IncompatibleKeys"]
 
@@ -64,16 +65,16 @@ class Parameter:
         if self.grad is None and not isinstance(g, np.ndarray) and ops.device_of(g) == "cuda":
             # A fresh device array from a backward op: take it, as for host arrays below.
             if tuple(g.shape) != tuple(self.data.shape):
-                raise ValueError(f"Parameter: gradient shape {tuple(g.shape)} differs from "
-                                 f"the parameter's {tuple(self.data.shape)}")
+                raise InvalidValueError(f"Parameter: gradient shape {tuple(g.shape)} differs from "
+                                        f"the parameter's {tuple(self.data.shape)}")
             self.grad = g
         elif self.grad is None:
             # Take ownership of the fresh array a backward op returned instead
             # of copying it: the weight gradient of a big FC layer is ~50 MB.
             self.grad = np.require(g, dtype=self.data.dtype, requirements=["C", "W"])
             if self.grad.shape != self.data.shape:
-                raise ValueError(f"Parameter: gradient shape {self.grad.shape} differs from "
-                                 f"the parameter's {self.data.shape}")
+                raise InvalidValueError(f"Parameter: gradient shape {self.grad.shape} differs from "
+                                        f"the parameter's {self.data.shape}")
         elif isinstance(self.grad, np.ndarray) and isinstance(g, np.ndarray):
             self.grad += g
         else:
@@ -91,7 +92,7 @@ def _zero(a) -> None:
         ops.fill_(a, 0)
 
 
-class StateDictError(ValueError, RuntimeError):
+class StateDictError(InvalidValueError, RuntimeError):
     """A state dict that does not fit the module (a ``RuntimeError`` in PyTorch)."""
 
 
@@ -273,7 +274,7 @@ class Module:
         move with the model: move the model before its first ``step()``.
         """
         if device not in ops.DEVICES:
-            raise ValueError(f"device: expected one of {list(ops.DEVICES)}, got {device!r}")
+            raise InvalidValueError(f"device: expected one of {list(ops.DEVICES)}, got {device!r}")
         for param in self.parameters():
             param.to(device)
         return self

@@ -1,0 +1,39 @@
+"""The exceptions fastseg raises on purpose.
+
+Every error fastseg raises for a bad argument, a bad file or a missing
+capability derives from :class:`FastsegError` and also from the built-in
+exception a caller expects (``ValueError``, ``TypeError``, ...), so
+``except ValueError`` keeps working. The command line prints a
+``FastsegError`` as one line; any other exception escaping fastseg is a bug,
+and it shows its traceback.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "FastsegError", "InvalidValueError", "InvalidTypeError", "InvalidIndexError",
+    "UnavailableError", "MissingDependencyError",
+]
+
+
+class FastsegError(Exception):
+    """Base of every error fastseg raises on purpose; its message says what to fix."""
+
+
+class InvalidValueError(FastsegError, ValueError):
+    """An argument (or a file's content) of the right type but a wrong value, shape or size."""
+
+
+class InvalidTypeError(FastsegError, TypeError):
+    """An argument of the wrong type or dtype."""
+
+
+class InvalidIndexError(InvalidValueError, IndexError):
+    """An index or label outside its range (both a ``ValueError`` and an ``IndexError``)."""
+
+
+class UnavailableError(FastsegError, RuntimeError):
+    """Something that cannot run here: a backend, or an operation a backend lacks."""
+
+
+class MissingDependencyError(FastsegError, ImportError):
+    """An optional package a feature needs is not installed; the message says which."""

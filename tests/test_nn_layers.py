@@ -190,9 +190,11 @@ def test_dropout_inverted_seeded_and_off_in_eval():
     drop.eval()
     assert drop(x) is x
     assert not nn.Dropout(1.0)(x).any()
-    for p in (-0.1, 1.5):
-        with pytest.raises(ValueError, match="between 0 and 1"):
+    for p in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"p: must lie in \[0, 1\]"):
             nn.Dropout(p)
+    with pytest.raises(TypeError, match="p: expected a number"):
+        nn.Dropout("0.5")
 
 
 def test_maxpool_flatten_and_pixel_logits():

@@ -78,8 +78,8 @@ def test_bad_arguments():
         patches_at(img, [[1.5, 2.0]], 3)
     with pytest.raises(ValueError, match="size"):
         patches_at(img, [[1, 2]], 0)
-    with pytest.raises(ValueError, match="size"):
-        patches_at(img, [[1, 2]], 2.0)
+    with pytest.raises(TypeError, match="size: expected an int, got float"):
+        patches_at(img, [[1, 2]], 2.0)  # a non-integer is a TypeError, as everywhere
     with pytest.raises(ValueError, match="image"):
         patches_at(np.zeros((1, 2, 3, 4), np.float32), [[0, 0]], 3)
     with pytest.raises(ValueError, match="padded"):

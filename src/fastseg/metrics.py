@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError, MissingDependencyError
 
 __all__ = ["METRICS", "evaluate", "roc_auc", "cldice", "evaluate_dataset", "format_table"]
@@ -47,15 +48,6 @@ def _check_binary(mask, shape, name):
     if arr.size and not np.isin(arr, (0, 1)).all():
         raise InvalidValueError(f"{name} must be binary (bool or 0/1); threshold it first")
     return arr.astype(bool)
-
-
-def _check_fov(fov, shape):
-    if fov is None:
-        return None
-    f = _check_binary(fov, shape, "fov")
-    if not f.any():
-        raise InvalidValueError("fov is empty: no pixel to evaluate")
-    return f
 
 
 def roc_auc(scores, labels):
@@ -111,8 +103,10 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
         Probabilities of the vessel class in [0, 1] (any shape; no NaN).
     mask : array_like of bool
         Ground truth, same shape (bool or 0/1).
-    fov : array_like of bool, optional
-        Field of view, same shape; only its pixels count. None: every pixel.
+    fov : array_like, optional
+        Field of view, same shape; only its pixels count. Read as every FOV in fastseg
+        is (:func:`fastseg._validate.as_fov`: non-zero inside, None every pixel); an
+        empty one is a ValueError.
     threshold : float, optional
         A pixel is predicted vessel when ``prob >= threshold``.
 
@@ -133,14 +127,9 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
     """
     p = _check_prob(prob)
     m = _check_binary(mask, p.shape, "mask")
-    f = _check_fov(fov, p.shape)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or \
-            not 0 <= threshold <= 1:
-        raise InvalidValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-    if f is not None:
-        p, m = p[f], m[f]
-    else:
-        p, m = p.ravel(), m.ravel()
+    f = _validate.as_fov(fov, p.shape, need_inside=True)  # metrics need a pixel to count
+    threshold = _validate.as_real("threshold", threshold, 0, 1)
+    p, m = p[f], m[f]
     pred = p >= threshold
     tp = int(np.count_nonzero(pred & m))
     fp = int(np.count_nonzero(pred & ~m))
@@ -184,8 +173,9 @@ def cldice(pred_mask, true_mask, fov=None):
     ----------
     pred_mask, true_mask : array_like of bool
         2-D binary masks of the same shape (bool or 0/1).
-    fov : array_like of bool, optional
-        Both masks are cut to the FOV before skeletonising.
+    fov : array_like, optional
+        Both masks are cut to the FOV (as :func:`evaluate` reads it) before
+        skeletonising.
 
     Returns
     -------
@@ -202,9 +192,8 @@ def cldice(pred_mask, true_mask, fov=None):
         raise InvalidValueError(f"pred_mask must be a non-empty 2-D mask, got shape {p.shape}")
     p = _check_binary(p, p.shape, "pred_mask")
     t = _check_binary(true_mask, p.shape, "true_mask")
-    f = _check_fov(fov, p.shape)
-    if f is not None:
-        p, t = p & f, t & f
+    f = _validate.as_fov(fov, p.shape, need_inside=True)  # metrics need a pixel to count
+    p, t = p & f, t & f
     if not p.any() and not t.any():
         return 1.0
     if not p.any() or not t.any():

@@ -541,8 +541,7 @@ def dropout(x, p, *, backend=None):
     """
     be = _table_for(backend, x)
     x = _array(be, "x", x)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise InvalidValueError(f"p: dropout probability has to be between 0 and 1, but got {p}")
+    p = v.as_real("p", p, 0, 1)
     shape = tuple(x.shape)
     if p == 1:
         keep, scale = np.zeros(shape, dtype=bool), 0.0

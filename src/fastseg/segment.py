@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from fastseg import _dense
+from fastseg import _dense, _validate
 from fastseg.data.patches import _as_chw, pad_for_patches
 from fastseg.errors import InvalidValueError
 
@@ -34,19 +34,12 @@ def _check_image(image) -> np.ndarray:
     return arr
 
 
-def _check_fov(fov, hw) -> np.ndarray | None:
-    if fov is None:
-        return None
-    arr = np.asarray(fov)
-    if arr.shape != hw:
-        raise InvalidValueError(f"fov: expected shape {hw} (that of the image), got {arr.shape}")
-    return arr.astype(bool, copy=False)
+def _check_fov(fov, hw) -> np.ndarray:
+    return _validate.as_fov(fov, hw)
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
+    return _validate.as_int(name, value, minimum=minimum)
 
 
 def auto_tile(dense: _dense.DensePlan, budget: int = TILE_BUDGET_BYTES) -> int:
@@ -96,9 +89,10 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
     image : array_like, (H, W) or (C, H, W)
         The network's input (already preprocessed, e.g. by
         :func:`fastseg.data.preprocess`); converted to float32.
-    fov : array_like of bool, (H, W), optional
-        Field of view. Pixels outside it get probability 0, and tiles with no FOV
-        pixel are not computed at all.
+    fov : array_like, (H, W), optional
+        Field of view, read as every FOV in fastseg is (:func:`fastseg._validate.as_fov`:
+        non-zero inside, None the whole image). Pixels outside it get probability 0,
+        and tiles with no FOV pixel are not computed at all.
     patch_size : int, optional
         The side K of the patches the network classifies. Default:
         ``model.patch_size`` if set, else the smallest K consistent with the first
@@ -121,10 +115,12 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
     ------
     ValueError
         A NaN or infinite image, a wrong rank, a channel count the network does not
-        take, a `fov` of another shape, or a network that cannot run densely (e.g.
-        zero padding inside the patch, which depends on where each patch sits).
+        take, a `fov` of another shape or with NaN, an int argument out of range, or a
+        network that cannot run densely (e.g. zero padding inside the patch, which
+        depends on where each patch sits).
     TypeError
-        A `model` that is not a fastseg module, or a non-numeric image.
+        A `model` that is not a fastseg module, a non-numeric image, or a non-integer
+        `patch_size` or `tile`.
 
     Notes
     -----

@@ -8,15 +8,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastseg import _config, _random, io, models, nn, optim, train
+from fastseg import _config, _random, _validate, io, models, nn, optim, train
 from fastseg.data import PatchSampler, preprocess
+from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
 from fastseg.segment import segment
 
 __all__ = ["Segmenter"]
 
 _OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "rprop": optim.Rprop}
-_CHANNELS = {"green": 1, "grey": 1, "rgb": 3}
 #: Format version of the segmenter settings stored inside a model file.
 _SETTINGS_VERSION = 1
 
@@ -137,22 +137,18 @@ class Segmenter:
     # ---- building --------------------------------------------------------------------------
 
     def _check(self):
-        if self.channels not in _CHANNELS:
-            raise InvalidValueError(f"channels: expected one of {sorted(_CHANNELS)}, got "
-                                    f"{self.channels!r}")
+        check_channels(self.channels)
         if str(self.optimizer).lower() not in _OPTIMIZERS:
             raise InvalidValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
                                     f"{self.optimizer!r}")
         for name in ("patch_size", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidValueError(f"{name}: expected an int >= 1, got {value!r}")
+            _validate.as_int(name, getattr(self, name), minimum=1)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise InvalidValueError(f"lr: expected a positive number, got {self.lr!r}")
 
     def _build(self):
         kwargs = dict(self.model_kwargs or {})
-        kwargs.setdefault("in_channels", _CHANNELS[self.channels])
+        kwargs.setdefault("in_channels", CHANNELS[self.channels])
         kwargs.setdefault("patch_size", int(self.patch_size))
         return models.get(self.model, **kwargs)
 
@@ -177,8 +173,9 @@ class Segmenter:
             (H, W, 3) RGB or (H, W) greyscale images (uint8 or float).
         masks : sequence of array_like of bool
             Vessel masks, one per image.
-        fovs : sequence of array_like of bool, optional
-            Fields of view (an entry may be None: the whole image).
+        fovs : sequence of array_like, optional
+            Fields of view, each read as every FOV in fastseg is
+            (:func:`fastseg._validate.as_fov`: non-zero inside, None the whole image).
         callbacks, checkpoint, resume, progress
             Passed to :func:`fastseg.train.fit`; callbacks get ``(epoch, model,
             history)``.
@@ -194,17 +191,18 @@ class Segmenter:
             raise InvalidValueError(f"fit: need as many masks and fovs as images (got "
                                     f"{len(images)} "
                                     f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
-        samples = [SimpleNamespace(image=np.asarray(i), mask=np.asarray(m, bool),
-                                   fov=None if f is None else np.asarray(f, bool))
-                   for i, m, f in zip(images, masks, fovs, strict=True)]
+        samples = [SimpleNamespace(image=np.asarray(image), mask=np.asarray(mask, bool),
+                                   fov=_validate.as_fov(fov, np.shape(image)[:2],
+                                                        name=f"fovs[{i}]"))
+                   for i, (image, mask, fov) in enumerate(zip(images, masks, fovs, strict=True))]
         sampler = PatchSampler(samples, size=int(self.patch_size), batch_size=self.batch_size,
                                channels=self.channels, positive_fraction=self.positive_fraction,
                                augment=self.augment, seed=self.seed,
                                batches_per_epoch=self.batches_per_epoch)
         vessel = fov_pixels = 0
         for smp in samples:
-            f = np.ones(smp.mask.shape, bool) if smp.fov is None else smp.fov
-            vessel, fov_pixels = vessel + int((smp.mask & f).sum()), fov_pixels + int(f.sum())
+            vessel += int((smp.mask & smp.fov).sum())
+            fov_pixels += int(smp.fov.sum())
         self.class_prior_ = vessel / max(fov_pixels, 1)
         _random.seed(self.seed)
         net = self._build()
@@ -236,9 +234,9 @@ class Segmenter:
         return (prob * a / np.maximum(prob * a + (1 - prob) * b, 1e-30)).astype(np.float32)
 
     def predict_proba(self, image, fov=None, *, tile=None, progress=None):
-        """Vessel probability (H, W) float32 of every pixel (0 outside `fov`)."""
+        """Vessel probability (H, W) float32 of every pixel (0 outside `fov`, read as
+        :func:`fastseg._validate.as_fov` reads every FOV)."""
         net = self._fitted()
-        fov = None if fov is None else np.asarray(fov, bool)
         prob = segment(net, self._input(image, fov), fov=fov, patch_size=int(self.patch_size),
                        tile=tile, progress=progress)
         return self.calibrate(prob)

@@ -77,9 +77,7 @@ def run(args) -> int:
         if args.fov:
             if k not in fovs:
                 raise CLIError(f"no FOV file for {truths[k].name} in {args.fov}")
-            fov = read_mask(fovs[k])
-            if fov.shape != truth.shape:
-                raise CLIError(f"FOV {fovs[k].name} has another size than {truths[k].name}")
+            fov = files.read_fov(fovs[k], truth.shape, truths[k].name)
         probs.append(prob)
         masks.append(truth)
         fov_list.append(fov)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fastseg import _validate
 from fastseg._commands import CLIError
-from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS
+from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
 
 _EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
 _TAGS = frozenset(MASK_TAGS) | frozenset(_EXTRA_TAGS)
@@ -82,6 +83,20 @@ def keyed(directory, what, skip_tags=()) -> dict:
     if not out:
         raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {what} folder {d}")
     return out
+
+
+def read_fov(path, shape, image_name) -> np.ndarray:
+    """The FOV mask file `path` for the image `image_name` of `shape` (H, W), as bool.
+
+    The file is decoded as a mask (:func:`fastseg.data.read_mask`) and then read as
+    every FOV in fastseg is (:func:`fastseg._validate.as_fov`).
+    """
+    path = Path(path)
+    fov = read_mask(path)
+    if fov.shape != tuple(shape):
+        raise CLIError(f"FOV {path.name} is {fov.shape[1]}x{fov.shape[0]} but {image_name} is "
+                       f"{shape[1]}x{shape[0]} (W x H)")
+    return _validate.as_fov(fov, shape, name=f"FOV {path.name}")
 
 
 def estimate_fov(image) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastseg import viz
 from fastseg._commands import CLIError, files
-from fastseg.data import read_image, read_mask
+from fastseg.data import read_image
 
 
 def _load_segmenter(path):
@@ -33,11 +33,7 @@ def _fov_for(path, image, fovs):
     if match is None:
         raise CLIError(f"no FOV file for {path.name} in the --fov folder (expected a name "
                        f"like {files.key(path)}_mask.png)")
-    fov = read_mask(match)
-    if fov.shape != image.shape[:2]:
-        raise CLIError(f"FOV {match.name} is {fov.shape[1]}x{fov.shape[0]} but image "
-                       f"{path.name} is {image.shape[1]}x{image.shape[0]} (W x H)")
-    return fov
+    return files.read_fov(match, image.shape[:2], f"image {path.name}")
 
 
 def run(args) -> int:

@@ -43,7 +43,8 @@ def load(name: str) -> ModuleType:
     if name not in _MODULES:
         raise InvalidValueError(f"backend: unknown backend {name!r}; expected one of {names()}")
     if name in _unavailable:
-        raise UnavailableError(f"backend {name!r} is not available here: {_unavailable[name]}")
+        raise UnavailableError(f"backend {name!r} is not available here: "
+                               f"{_unavailable[name]}")
     try:
         module = importlib.import_module(_MODULES[name])
         check = getattr(module, "check_available", None)
@@ -51,7 +52,8 @@ def load(name: str) -> ModuleType:
             check()
     except (ImportError, RuntimeError, OSError) as exc:
         _unavailable[name] = f"{type(exc).__name__}: {exc}"
-        raise UnavailableError(f"backend {name!r} is not available here: {_unavailable[name]}") from exc
+        raise UnavailableError(f"backend {name!r} is not available here: "
+                               f"{_unavailable[name]}") from exc
     _loaded[name] = module
     return module
 

@@ -7,8 +7,9 @@ importable anywhere the package is.
 from .drive import load_drive
 from .folder import IMAGE_EXTENSIONS, MASK_TAGS, load_folder, read_image, read_mask
 from .patches import pad_for_patches, patches_at, patches_from_padded
-from .sample import Sample
-from .sampler import PatchSampler, preprocess
+from .preprocess import preprocess
+from .record import Sample
+from .sampler import PatchSampler
 from .synthetic import synthetic_fundus
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastseg.errors import InvalidValueError
 
 from .folder import read_image, read_mask
-from .sample import Sample
+from .record import Sample
 
 __all__ = ["load_drive"]
 

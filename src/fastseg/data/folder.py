@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fastseg.errors import InvalidValueError
 
-from .sample import Sample
+from .record import Sample
 
 __all__ = ["load_folder", "read_image", "read_mask", "IMAGE_EXTENSIONS", "MASK_TAGS"]
 

@@ -3,23 +3,16 @@ dense segmentation so both see exactly the same pixels."""
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fastseg import _validate
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["pad_for_patches", "patches_at", "patches_from_padded"]
 
 #: NumPy padding mode used at image borders (mirror without repeating the edge pixel).
 PAD_MODE = "reflect"
-
-
-def _check_size(size):
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise InvalidValueError(f"size must be a positive int, got {size!r}")
-    return int(size)
 
 
 def _as_chw(image, name="image"):
@@ -62,7 +55,7 @@ def pad_for_patches(image, size):
     gives ``1 0 1 2 1 0 | 0 1 2 | 1 0 1 2 1``), which is still well defined; a
     dimension of length 1 is repeated.
     """
-    size = _check_size(size)
+    size = _validate.as_int("size", size, minimum=1)
     arr = _as_chw(image)
     before = size // 2
     after = size - 1 - before
@@ -105,7 +98,7 @@ def patches_from_padded(padded, coords, size):
     numpy.ndarray
         ``(N, C, size, size)`` float32, C-contiguous.
     """
-    size = _check_size(size)
+    size = _validate.as_int("size", size, minimum=1)
     padded = np.asarray(padded)
     if padded.ndim != 3 or padded.shape[1] < size or padded.shape[2] < size:
         raise InvalidValueError(f"padded must be (C, H + size - 1, W + size - 1) for size={size}, "
@@ -151,7 +144,7 @@ def patches_at(image, coords, size):
     border the image is mirrored with NumPy's ``"reflect"`` mode; see
     :func:`pad_for_patches`, of which this is a slice.
     """
-    size = _check_size(size)
+    size = _validate.as_int("size", size, minimum=1)
     arr = _as_chw(image)
     _check_coords(coords, arr.shape[1], arr.shape[2])  # fail before padding
     return patches_from_padded(pad_for_patches(arr, size), coords, size)

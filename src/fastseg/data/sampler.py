@@ -1,84 +1,18 @@
-"""Per-image preprocessing and a seeded, class-balanced patch sampler for training."""
+"""A seeded, class-balanced patch sampler for training."""
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
 from .patches import pad_for_patches, patches_from_padded
+from .preprocess import CHANNELS, check_channels, preprocess
 
-__all__ = ["preprocess", "PatchSampler"]
-
-_CHANNELS = ("green", "grey", "rgb")
-# ITU-R BT.601 luma, the weights Pillow uses for convert("L").
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def _check_fov(fov, hw, name="fov"):
-    if fov is None:
-        return np.ones(hw, dtype=bool)
-    arr = np.asarray(fov)
-    if arr.shape != hw:
-        raise InvalidValueError(f"{name} must have shape {hw} like the image, got {arr.shape}")
-    return arr.astype(bool, copy=False)
-
-
-def preprocess(image, fov=None, channels="green"):
-    """Turn a fundus image into the normalised network input.
-
-    Parameters
-    ----------
-    image : array_like
-        ``(H, W, 3)`` RGB or ``(H, W)`` greyscale image (any real dtype, typically uint8).
-    fov : array_like of bool, optional
-        ``(H, W)`` field of view; None means the whole image.
-    channels : {"green", "grey", "rgb"}
-        ``"green"``: the green channel, where vessels have the most contrast (a
-        greyscale image is used as is). ``"grey"``: BT.601 luma. ``"rgb"``: all three
-        channels (needs an RGB image).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(C, H, W)`` float32 with C = 1 or 3. Each channel is scaled to zero mean and
-        unit standard deviation over the FOV (a constant channel is only centred), and
-        pixels outside the FOV are set to 0, the FOV mean, so the black surround does
-        not look like a huge dark structure to the network.
-    """
-    if channels not in _CHANNELS:
-        raise InvalidValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
-    img = np.asarray(image)
-    if img.dtype.kind not in "fiub" or not (
-        img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)
-    ) or img.size == 0:
-        raise InvalidValueError(f"image must be a non-empty (H, W, 3) or (H, W) real array, got "
-                                f"shape {img.shape} dtype {img.dtype}")
-    hw = img.shape[:2]
-    fov = _check_fov(fov, hw)
-    if not fov.any():
-        raise InvalidValueError("fov is empty: no pixel to normalise over")
-    img = img.astype(np.float32, copy=False)
-    if img.ndim == 2:
-        if channels == "rgb":
-            raise InvalidValueError("channels='rgb' needs an (H, W, 3) image, got a greyscale one")
-        x = img[None]
-    elif channels == "green":
-        x = img[None, :, :, 1]
-    elif channels == "grey":
-        x = (img @ _LUMA)[None]
-    else:
-        x = img.transpose(2, 0, 1)
-    out = np.empty(x.shape, dtype=np.float32)
-    for c in range(x.shape[0]):
-        vals = x[c][fov].astype(np.float64)
-        std = vals.std()
-        out[c] = (x[c] - vals.mean()) / (std if std > 0 else 1.0)
-        out[c][~fov] = 0.0
-    return out
+__all__ = ["PatchSampler"]
 
 
 def _odd(size):
@@ -91,7 +25,9 @@ class PatchSampler:
     Parameters
     ----------
     samples : sequence of Sample
-        Objects with ``.image``, ``.mask`` and ``.fov`` (``fov`` may be None).
+        Objects with ``.image``, ``.mask`` and ``.fov``, the FOV read as every FOV in
+        fastseg is (:func:`fastseg._validate.as_fov`: non-zero inside, None the whole
+        image).
     size : int, optional
         Patch side K (the convention of :func:`~fastseg.data.patches_at`).
     batch_size : int, optional
@@ -129,21 +65,14 @@ class PatchSampler:
 
     def __init__(self, samples, size=24, batch_size=128, channels="green",
                  positive_fraction=0.5, augment=True, seed=0, batches_per_epoch=None):
-        self.size = self._check_int("size", size, 1)
-        self.batch_size = self._check_int("batch_size", batch_size, 1)
-        if channels not in _CHANNELS:
-            raise InvalidValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
+        self.size = _validate.as_int("size", size, minimum=1)
+        self.batch_size = _validate.as_int("batch_size", batch_size, minimum=1)
+        self.channels = check_channels(channels)
         if positive_fraction is not None:
-            if isinstance(positive_fraction, bool) or not isinstance(
-                positive_fraction, numbers.Real
-            ) or not 0.0 <= positive_fraction <= 1.0:
-                raise InvalidValueError(
-                    f"positive_fraction must be in [0, 1] or None, got {positive_fraction!r}")
-            positive_fraction = float(positive_fraction)
-        self.channels = channels
+            positive_fraction = _validate.as_real("positive_fraction", positive_fraction, 0, 1)
         self.positive_fraction = positive_fraction
         self.augment = bool(augment)
-        self.seed = self._check_int("seed", seed, 0)
+        self.seed = _validate.as_int("seed", seed, minimum=0)
         self.epoch = 0
         samples = list(samples)
         if not samples:
@@ -159,7 +88,8 @@ class PatchSampler:
             mask = np.asarray(s.mask)
             if mask.shape != hw:
                 raise InvalidValueError(f"samples[{i}].mask has shape {mask.shape}, image has {hw}")
-            fov = _check_fov(getattr(s, "fov", None), hw, f"samples[{i}].fov")
+            fov = _validate.as_fov(getattr(s, "fov", None), hw, name=f"samples[{i}].fov",
+                                   need_inside=True)
             mask = mask.astype(bool) & fov
             self._padded.append(pad_for_patches(preprocess(image, fov, channels), cut))
             self._shapes.append(hw)
@@ -187,25 +117,20 @@ class PatchSampler:
             else:
                 batches_per_epoch = math.ceil((len(self._pos) + len(self._neg)) / self.batch_size)
             batches_per_epoch = max(1, batches_per_epoch)
-        self.batches_per_epoch = self._check_int("batches_per_epoch", batches_per_epoch, 1)
-
-    @staticmethod
-    def _check_int(name, value, lo):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-            raise InvalidValueError(f"{name} must be an int >= {lo}, got {value!r}")
-        return int(value)
+        self.batches_per_epoch = _validate.as_int("batches_per_epoch", batches_per_epoch,
+                                                  minimum=1)
 
     @property
     def in_channels(self):
         """Number of channels C of the patches."""
-        return 3 if self.channels == "rgb" else 1
+        return CHANNELS[self.channels]
 
     def __len__(self):
         return self.batches_per_epoch
 
     def set_epoch(self, epoch):
         """Make the next iteration yield the batches of ``epoch`` (for resuming)."""
-        self.epoch = self._check_int("epoch", epoch, 0)
+        self.epoch = _validate.as_int("epoch", epoch, minimum=0)
 
     def positions(self, epoch, index):
         """The pixels of batch ``index`` of ``epoch``, without cutting patches.

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
-from .sample import Sample
+from .record import Sample
 
 __all__ = ["synthetic_fundus"]
 
@@ -91,16 +92,14 @@ def synthetic_fundus(n, shape=(584, 565), seed=0, split="training"):
     >>> train = synthetic_fundus(20, seed=0)                 # doctest: +SKIP
     >>> test = synthetic_fundus(20, seed=0, split="test")    # doctest: +SKIP
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise InvalidValueError(f"n must be a non-negative int, got {n!r}")
+    n = _validate.as_int("n", n, minimum=0)
     try:
         h, w = (int(v) for v in shape)
     except (TypeError, ValueError):
         raise InvalidValueError(f"shape must be a pair of ints (H, W), got {shape!r}") from None
     if h < 64 or w < 64:
         raise InvalidValueError(f"shape must be at least (64, 64), got {shape!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = _validate.as_int("seed", seed, minimum=0)
     if split not in _SPLITS:
         raise InvalidValueError(f"split must be 'training' or 'test', got {split!r}")
     split_id = _SPLITS[split]

@@ -194,9 +194,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise InvalidValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = float(p)
+        self.p = v.as_real("p", p, 0, 1)  # the probability of zeroing an input
         self._mask = None
 
     def forward(self, x):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
 
@@ -19,9 +20,11 @@ class Sample:
         ``(H, W, 3)`` uint8 RGB image, or ``(H, W)`` uint8 for greyscale sources.
     mask : numpy.ndarray
         ``(H, W)`` bool vessel annotation (the first observer for DRIVE).
-    fov : numpy.ndarray
-        ``(H, W)`` bool field of view: the pixels that hold retina. Metrics and patch
-        sampling only look inside it.
+    fov : array_like
+        ``(H, W)`` field of view: the pixels that hold retina. Metrics and patch
+        sampling only look inside it. Read as every FOV in fastseg is
+        (:func:`fastseg._validate.as_fov`: non-zero inside, None the whole image) and
+        stored as bool.
     name : str
         An identifier, e.g. ``"21_training"`` for DRIVE or the file stem for folders.
     mask2 : numpy.ndarray or None, optional
@@ -52,7 +55,9 @@ class Sample:
             )
         hw = image.shape[:2]
         arrays = {"image": image}
-        for field in ("mask", "fov", "mask2"):
+        # The FOV in fastseg's one meaning (non-zero inside), stored as bool.
+        arrays["fov"] = _validate.as_fov(self.fov, hw)
+        for field in ("mask", "mask2"):
             value = getattr(self, field)
             if value is None and field == "mask2":
                 continue

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import _config, backends, nn, ops
+from fastseg import _config, backends, nn
 
 BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
 
 
-def _as_float64(be, name, a, ndim=None, layout=""):
+def _as_float64(name, a, ndim=None, layout=""):
     a = np.asarray(a)
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array {layout}, got shape {a.shape}")
@@ -22,8 +22,9 @@ def _as_float64(be, name, a, ndim=None, layout=""):
 
 @pytest.fixture
 def float64(monkeypatch):
-    # raising=True: a renamed hook fails here loudly instead of skipping.
-    monkeypatch.setattr(ops, "_array", _as_float64, raising=True)
+    # The reference backend's float32 check, replaced in its table; raising=True: a
+    # renamed check fails here loudly instead of leaving the test in float32.
+    monkeypatch.setattr(backends.load("numpy"), "as_float32", _as_float64, raising=True)
     monkeypatch.setattr(_config, "_current", "numpy")
 
 

@@ -186,3 +186,34 @@ def check_finite(name: str, a: np.ndarray) -> None:
     """InvalidValueError if `a` holds a NaN or an infinity."""
     if not np.isfinite(a).all():
         raise InvalidValueError(f"{name}: contains NaN or infinity")
+
+
+def as_indices(name: str, indices, shape, limit: int) -> np.ndarray:
+    """Integer indices of `shape` as C-contiguous int64, every one in ``[0, limit)``.
+
+    A value outside is an ``InvalidIndexError`` (a ``ValueError`` and an ``IndexError``).
+    """
+    refuse_device(name, indices)
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise InvalidTypeError(f"{name}: expected integer indices, got dtype {indices.dtype}")
+    if indices.shape != tuple(shape):
+        raise InvalidValueError(f"{name}: expected shape {tuple(shape)}, got {indices.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= limit):
+        raise InvalidIndexError(f"{name}: values must lie in [0, {limit}), got values in "
+                                f"[{indices.min()}, {indices.max()}]")
+    return np.ascontiguousarray(indices, dtype=np.int64)
+
+
+def as_inplace(name: str, a, shape) -> np.ndarray:
+    """`a` itself, checked to be a float32 ndarray of `shape` that can be updated in
+    place (C-contiguous and writeable): a copy would silently drop the update."""
+    refuse_device(name, a)
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == tuple(shape)):
+        raise InvalidTypeError(f"{name}: expected a float32 array of shape {tuple(shape)} to "
+                               f"update in place, got {getattr(a, 'dtype', type(a).__name__)} "
+                               f"{getattr(a, 'shape', '')}")
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        raise InvalidValueError(f"{name}: must be C-contiguous and writeable to be updated "
+                                "in place")
+    return a

@@ -1,15 +1,16 @@
-"""The table of operations of each backend, chosen by name, imported lazily.
+"""The registry of backends: each one's operation table, by name, imported lazily.
 
-A backend is a module whose functions carry the names of :mod:`fastseg.ops`
-(``gemm``, ``conv2d``, ...) and receive arguments that :mod:`fastseg.ops` has
-already validated and converted. ``"numpy"`` is the reference every other
-backend is tested against.
+A backend is a module that fills the table declared in
+:mod:`fastseg.backends.contract` (the kernels, the array helpers nn and optim
+use, and the checks of its arrays), or says why not. Its functions receive
+arguments that :mod:`fastseg.ops` / :mod:`fastseg._arrays` have already
+checked. ``"numpy"`` is the reference every other backend is tested against.
 """
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
+from fastseg.backends.contract import Table, build_table
 from fastseg.errors import InvalidValueError, UnavailableError
 
 # name -> module path; import happens on first use, so a missing compiled
@@ -19,7 +20,9 @@ _MODULES = {
     "numpy": "fastseg.backends.numpy_backend",
     "cuda": "fastseg.backends.cuda",
 }
-_loaded: dict[str, ModuleType] = {}
+# device -> the backend that keeps its arrays there (the host's are everyone's).
+_DEVICE_BACKENDS = {"cuda": "cuda"}
+_loaded: dict[str, Table] = {}
 _unavailable: dict[str, str] = {}
 
 
@@ -28,7 +31,7 @@ def names() -> list[str]:
     return list(_MODULES)
 
 
-def load(name: str) -> ModuleType:
+def load(name: str) -> Table:
     """Return the operation table of backend `name`, importing it on first use.
 
     Raises
@@ -54,8 +57,23 @@ def load(name: str) -> ModuleType:
         _unavailable[name] = f"{type(exc).__name__}: {exc}"
         raise UnavailableError(f"backend {name!r} is not available here: "
                                f"{_unavailable[name]}") from exc
-    _loaded[name] = module
-    return module
+    _loaded[name] = build_table(name, module)
+    return _loaded[name]
+
+
+def table(name: str | None = None) -> Table:
+    """The table of backend `name`, or of the current one (:func:`fastseg.get_backend`)
+    when `name` is None."""
+    if name is None:
+        from fastseg import _config  # _config imports this module
+
+        name = _config.get_backend()
+    return load(name)
+
+
+def for_device(device: str) -> Table:
+    """The table of the backend whose arrays live on `device` (``"cuda"``)."""
+    return load(_DEVICE_BACKENDS[device])
 
 
 def available() -> list[str]:

@@ -5,13 +5,35 @@ Arguments arrive validated and converted by :mod:`fastseg.ops` (float32,
 C-contiguous, int64 labels/indices); the wrappers still re-check every shape
 relation the C code depends on, so a caller that skips ``ops`` gets a
 ValueError, never an out-of-bounds access.
+
+Its arrays are NumPy arrays, so the checks, the array helpers (not hot) and
+what it does not provide are those of the NumPy reference.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from fastseg._cy import _conv, _dense, _gemm, _loss, _optim, _pointwise, _pool
-from fastseg.backends import numpy_backend
+from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
+    NOT_PROVIDED,
+    add_,
+    as_float32,
+    as_indices,
+    as_inplace,
+    as_labels,
+    batch_transpose,
+    check_finite,
+    copy_,
+    dropout,
+    fill_,
+    full_like,
+    hsplit,
+    hstack,
+    mul,
+    to_host,
+    zeros,
+    zeros_like,
+)
 from fastseg.errors import InvalidValueError
 
 
@@ -89,17 +111,3 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
 def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
     _optim.rprop_update(_flat("p", p), _flat("g", g), _flat("prev", prev),
                         _flat("step_size", step_size), eta_minus, eta_plus, step_min, step_max)
-
-
-# ---- array helpers for nn and optim: not hot, so NumPy's (the reference's) ---------
-
-zeros_like = numpy_backend.zeros_like
-full_like = numpy_backend.full_like
-fill_ = numpy_backend.fill_
-copy_ = numpy_backend.copy_
-add_ = numpy_backend.add_
-mul = numpy_backend.mul
-hstack = numpy_backend.hstack
-hsplit = numpy_backend.hsplit
-batch_transpose = numpy_backend.batch_transpose
-dropout = numpy_backend.dropout

@@ -9,10 +9,11 @@ Arrays in, arrays out of the same kind: an op given NumPy arrays copies them
 to the GPU and returns NumPy arrays; given device arrays (Numba device
 arrays, or anything with ``__cuda_array_interface__`` such as CuPy arrays and
 CUDA torch tensors) it returns Numba device arrays and never touches the
-host, so a whole training step can stay on the GPU. The hooks
-:func:`as_float32`, :func:`as_indices`, :func:`as_labels` and
-:func:`check_finite` let :mod:`fastseg.ops` validate device arrays (shape,
-dtype, contiguity) without copying them.
+host, so a whole training step can stay on the GPU. Its checks
+(:func:`as_float32`, :func:`as_indices`, :func:`as_labels`,
+:func:`check_finite`, :func:`as_inplace`; the ``CHECKS`` of
+:mod:`fastseg.backends.contract`) let :mod:`fastseg.ops` validate device
+arrays (shape, dtype, contiguity) without copying them.
 
 The kernels live in :mod:`fastseg.backends._cuda`.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import _validate as v
-from fastseg.errors import InvalidTypeError, InvalidValueError
+from fastseg.errors import InvalidIndexError, InvalidTypeError, InvalidValueError
 
 try:
     from numba import config as _numba_config
@@ -39,6 +40,8 @@ from fastseg.backends._cuda import gemm as _gemm
 from fastseg.backends._cuda import loss as _loss
 from fastseg.backends._cuda import optim as _optim
 from fastseg.backends._cuda import pointwise as _pointwise
+from fastseg.backends._cuda import pool as _pool
+from fastseg.backends._cuda import zeros as _zeros
 
 
 def check_available() -> None:
@@ -56,7 +59,7 @@ def check_available() -> None:
         )
 
 
-# ---- hooks used by fastseg.ops to validate arguments ---------------------------------
+# ---- the checks of the contract: device arrays as they are, host arrays as everywhere ----
 
 
 def as_float32(name, a, ndim=None, layout=""):
@@ -77,35 +80,31 @@ def as_float32(name, a, ndim=None, layout=""):
     return a
 
 
-def as_indices(name, indices, shape):
-    """Max-pooling indices of `shape` as int64 (host) or any integer dtype (device).
-
-    Their range depends on the pooled input's shape, which this hook is not
-    given: :func:`max_pool2d_backward` checks it.
-    """
-    if is_device_array(indices):
-        indices = as_device(indices)
-    else:
-        indices = np.asarray(indices)
+def as_indices(name, indices, shape, limit):
+    """Integer indices of `shape`, each in ``[0, limit)``: int64 host arrays, or device
+    arrays of any integer dtype (counted on the device, not copied)."""
+    if not is_device_array(indices):
+        return v.as_indices(name, indices, shape, limit)
+    indices = as_device(indices)
     if indices.dtype.kind not in "iu":
         raise InvalidTypeError(f"{name}: expected integer indices, got dtype {indices.dtype}")
     if tuple(indices.shape) != tuple(shape):
-        raise InvalidValueError(f"{name}: expected shape {tuple(shape)} (that of dy), "
-                                f"got {tuple(indices.shape)}")
-    if isinstance(indices, np.ndarray):
-        return np.ascontiguousarray(indices, dtype=np.int64)
+        raise InvalidValueError(f"{name}: expected shape {tuple(shape)}, got "
+                                f"{tuple(indices.shape)}")
     if not indices.is_c_contiguous():
         raise InvalidValueError(f"{name}: expected a C-contiguous device array")
+    if _pool.indices_outside(indices, limit):
+        raise InvalidIndexError(f"{name}: values must lie in [0, {limit})")
     return indices
 
 
-def as_labels(name, labels, n, k):
+def as_labels(name, labels, n, num_classes):
     """Labels checked as for every backend; device labels are checked on the host
     (they are small) and returned as an int64 device array."""
     if not is_device_array(labels):
-        return v.as_labels(name, labels, n, k)
+        return v.as_labels(name, labels, n, num_classes)
     labels = as_device(labels)
-    checked = v.as_labels(name, labels.copy_to_host(), n, k)
+    checked = v.as_labels(name, labels.copy_to_host(), n, num_classes)
     if labels.dtype == np.int64 and labels.is_c_contiguous():
         return labels
     return _cuda_api.to_device(checked)
@@ -117,6 +116,20 @@ def check_finite(name, a):
         v.check_finite(name, a)
     elif not _loss.all_finite(a):
         raise InvalidValueError(f"{name}: contains NaN or infinity")
+
+
+def as_inplace(name, a, shape):
+    """`a` itself, a float32 C-contiguous array of `shape` (host or device) that an
+    operation can update in place."""
+    if not is_device_array(a):
+        return v.as_inplace(name, a, shape)
+    a = as_device(a)
+    if a.dtype != np.float32 or tuple(a.shape) != tuple(shape):
+        raise InvalidTypeError(f"{name}: expected a float32 array of shape {tuple(shape)} to "
+                               f"update in place, got {a.dtype} {tuple(a.shape)}")
+    if not a.is_c_contiguous():
+        raise InvalidValueError(f"{name}: must be C-contiguous to be updated in place")
+    return a
 
 
 # ---- host/device plumbing --------------------------------------------------------------
@@ -185,21 +198,13 @@ def linear_backward(x, w, dy, need_dx=True):
 
 def max_pool2d(x, kernel_size, stride):
     where = _Placement(x)
-    y, indices = _pointwise.max_pool2d(where.put(x), kernel_size, stride)
+    y, indices = _pool.max_pool2d(where.put(x), kernel_size, stride)
     return where.get(y), where.get(indices)
 
 
 def max_pool2d_backward(dy, indices, x_shape):
     where = _Placement(dy, indices)
-    plane = x_shape[2] * x_shape[3]
-    if isinstance(indices, np.ndarray):
-        bad = indices.size and (indices.min() < 0 or indices.max() >= plane)
-    else:
-        bad = _pointwise.indices_outside(indices, plane) > 0
-    if bad:
-        raise InvalidValueError(f"indices: values must lie in [0, {plane}) for x_shape "
-                                f"{tuple(x_shape)}")
-    dx = _pointwise.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
+    dx = _pool.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
     return where.get(dx)
 
 
@@ -229,11 +234,12 @@ def softmax_cross_entropy(logits, labels, class_weights):
 
 
 def _in_place(update, arrays, written, *hyper):
-    """Run `update` on device copies of host arrays, then copy back those it wrote."""
-    device = [as_device(a) for a in arrays]
+    """Run `update` on device copies of host arrays, then copy back those it wrote
+    (an absent array, None, stays None)."""
+    device = [None if a is None else as_device(a) for a in arrays]
     update(*device, *hyper)
     for host, dev, wrote in zip(arrays, device, written, strict=True):
-        if wrote and not is_device_array(host):
+        if wrote and host is not None and not is_device_array(host):
             dev.copy_to_host(host)
 
 
@@ -252,7 +258,15 @@ def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max)
               eta_minus, eta_plus, step_min, step_max)
 
 
-# ---- moving arrays between host and device (Module.to, state dicts) ------------------
+# ---- array helpers for nn and optim: kernels for device arrays, NumPy for host ones ----
+
+
+def zeros(shape, dtype, like):
+    """Zeros of `shape` where `like` lives (an empty batch's result stays on the device)."""
+    if not is_device_array(like):
+        return _host.zeros(shape, dtype, like)
+    return _zeros(shape, dtype)
+
 
 
 def to_device(a):
@@ -263,9 +277,6 @@ def to_device(a):
 def to_host(a):
     """`a` as a NumPy array: host arrays as they are, device arrays copied back."""
     return as_device(a).copy_to_host() if is_device_array(a) else a
-
-
-# ---- array helpers for nn and optim: kernels for device arrays, NumPy for host ones ----
 
 
 def zeros_like(a):

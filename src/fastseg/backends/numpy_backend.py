@@ -3,16 +3,27 @@
 It is the oracle the compiled backends are tested against, so clarity wins
 over speed everywhere here. Every function keeps the dtype it is given, so the
 tests can run it in float64 for finite-difference gradient checks; through
-:mod:`fastseg.ops` it always sees float32.
+:mod:`fastseg.ops` it always sees float32. It fills the whole table of
+:mod:`fastseg.backends.contract` but ``to_device``: its arrays are the host's.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fastseg import _validate
+from fastseg._shapes import out_size
 
-def _out_size(size: int, k: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - k) // stride + 1
+NOT_PROVIDED = {"to_device": "the host backends keep every array on the host; the \"cuda\" "
+                "backend moves arrays to the GPU"}
+
+# ---- the checks of the contract: host (NumPy) arrays only ----------------------------
+
+as_float32 = _validate.as_float32
+as_indices = _validate.as_indices
+as_labels = _validate.as_labels
+check_finite = _validate.check_finite
+as_inplace = _validate.as_inplace
 
 
 def gemm(a, b, trans_a, trans_b):
@@ -22,7 +33,7 @@ def gemm(a, b, trans_a, trans_b):
 def im2col(x, kernel_size, stride, padding):
     n, c, h, w = x.shape
     k = kernel_size
-    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    oh, ow = out_size(h, k, stride, padding), out_size(w, k, stride, padding)
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     cols = np.empty((c, k, k, n, oh, ow), dtype=x.dtype)
     for ki in range(k):
@@ -35,7 +46,7 @@ def im2col(x, kernel_size, stride, padding):
 def col2im(cols, x_shape, kernel_size, stride, padding):
     n, c, h, w = x_shape
     k = kernel_size
-    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    oh, ow = out_size(h, k, stride, padding), out_size(w, k, stride, padding)
     cols = cols.reshape(c, k, k, n, oh, ow)
     xp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     for ki in range(k):
@@ -49,7 +60,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
 def conv2d(x, w, b, stride, padding):
     n, _, h, wd = x.shape
     f, _, k, _ = w.shape
-    oh, ow = _out_size(h, k, stride, padding), _out_size(wd, k, stride, padding)
+    oh, ow = out_size(h, k, stride, padding), out_size(wd, k, stride, padding)
     cols = im2col(x, k, stride, padding)
     y = (w.reshape(f, -1) @ cols).reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
     if b is not None:
@@ -79,7 +90,7 @@ def linear_backward(x, w, dy, need_dx=True):
 def max_pool2d(x, kernel_size, stride):
     n, c, h, w = x.shape
     k = kernel_size
-    oh, ow = _out_size(h, k, stride, 0), _out_size(w, k, stride, 0)
+    oh, ow = out_size(h, k, stride, 0), out_size(w, k, stride, 0)
     windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
     flat = windows.reshape(n, c, oh, ow, k * k)
     # np.argmax picks the first maximum and treats NaN as the maximum, as
@@ -147,7 +158,7 @@ def softmax_cross_entropy(logits, labels, class_weights):
 
 def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
     d = g + weight_decay * p if weight_decay else g.copy()
-    if momentum:
+    if momentum:  # buf is None without momentum
         if first_step:
             buf[...] = d
         else:
@@ -179,6 +190,14 @@ def rprop_update(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max)
 
 
 # ---- array helpers for nn and optim (host arrays; not hot) ------------------
+
+
+def zeros(shape, dtype, like):
+    return np.zeros(shape, dtype)
+
+
+def to_host(a):
+    return np.asarray(a)
 
 
 def zeros_like(a):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from fastseg.backends._cuda import THREADS, blocks_for
+from fastseg.backends._cuda import THREADS, blocks_for, vector_or_dummy
 
 
 @cuda.jit
@@ -76,8 +76,11 @@ def _f32(*values):
 
 
 def sgd_update(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    # Without momentum there is no buffer (None) and the kernel never reads one: a
+    # one-element placeholder keeps a single compiled signature.
+    buf = vector_or_dummy(None if buf is None else buf.reshape(buf.size))
     if p.size:
-        _sgd[blocks_for(p.size), THREADS](*_flat(p, g, buf),
+        _sgd[blocks_for(p.size), THREADS](*_flat(p, g), buf,
                                           *_f32(lr, momentum, dampening, weight_decay),
                                           bool(nesterov), bool(first_step))
 

@@ -1,0 +1,157 @@
+"""The operation table every backend fills: names, arguments and meaning.
+
+A backend is a module (:mod:`.c`, :mod:`.numpy_backend`, :mod:`.cuda`) with one
+function per entry of :data:`OPERATIONS`, whose parameters carry exactly the
+listed names in the listed order. It receives arguments that
+:mod:`fastseg.ops` (the kernels) or :mod:`fastseg._arrays` (the array helpers)
+have already checked and converted through the backend's own checks (the
+``CHECKS`` entries), so each backend decides what arrays it accepts (host
+arrays; or device arrays too) without the caller guessing.
+
+A backend that cannot provide an entry says so in its module-level dict
+``NOT_PROVIDED = {"operation": "why not"}``; calling the entry then raises
+:class:`fastseg.errors.UnavailableError` with that reason. A backend must not
+leave an entry out silently: :func:`build_table` refuses it, and
+``tests/test_backend_contract.py`` checks every backend against this table.
+
+Adding an operation (e.g. ``conv3d``)
+-------------------------------------
+1. Add one :class:`Operation` line to ``KERNELS`` (or ``ARRAY_HELPERS``) below.
+2. Implement it in each backend module with those parameter names, or add it to
+   that backend's ``NOT_PROVIDED`` with the reason.
+3. Add the public function to :mod:`fastseg.ops` (checks, then
+   ``backends.table(backend).conv3d(...)``).
+The contract test then covers it on every backend with no further change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from fastseg.errors import UnavailableError
+
+__all__ = ["Operation", "KERNELS", "ARRAY_HELPERS", "CHECKS", "OPERATIONS", "Table",
+           "build_table"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One entry of the table: its name, its parameters (in order) and what it does."""
+
+    name: str
+    params: tuple[str, ...]
+    summary: str
+
+
+def _op(name: str, params: str, summary: str) -> Operation:
+    return Operation(name, tuple(params.split()), summary)
+
+
+#: The computations, called by :mod:`fastseg.ops` with checked, converted arguments.
+KERNELS = (
+    _op("gemm", "a b trans_a trans_b", "op(a) @ op(b)"),
+    _op("im2col", "x kernel_size stride padding", "(N,C,H,W) -> (C*k*k, N*OH*OW) columns"),
+    _op("col2im", "cols x_shape kernel_size stride padding", "the adjoint of im2col"),
+    _op("conv2d", "x w b stride padding", "2-D cross-correlation, (N,F,OH,OW)"),
+    _op("conv2d_backward", "x w dy stride padding need_dx", "(dx or None, dw, db)"),
+    _op("linear", "x w b", "x @ w.T + b"),
+    _op("linear_backward", "x w dy need_dx", "(dx or None, dw, db)"),
+    _op("max_pool2d", "x kernel_size stride", "(y, int64 argmax index in each plane)"),
+    _op("max_pool2d_backward", "dy indices x_shape", "dy scattered to the argmax positions"),
+    _op("relu", "x", "max(x, 0)"),
+    _op("relu_backward", "x dy", "dy where x > 0"),
+    _op("tanh", "x", "tanh(x)"),
+    _op("tanh_backward", "x dy", "dy * (1 - tanh(x)**2)"),
+    _op("sigmoid", "x", "1 / (1 + exp(-x))"),
+    _op("sigmoid_backward", "x dy", "dy * s * (1 - s)"),
+    _op("softmax_cross_entropy", "logits labels class_weights", "(mean loss, dlogits)"),
+    _op("sgd_update", "p g buf lr momentum dampening weight_decay nesterov first_step",
+        "torch.optim.SGD's step on p in place; buf is None without momentum"),
+    _op("adam_update", "p g m v lr beta1 beta2 eps weight_decay step",
+        "torch.optim.Adam's step on p, m, v in place"),
+    _op("rprop_update", "p g prev step_size eta_minus eta_plus step_min step_max",
+        "torch.optim.Rprop's step on p, prev, step_size in place"),
+)
+
+#: The array plumbing nn and optim use, so parameters, gradients and optimizer state
+#: stay wherever the backend keeps its arrays (called by :mod:`fastseg._arrays`).
+ARRAY_HELPERS = (
+    _op("zeros", "shape dtype like", "zeros of shape and dtype where `like` lives"),
+    _op("zeros_like", "a", "zeros of a's shape, where a lives"),
+    _op("full_like", "a value", "a's shape filled with value, where a lives"),
+    _op("fill_", "a value", "set every element of a, in place"),
+    _op("copy_", "dst src", "dst[...] = src, in place"),
+    _op("add_", "dst src", "dst += src, in place"),
+    _op("mul", "a b", "a * b, b an array of a's shape or a float"),
+    _op("hstack", "arrays", "join 2-D arrays along their columns"),
+    _op("hsplit", "a widths", "contiguous column blocks of a"),
+    _op("batch_transpose", "x", "(B, R, C) -> (B, C, R), contiguous"),
+    _op("dropout", "x keep scale", "(x * mask, mask) with mask = keep * scale"),
+    _op("to_device", "a", "a on the backend's device"),
+    _op("to_host", "a", "a as a NumPy array"),
+)
+
+#: How the backend checks and converts what callers hand it. The host backends use
+#: :mod:`fastseg._validate`'s; a device backend also accepts its own arrays.
+CHECKS = (
+    _op("as_float32", "name a ndim layout", "a C-contiguous float32 array of rank ndim"),
+    _op("as_indices", "name indices shape limit", "int indices of shape, each in [0, limit)"),
+    _op("as_labels", "name labels n num_classes", "n int64 labels in [0, num_classes)"),
+    _op("check_finite", "name a", "refuse NaN and infinity"),
+    _op("as_inplace", "name a shape", "a float32 C-contiguous writeable array to update"),
+)
+
+OPERATIONS = KERNELS + ARRAY_HELPERS + CHECKS
+
+
+class Table:
+    """A backend's operations by name (``table.conv2d(...)``), checked against
+    :data:`OPERATIONS` by :func:`build_table`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<fastseg backend table {self.name!r}>"
+
+
+def _declined(backend: str, operation: str, why: str):
+    def declined(*args, **kwargs):
+        raise UnavailableError(f"{operation}: the {backend!r} backend does not provide it "
+                               f"({why})")
+
+    declined.__name__ = operation
+    return declined
+
+
+def build_table(name: str, module: ModuleType) -> Table:
+    """The :class:`Table` of backend `name` from its `module`.
+
+    Raises
+    ------
+    TypeError
+        When the module neither provides an operation nor says why not in
+        ``NOT_PROVIDED``, provides one it also declines, or declines one the
+        table does not know: a fastseg bug, which the contract test catches first.
+    """
+    declined = dict(getattr(module, "NOT_PROVIDED", {}))
+    unknown = sorted(set(declined) - {op.name for op in OPERATIONS})
+    if unknown:
+        raise TypeError(f"backend {name!r} declines operations the table does not have: "
+                        f"{unknown}")
+    table = Table(name)
+    missing = []
+    for op in OPERATIONS:
+        fn = getattr(module, op.name, None)
+        if op.name in declined:
+            if fn is not None:
+                raise TypeError(f"backend {name!r} both provides and declines {op.name!r}")
+            fn = _declined(name, op.name, declined[op.name])
+        elif fn is None:
+            missing.append(op.name)
+            continue
+        setattr(table, op.name, fn)
+    if missing:
+        raise TypeError(f"backend {name!r} provides neither {missing} nor a reason in "
+                        "NOT_PROVIDED")
+    return table

@@ -279,6 +279,16 @@ def test_sgd_update(momentum, dampening, wd, nesterov, rng):
     close(buf, buf_ref)
 
 
+def test_sgd_update_without_momentum_takes_no_buffer(rng):
+    p, g = f32(rng, 40), f32(rng, 40)
+    want = d64(p) - 0.5 * d64(g)
+    p_dev = cuda.to_device(p)
+    ops.sgd_update(p_dev, cuda.to_device(g), None, 0.5, backend=BE)  # device arrays
+    ops.sgd_update(p, g, None, 0.5, backend=BE)  # host arrays through the device
+    close(p_dev, want)
+    close(p, want)
+
+
 def test_adam_update(rng):
     p, g = f32(rng, 100), f32(rng, 100)
     m, v = np.zeros_like(p), np.zeros_like(p)

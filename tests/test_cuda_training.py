@@ -46,6 +46,7 @@ def batches():
 
 OPTIMIZERS = {
     "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+    "sgd_plain": lambda ps: optim.SGD(ps, lr=0.1),  # no momentum buffer at all
     "adam": lambda ps: optim.Adam(ps, lr=0.01),
     "rprop": lambda ps: optim.Rprop(ps, lr=0.01),
 }
@@ -93,7 +94,7 @@ def test_training_stays_on_device_and_matches_host(name):
     fresh = OPTIMIZERS[name](net.parameters())
     fresh.load_state_dict(saved)
     for p in net.parameters():
-        assert all(on_device(v) for k, v in fresh.state[p].items() if k != "step")
+        assert all(on_device(v) for k, v in fresh.state.get(p, {}).items() if k != "step")
 
 
 def test_to_cuda_cpu_and_state_dict_round_trip():

@@ -65,6 +65,25 @@ def test_sgd_plain_and_momentum_rules():
     np.testing.assert_allclose(opt.state[p]["momentum_buffer"], buf, rtol=1e-5)
 
 
+def test_sgd_without_momentum_allocates_no_buffer(monkeypatch):
+    # The kernels accept buf=None without momentum: no parameter-sized zeros (51 MB for
+    # lai2d's fc1) may be made for it, on any step.
+    from fastseg import ops
+
+    made = []
+    real = ops.zeros_like
+    monkeypatch.setattr(ops, "zeros_like", lambda a, **kw: made.append(a.shape) or real(a))
+    (p,) = params((7, 3))
+    before = p.data.copy()
+    opt = optim.SGD([p], lr=0.5)
+    opt.step()
+    opt.step()
+    assert made == [] and opt.state[p] == {} and not vars(opt).get("_scratch")
+    np.testing.assert_allclose(p.data, before - 2 * 0.5 * p.grad, rtol=1e-6)
+    with pytest.raises(ValueError, match="buf: momentum 0.9 needs a buffer"):
+        ops.sgd_update(p.data, p.grad, None, 0.1, momentum=0.9)
+
+
 def test_adam_first_step_moves_by_lr():
     (p,) = params((50,))
     p0 = p.data.copy()

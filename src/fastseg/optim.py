@@ -14,30 +14,25 @@ whatever the device, keyed as torch keys it
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from fastseg import ops
+from fastseg._arrays import host_array, host_copy
 from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg.nn.module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Rprop", "Adam"]
 
 
-def _to_numpy(value):
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
-    elif not isinstance(value, np.ndarray) and ops.device_of(value) == "cuda":
-        value = ops.to_device(value, "cpu")
-    return value
-
-
-def _host_copy(value):
-    """A NumPy copy of an array (host or device); other values as they are."""
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if ops.device_of(value) == "cuda":
-        return ops.to_device(value, "cpu")
-    return value
+def _plain(value):
+    """A saved value as plain data: arrays, device arrays and torch tensors become
+    NumPy arrays (0-d ones Python numbers); numbers, tuples and None stay as they are."""
+    if value is None or isinstance(value, (numbers.Number, str, tuple, list)):
+        return value
+    arr = host_array(value)
+    return arr.item() if arr.ndim == 0 else arr
 
 
 class Optimizer:
@@ -58,7 +53,6 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Parameter, dict] = {}
-        self._scratch: dict[Parameter, np.ndarray] = {}
         groups = list(params)
         if not groups:
             raise InvalidValueError("optimizer got an empty parameter list")
@@ -88,14 +82,8 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every ``.grad`` to None (torch's default) or to zeros."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif isinstance(p.grad, np.ndarray):
-                    p.grad.fill(0)
-                elif p.grad is not None:
-                    ops.fill_(p.grad, 0)
+        for p in self._params():
+            p.zero_grad(set_to_none)
 
     def step(self) -> None:
         """Update every parameter that has a gradient (those with None are skipped)."""
@@ -127,7 +115,8 @@ class Optimizer:
         The arrays are NumPy copies, also of state kept on the device.
         """
         index = {id(p): i for i, p in enumerate(self._params())}
-        state = {index[id(p)]: {k: _host_copy(val) for k, val in st.items()}
+        state = {index[id(p)]: {k: val if isinstance(val, numbers.Number) else host_copy(val)
+                                for k, val in st.items()}
                  for p, st in self.state.items() if st}
         groups, start = [], 0
         for group in self.param_groups:
@@ -166,7 +155,7 @@ class Optimizer:
             new_state[p] = self._restore(p, st)
         new_groups = []
         for saved, group in zip(saved_groups, self.param_groups, strict=True):
-            hyper = {k: _to_numpy(saved[k]) for k in self.defaults if k in saved}
+            hyper = {k: _plain(saved[k]) for k in self.defaults if k in saved}
             for k, default in self.defaults.items():
                 if isinstance(default, tuple) and k in hyper:
                     hyper[k] = tuple(float(x) for x in hyper[k])
@@ -179,7 +168,7 @@ class Optimizer:
     def _restore(p: Parameter, st: dict) -> dict:
         out = {}
         for k, val in st.items():
-            val = _to_numpy(val)
+            val = _plain(val)
             if val is None:
                 continue  # torch keeps momentum_buffer=None when momentum is 0
             arr = np.asarray(val)
@@ -238,17 +227,12 @@ class SGD(Optimizer):
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
         first = False
+        buf = None  # without momentum there is no buffer, as in torch
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = ops.zeros_like(p.data)
                 first = True
-        else:
-            # The kernel neither reads nor writes buf without momentum, but its
-            # signature wants one; keep one out of the state (torch has none).
-            buf = self._scratch.get(p)
-            if buf is None:
-                buf = self._scratch[p] = ops.zeros_like(p.data)
         ops.sgd_update(p.data, grad, buf, group["lr"], momentum, group["dampening"],
                        group["weight_decay"], group["nesterov"], first_step=first)
 

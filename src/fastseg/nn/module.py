@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastseg import ops
+from fastseg._arrays import host_array, host_copy
 from fastseg.errors import InvalidValueError
 
 __all__ = ["Module", "Parameter", "StateDictError", "IncompatibleKeys"]
@@ -80,16 +81,18 @@ class Parameter:
         else:
             ops.add_(self.grad, g)
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop ``.grad`` (None, the PyTorch default) or set it to zeros where it lives."""
+        if set_to_none:
+            self.grad = None
+        elif isinstance(self.grad, np.ndarray):
+            self.grad.fill(0)  # any dtype (the float64 gradient checks use it too)
+        elif self.grad is not None:
+            ops.fill_(self.grad, 0)
+
     def __repr__(self) -> str:
         where = "" if isinstance(self.data, np.ndarray) else f", device={self.device!r}"
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}{where})"
-
-
-def _zero(a) -> None:
-    if isinstance(a, np.ndarray):
-        a.fill(0)
-    else:
-        ops.fill_(a, 0)
 
 
 class StateDictError(InvalidValueError, RuntimeError):
@@ -101,20 +104,6 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list
     unexpected_keys: list
-
-
-def _to_numpy(value) -> np.ndarray:
-    # torch tensors (possibly requiring grad or on a GPU), device arrays and plain arrays.
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
-    elif not isinstance(value, np.ndarray) and ops.device_of(value) == "cuda":
-        value = ops.to_device(value, "cpu")
-    return np.asarray(value)
-
-
-def _host_copy(a) -> np.ndarray:
-    host = ops.to_device(a, "cpu")
-    return host.copy() if host is a else host
 
 
 class Module:
@@ -255,10 +244,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every ``.grad`` to None (the PyTorch default) or to zeros."""
         for param in self.parameters():
-            if set_to_none:
-                param.grad = None
-            elif param.grad is not None:
-                _zero(param.grad)
+            param.zero_grad(set_to_none)
 
     # ---- devices ------------------------------------------------------------------
 
@@ -292,7 +278,7 @@ class Module:
     def state_dict(self) -> OrderedDict:
         """Host (NumPy) copies of every parameter array, wherever the parameters live,
         keyed as PyTorch keys them (``"0.weight"``)."""
-        return OrderedDict((name, _host_copy(param.data))
+        return OrderedDict((name, host_copy(param.data))
                            for name, param in self._all_named_parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -322,7 +308,7 @@ class Module:
         for key, param in own.items():
             if key not in state_dict:
                 continue
-            arr = _to_numpy(state_dict[key])
+            arr = host_array(state_dict[key])
             if arr.dtype.kind not in "fiu":
                 errors.append(f"wrong dtype for {key}: {arr.dtype}, expected a real number array")
             elif arr.shape != param.data.shape:

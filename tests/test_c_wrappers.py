@@ -5,6 +5,7 @@ import pytest
 
 _cy = pytest.importorskip("fastseg._cy._conv")
 from fastseg._cy import _conv, _dense, _loss, _optim, _pointwise, _pool  # noqa: E402
+from fastseg.errors import InvalidIndexError, InvalidValueError  # noqa: E402
 
 
 def f32(*shape):
@@ -45,7 +46,7 @@ def f32(*shape):
     lambda: _optim.rprop_update(f32(4), f32(4), f32(4), f32(2), 0.5, 1.2, 1e-6, 50),
 ])
 def test_inconsistent_shapes_raise_value_error(call):
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidValueError):  # fastseg's own ValueError, as ops raises
         call()
 
 
@@ -53,14 +54,17 @@ def test_inconsistent_shapes_raise_value_error(call):
 def test_pool_backward_rejects_bad_index_and_leaves_nothing_half_done(bad):
     idx = np.zeros((1, 1, 2, 2), np.int64)
     idx[0, 0, 1, 1] = bad
-    with pytest.raises(IndexError, match="indices"):
+    # The kernel's FS_EINDEX, mapped in _status.pxd: an IndexError and a ValueError
+    # naming the argument and its range, never a MemoryError.
+    with pytest.raises(InvalidIndexError, match=r"indices holds a value outside \[0, H\*W\)"):
         _pool.max_pool2d_backward(f32(1, 1, 2, 2), idx, (1, 1, 4, 4))
 
 
 @pytest.mark.parametrize("label", [-1, 4])
 def test_softmax_xent_rejects_bad_label(label):
-    with pytest.raises(IndexError, match="labels"):
+    with pytest.raises(InvalidIndexError, match=r"labels holds a value outside \[0, 4\)") as info:
         _loss.softmax_xent(f32(3, 4), np.array([0, 1, label], np.int64))
+    assert isinstance(info.value, IndexError) and isinstance(info.value, ValueError)
 
 
 def test_wrong_dtype_or_layout_is_rejected():

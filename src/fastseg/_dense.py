@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastseg import nn, ops
+from fastseg._shapes import out_size
 
 __all__ = ["DensePlan", "plan", "infer_patch_size"]
 
@@ -54,11 +55,11 @@ class DensePlan:
             if step[0] == "conv":
                 w, stride = step[1], step[3]
                 k = w.shape[2]
-                out = (side - k) // stride + 1
+                out = out_size(side, k, stride)
                 worst = max(worst, channels * k * k * out * out, w.shape[0] * out * out)
                 channels, side = w.shape[0], out
             elif step[0] == "pool":
-                side = (side - step[1]) // step[2] + 1
+                side = out_size(side, step[1], step[2])
                 worst = max(worst, 3 * channels * side * side)  # values + int64 indices
         return 4 * worst
 
@@ -182,14 +183,14 @@ def plan(model, patch_size: int) -> DensePlan:
                                  f"{side}x{side} before a {k}x{k} convolution")
             bias = None if layer.bias is None else layer.bias.data
             result.steps.append(("conv", w, bias, s))
-            channels, side = w.shape[0], (side - k) // s + 1
+            channels, side = w.shape[0], out_size(side, k, s)
             result.stride *= s
         elif kind == "pool":
             if side < k:
                 raise ValueError(f"patch_size: {patch_size} is too small: the feature map "
                                  f"shrinks to {side}x{side} before a {k}x{k} pooling")
             result.steps.append(("pool", k, s))
-            side = (side - k) // s + 1
+            side = out_size(side, k, s)
             result.stride *= s
         elif isinstance(layer, nn.Flatten):
             flat = True

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastseg import ops
+from fastseg._shapes import out_size
 
 Runner = Callable[[], object]
 
@@ -128,7 +129,7 @@ CONV_SHAPES = [
 
 
 def _conv_case(name, n, c, s, f, k, pad, backward: bool) -> Case:
-    o = s + 2 * pad - k + 1
+    o = out_size(s, k, 1, pad)
 
     def prepare(backend: str) -> Runner:
         rng = np.random.default_rng(0)

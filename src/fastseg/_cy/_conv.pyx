@@ -5,47 +5,29 @@ call can make it read or write outside the arrays it is given."""
 import numpy as np
 
 from fastseg._buffers import empty as _empty
+from fastseg.errors import InvalidValueError
 
+from fastseg._cy._status cimport check_status
+from fastseg._cy._window cimport out_size
 from fastseg._cy.kernels cimport (
-    FS_ENOMEM, FS_OK, fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_idx,
-    fs_im2col,
+    fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_idx, fs_im2col,
 )
 
 # Element counts beyond this cannot be addressed in bytes with 64-bit sizes.
 cdef object _MAX_ELEMS = (1 << 62) // 4
 
 
-cdef object _extent(str what, object size, object k, object stride, object pad):
-    """Output extent in Python integers (no overflow), checked for sense."""
-    if k < 1 or stride < 1 or pad < 0:
-        raise ValueError(f"{what}: need kernel_size >= 1, stride >= 1, padding >= 0 "
-                         f"(got {k}, {stride}, {pad})")
-    span = size + 2 * pad - k
-    if span < 0:
-        raise ValueError(f"{what}: kernel_size {k} is larger than the padded input "
-                         f"({size} + 2*{pad})")
-    return span // stride + 1
-
-
 cdef _check_total(str what, object count):
     if count > _MAX_ELEMS:
-        raise ValueError(f"{what}: the output would have {count} elements, too many")
-
-
-cdef _status(int st, str what):
-    if st == FS_OK:
-        return
-    if st == FS_ENOMEM:
-        raise MemoryError(f"{what}: could not allocate the convolution workspace")
-    raise ValueError(f"{what}: the kernel rejected its arguments (status {st})")
+        raise InvalidValueError(f"{what}: the output would have {count} elements, too many")
 
 
 def im2col(const float[:, :, :, ::1] x, Py_ssize_t kernel_size, Py_ssize_t stride,
            Py_ssize_t padding):
     """(N, C, H, W) -> (C*k*k, N*OH*OW) column matrix."""
     n, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    oh = _extent("im2col", h, kernel_size, stride, padding)
-    ow = _extent("im2col", w, kernel_size, stride, padding)
+    oh = out_size("im2col", h, kernel_size, stride, padding)
+    ow = out_size("im2col", w, kernel_size, stride, padding)
     rows, ncols = c * kernel_size * kernel_size, n * oh * ow
     _check_total("im2col", rows * ncols)
     out = np.empty((rows, ncols), dtype=np.float32)
@@ -63,14 +45,14 @@ def col2im(const float[:, ::1] cols, tuple x_shape, Py_ssize_t kernel_size,
            Py_ssize_t stride, Py_ssize_t padding):
     """The adjoint of im2col: sums every column entry back into (N, C, H, W)."""
     if len(x_shape) != 4 or any(int(d) < 0 for d in x_shape):
-        raise ValueError(f"col2im: x_shape must be 4 non-negative sizes, got {x_shape}")
+        raise InvalidValueError(f"col2im: x_shape must be 4 non-negative sizes, got {x_shape}")
     n, c, h, w = (int(d) for d in x_shape)
-    oh = _extent("col2im", h, kernel_size, stride, padding)
-    ow = _extent("col2im", w, kernel_size, stride, padding)
+    oh = out_size("col2im", h, kernel_size, stride, padding)
+    ow = out_size("col2im", w, kernel_size, stride, padding)
     rows, ncols = c * kernel_size * kernel_size, n * oh * ow
     if cols.shape[0] != rows or cols.shape[1] != ncols:
-        raise ValueError(f"col2im: cols has shape ({cols.shape[0]}, {cols.shape[1]}), "
-                         f"expected ({rows}, {ncols}) for x_shape {x_shape}")
+        raise InvalidValueError(f"col2im: cols has shape ({cols.shape[0]}, {cols.shape[1]}), "
+                                f"expected ({rows}, {ncols}) for x_shape {x_shape}")
     _check_total("col2im", n * c * h * w)
     out = np.zeros((n, c, h, w), dtype=np.float32)
     if rows == 0 or ncols == 0 or out.size == 0:
@@ -85,13 +67,13 @@ def col2im(const float[:, ::1] cols, tuple x_shape, Py_ssize_t kernel_size,
 
 cdef tuple _conv_shapes(str what, x, w, Py_ssize_t stride, Py_ssize_t padding):
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{what}: w has {w.shape[1]} input channels, x has {x.shape[1]}")
+        raise InvalidValueError(f"{what}: w has {w.shape[1]} input channels, x has {x.shape[1]}")
     if w.shape[2] != w.shape[3]:
-        raise ValueError(f"{what}: only square kernels are supported, w has shape "
-                         f"{tuple(w.shape[:4])}")
+        raise InvalidValueError(f"{what}: only square kernels are supported, w has shape "
+                                f"{tuple(w.shape[:4])}")
     k = w.shape[2]
-    oh = _extent(what, x.shape[2], k, stride, padding)
-    ow = _extent(what, x.shape[3], k, stride, padding)
+    oh = out_size(what, x.shape[2], k, stride, padding)
+    ow = out_size(what, x.shape[3], k, stride, padding)
     return k, oh, ow
 
 
@@ -105,7 +87,7 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
     if b is not None:
         bv = b
         if bv.shape[0] != f:
-            raise ValueError(f"conv2d: b has {bv.shape[0]} entries, expected {f}")
+            raise InvalidValueError(f"conv2d: b has {bv.shape[0]} entries, expected {f}")
         if f > 0:
             pb = &bv[0]
     _check_total("conv2d", n * f * oh * ow)
@@ -122,7 +104,7 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
     with nogil:
         st = fs_conv2d_forward(&x[0, 0, 0, 0], cn, cc, ch, cw, &w[0, 0, 0, 0], cf, ck, pb,
                                s, p, &yv[0, 0, 0, 0])
-    _status(st, "conv2d")
+    check_status(st, "conv2d")
     return y
 
 
@@ -132,9 +114,10 @@ def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     """Gradients of conv2d: returns (dx, dw, db); dx is None unless need_dx."""
     k, oh, ow = _conv_shapes("conv2d_backward", x, w, stride, padding)
     n, c, f = x.shape[0], x.shape[1], w.shape[0]
-    if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (n, f, oh, ow):
-        raise ValueError(f"conv2d_backward: dy has shape {(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}, "
-                         f"expected {(n, f, oh, ow)}")
+    dy_shape = (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])
+    if dy_shape != (n, f, oh, ow):
+        raise InvalidValueError(f"conv2d_backward: dy has shape {dy_shape}, expected "
+                                f"{(n, f, oh, ow)}")
     if n == 0 or f == 0 or c == 0:
         dx = np.zeros((n, c, x.shape[2], x.shape[3]), dtype=np.float32)
         dw = np.zeros((f, c, k, k), dtype=np.float32)
@@ -159,5 +142,5 @@ def conv2d_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     with nogil:
         st = fs_conv2d_backward(&x[0, 0, 0, 0], cn, cc, ch, cw, &w[0, 0, 0, 0], cf, ck, s, p,
                                 &dy[0, 0, 0, 0], dxp, &dwv[0, 0, 0, 0], &dbv[0])
-    _status(st, "conv2d_backward")
+    check_status(st, "conv2d_backward")
     return dx, dw, db

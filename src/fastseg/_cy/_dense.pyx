@@ -3,26 +3,23 @@
 import numpy as np
 
 from fastseg._buffers import empty as _empty
+from fastseg.errors import InvalidValueError
 
-from fastseg._cy.kernels cimport FS_OK, fs_idx, fs_linear_backward, fs_linear_forward
-
-
-cdef _status(int st, str what):
-    if st != FS_OK:
-        raise MemoryError(f"{what}: could not allocate the GEMM workspace")
+from fastseg._cy._status cimport check_status
+from fastseg._cy.kernels cimport fs_idx, fs_linear_backward, fs_linear_forward
 
 
 def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
     """x (N, I), w (O, I), b (O,) or None -> x @ w.T + b, shape (N, O)."""
     n, i, o = x.shape[0], x.shape[1], w.shape[0]
     if w.shape[1] != i:
-        raise ValueError(f"linear: w has {w.shape[1]} input features, x has {i}")
+        raise InvalidValueError(f"linear: w has {w.shape[1]} input features, x has {i}")
     cdef const float[::1] bv
     cdef const float *pb = NULL
     if b is not None:
         bv = b
         if bv.shape[0] != o:
-            raise ValueError(f"linear: b has {bv.shape[0]} entries, expected {o}")
+            raise InvalidValueError(f"linear: b has {bv.shape[0]} entries, expected {o}")
         if o > 0:
             pb = &bv[0]
     if n == 0 or i == 0 or o == 0:
@@ -36,7 +33,7 @@ def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
     cdef int st
     with nogil:
         st = fs_linear_forward(&x[0, 0], cn, ci, &w[0, 0], co, pb, &yv[0, 0])
-    _status(st, "linear")
+    check_status(st, "linear")
     return y
 
 
@@ -46,10 +43,10 @@ def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:,
     need_dx."""
     n, i, o = x.shape[0], x.shape[1], w.shape[0]
     if w.shape[1] != i:
-        raise ValueError(f"linear_backward: w has {w.shape[1]} input features, x has {i}")
+        raise InvalidValueError(f"linear_backward: w has {w.shape[1]} input features, x has {i}")
     if dy.shape[0] != n or dy.shape[1] != o:
-        raise ValueError(f"linear_backward: dy has shape ({dy.shape[0]}, {dy.shape[1]}), "
-                         f"expected ({n}, {o})")
+        raise InvalidValueError(f"linear_backward: dy has shape ({dy.shape[0]}, {dy.shape[1]}), "
+                                f"expected ({n}, {o})")
     if n == 0 or i == 0 or o == 0:
         dx = np.zeros((n, i), dtype=np.float32)
         dw = np.zeros((o, i), dtype=np.float32)
@@ -74,5 +71,5 @@ def linear_backward(const float[:, ::1] x, const float[:, ::1] w, const float[:,
     with nogil:
         st = fs_linear_backward(&x[0, 0], cn, ci, &w[0, 0], co, &dy[0, 0],
                                 dxp, &dwv[0, 0], &dbv[0])
-    _status(st, "linear_backward")
+    check_status(st, "linear_backward")
     return dx, dw, db

@@ -2,7 +2,10 @@
 """SGEMM wrapper: the packed, blocked C GEMM (kernels/src/gemm.c)."""
 import numpy as np
 
-from fastseg._cy.kernels cimport FS_OK, fs_idx, fs_sgemm
+from fastseg.errors import InvalidValueError
+
+from fastseg._cy._status cimport check_status
+from fastseg._cy.kernels cimport fs_idx, fs_sgemm
 
 
 def sgemm(const float[:, ::1] a, const float[:, ::1] b, bint trans_a=False,
@@ -17,7 +20,7 @@ def sgemm(const float[:, ::1] a, const float[:, ::1] b, bint trans_a=False,
     cdef fs_idx kb = b.shape[1] if trans_b else b.shape[0]
     cdef fs_idx n = b.shape[0] if trans_b else b.shape[1]
     if ka != kb:
-        raise ValueError(f"gemm: inner dimensions differ ({ka} vs {kb})")
+        raise InvalidValueError(f"gemm: inner dimensions differ ({ka} vs {kb})")
     out = np.empty((m, n), dtype=np.float32)
     cdef float[:, ::1] c = out
     cdef int status
@@ -30,6 +33,5 @@ def sgemm(const float[:, ::1] a, const float[:, ::1] b, bint trans_a=False,
     cdef fs_idx ldb = b.shape[1] if b.shape[1] > 0 else 1
     with nogil:
         status = fs_sgemm(trans_a, trans_b, m, n, ka, 1.0, pa, lda, pb, ldb, 0.0, &c[0, 0], n)
-    if status != FS_OK:
-        raise MemoryError("gemm: could not allocate the packing workspace")
+    check_status(status, "gemm")
     return out

@@ -1,12 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """In-place optimizer updates (kernels/src/optim_update.c) on flat float32
 arrays; every array must have the parameter's length."""
+from fastseg.errors import InvalidValueError
+
 from fastseg._cy.kernels cimport fs_adam_update, fs_idx, fs_rprop_update, fs_sgd_update
 
 
 cdef _same_len(str what, Py_ssize_t count, str name, Py_ssize_t got):
     if got != count:
-        raise ValueError(f"{what}: {name} has {got} elements, the parameter has {count}")
+        raise InvalidValueError(f"{what}: {name} has {got} elements, the parameter has "
+                                f"{count}")
 
 
 def sgd_update(float[::1] p, const float[::1] g, buf, float lr, float momentum,
@@ -22,7 +25,7 @@ def sgd_update(float[::1] p, const float[::1] g, buf, float lr, float momentum,
         if count > 0:
             pb = &bv[0]
     elif momentum != 0.0:
-        raise ValueError("sgd_update: momentum needs a buffer (buf is None)")
+        raise InvalidValueError("sgd_update: momentum needs a buffer (buf is None)")
     if count == 0:
         return
     with nogil:
@@ -34,7 +37,7 @@ def adam_update(float[::1] p, const float[::1] g, float[::1] m, float[::1] v, fl
                 float beta1, float beta2, float eps, float weight_decay, long long step):
     """torch.optim.Adam's step (L2 weight decay) on p, m, v; step counts from 1."""
     if step < 1:
-        raise ValueError(f"adam_update: step counts from 1, got {step}")
+        raise InvalidValueError(f"adam_update: step counts from 1, got {step}")
     cdef fs_idx count = p.shape[0]
     _same_len("adam_update", count, "g", g.shape[0])
     _same_len("adam_update", count, "m", m.shape[0])

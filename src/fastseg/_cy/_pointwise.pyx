@@ -5,6 +5,8 @@ import numpy as np
 
 from fastseg._buffers import empty as _empty
 
+from fastseg.errors import InvalidValueError
+
 from fastseg._cy.kernels cimport (
     fs_idx, fs_relu_backward, fs_relu_forward, fs_sigmoid_backward, fs_sigmoid_forward,
     fs_tanh_backward, fs_tanh_forward,
@@ -29,7 +31,8 @@ cdef object _forward(unary_fn fn, x):
 
 cdef object _backward(binary_fn fn, str what, x, dy):
     if np.shape(x) != np.shape(dy):
-        raise ValueError(f"{what}: dy has shape {np.shape(dy)}, x has shape {np.shape(x)}")
+        raise InvalidValueError(f"{what}: dy has shape {np.shape(dy)}, x has shape "
+                                f"{np.shape(x)}")
     dx = _empty(np.shape(x))
     cdef const float[::1] xv = np.reshape(x, -1)
     cdef const float[::1] gv = np.reshape(dy, -1)

@@ -11,6 +11,7 @@ import numpy as np
 
 from fastseg import _validate as v
 from fastseg import ops
+from fastseg._shapes import out_size
 from fastseg.errors import InvalidValueError
 from fastseg.nn import init
 from fastseg.nn.module import Module, Parameter
@@ -65,7 +66,7 @@ class Conv2d(Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output (height, width) for an input of (height, width)."""
         k, s, p = self.kernel_size, self.stride, self.padding
-        return (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        return out_size(height, k, s, p), out_size(width, k, s, p)
 
     def forward(self, x):
         shape = _shape_of(x)
@@ -163,7 +164,7 @@ class MaxPool2d(Module):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         k, s = self.kernel_size, self.stride
-        return (height - k) // s + 1, (width - k) // s + 1
+        return out_size(height, k, s), out_size(width, k, s)
 
     def forward(self, x):
         shape = _shape_of(x)

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
+from fastseg._shapes import out_size
 from fastseg.backends._cuda import THREADS, blocks_for, empty
 from fastseg.backends._cuda import gemm as _gemm
 
 #: Largest column buffer (in floats) a chunk may use: 32 Mi floats = 128 MiB.
 MAX_COLS_ELEMENTS = 1 << 25
-
-
-def out_size(size: int, k: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - k) // stride + 1
 
 
 @cuda.jit

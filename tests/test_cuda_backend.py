@@ -243,6 +243,18 @@ def test_softmax_cross_entropy(n, k, weighted, rng):
     close(d, rd)
 
 
+@pytest.mark.parametrize("n,k", [(1, 2), (7, 3), (0, 2)])
+def test_softmax_matches_reference_on_host_and_device(n, k, rng):
+    logits = f32(rng, n, k, scale=3.0)
+    want = ref.softmax(d64(logits))
+    close(ops.softmax(logits, backend=BE), want)
+    got = ops.softmax(cuda.to_device(logits), backend=BE)
+    assert on_device(got)
+    close(got, want)
+    close(ops.softmax(np.array([[1e4, -1e4], [3.0, 3.0]], np.float32), backend=BE),
+          np.array([[1.0, 0.0], [0.5, 0.5]]))
+
+
 def test_softmax_cross_entropy_huge_logits():
     logits = np.array([[1e4, -1e4], [-1e4, 1e4], [3.0, 3.0]], dtype=np.float32)
     loss, d = ops.softmax_cross_entropy(logits, np.array([0, 0, 1]), backend=BE)

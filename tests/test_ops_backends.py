@@ -160,6 +160,12 @@ def test_softmax_cross_entropy(backend, n, k, weighted, rng):
     close(d, rd)
 
 
+@pytest.mark.parametrize("n,k", [(1, 2), (7, 2), (5, 11), (0, 3)])
+def test_softmax(backend, n, k, rng):
+    logits = f32(rng, n, k, scale=3.0)
+    close(ops.softmax(logits, backend=backend), ref.softmax(d64(logits)))
+
+
 def test_softmax_cross_entropy_huge_logits(backend):
     logits = np.array([[1e4, -1e4], [-1e4, 1e4], [3.0, 3.0]], dtype=np.float32)
     loss, d = ops.softmax_cross_entropy(logits, np.array([0, 0, 1]), backend=backend)

@@ -50,6 +50,8 @@ CASES = [
      "class_weights"),
     (lambda: ops.sgd_update(np.zeros(3, np.float32), np.zeros(3), np.zeros(3, np.float32), 0.1),
      TypeError, "g: expected a float32"),
+    (lambda: ops.softmax(np.zeros(3)), ValueError, "x: expected a 2-D array"),
+    (lambda: ops.softmax(np.zeros((3, 0))), ValueError, "x: needs at least one class"),
 ]
 
 

@@ -158,6 +158,20 @@ def test_softmax_cross_entropy_value_and_gradient(weighted, rng):
     np.testing.assert_allclose(d, numeric_grad(f, logits), rtol=1e-6, atol=1e-8)
 
 
+def test_softmax_against_its_definition_and_stable(rng):
+    logits = rng.normal(size=(5, 3))
+    e = np.exp(logits)
+    np.testing.assert_allclose(ref.softmax(logits), e / e.sum(axis=1, keepdims=True),
+                               rtol=1e-12)
+    huge = np.array([[1e4, -1e4, 0.0], [3.0, 3.0, 3.0]])
+    np.testing.assert_allclose(ref.softmax(huge), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]],
+                               atol=1e-12)
+    # The loss is the log of this softmax: one formula for both.
+    labels = np.array([0, 2, 1, 1, 0])
+    loss, _ = ref.softmax_cross_entropy(logits, labels, None)
+    assert loss == pytest.approx(-np.log(ref.softmax(logits)[np.arange(5), labels]).mean())
+
+
 def test_softmax_cross_entropy_is_finite_for_huge_logits():
     logits = np.array([[1e4, -1e4], [-1e4, 1e4], [0.0, 0.0]], dtype=np.float32)
     loss, d = ref.softmax_cross_entropy(logits, np.array([0, 0, 1]), None)

@@ -226,7 +226,5 @@ def plan(model, patch_size: int) -> DensePlan:
 
 def class1_probability(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 0 of (classes, h, w) logits, class 1 only, in float32."""
-    z = logits.astype(np.float32, copy=False)
-    z = z - z.max(axis=0, keepdims=True)
-    e = np.exp(z)
-    return (e[1] / e.sum(axis=0)).astype(np.float32)
+    classes, h, w = logits.shape
+    return ops.softmax(logits.reshape(classes, h * w).T)[:, 1].reshape(h, w)

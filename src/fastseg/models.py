@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg import nn
+from fastseg import nn, ops
+from fastseg._arrays import host_array
 from fastseg.errors import InvalidValueError
 
 __all__ = ["lai2d", "lai_stacked2d", "lai_triplanar", "seo_whole_image", "get", "names",
@@ -214,12 +215,8 @@ def whole_image_probabilities(logits, image_size, cls: int = 1) -> np.ndarray:
     -------
     ndarray (N, H, W), float32
     """
-    logits = np.asarray(logits, dtype=np.float32)
     h, w = image_size
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(shifted)
-    p /= p.sum(axis=1, keepdims=True)
-    return p[:, cls].reshape(-1, h, w)
+    return host_array(ops.softmax(logits))[:, cls].reshape(-1, h, w)
 
 
 _REGISTRY = {

@@ -41,7 +41,7 @@ from fastseg.errors import InvalidTypeError, InvalidValueError
 __all__ = [
     "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
-    "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
+    "sigmoid", "sigmoid_backward", "softmax", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
     "DEVICES", "device_of", "to_device", "zeros_like", "full_like", "fill_", "copy_", "add_",
     "mul", "hstack", "hsplit", "batch_transpose", "dropout",
@@ -293,6 +293,22 @@ sigmoid, sigmoid_backward = _unary("sigmoid")
 
 
 # ---- loss ------------------------------------------------------------------------------
+
+
+def softmax(x, *, backend=None):
+    """Softmax over the classes of x (N, K): each row becomes probabilities summing to 1.
+
+    Stable for logits of any finite size (shifted by the row maximum).
+
+    Returns
+    -------
+    ndarray (N, K), float32
+    """
+    be = backends.table(backend)
+    x = be.as_float32("x", x, 2, "(batch, classes)")
+    if x.shape[1] < 1:
+        raise InvalidValueError(f"x: needs at least one class, got shape {x.shape}")
+    return be.softmax(x)
 
 
 def softmax_cross_entropy(logits, labels, class_weights=None, *, backend=None):

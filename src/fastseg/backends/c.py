@@ -6,8 +6,9 @@ C-contiguous, int64 labels/indices); the wrappers still re-check every shape
 relation the C code depends on, so a caller that skips ``ops`` gets a
 ValueError, never an out-of-bounds access.
 
-Its arrays are NumPy arrays, so the checks, the array helpers (not hot) and
-what it does not provide are those of the NumPy reference.
+Its arrays are NumPy arrays, so the checks, the array helpers (not hot), the
+plain softmax (inference only, a few values per pixel) and what it does not
+provide are those of the NumPy reference.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     hsplit,
     hstack,
     mul,
+    softmax,
     to_host,
     zeros,
     zeros_like,

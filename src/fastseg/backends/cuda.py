@@ -226,6 +226,11 @@ tanh, tanh_backward = _activation("tanh")
 sigmoid, sigmoid_backward = _activation("sigmoid")
 
 
+def softmax(x):
+    where = _Placement(x)
+    return where.get(_loss.softmax(where.put(x)))
+
+
 def softmax_cross_entropy(logits, labels, class_weights):
     where = _Placement(logits, labels, class_weights)
     loss, dlogits = _loss.softmax_cross_entropy(where.put(logits), where.put(labels),

@@ -138,10 +138,19 @@ def sigmoid_backward(x, dy):
     return dy * s * (1 - s)
 
 
+def _log_softmax(z):
+    # Shifted by the row maximum first, so no exp overflows.
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(x):
+    return np.exp(_log_softmax(x))
+
+
 def softmax_cross_entropy(logits, labels, class_weights):
     n = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = _log_softmax(logits)
     rows = np.arange(n)
     weight = np.ones(n, dtype=logits.dtype) if class_weights is None else class_weights[labels]
     total = weight.sum(dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Fused, numerically stable softmax cross-entropy with PyTorch's class weights.
+"""Softmax, and fused, numerically stable softmax cross-entropy with PyTorch's class weights.
 
 Three small launches: one thread per row computes the row's softmax (shifted
 by its maximum, so no exp overflows), its weighted loss, its weight and the
@@ -16,18 +16,44 @@ from numba import cuda, float32, float64
 from fastseg.backends._cuda import THREADS, blocks_for, empty, vector_or_dummy, zeros
 
 
+@cuda.jit(device=True)
+def _normaliser(x, i):
+    """(max, log of the sum of exp(x - max)) over row i: its softmax is
+    exp(x - max - log_total), and no exp overflows."""
+    classes = x.shape[1]
+    top = x[i, 0]
+    for j in range(1, classes):
+        top = max(top, x[i, j])
+    total = float32(0.0)
+    for j in range(classes):
+        total += math.exp(x[i, j] - top)
+    return top, math.log(total)
+
+
+@cuda.jit
+def _softmax_rows(x, y):
+    i = cuda.grid(1)
+    while i < x.shape[0]:
+        top, log_total = _normaliser(x, i)
+        for j in range(x.shape[1]):
+            y[i, j] = math.exp(x[i, j] - top - log_total)
+        i += cuda.gridsize(1)
+
+
+def softmax(x):
+    """Row softmax of the device array x (N, K), as a device array."""
+    y = empty(x.shape)
+    if x.shape[0] and x.shape[1]:
+        _softmax_rows[blocks_for(x.shape[0]), THREADS](x, y)
+    return y
+
+
 @cuda.jit
 def _rows(logits, labels, weights, weighted, row_loss, row_weight, dlogits):
     classes = logits.shape[1]
     i = cuda.grid(1)
     while i < logits.shape[0]:
-        top = logits[i, 0]
-        for j in range(1, classes):
-            top = max(top, logits[i, j])
-        total = float32(0.0)
-        for j in range(classes):
-            total += math.exp(logits[i, j] - top)
-        log_total = math.log(total)
+        top, log_total = _normaliser(logits, i)
         label = labels[i]
         w = weights[label] if weighted else float32(1.0)
         row_loss[i] = -float64(w) * float64(logits[i, label] - top - log_total)

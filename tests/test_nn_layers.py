@@ -82,8 +82,19 @@ def test_sequential_is_indexable_iterable_sliceable():
     assert head(batch()).shape == (3, 64)
     named = nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 1, 1), act=nn.ReLU()))
     assert list(named.state_dict()) == ["conv.weight", "conv.bias"]
-    with pytest.raises(TypeError, match="Module"):
+    with pytest.raises(TypeError, match=r"Sequential\[1\]: expected a fastseg.nn.Module"):
         nn.Sequential(nn.ReLU(), "relu")
+    # Slices: a Sequential keeps its children's names (state dict keys), a ModuleList
+    # renumbers from 0, as in PyTorch.
+    tail = net[6:]
+    assert list(tail.state_dict()) == ["7.weight", "7.bias"] and isinstance(tail, nn.Sequential)
+    listed = nn.ModuleList(list(net))[7:]
+    assert type(listed) is nn.ModuleList and list(listed.state_dict()) == ["0.weight",
+                                                                           "0.bias"]
+    grown = nn.Sequential(nn.Linear(2, 3)).append(nn.Tanh())
+    assert len(grown) == 2 and isinstance(grown[1], nn.Tanh)
+    with pytest.raises(TypeError, match=r"ModuleList\[0\]"):
+        nn.ModuleList([3])
 
 
 def test_forward_backward_shapes_and_grad_accumulation():

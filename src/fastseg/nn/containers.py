@@ -1,4 +1,5 @@
-"""Containers: Sequential (a chain), ModuleList (a list) and Parallel (branches)."""
+"""Containers: ModuleList (a list), Sequential (a list run as a chain) and Parallel
+(branches)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ from fastseg import ops
 from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg.nn.module import Module, backward_params
 
-__all__ = ["Sequential", "ModuleList", "Parallel"]
+__all__ = ["ModuleList", "Sequential", "Parallel"]
 
 
 def _check_module(module, where):
@@ -18,23 +19,57 @@ def _check_module(module, where):
     return module
 
 
-class Sequential(Module):
+class ModuleList(Module):
+    """A list of modules that registers them (children ``"0"``, ``"1"``, ...).
+
+    Indexable (an int gives a module, a slice a new list numbered from 0, as
+    PyTorch's), iterable, with ``len()`` and ``append``.
+    """
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module: Module):
+        """Register `module` as the next child; returns self."""
+        index = len(self)
+        setattr(self, str(index), _check_module(module, f"{type(self).__name__}[{index}]"))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        values = list(self._modules.values())
+        return ModuleList(values[index]) if isinstance(index, slice) else values[index]
+
+
+class Sequential(ModuleList):
     """Modules applied in order; ``backward`` runs them in reverse.
 
     ``Sequential(m0, m1, ...)`` names the children ``"0"``, ``"1"``, ... and
     ``Sequential(OrderedDict(name=module, ...))`` uses the given names, as in
-    PyTorch. It is indexable (an int gives a module, a slice a Sequential),
-    iterable, and has ``len()``.
+    PyTorch. A :class:`ModuleList` that runs its modules as a chain: indexable
+    (an int gives a module, a slice a Sequential keeping the names), iterable,
+    with ``len()`` and ``append``.
     """
 
     def __init__(self, *modules):
-        super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            super().__init__()
             for name, module in modules[0].items():
                 setattr(self, str(name), _check_module(module, f"Sequential[{name!r}]"))
         else:
-            for i, module in enumerate(modules):
-                setattr(self, str(i), _check_module(module, f"Sequential[{i}]"))
+            super().__init__(modules)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
 
     def forward(self, x):
         for module in self._modules.values():
@@ -56,45 +91,6 @@ class Sequential(Module):
         if first < len(modules):
             backward_params(modules[first], dy)
         return None
-
-    def append(self, module: Module) -> Sequential:
-        setattr(self, str(len(self)), _check_module(module, "Sequential.append"))
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        items = list(self._modules.items())
-        if isinstance(index, slice):
-            return Sequential(OrderedDict(items[index]))
-        return items[index][1]
-
-
-class ModuleList(Module):
-    """A list of modules that registers them (children ``"0"``, ``"1"``, ...)."""
-
-    def __init__(self, modules=()):
-        super().__init__()
-        for module in modules:
-            self.append(module)
-
-    def append(self, module: Module) -> ModuleList:
-        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        values = list(self._modules.values())
-        return ModuleList(values[index]) if isinstance(index, slice) else values[index]
 
 
 class Parallel(Module):

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from fastseg import benchmarks
+from fastseg.benchmarks import timer
 
 BACKENDS = benchmarks.available_backends()
 
@@ -21,5 +22,5 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def pinned_threads(nthreads):
-    benchmarks.set_threads(nthreads)
+    timer.set_threads(nthreads)
     return nthreads

@@ -2,17 +2,17 @@
 
 Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/gemm_gflops.py
 (those two variables, when set, make OpenBLAS pick slower kernels).
-The two libraries are timed alternately, so drift in clock speed or
-noisy neighbours hits both alike; each figure is the median of the repeats.
+The two libraries are timed alternately by fastseg's one benchmark timer
+(:func:`fastseg.benchmarks.timer.alternate`), so drift in clock speed or noisy
+neighbours hits both alike; each figure is the median of the repeats.
 """
 import argparse
-import statistics
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from fastseg._cy import _gemm, _runtime
+from fastseg._cy import _gemm
+from fastseg.benchmarks import timer
 
 # (M, K, N): square, then the convolution/linear shapes.
 SHAPES = [(1024, 1024, 1024), (50, 500, 32768), (20, 25, 51200),
@@ -25,14 +25,6 @@ def _operands(m, k, n, ta, tb, rng):
     a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
     return a, b
-
-
-def _time(fn, min_seconds):
-    fn()  # warm caches and workspaces
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return once, max(1, int(min_seconds / max(once, 1e-6)))
 
 
 def main():
@@ -52,31 +44,21 @@ def main():
     rng = np.random.default_rng(0)
     print(f"{'thr':>3} {'shape (M,K,N)':>20} {'op':>6} {'fastseg':>9} {'numpy':>9} {'ratio':>6}")
     for nt in args.threads:
-        _runtime.set_num_threads(nt)
-        with threadpool_limits(limits=nt):
-            for (m, k, n) in SHAPES:
-                for name, ta, tb in VARIANTS:
-                    a, b = _operands(m, k, n, ta, tb, rng)
-                    opa = a.T if ta else a
-                    opb = b.T if tb else b
-                    fns = {"fastseg": lambda a=a, b=b, ta=ta, tb=tb: _gemm.sgemm(a, b, ta, tb),
+        timer.set_threads(nt)  # fastseg's kernels and NumPy's BLAS alike
+        for (m, k, n) in SHAPES:
+            for name, ta, tb in VARIANTS:
+                a, b = _operands(m, k, n, ta, tb, rng)
+                opa = a.T if ta else a
+                opb = b.T if tb else b
+                runners = {"fastseg": lambda a=a, b=b, ta=ta, tb=tb: _gemm.sgemm(a, b, ta, tb),
                            "numpy": lambda opa=opa, opb=opb: np.matmul(opa, opb)}
-                    reps = {key: _time(f, args.min_seconds)[1] for key, f in fns.items()}
-                    samples = {key: [] for key in fns}
-                    for _ in range(args.repeats):
-                        for key, f in fns.items():
-                            # Let the other library's idle worker threads (OpenBLAS
-                            # and libgomp both spin-wait after a call) go to sleep,
-                            # or they steal the cores this one is timed on.
-                            time.sleep(args.settle)
-                            t0 = clock()
-                            for _ in range(reps[key]):
-                                f()
-                            samples[key].append((clock() - t0) / reps[key])
-                    flops = 2.0 * m * n * k
-                    g = {key: flops / statistics.median(v) / 1e9 for key, v in samples.items()}
-                    print(f"{nt:>3} {str((m, k, n)):>20} {name:>6} {g['fastseg']:9.1f} "
-                          f"{g['numpy']:9.1f} {g['fastseg'] / g['numpy']:6.2f}", flush=True)
+                seconds = timer.alternate(runners, repeats=args.repeats,
+                                          min_time=args.min_seconds, settle=args.settle,
+                                          clock=clock)
+                flops = 2.0 * m * n * k
+                g = {key: flops / t / 1e9 for key, t in seconds.items()}
+                print(f"{nt:>3} {str((m, k, n)):>20} {name:>6} {g['fastseg']:9.1f} "
+                      f"{g['numpy']:9.1f} {g['fastseg'] / g['numpy']:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

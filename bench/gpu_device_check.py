@@ -157,20 +157,12 @@ def environment() -> None:
 
 
 def _timed(fn, sync, reps: int, min_s: float = 0.2) -> float:
-    """Median seconds of fn() over reps calls (at least min_s of work), after a warm-up."""
-    fn()
-    sync()
-    times = []
-    deadline = time.perf_counter() + (0 if SMOKE else min_s)
-    while len(times) < reps or time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 5 * reps:
-            break
-    times.sort()
-    return times[len(times) // 2]
+    """Median seconds of fn() over `reps` samples of at least min_s / reps of work each,
+    after a warm-up; fastseg's one benchmark timer, with `sync` before each clock stop."""
+    from fastseg.benchmarks.timer import alternate
+
+    return alternate({"run": fn}, repeats=reps, min_time=0 if SMOKE else min_s / reps,
+                     settle=0, sync=sync)["run"]
 
 
 def _gemm_row(size: int) -> dict:

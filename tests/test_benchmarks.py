@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fastseg import benchmarks
+from fastseg.benchmarks import timer
 
 torch = pytest.importorskip("torch")
 
@@ -37,7 +38,7 @@ def test_every_backend_computes_the_same(case):
 
 def test_torch_twin_has_the_same_outputs():
     from fastseg import models
-    from fastseg.benchmarks_models import to_torch
+    from fastseg.benchmarks.networks import to_torch
 
     for model, shape in ((models.lai2d(patch_size=12, hidden=8), (3, 1, 12, 12)),
                          (models.seo_whole_image(image_size=(16, 16)), (2, 1, 16, 16))):
@@ -50,7 +51,27 @@ def test_torch_twin_has_the_same_outputs():
 
 def test_table_reports_ratios():
     case = QUICK[0]
-    rows = benchmarks.run_table([case], ["c", "numpy"], [1], repeats=2, settle=0)
-    text = benchmarks.format_table(rows, ["c", "numpy"])
+    rows = timer.run_table([case], ["c", "numpy"], [1], repeats=2, settle=0)
+    text = timer.format_table(rows, ["c", "numpy"])
     assert "c vs numpy" in text and case.name in text
     assert rows[0]["seconds"]["c"] > 0 and rows[0]["gflops"]["numpy"] > 0
+
+
+def test_alternate_interleaves_the_runners_and_takes_medians():
+    now, calls, syncs = [0.0], [], []
+
+    def runner(key, cost):
+        def run():
+            calls.append(key)
+            now[0] += cost
+        return run
+
+    seconds = timer.alternate({"a": runner("a", 0.01), "b": runner("b", 0.03)}, repeats=3,
+                              min_time=0.05, settle=0, clock=lambda: now[0],
+                              sync=lambda: syncs.append(1))
+    assert seconds == pytest.approx({"a": 0.01, "b": 0.03})
+    # Warm-up and one calibration call each, then samples taking turns: a's of 5 calls
+    # (0.05 s), b's of 1 call (0.03 s already lasts min_time... at least one call).
+    assert calls[:4] == ["a", "a", "b", "b"]
+    assert calls[4:] == (["a"] * 5 + ["b"]) * 3
+    assert len(syncs) == 4 + 6  # after each warm-up/calibration call, then each sample

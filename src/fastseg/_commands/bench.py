@@ -1,4 +1,5 @@
-"""``fastseg bench``: the benchmark cases of :mod:`fastseg.benchmarks` as one table."""
+"""``fastseg bench``: the benchmark cases of :mod:`fastseg.benchmarks` as one table, timed
+by :mod:`fastseg.benchmarks.timer`."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ def _thread_list(text: str) -> list[int]:
 
 def run(args) -> int:
     from fastseg import benchmarks
+    from fastseg.benchmarks import timer
 
     threads = _thread_list(args.thread_list)
     if not 0 <= args.settle <= 10:
@@ -44,9 +46,9 @@ def run(args) -> int:
     def progress(what: str) -> None:
         print(f"  measuring {what}", file=sys.stderr)
 
-    rows = benchmarks.run_table(cases, backends, threads, repeats=args.repeats,
-                                progress=progress, settle=args.settle)
-    print(benchmarks.format_table(rows, backends))
+    rows = timer.run_table(cases, backends, threads, repeats=args.repeats, progress=progress,
+                           settle=args.settle)
+    print(timer.format_table(rows, backends))
     if args.json:
         from fastseg import info
         from fastseg._files import atomic_write_text

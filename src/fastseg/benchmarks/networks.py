@@ -9,13 +9,13 @@ import numpy as np
 
 import fastseg
 from fastseg import models, nn, optim
-from fastseg.benchmarks import Case, Runner, _rand, _torch
+from fastseg.benchmarks.case import Case, Runner, rand, torch_module
 from fastseg.nn.module import backward_params
 
 
 def to_torch(model: nn.Sequential):
     """The PyTorch twin of a fastseg ``Sequential`` (same layers, same weights)."""
-    torch = _torch()
+    torch = torch_module()
     tnn = torch.nn
     layers = []
     for m in model:
@@ -41,7 +41,7 @@ def to_torch(model: nn.Sequential):
 
 
 def _Lambda(fn):
-    torch = _torch()
+    torch = torch_module()
 
     class Lambda(torch.nn.Module):
         def forward(self, y):
@@ -68,10 +68,10 @@ def _train_step_case(name, build, x_shape, labels_per_sample) -> Case:
         rng = np.random.default_rng(0)
         fastseg.seed(0)  # the same weights for every backend
         model = build()
-        x = _rand(rng, *x_shape)
+        x = rand(rng, *x_shape)
         y = rng.integers(0, 2, size=x_shape[0] * labels_per_sample)
         if backend == "torch":
-            torch = _torch()
+            torch = torch_module()
             twin = to_torch(model)
             topt = torch.optim.SGD(twin.parameters(), lr=1e-3, momentum=0.9)
             tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -123,7 +123,7 @@ def _segment_case(shape, patch) -> Case:
         fastseg.seed(0)
         model = models.lai2d(patch_size=patch)
         model.eval()
-        image = _rand(np.random.default_rng(0), 1, h, w)
+        image = rand(np.random.default_rng(0), 1, h, w)
         if backend == "torch":
             return _torch_segment(model, image, patch)
         return _on(backend, lambda: segment(model, image, progress=False))
@@ -133,7 +133,7 @@ def _segment_case(shape, patch) -> Case:
 
 def _torch_segment(model, image, patch, rows=64):
     """The same fully convolutional computation in PyTorch, in row bands."""
-    torch = _torch()
+    torch = torch_module()
     from fastseg.data import pad_for_patches
 
     conv1, conv2 = (m for m in model if isinstance(m, nn.Conv2d))
@@ -163,6 +163,7 @@ def _torch_segment(model, image, patch, rows=64):
 
 
 def cases(quick: bool) -> list[Case]:
+    """The whole-network cases in table order; `quick` shrinks the networks."""
     if quick:
         return [
             _train_step_case("lai2d-small-b4", lambda: models.lai2d(patch_size=12, hidden=16),

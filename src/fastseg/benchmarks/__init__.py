@@ -1,0 +1,32 @@
+"""The benchmark catalogue, shared by ``bench/`` (pytest-benchmark) and ``fastseg bench``.
+
+Each :class:`Case` is one computation on the shapes of the paper's networks,
+written once per backend: fastseg's ``"c"``, ``"numpy"`` and ``"cuda"`` through
+:mod:`fastseg.ops` / :mod:`fastseg.nn`, and ``"torch"`` as the same computation
+in PyTorch on the CPU. The cases live in :mod:`.kernels` (GEMM, convolution,
+linear, pooling) and :mod:`.networks` (a training step, a dense segmentation);
+:mod:`.timer` times them.
+"""
+from __future__ import annotations
+
+from fastseg.benchmarks import kernels, networks
+from fastseg.benchmarks.case import Case, Runner
+
+__all__ = ["Case", "Runner", "all_cases", "available_backends"]
+
+
+def all_cases(quick: bool = False) -> list[Case]:
+    """Every case, in the order the table prints them; `quick` shrinks the shapes."""
+    return kernels.cases(quick) + networks.cases(quick)
+
+
+def available_backends() -> list[str]:
+    """fastseg's usable backends plus ``"torch"`` when PyTorch imports."""
+    import fastseg
+
+    names = list(fastseg.available_backends())
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return names
+    return names + ["torch"]

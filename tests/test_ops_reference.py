@@ -6,23 +6,9 @@ reference (test_ops_backends.py), so it has to be right on its own.
 """
 import numpy as np
 import pytest
+from gradcheck import assert_gradient
 
 from fastseg.backends import numpy_backend as ref
-
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central differences of the scalar f at x (float64)."""
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        hi = f()
-        flat[i] = old - eps
-        lo = f()
-        flat[i] = old
-        gflat[i] = (hi - lo) / (2 * eps)
-    return g
 
 
 def direct_conv(x, w, b, stride, padding):
@@ -67,9 +53,8 @@ def test_conv2d_backward_finite_differences(case, rng):
     def loss():
         return float((ref.conv2d(x, wt, b, s, p) * dy).sum())
 
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(dw, numeric_grad(loss, wt), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-5, atol=1e-7)
+    for got, var, name in ((dx, x, "dx"), (dw, wt, "dw"), (db, b, "db")):
+        assert_gradient(got, loss, var, eps=1e-6, rtol=1e-5, atol=1e-7, name=name)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -91,8 +76,8 @@ def test_linear_backward_finite_differences(rng):
     def loss():
         return float((ref.linear(x, w, b) * dy).sum())
 
-    for got, var in ((dx, x), (dw, w), (db, b)):
-        np.testing.assert_allclose(got, numeric_grad(loss, var), rtol=1e-6, atol=1e-8)
+    for got, var, name in ((dx, x, "dx"), (dw, w, "dw"), (db, b, "db")):
+        assert_gradient(got, loss, var, eps=1e-6, rtol=1e-6, atol=1e-8, name=name)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
@@ -105,7 +90,7 @@ def test_activation_backward_finite_differences(name, rng):
     def loss():
         return float((forward(x) * dy).sum())
 
-    np.testing.assert_allclose(backward(x, dy), numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+    assert_gradient(backward(x, dy), loss, x, eps=1e-6, rtol=1e-6, atol=1e-8, name=name)
 
 
 def test_sigmoid_is_stable_for_large_inputs():
@@ -132,8 +117,8 @@ def test_max_pool_matches_loops_and_gradient(k, stride, rng):
     def loss():
         return float((ref.max_pool2d(x, k, stride)[0] * dy).sum())
 
-    np.testing.assert_allclose(ref.max_pool2d_backward(dy, idx, x.shape), numeric_grad(loss, x),
-                               rtol=1e-6, atol=1e-8)
+    assert_gradient(ref.max_pool2d_backward(dy, idx, x.shape), loss, x, eps=1e-6, rtol=1e-6,
+                    atol=1e-8, name="max_pool2d")
 
 
 def test_max_pool_ties_take_the_first_maximum():
@@ -155,7 +140,7 @@ def test_softmax_cross_entropy_value_and_gradient(weighted, rng):
     def f():
         return ref.softmax_cross_entropy(logits, labels, cw)[0]
 
-    np.testing.assert_allclose(d, numeric_grad(f, logits), rtol=1e-6, atol=1e-8)
+    assert_gradient(d, f, logits, eps=1e-6, rtol=1e-6, atol=1e-8, name="dlogits")
 
 
 def test_softmax_against_its_definition_and_stable(rng):

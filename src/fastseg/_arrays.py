@@ -19,9 +19,10 @@ from fastseg import _random, backends
 from fastseg import _validate as v
 from fastseg.errors import InvalidValueError
 
+# What fastseg.ops re-exports (host_array and host_copy are nn's and optim's alone).
 __all__ = [
-    "DEVICES", "device_of", "to_device", "host_array", "host_copy", "zeros_like", "full_like",
-    "fill_", "copy_", "add_", "mul", "hstack", "hsplit", "batch_transpose", "dropout",
+    "DEVICES", "device_of", "to_device", "zeros_like", "full_like", "fill_", "copy_", "add_",
+    "mul", "hstack", "hsplit", "batch_transpose", "dropout",
 ]
 
 #: The places an array can live: "cpu" (a NumPy array) or "cuda" (a device array).

@@ -18,23 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastseg import _arrays, backends
 from fastseg import _validate as v
-from fastseg import backends
-from fastseg._arrays import (
-    DEVICES,
-    add_,
-    batch_transpose,
-    copy_,
-    device_of,
-    dropout,
-    fill_,
-    full_like,
-    hsplit,
-    hstack,
-    mul,
-    to_device,
-    zeros_like,
-)
+from fastseg._arrays import *  # noqa: F403  (the device/array helpers, re-exported)
 from fastseg._shapes import out_size
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
@@ -43,9 +29,7 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
     "sigmoid", "sigmoid_backward", "softmax", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
-    "DEVICES", "device_of", "to_device", "zeros_like", "full_like", "fill_", "copy_", "add_",
-    "mul", "hstack", "hsplit", "batch_transpose", "dropout",
-]
+] + _arrays.__all__
 
 
 def _geometry(x_shape, k, stride, padding, x_name="x"):

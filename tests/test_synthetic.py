@@ -98,8 +98,12 @@ def test_deterministic_and_independent_of_n():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n"):
         synthetic_fundus(-1)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="shape: must be >= 64"):
         synthetic_fundus(1, shape=(10, 10))
+    with pytest.raises(ValueError, match="shape: expected a pair"):
+        synthetic_fundus(1, shape=(64, 64, 3))
+    with pytest.raises(TypeError, match="shape: expected an int"):
+        synthetic_fundus(1, shape=(64.5, 64))
     with pytest.raises(ValueError, match="seed"):
         synthetic_fundus(1, seed=-3)
     with pytest.raises(ValueError, match="split"):

@@ -93,12 +93,9 @@ def synthetic_fundus(n, shape=(584, 565), seed=0, split="training"):
     >>> test = synthetic_fundus(20, seed=0, split="test")    # doctest: +SKIP
     """
     n = _validate.as_int("n", n, minimum=0)
-    try:
-        h, w = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise InvalidValueError(f"shape must be a pair of ints (H, W), got {shape!r}") from None
-    if h < 64 or w < 64:
-        raise InvalidValueError(f"shape must be at least (64, 64), got {shape!r}")
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise InvalidValueError(f"shape: expected a pair of ints (H, W), got {shape!r}")
+    h, w = (_validate.as_int("shape", d, minimum=64) for d in shape)
     seed = _validate.as_int("seed", seed, minimum=0)
     if split not in _SPLITS:
         raise InvalidValueError(f"split must be 'training' or 'test', got {split!r}")

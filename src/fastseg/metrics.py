@@ -1,4 +1,5 @@
-"""Segmentation metrics: overlap, confusion-matrix rates, ROC AUC and clDice.
+"""Segmentation metrics: overlap, confusion-matrix rates, ROC AUC and clDice; for volumes
+also the relative volume difference and surface distances in mm (:mod:`fastseg.surface_distance`).
 
 All metrics are computed inside the field of view when one is given, as is the
 convention for DRIVE (the black surround would otherwise inflate accuracy and
@@ -12,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from fastseg import _validate
+from fastseg import _validate, surface_distance
 from fastseg.errors import InvalidValueError, MissingDependencyError
 
 __all__ = ["METRICS", "evaluate", "roc_auc", "cldice", "evaluate_dataset", "format_table"]
@@ -94,8 +95,8 @@ def _ratio(num, den):
     return num / den if den else math.nan
 
 
-def evaluate(prob, mask, fov=None, threshold=0.5):
-    """Pixel metrics of a vessel probability map against a ground-truth mask.
+def evaluate(prob, mask, fov=None, threshold=0.5, spacing=None):
+    """Pixel (voxel) metrics of a probability map against a ground-truth mask.
 
     Parameters
     ----------
@@ -109,13 +110,18 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
         empty one is a ValueError.
     threshold : float, optional
         A pixel is predicted vessel when ``prob >= threshold``.
+    spacing : sequence of float, optional
+        Voxel size in mm per axis. For 3-D arrays (or whenever it is given) the result
+        adds :data:`~fastseg.surface_distance.VOLUME_METRICS`: ``rvd``, ``hd95`` and
+        ``assd`` in mm, on the masks cut to the FOV; None means 1 mm voxels.
 
     Returns
     -------
     dict
         ``dice`` (F1), ``iou`` (Jaccard), ``accuracy``, ``sensitivity`` (recall, TPR),
         ``specificity`` (TNR), ``precision`` (PPV) from the thresholded map, and
-        ``auc`` (ROC AUC of the probabilities, threshold-free). Plain floats.
+        ``auc`` (ROC AUC of the probabilities, threshold-free); for volumes also
+        ``rvd``, ``hd95``, ``assd`` (:mod:`fastseg.surface_distance`). Plain floats.
 
     Notes
     -----
@@ -124,11 +130,16 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
     zero (``sensitivity`` or ``auc`` with no true vessel, ``specificity`` with no
     background, ``precision`` with no predicted vessel) is NaN, and a
     ``RuntimeWarning`` names them. :func:`evaluate_dataset` averages ignoring NaN.
+    Surface distances are 0 when both masks are empty and NaN when one is.
     """
     p = _check_prob(prob)
     m = _check_binary(mask, p.shape, "mask")
     f = _validate.as_fov(fov, p.shape, need_inside=True)  # metrics need a pixel to count
     threshold = _validate.as_real("threshold", threshold, 0, 1)
+    volume = None
+    if p.ndim == 3 or spacing is not None:
+        spacing = surface_distance.check_spacing(spacing, p.ndim)
+        volume = surface_distance.volume_metrics((p >= threshold) & f, m & f, spacing)
     p, m = p[f], m[f]
     pred = p >= threshold
     tp = int(np.count_nonzero(pred & m))
@@ -146,11 +157,12 @@ def evaluate(prob, mask, fov=None, threshold=0.5):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res["auc"] = roc_auc(p, m)
+    res.update(volume or {})
     undefined = [k for k, v in res.items() if math.isnan(v)]
     if undefined:
         warnings.warn(f"undefined metrics set to NaN: {', '.join(undefined)}", RuntimeWarning,
                       stacklevel=2)
-    return {k: float(res[k]) for k in METRICS}
+    return {k: float(res[k]) for k in METRICS + (tuple(volume) if volume else ())}
 
 
 def _skeletonize(mask):
@@ -204,7 +216,7 @@ def cldice(pred_mask, true_mask, fov=None):
     return 0.0 if tprec + tsens == 0 else float(2 * tprec * tsens / (tprec + tsens))
 
 
-def evaluate_dataset(probs, masks, fovs=None, names=None, threshold=0.5):
+def evaluate_dataset(probs, masks, fovs=None, names=None, threshold=0.5, spacings=None):
     """Per-image metrics over a data set and their mean.
 
     Parameters
@@ -219,6 +231,8 @@ def evaluate_dataset(probs, masks, fovs=None, names=None, threshold=0.5):
         Row names; default ``"0"``, ``"1"``, ...
     threshold : float, optional
         As in :func:`evaluate`.
+    spacings : sequence or None, optional
+        Voxel spacing per image for :func:`evaluate` (an entry may be None).
 
     Returns
     -------
@@ -236,19 +250,22 @@ def evaluate_dataset(probs, masks, fovs=None, names=None, threshold=0.5):
     fovs = [None] * len(probs) if fovs is None else list(fovs)
     if len(fovs) != len(probs):
         raise InvalidValueError(f"fovs has {len(fovs)} entries, probs has {len(probs)}")
+    spacings = [None] * len(probs) if spacings is None else list(spacings)
+    if len(spacings) != len(probs):
+        raise InvalidValueError(f"spacings has {len(spacings)} entries, probs has {len(probs)}")
     names = [str(i) for i in range(len(probs))] if names is None else [str(n) for n in names]
     if len(names) != len(probs):
         raise InvalidValueError(f"names has {len(names)} entries, probs has {len(probs)}")
     rows = []
-    for i, (p, m, f) in enumerate(zip(probs, masks, fovs, strict=True)):
+    for i, (p, m, f, sp) in enumerate(zip(probs, masks, fovs, spacings, strict=True)):
         try:
-            metrics = evaluate(p, m, f, threshold)
+            metrics = evaluate(p, m, f, threshold, spacing=sp)
         except ValueError as e:
             raise InvalidValueError(f"image {i} ({names[i]}): {e}") from None
         rows.append({"name": names[i], **metrics})
     mean = {"name": "mean"}
-    for k in METRICS:
-        vals = np.array([r[k] for r in rows], dtype=np.float64)
+    for k in [k for k in rows[0] if k != "name"]:
+        vals = np.array([r.get(k, math.nan) for r in rows], dtype=np.float64)
         mean[k] = float(np.mean(vals[~np.isnan(vals)])) if (~np.isnan(vals)).any() else math.nan
     return rows, mean
 
@@ -273,7 +290,7 @@ def format_table(rows, mean=None, digits=4):
     rows = list(rows)
     if not rows:
         raise InvalidValueError("rows is empty")
-    cols = [k for k in METRICS if k in rows[0]]
+    cols = [k for k in METRICS + surface_distance.VOLUME_METRICS if k in rows[0]]
     all_rows = rows + ([mean] if mean is not None else [])
     name_w = max(4, *(len(str(r.get("name", ""))) for r in all_rows))
     col_w = max(digits + 3, *(len(c) for c in cols))

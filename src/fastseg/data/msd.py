@@ -1,0 +1,215 @@
+"""Loaders for labelled NIfTI scans: the Medical Segmentation Decathlon layout and plain
+folders of images and labels paired by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .folder import _base_stem
+from .nifti import load_nifti, nifti_stem
+from .volume import Volume, VolumeSample
+
+__all__ = ["load_msd", "load_nifti_folder", "labelled_sample"]
+
+_MSD_SPLITS = {"training": "training", "train": "training", "test": "test"}
+
+
+def _as_label_set(labels):
+    if labels is None:
+        return None
+    values = [labels] if isinstance(labels, (int, np.integer)) else list(labels)
+    if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                             and v > 0 for v in values):
+        raise ValueError(f"labels must be positive ints (the foreground label values), got "
+                         f"{labels!r}")
+    return sorted({int(v) for v in values})
+
+
+def labelled_sample(image: Volume, label: Volume, labels=None) -> VolumeSample:
+    """Check that a scan and its label map belong together and make the sample.
+
+    Parameters
+    ----------
+    image, label : Volume
+        As read by :func:`~fastseg.data.load_nifti`.
+    labels : int or sequence of int, optional
+        Label values that count as the structure; None: every non-zero value.
+
+    Raises
+    ------
+    ValueError
+        Shapes or affines that disagree (beyond 1e-3 mm), label values that are not
+        whole numbers, or a label with no structure voxel; each names both files.
+    """
+    wanted = _as_label_set(labels)
+    pair = f"image {image.name!r} and label {label.name!r}"
+    if image.shape != label.shape:
+        raise ValueError(f"{pair} differ in shape: {image.shape} vs {label.shape}")
+    if not np.allclose(image.affine, label.affine, rtol=0, atol=1e-3):
+        raise ValueError(f"{pair} are in different spaces (their affines differ):\n"
+                         f"{np.round(image.affine, 4)}\nvs\n{np.round(label.affine, 4)}")
+    values = label.array
+    if not np.array_equal(values, np.round(values)):
+        raise ValueError(f"label {label.name!r} holds non-integer values; a label map holds "
+                         "whole numbers")
+    mask = values > 0 if wanted is None else np.isin(values, wanted)
+    if not mask.any():
+        which = "non-zero" if wanted is None else f"{wanted}"
+        raise ValueError(f"label {label.name!r} is empty: no voxel has a {which} label value")
+    return VolumeSample(image.array, mask, image.affine, image.spacing, image.name,
+                        header=image.header)
+
+
+def load_msd(root, split="training", labels=None):
+    """Read one task of the Medical Segmentation Decathlon from its original layout.
+
+    Expected files (``Task04_Hippocampus`` for example)::
+
+        <root>/dataset.json          "training": [{"image": "./imagesTr/x.nii.gz",
+                                                   "label": "./labelsTr/x.nii.gz"}, ...],
+                                     "test": ["./imagesTs/y.nii.gz", ...],
+                                     "labels": {"0": "background", "1": ..., ...}
+        <root>/imagesTr/, <root>/labelsTr/, <root>/imagesTs/
+
+    Parameters
+    ----------
+    root : str or Path
+        The task folder (the one holding ``dataset.json``).
+    split : {"training", "test"}
+        ``"train"`` is accepted for ``"training"``. The test split has no labels.
+    labels : int or sequence of int, optional
+        Label values that make the mask; None: every non-zero label. Task04's labels 1
+        (anterior) and 2 (posterior) are both hippocampus, so the default gives the
+        whole hippocampus.
+
+    Returns
+    -------
+    list of VolumeSample or list of Volume
+        ``"training"``: samples in ``dataset.json`` order, named after the image file;
+        ``"test"``: the scans alone.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``dataset.json``, or a file it lists is missing (named).
+    ValueError
+        A malformed ``dataset.json``, a label value it does not declare, or any bad
+        scan or pair (see :func:`~fastseg.data.load_nifti` and
+        :func:`labelled_sample`).
+    """
+    if split not in _MSD_SPLITS:
+        raise ValueError(f"split must be 'training' or 'test', got {split!r}")
+    split = _MSD_SPLITS[split]
+    root = Path(root)
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"not a Medical Segmentation Decathlon task folder: no "
+                                f"{meta_path}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    entries = meta.get(split) if isinstance(meta, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{meta_path}: expected a non-empty list under {split!r}")
+    declared = meta.get("labels")
+    wanted = _as_label_set(labels)
+    if wanted is not None and isinstance(declared, dict):
+        unknown = [v for v in wanted if str(v) not in declared]
+        if unknown:
+            raise ValueError(f"labels {unknown} are not declared in {meta_path} (it declares "
+                             f"{sorted(declared)})")
+
+    def resolve(rel, what):
+        if not isinstance(rel, str):
+            raise ValueError(f"{meta_path}: {what} entries must be file paths, got {rel!r}")
+        path = (root / rel).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} listed in {meta_path} is missing: {path}")
+        return path
+
+    if split == "test":
+        return [load_nifti(resolve(rel, "test image")) for rel in entries]
+    samples = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
+            raise ValueError(f"{meta_path}: training entries must be {{\"image\": ..., "
+                             f"\"label\": ...}}, got {entry!r}")
+        image = load_nifti(resolve(entry["image"], "image"))
+        label = load_nifti(resolve(entry["label"], "label"))
+        if isinstance(declared, dict):
+            found = {str(int(v)) for v in np.unique(label.array) if v == int(v)}
+            undeclared = sorted(found - set(declared), key=int)
+            if undeclared:
+                raise ValueError(f"label {label.name!r} holds values {undeclared} that "
+                                 f"{meta_path} does not declare")
+        samples.append(labelled_sample(image, label, labels))
+    return samples
+
+
+def _nifti_files(directory, what):
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {d}")
+    files = sorted(p for p in d.iterdir() if p.is_file() and nifti_stem(p) is not None)
+    if not files:
+        raise FileNotFoundError(f"no NIfTI files (.nii, .nii.gz) in {d}")
+    return files
+
+
+def load_nifti_folder(images_dir, labels_dir, labels=None):
+    """Load scans and their label maps from two folders, paired by file name.
+
+    Pairing rule (that of :func:`~fastseg.data.load_folder`): the scan ``<stem>.nii[.gz]``
+    matches the label file whose stem is ``<stem>`` or ``<stem>_<tag>`` /
+    ``<stem>-<tag>`` with ``<tag>`` one of :data:`~fastseg.data.MASK_TAGS` (``label``,
+    ``seg``, ``mask``, ...), compared case-insensitively; ``.nii`` and ``.nii.gz``
+    may be mixed. Every scan needs exactly one label file and every label file a scan.
+
+    Parameters
+    ----------
+    images_dir, labels_dir : str or Path
+    labels : int or sequence of int, optional
+        As in :func:`load_msd`.
+
+    Returns
+    -------
+    list of VolumeSample
+        Sorted by scan file name; ``.name`` is the scan's stem.
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder is missing or holds no NIfTI file.
+    ValueError
+        Unmatched or ambiguous files (named), or a bad scan or pair.
+    """
+    images = _nifti_files(images_dir, "images")
+    stems = {}
+    for p in images:
+        key = nifti_stem(p).lower()
+        if key in stems:
+            raise ValueError(f"scan names differ only by extension or case: "
+                             f"{stems[key].name} and {p.name}")
+        stems[key] = p
+    found, unmatched = {}, []
+    for p in _nifti_files(labels_dir, "labels"):
+        base = _base_stem(nifti_stem(p), stems)
+        if base is None:
+            unmatched.append(p.name)
+        elif base in found:
+            raise ValueError(f"two label files for scan {stems[base].name}: "
+                             f"{found[base].name} and {p.name}")
+        else:
+            found[base] = p
+    if unmatched:
+        raise ValueError(f"label files that match no scan in {images_dir}: "
+                         f"{', '.join(unmatched)}")
+    missing = [p.name for key, p in stems.items() if key not in found]
+    if missing:
+        raise ValueError(f"scans without a label file in {labels_dir}: {', '.join(missing)}")
+    return [labelled_sample(load_nifti(p), load_nifti(found[nifti_stem(p).lower()]), labels)
+            for p in images]

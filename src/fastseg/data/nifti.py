@@ -33,21 +33,54 @@ def nifti_stem(path) -> str | None:
     return None
 
 
-def _diagnose(path: Path, error: Exception) -> str:
-    """Why nibabel could not read `path`, in words a user can act on."""
+def _one_line(exc: Exception) -> str:
+    """An exception's text on one line (nibabel's messages span several)."""
+    return " ".join(str(exc).split())
+
+
+def _nifti_class(nib, header: bytes):
+    """Nifti1Image or Nifti2Image from the first 4 bytes (``sizeof_hdr``), else None."""
+    for order in ("little", "big"):
+        size = int.from_bytes(header[:4], order)
+        if size == 348:
+            return nib.Nifti1Image
+        if size == 540:
+            return nib.Nifti2Image
+    return None
+
+
+def _open_image(nib, path: Path):
+    """The nibabel image of `path`, with a ValueError that says what is wrong if it is
+    not a readable NIfTI file."""
     with open(path, "rb") as f:
         magic = f.read(2)
-    if magic == _GZIP_MAGIC:
+    if magic != _GZIP_MAGIC:
         try:
-            with gzip.open(path, "rb") as g:
-                while g.read(1 << 22):
-                    pass
-        except (EOFError, OSError, zlib.error) as exc:
-            return f"truncated or corrupt gzip ({exc})"
-        return f"a gzip file that does not hold a NIfTI image ({error})"
-    if os.path.getsize(path) < 348:
-        return f"not a NIfTI file: only {os.path.getsize(path)} bytes, shorter than a header"
-    return f"not a NIfTI file ({error})"
+            img = nib.load(path)
+        except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as exc:
+            size = os.path.getsize(path)
+            why = (f"only {size} bytes, shorter than a header" if size < 348 else _one_line(exc))
+            raise ValueError(f"{path}: not a NIfTI file ({why})") from None
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair)):
+            raise ValueError(f"{path}: not a NIfTI file (nibabel reads it as "
+                             f"{type(img).__name__})")
+        return img
+    # Inflate the whole stream here rather than letting nibabel read what it needs:
+    # only the end of the stream carries the CRC and length, so this is what catches a
+    # truncated or corrupted file instead of returning damaged voxels.
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ValueError(f"{path}: truncated or corrupt gzip ({_one_line(exc)})") from None
+    klass = _nifti_class(nib, raw)
+    if klass is None:
+        raise ValueError(f"{path}: a gzip file that does not hold a NIfTI image")
+    try:
+        return klass.from_bytes(raw)
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+            *_READ_ERRORS) as exc:
+        raise ValueError(f"{path}: a gzip file that does not hold a NIfTI image ({exc})") \
+            from None
 
 
 def _check_voxels(arr: np.ndarray, where: str) -> None:
@@ -102,19 +135,13 @@ def load_nifti(path) -> Volume:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such NIfTI file: {path}")
-    try:
-        img = nib.load(path)
-    except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as exc:
-        raise ValueError(f"{path}: {_diagnose(path, exc)}") from None
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair)):
-        raise ValueError(f"{path}: not a NIfTI file (nibabel reads it as "
-                         f"{type(img).__name__})")
+    img = _open_image(nib, path)
     shape = _as_3d(img.shape, str(path))
     _validate.check_size(str(path), shape)
     try:
         arr = np.asarray(img.get_fdata(dtype=np.float32)).reshape(shape)
     except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: {_diagnose(path, exc)}") from None
+        raise ValueError(f"{path}: truncated or damaged NIfTI data ({_one_line(exc)})") from None
     _check_voxels(arr, str(path))
     affine = np.asarray(img.affine, dtype=np.float64)
     try:

@@ -192,3 +192,16 @@ def test_nan_in_a_scan_is_named(tmp_path):
     _write(tmp_path / "img" / "case_a.nii.gz", bad)
     with pytest.raises(ValueError, match=r"case_a.nii.gz: 1 NaN"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
+
+
+def test_without_nibabel_the_loaders_give_the_install_command(tmp_path, monkeypatch):
+    import sys
+
+    _task(tmp_path, n=1)
+    _pair_dirs(tmp_path / "f")
+    monkeypatch.setitem(sys.modules, "nibabel", None)
+    for call in (lambda: load_msd(tmp_path),
+                 lambda: load_nifti_folder(tmp_path / "f" / "img", tmp_path / "f" / "lab")):
+        with pytest.raises(ImportError) as info:
+            call()
+        assert str(info.value).endswith('pip install "fastseg[mri]"')

@@ -136,28 +136,28 @@ def test_folder_pairs_by_name(tmp_path):
 def test_folder_unmatched_missing_and_ambiguous(tmp_path):
     _pair_dirs(tmp_path)
     _write(tmp_path / "lab" / "other.nii.gz", np.ones((6, 7, 5), dtype=np.uint8))
-    with pytest.raises(ValueError, match="label files that match no scan .*other.nii.gz"):
+    with pytest.raises(ValueError, match="label files that match no image .*other.nii.gz"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
     (tmp_path / "lab" / "other.nii.gz").unlink()
     _write(tmp_path / "lab" / "case_a_label.nii.gz", np.ones((6, 7, 5), dtype=np.uint8))
-    with pytest.raises(ValueError, match="two label files for scan case_a.nii.gz"):
+    with pytest.raises(ValueError, match="two label files for image case_a.nii.gz"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
     for p in (tmp_path / "lab").iterdir():
         p.unlink()
     _write(tmp_path / "lab" / "zzz.nii", np.ones((6, 7, 5), dtype=np.uint8))
-    with pytest.raises(ValueError, match="match no scan"):
+    with pytest.raises(ValueError, match="match no image"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
     (tmp_path / "lab" / "zzz.nii").unlink()
     with pytest.raises(FileNotFoundError, match="no NIfTI files"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
-    with pytest.raises(FileNotFoundError, match="labels folder not found"):
+    with pytest.raises(FileNotFoundError, match="label folder not found"):
         load_nifti_folder(tmp_path / "img", tmp_path / "nowhere")
 
 
 def test_folder_scan_without_label(tmp_path):
     _pair_dirs(tmp_path)
     _write(tmp_path / "img" / "lonely.nii.gz", np.ones((6, 7, 5), dtype=np.int16))
-    with pytest.raises(ValueError, match="scans without a label file .*lonely.nii.gz"):
+    with pytest.raises(ValueError, match="images without a label file .*lonely.nii.gz"):
         load_nifti_folder(tmp_path / "img", tmp_path / "lab")
 
 

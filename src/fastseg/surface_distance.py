@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from fastseg._mri_deps import require
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["surface", "surface_distances", "volume_metrics", "VOLUME_METRICS", "check_spacing"]
 
@@ -43,11 +44,11 @@ def check_spacing(spacing, ndim: int) -> tuple[float, ...]:
     try:
         values = tuple(float(s) for s in spacing)
     except (TypeError, ValueError):
-        raise TypeError(f"spacing: expected {ndim} numbers (mm per voxel along each axis), "
-                        f"got {spacing!r}") from None
+        raise InvalidTypeError(f"spacing: expected {ndim} numbers (mm per voxel along each axis), "
+                               f"got {spacing!r}") from None
     if len(values) != ndim or not all(math.isfinite(s) and s > 0 for s in values):
-        raise ValueError(f"spacing: expected {ndim} positive finite numbers (mm per voxel "
-                         f"along each axis), got {spacing!r}")
+        raise InvalidValueError(f"spacing: expected {ndim} positive finite numbers (mm per voxel "
+                                f"along each axis), got {spacing!r}")
     return values
 
 
@@ -86,9 +87,9 @@ def surface_distances(pred, truth, spacing=None):
     ndimage = require("scipy.ndimage", "surface distances (hd95, assd)")
     p, t = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
     if p.shape != t.shape:
-        raise ValueError(f"pred and truth differ in shape: {p.shape} vs {t.shape}")
+        raise InvalidValueError(f"pred and truth differ in shape: {p.shape} vs {t.shape}")
     if not p.any() or not t.any():
-        raise ValueError("surface distances need two non-empty masks")
+        raise InvalidValueError("surface distances need two non-empty masks")
     spacing = check_spacing(spacing, p.ndim)
     sp, st = surface(p), surface(t)
     # Only the box holding both surfaces matters: every nearest surface voxel lies in

@@ -120,14 +120,19 @@ def _base_stem(stem, stems):
     return None
 
 
-def _pair(images, directory, what):
-    stems = {p.stem.lower(): p for p in images}
+def _pair(images, directory, what, list_files=None, stem_of=None):
+    """``{image stem: file}`` of the `what` files in `directory`, one per image (the rule of
+    :func:`load_folder`); `list_files(directory, what)` and `stem_of(path)` default to
+    image files and ``Path.stem`` (the NIfTI loader passes its own)."""
+    list_files = list_files or _images_in
+    stem_of = stem_of or (lambda p: p.stem)
+    stems = {stem_of(p).lower(): p for p in images}
     if len(stems) != len(images):
         raise InvalidValueError(f"image names differ only by extension or case in "
                                 f"{images[0].parent}")
     found, unmatched = {}, []
-    for p in _images_in(directory, what):
-        base = _base_stem(p.stem, stems)
+    for p in list_files(directory, what):
+        base = _base_stem(stem_of(p), stems)
         if base is None:
             unmatched.append(p.name)
         elif base in found:

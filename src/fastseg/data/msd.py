@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .folder import _base_stem
+from fastseg.errors import InvalidValueError
+
+from .folder import _pair
 from .nifti import load_nifti, nifti_stem
 from .volume import Volume, VolumeSample
 
@@ -23,8 +25,8 @@ def _as_label_set(labels):
     values = [labels] if isinstance(labels, (int, np.integer)) else list(labels)
     if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                              and v > 0 for v in values):
-        raise ValueError(f"labels must be positive ints (the foreground label values), got "
-                         f"{labels!r}")
+        raise InvalidValueError(f"labels must be positive ints (the foreground label values), "
+                                f"got {labels!r}")
     return sorted({int(v) for v in values})
 
 
@@ -47,18 +49,20 @@ def labelled_sample(image: Volume, label: Volume, labels=None) -> VolumeSample:
     wanted = _as_label_set(labels)
     pair = f"image {image.name!r} and label {label.name!r}"
     if image.shape != label.shape:
-        raise ValueError(f"{pair} differ in shape: {image.shape} vs {label.shape}")
+        raise InvalidValueError(f"{pair} differ in shape: {image.shape} vs {label.shape}")
     if not np.allclose(image.affine, label.affine, rtol=0, atol=1e-3):
-        raise ValueError(f"{pair} are in different spaces (their affines differ):\n"
-                         f"{np.round(image.affine, 4)}\nvs\n{np.round(label.affine, 4)}")
+        worst = float(np.abs(image.affine - label.affine).max())
+        raise InvalidValueError(f"{pair} are in different spaces: their affines differ by up "
+                                f"to {worst:.4g} (mm or direction cosines)")
     values = label.array
     if not np.array_equal(values, np.round(values)):
-        raise ValueError(f"label {label.name!r} holds non-integer values; a label map holds "
-                         "whole numbers")
+        raise InvalidValueError(f"label {label.name!r} holds non-integer values; a label map "
+                                "holds whole numbers")
     mask = values > 0 if wanted is None else np.isin(values, wanted)
     if not mask.any():
         which = "non-zero" if wanted is None else f"{wanted}"
-        raise ValueError(f"label {label.name!r} is empty: no voxel has a {which} label value")
+        raise InvalidValueError(f"label {label.name!r} is empty: no voxel has a {which} label "
+                                "value")
     return VolumeSample(image.array, mask, image.affine, image.spacing, image.name,
                         header=image.header)
 
@@ -101,7 +105,7 @@ def load_msd(root, split="training", labels=None):
         :func:`labelled_sample`).
     """
     if split not in _MSD_SPLITS:
-        raise ValueError(f"split must be 'training' or 'test', got {split!r}")
+        raise InvalidValueError(f"split must be 'training' or 'test', got {split!r}")
     split = _MSD_SPLITS[split]
     root = Path(root)
     meta_path = root / "dataset.json"
@@ -111,21 +115,21 @@ def load_msd(root, split="training", labels=None):
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+        raise InvalidValueError(f"{meta_path}: not valid JSON ({exc})") from None
     entries = meta.get(split) if isinstance(meta, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{meta_path}: expected a non-empty list under {split!r}")
+        raise InvalidValueError(f"{meta_path}: expected a non-empty list under {split!r}")
     declared = meta.get("labels")
     wanted = _as_label_set(labels)
     if wanted is not None and isinstance(declared, dict):
         unknown = [v for v in wanted if str(v) not in declared]
         if unknown:
-            raise ValueError(f"labels {unknown} are not declared in {meta_path} (it declares "
-                             f"{sorted(declared)})")
+            raise InvalidValueError(f"labels {unknown} are not declared in {meta_path} (it "
+                                    f"declares {sorted(declared)})")
 
     def resolve(rel, what):
         if not isinstance(rel, str):
-            raise ValueError(f"{meta_path}: {what} entries must be file paths, got {rel!r}")
+            raise InvalidValueError(f"{meta_path}: {what} entries must be file paths, got {rel!r}")
         path = (root / rel).resolve()
         if not path.is_file():
             raise FileNotFoundError(f"{what} listed in {meta_path} is missing: {path}")
@@ -136,16 +140,16 @@ def load_msd(root, split="training", labels=None):
     samples = []
     for entry in entries:
         if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-            raise ValueError(f"{meta_path}: training entries must be {{\"image\": ..., "
-                             f"\"label\": ...}}, got {entry!r}")
+            raise InvalidValueError(f"{meta_path}: training entries must be {{\"image\": ..., "
+                                    f"\"label\": ...}}, got {entry!r}")
         image = load_nifti(resolve(entry["image"], "image"))
         label = load_nifti(resolve(entry["label"], "label"))
         if isinstance(declared, dict):
             found = {str(int(v)) for v in np.unique(label.array) if v == int(v)}
             undeclared = sorted(found - set(declared), key=int)
             if undeclared:
-                raise ValueError(f"label {label.name!r} holds values {undeclared} that "
-                                 f"{meta_path} does not declare")
+                raise InvalidValueError(f"label {label.name!r} holds values {undeclared} that "
+                                        f"{meta_path} does not declare")
         samples.append(labelled_sample(image, label, labels))
     return samples
 
@@ -188,28 +192,6 @@ def load_nifti_folder(images_dir, labels_dir, labels=None):
         Unmatched or ambiguous files (named), or a bad scan or pair.
     """
     images = _nifti_files(images_dir, "images")
-    stems = {}
-    for p in images:
-        key = nifti_stem(p).lower()
-        if key in stems:
-            raise ValueError(f"scan names differ only by extension or case: "
-                             f"{stems[key].name} and {p.name}")
-        stems[key] = p
-    found, unmatched = {}, []
-    for p in _nifti_files(labels_dir, "labels"):
-        base = _base_stem(nifti_stem(p), stems)
-        if base is None:
-            unmatched.append(p.name)
-        elif base in found:
-            raise ValueError(f"two label files for scan {stems[base].name}: "
-                             f"{found[base].name} and {p.name}")
-        else:
-            found[base] = p
-    if unmatched:
-        raise ValueError(f"label files that match no scan in {images_dir}: "
-                         f"{', '.join(unmatched)}")
-    missing = [p.name for key, p in stems.items() if key not in found]
-    if missing:
-        raise ValueError(f"scans without a label file in {labels_dir}: {', '.join(missing)}")
+    found = _pair(images, labels_dir, "label", list_files=_nifti_files, stem_of=nifti_stem)
     return [labelled_sample(load_nifti(p), load_nifti(found[nifti_stem(p).lower()]), labels)
             for p in images]

@@ -11,6 +11,7 @@ import numpy as np
 
 from fastseg import _files, _validate
 from fastseg._mri_deps import require
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 from .volume import Volume, VolumeSample, spacing_of
 
@@ -60,10 +61,10 @@ def _open_image(nib, path: Path):
         except (nib.filebasedimages.ImageFileError, *_READ_ERRORS) as exc:
             size = os.path.getsize(path)
             why = (f"only {size} bytes, shorter than a header" if size < 348 else _one_line(exc))
-            raise ValueError(f"{path}: not a NIfTI file ({why})") from None
+            raise InvalidValueError(f"{path}: not a NIfTI file ({why})") from None
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair)):
-            raise ValueError(f"{path}: not a NIfTI file (nibabel reads it as "
-                             f"{type(img).__name__})")
+            raise InvalidValueError(f"{path}: not a NIfTI file (nibabel reads it as "
+                                    f"{type(img).__name__})")
         return img
     # Inflate the whole stream here rather than letting nibabel read what it needs:
     # only the end of the stream carries the CRC and length, so this is what catches a
@@ -71,15 +72,15 @@ def _open_image(nib, path: Path):
     try:
         raw = gzip.decompress(path.read_bytes())
     except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"{path}: truncated or corrupt gzip ({_one_line(exc)})") from None
+        raise InvalidValueError(f"{path}: truncated or corrupt gzip ({_one_line(exc)})") from None
     klass = _nifti_class(nib, raw)
     if klass is None:
-        raise ValueError(f"{path}: a gzip file that does not hold a NIfTI image")
+        raise InvalidValueError(f"{path}: a gzip file that does not hold a NIfTI image")
     try:
         return klass.from_bytes(raw)
     except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
             *_READ_ERRORS) as exc:
-        raise ValueError(f"{path}: a gzip file that does not hold a NIfTI image ({exc})") \
+        raise InvalidValueError(f"{path}: a gzip file that does not hold a NIfTI image ({exc})") \
             from None
 
 
@@ -88,8 +89,8 @@ def _check_voxels(arr: np.ndarray, where: str) -> None:
     if not finite.all():
         nan = int(np.isnan(arr).sum())
         inf = arr.size - int(finite.sum()) - nan
-        raise ValueError(f"{where}: {nan} NaN and {inf} infinite voxels; a scan must hold "
-                         "finite values")
+        raise InvalidValueError(f"{where}: {nan} NaN and {inf} infinite voxels; a scan must hold "
+                                "finite values")
 
 
 def _as_3d(shape, where):
@@ -98,9 +99,9 @@ def _as_3d(shape, where):
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) != 3:
-        raise ValueError(f"{where}: a {len(shape)}-D image of shape {shape}, but a 3-D volume "
-                         "is expected" + ("; pick one volume of it first" if len(shape) > 3
-                                          else ""))
+        hint = "; pick one volume of it first" if len(shape) > 3 else ""
+        raise InvalidValueError(f"{where}: a {len(shape)}-D image of shape {shape}, but a 3-D "
+                                f"volume is expected{hint}")
     return shape
 
 
@@ -141,13 +142,14 @@ def load_nifti(path) -> Volume:
     try:
         arr = np.asarray(img.get_fdata(dtype=np.float32)).reshape(shape)
     except _READ_ERRORS as exc:
-        raise ValueError(f"{path}: truncated or damaged NIfTI data ({_one_line(exc)})") from None
+        raise InvalidValueError(f"{path}: truncated or damaged NIfTI data "
+                                f"({_one_line(exc)})") from None
     _check_voxels(arr, str(path))
     affine = np.asarray(img.affine, dtype=np.float64)
     try:
         spacing = spacing_of(affine)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise InvalidValueError(f"{path}: {exc}") from None
     name = nifti_stem(path) or path.stem
     return Volume(np.ascontiguousarray(arr), affine, spacing, img.header, name)
 
@@ -163,11 +165,11 @@ def _like(like, shape):
     elif hasattr(like, "affine") and hasattr(like, "header") and hasattr(like, "shape"):
         like_shape, affine, header = tuple(like.shape[:3]), like.affine, like.header
     else:
-        raise TypeError(f"like: expected a Volume, VolumeSample, nibabel image or path, got "
-                        f"{type(like).__name__}")
+        raise InvalidTypeError(f"like: expected a Volume, VolumeSample, nibabel image or path, got "
+                               f"{type(like).__name__}")
     if tuple(like_shape) != tuple(shape):
-        raise ValueError(f"array has shape {tuple(shape)} but like has {tuple(like_shape)}; "
-                         "an output must match the scan it is written like")
+        raise InvalidValueError(f"array has shape {tuple(shape)} but like has {tuple(like_shape)}; "
+                                "an output must match the scan it is written like")
     return np.asarray(affine, dtype=np.float64), header
 
 
@@ -180,11 +182,11 @@ def _on_disk_dtype(arr: np.ndarray) -> np.ndarray:
         if arr.size and np.iinfo(np.int32).min <= arr.min() and arr.max() <= np.iinfo(
                 np.int32).max:
             return arr.astype(np.int32)
-        raise ValueError(f"array: integer values in [{arr.min()}, {arr.max()}] do not fit "
-                         "int32")
+        raise InvalidValueError(f"array: integer values in [{arr.min()}, {arr.max()}] do not fit "
+                                "int32")
     if arr.dtype.kind == "f":
         return arr.astype(np.float32, copy=False)
-    raise TypeError(f"array: expected a bool, integer or float array, got dtype {arr.dtype}")
+    raise InvalidTypeError(f"array: expected a bool, integer or float array, got dtype {arr.dtype}")
 
 
 def save_nifti(path, array, like=None, affine=None) -> None:
@@ -216,15 +218,16 @@ def save_nifti(path, array, like=None, affine=None) -> None:
     nib = require("nibabel", "save_nifti")
     path = Path(path)
     if nifti_stem(path) is None:
-        raise ValueError(f"path: a NIfTI file name ends with .nii or .nii.gz, got {path.name!r}")
+        raise InvalidValueError(f"path: a NIfTI file name ends with .nii or .nii.gz, got "
+                                f"{path.name!r}")
     arr = np.asarray(array)
     if arr.ndim != 3 or arr.size == 0:
-        raise ValueError(f"array: expected a non-empty 3-D array, got shape {arr.shape}")
+        raise InvalidValueError(f"array: expected a non-empty 3-D array, got shape {arr.shape}")
     arr = _on_disk_dtype(arr)
     if arr.dtype.kind == "f":
         _check_voxels(arr, "array")
     if like is not None and affine is not None:
-        raise ValueError("give like or affine, not both")
+        raise InvalidValueError("give like or affine, not both")
     like_affine, header = _like(like, arr.shape)
     if like_affine is None:
         like_affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg._mri_deps import require
+from fastseg.errors import InvalidValueError
 
 from .volume import spacing_of
 
@@ -68,10 +69,10 @@ def resample_to_grid(source, source_affine, target_affine, target_shape, order):
     """
     ndimage = require("scipy.ndimage", "resample_to_grid")
     if order not in (0, 1):
-        raise ValueError(f"order must be 0 (nearest) or 1 (trilinear), got {order!r}")
+        raise InvalidValueError(f"order must be 0 (nearest) or 1 (trilinear), got {order!r}")
     src = np.asarray(source)
     if src.ndim != 3:
-        raise ValueError(f"source must be 3-D, got shape {src.shape}")
+        raise InvalidValueError(f"source must be 3-D, got shape {src.shape}")
     src = src.astype(np.float32)
     source_affine = np.asarray(source_affine, dtype=np.float64)
     target_affine = np.asarray(target_affine, dtype=np.float64)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from fastseg.errors import InvalidValueError
+
 __all__ = ["Volume", "VolumeSample", "spacing_of", "voxel_to_world"]
 
 
@@ -18,10 +20,10 @@ def spacing_of(affine) -> tuple[float, float, float]:
     """
     a = np.asarray(affine, dtype=np.float64)
     if a.shape != (4, 4) or not np.isfinite(a).all():
-        raise ValueError(f"affine must be a finite 4x4 matrix, got shape {a.shape}")
+        raise InvalidValueError(f"affine must be a finite 4x4 matrix, got shape {a.shape}")
     spacing = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
     if not (spacing > 0).all():
-        raise ValueError(f"affine is singular: voxel spacing {tuple(spacing.tolist())}")
+        raise InvalidValueError(f"affine is singular: voxel spacing {tuple(spacing.tolist())}")
     return tuple(float(s) for s in spacing)
 
 
@@ -61,8 +63,8 @@ class Volume:
     def __post_init__(self) -> None:
         arr = np.asarray(self.array)
         if arr.ndim != 3 or arr.dtype != np.float32:
-            raise ValueError(f"array must be a 3-D float32 array, got shape {arr.shape} "
-                             f"dtype {arr.dtype}")
+            raise InvalidValueError(f"array must be a 3-D float32 array, got shape {arr.shape} "
+                                    f"dtype {arr.dtype}")
         affine = _as_affine(self.affine)
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "affine", affine)
@@ -86,7 +88,7 @@ def voxel_to_world(affine, index) -> np.ndarray:
     """Apply a 4x4 affine to voxel indices ``(3,)`` or ``(N, 3)``."""
     idx = np.asarray(index, dtype=np.float64)
     if idx.shape[-1:] != (3,) or idx.ndim > 2:
-        raise ValueError(f"index must be (3,) or (N, 3), got shape {idx.shape}")
+        raise InvalidValueError(f"index must be (3,) or (N, 3), got shape {idx.shape}")
     a = np.asarray(affine, dtype=np.float64)
     return idx @ a[:3, :3].T + a[:3, 3]
 
@@ -125,16 +127,16 @@ class VolumeSample:
     def __post_init__(self) -> None:
         image = np.asarray(self.image)
         if image.ndim != 3 or image.dtype != np.float32:
-            raise ValueError(f"image must be a 3-D float32 array, got shape {image.shape} "
-                             f"dtype {image.dtype}")
+            raise InvalidValueError(f"image must be a 3-D float32 array, got shape {image.shape} "
+                                    f"dtype {image.dtype}")
         mask = np.asarray(self.mask)
         if mask.dtype != np.bool_ or mask.shape != image.shape:
-            raise ValueError(f"mask must be a bool array of shape {image.shape}, got shape "
-                             f"{mask.shape} dtype {mask.dtype}")
+            raise InvalidValueError(f"mask must be a bool array of shape {image.shape}, got shape "
+                                    f"{mask.shape} dtype {mask.dtype}")
         affine = _as_affine(self.affine)
         spacing = tuple(float(s) for s in self.spacing)
         if len(spacing) != 3 or not all(s > 0 for s in spacing):
-            raise ValueError(f"spacing must be 3 positive numbers, got {self.spacing!r}")
+            raise InvalidValueError(f"spacing must be 3 positive numbers, got {self.spacing!r}")
         object.__setattr__(self, "image", image)
         object.__setattr__(self, "mask", mask)
         object.__setattr__(self, "affine", affine)

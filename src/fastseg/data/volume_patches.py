@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fastseg import _validate
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 from .patches import PAD_MODE
 
@@ -36,10 +37,12 @@ __all__ = ["PatchCutter", "Planar2D", "Stacked2D", "TriPlanar", "Cube3D", "make_
            "CUTTER_KINDS"]
 
 
-def _as_volume(volume, name="volume"):
+def as_volume(volume, name="volume"):
+    """`volume` as a non-empty, finite ``(D, H, W)`` float32 array, or a named error."""
     arr = _validate.as_float32(name, volume, ndim=3, layout="(D, H, W)")
     if arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty (D, H, W) volume, got shape {arr.shape}")
+        raise InvalidValueError(f"{name}: expected a non-empty (D, H, W) volume, got shape "
+                                f"{arr.shape}")
     _validate.check_finite(name, arr)
     return arr
 
@@ -47,15 +50,15 @@ def _as_volume(volume, name="volume"):
 def _check_coords(coords, shape):
     arr = np.asarray(coords)
     if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"coords: expected an (N, 3) array of (d, h, w) voxel indices, got "
-                         f"shape {arr.shape}")
+        raise InvalidValueError(f"coords: expected an (N, 3) array of (d, h, w) voxel indices, got "
+                                f"shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"coords: expected integers, got dtype {arr.dtype}")
+        raise InvalidTypeError(f"coords: expected integers, got dtype {arr.dtype}")
     arr = arr.astype(np.intp, copy=False)
     bad = ((arr < 0) | (arr >= np.asarray(shape, dtype=np.intp))).any(axis=1)
     if bad.any():
-        raise ValueError(f"coords: {int(bad.sum())} outside a volume of shape {tuple(shape)}, "
-                         f"e.g. {arr[bad][:5].tolist()}")
+        raise InvalidValueError(f"coords: {int(bad.sum())} outside a volume of shape "
+                                f"{tuple(shape)}, e.g. {arr[bad][:5].tolist()}")
     return arr
 
 
@@ -117,11 +120,12 @@ class PatchCutter:
             A volume that is not 3-D, is empty, holds NaN or infinity, or is smaller
             than the patch along an axis the patch spans.
         """
-        arr = _as_volume(volume)
+        arr = as_volume(volume)
         for axis, (n, need) in enumerate(zip(arr.shape, self.extent(), strict=True)):
             if n < need:
-                raise ValueError(f"volume: shape {arr.shape} is smaller than the {self.kind} "
-                                 f"patch along axis {axis} ({n} < {need} voxels)")
+                raise InvalidValueError(f"volume: shape {arr.shape} is smaller than the "
+                                        f"{self.kind} patch along axis {axis} ({n} < {need} "
+                                        "voxels)")
         return np.pad(arr, self.pad_widths(), mode=PAD_MODE)
 
     def cut(self, padded, coords):
@@ -142,12 +146,12 @@ class PatchCutter:
         padded = np.asarray(padded)
         widths = self.pad_widths()
         if padded.ndim != 3 or padded.dtype != np.float32:
-            raise ValueError(f"padded: expected the float32 3-D output of pad(), got shape "
-                             f"{padded.shape} dtype {padded.dtype}")
+            raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
+                                    f"{padded.shape} dtype {padded.dtype}")
         shape = tuple(n - b - a for n, (b, a) in zip(padded.shape, widths, strict=True))
         if min(shape) < 1:
-            raise ValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
-                             f"padding {widths}")
+            raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
+                                    f"padding {widths}")
         rc = _check_coords(coords, shape)
         out = []
         for axes, window in self._windows():
@@ -160,7 +164,7 @@ class PatchCutter:
 
     def __call__(self, volume, coords):
         """``cut(pad(volume), coords)``: the patches of the given voxels."""
-        arr = _as_volume(volume)
+        arr = as_volume(volume)
         _check_coords(coords, arr.shape)  # fail before padding
         return self.cut(self.pad(arr), coords)
 
@@ -172,7 +176,7 @@ class PatchCutter:
 def _check_axis(axis):
     axis = _validate.as_int("axis", axis)
     if axis not in (0, 1, 2):
-        raise ValueError(f"axis: must be 0, 1 or 2 (the plane's normal), got {axis}")
+        raise InvalidValueError(f"axis: must be 0, 1 or 2 (the plane's normal), got {axis}")
     return axis
 
 
@@ -299,10 +303,10 @@ def make_cutter(kind, size, **options) -> PatchCutter:
         ``axis`` (2d, stacked2d), ``slices`` (stacked2d).
     """
     if kind not in CUTTER_KINDS:
-        raise ValueError(f"kind must be one of {sorted(CUTTER_KINDS)}, got {kind!r}")
+        raise InvalidValueError(f"kind must be one of {sorted(CUTTER_KINDS)}, got {kind!r}")
     try:
         return CUTTER_KINDS[kind](size, **options)
     except TypeError as exc:
         if "argument" in str(exc):
-            raise TypeError(f"make_cutter({kind!r}): {exc}") from None
+            raise InvalidTypeError(f"make_cutter({kind!r}): {exc}") from None
         raise

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from fastseg import _random, _validate
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
-from .volume_patches import PatchCutter
+from .volume_patches import PatchCutter, as_volume
 
 __all__ = ["normalize_volume", "VolumePatchSampler"]
 
@@ -40,13 +40,10 @@ def normalize_volume(volume) -> np.ndarray:
     ValueError
         Not 3-D, empty, NaN/infinite values, or every voxel 0.
     """
-    arr = _validate.as_float32("volume", volume, ndim=3, layout="(D, H, W)")
-    if arr.size == 0:
-        raise ValueError(f"volume: expected a non-empty (D, H, W) volume, got shape {arr.shape}")
-    _validate.check_finite("volume", arr)
+    arr = as_volume(volume)
     signal = arr[arr != 0].astype(np.float64)
     if signal.size == 0:
-        raise ValueError("volume: every voxel is 0; nothing to normalise")
+        raise InvalidValueError("volume: every voxel is 0; nothing to normalise")
     std = signal.std()
     return ((arr - signal.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
 
@@ -65,12 +62,6 @@ def _dilate(mask, radius):
             grown[tuple(hi)] |= out[tuple(lo)]
         out = grown
     return out
-
-
-def _fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"{name}: must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 class VolumePatchSampler:
@@ -122,12 +113,12 @@ class VolumePatchSampler:
     def __init__(self, samples, cutter, batch_size=128, positive_fraction=0.5,
                  near_fraction=0.5, near=4, normalize=True, seed=None, batches_per_epoch=None):
         if not isinstance(cutter, PatchCutter):
-            raise TypeError(f"cutter: expected a PatchCutter (make_cutter(kind, size)), got "
-                            f"{type(cutter).__name__}")
+            raise InvalidTypeError(f"cutter: expected a PatchCutter (make_cutter(kind, size)), got "
+                                   f"{type(cutter).__name__}")
         self.cutter = cutter
         self.batch_size = _validate.as_int("batch_size", batch_size, minimum=1)
-        self.positive_fraction = _fraction("positive_fraction", positive_fraction)
-        self.near_fraction = _fraction("near_fraction", near_fraction)
+        self.positive_fraction = _validate.as_real("positive_fraction", positive_fraction, 0, 1)
+        self.near_fraction = _validate.as_real("near_fraction", near_fraction, 0, 1)
         self.near = _validate.as_int("near", near, minimum=1)
         self.normalize = bool(normalize)
         if seed is None:
@@ -136,7 +127,7 @@ class VolumePatchSampler:
         self.epoch = 0
         samples = list(samples)
         if not samples:
-            raise ValueError("samples is empty")
+            raise InvalidValueError("samples is empty")
         self._padded, self._shapes = [], []
         pools = {"pos": [], "near": [], "far": []}
         offset = 0
@@ -144,15 +135,15 @@ class VolumePatchSampler:
             image = np.asarray(s.image)
             mask = np.asarray(s.mask)
             if image.ndim != 3 or mask.shape != image.shape:
-                raise ValueError(f"samples[{i}]: image {image.shape} and mask {mask.shape} "
-                                 "must be the same (D, H, W)")
+                raise InvalidValueError(f"samples[{i}]: image {image.shape} and mask {mask.shape} "
+                                        "must be the same (D, H, W)")
             if mask.dtype != np.bool_:
-                raise TypeError(f"samples[{i}].mask: expected bool, got dtype {mask.dtype}")
+                raise InvalidTypeError(f"samples[{i}].mask: expected bool, got dtype {mask.dtype}")
             volume = normalize_volume(image) if self.normalize else image
             try:
                 self._padded.append(cutter.pad(volume))
             except ValueError as exc:
-                raise ValueError(f"samples[{i}] ({getattr(s, 'name', i)}): {exc}") from None
+                raise InvalidValueError(f"samples[{i}] ({getattr(s, 'name', i)}): {exc}") from None
             self._shapes.append(image.shape)
             near_mask = _dilate(mask, self.near) & ~mask
             pools["pos"].append(np.flatnonzero(mask) + offset)
@@ -180,7 +171,7 @@ class VolumePatchSampler:
         for pool, n in counts.items():
             if n and not len(self._pools[pool]):
                 what = "structure" if pool == "pos" else "background"
-                raise ValueError(f"a batch needs {n} {what} voxels but no sample has one")
+                raise InvalidValueError(f"a batch needs {n} {what} voxels but no sample has one")
         return counts
 
     @property

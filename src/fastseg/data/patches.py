@@ -62,18 +62,20 @@ def pad_for_patches(image, size):
     return np.pad(arr, ((0, 0), (before, after), (before, after)), mode=PAD_MODE)
 
 
-def _check_coords(coords, h, w):
+def check_coords(coords, shape, axes="(row, col)"):
+    """`coords` as an ``(N, len(shape))`` intp array of indices inside `shape` (the 2-D
+    cutter's pixels, the volume cutters' voxels), or an error that names them."""
     arr = np.asarray(coords)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InvalidValueError(f"coords must be an (N, 2) array of (row, col), got shape "
-                                f"{arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] != len(shape):
+        raise InvalidValueError(f"coords must be an (N, {len(shape)}) array of {axes}, got "
+                                f"shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
         raise InvalidTypeError(f"coords must be integers, got dtype {arr.dtype}")
     arr = arr.astype(np.intp, copy=False)
-    bad = (arr[:, 0] < 0) | (arr[:, 0] >= h) | (arr[:, 1] < 0) | (arr[:, 1] >= w)
+    bad = ((arr < 0) | (arr >= np.asarray(shape, dtype=np.intp))).any(axis=1)
     if bad.any():
         shown = arr[bad][:5].tolist()
-        raise InvalidValueError(f"coords out of range for an image of {h}x{w} (H x W): "
+        raise InvalidValueError(f"coords out of range for shape {tuple(shape)} {axes}: "
                                 f"{int(bad.sum())} bad, e.g. {shown}")
     return arr
 
@@ -104,7 +106,7 @@ def patches_from_padded(padded, coords, size):
         raise InvalidValueError(f"padded must be (C, H + size - 1, W + size - 1) for size={size}, "
                                 f"got shape {padded.shape}")
     h, w = padded.shape[1] - size + 1, padded.shape[2] - size + 1
-    rc = _check_coords(coords, h, w)
+    rc = check_coords(coords, (h, w))
     # (C, H, W, size, size) view without copying; fancy indexing copies only the N patches.
     windows = sliding_window_view(padded, (size, size), axis=(1, 2))
     out = windows[:, rc[:, 0], rc[:, 1]]  # (C, N, size, size)
@@ -146,5 +148,5 @@ def patches_at(image, coords, size):
     """
     size = _validate.as_int("size", size, minimum=1)
     arr = _as_chw(image)
-    _check_coords(coords, arr.shape[1], arr.shape[2])  # fail before padding
+    check_coords(coords, arr.shape[1:])  # fail before padding
     return patches_from_padded(pad_for_patches(arr, size), coords, size)

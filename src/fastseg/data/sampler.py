@@ -9,6 +9,7 @@ import numpy as np
 from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
+from .epochs import EpochSampler
 from .patches import pad_for_patches, patches_from_padded
 from .preprocess import CHANNELS, check_channels, preprocess
 
@@ -19,7 +20,7 @@ def _odd(size):
     return size if size % 2 else size + 1
 
 
-class PatchSampler:
+class PatchSampler(EpochSampler):
     """Class-balanced random patches from a set of images, drawn on the fly.
 
     Parameters
@@ -125,13 +126,6 @@ class PatchSampler:
         """Number of channels C of the patches."""
         return CHANNELS[self.channels]
 
-    def __len__(self):
-        return self.batches_per_epoch
-
-    def set_epoch(self, epoch):
-        """Make the next iteration yield the batches of ``epoch`` (for resuming)."""
-        self.epoch = _validate.as_int("epoch", epoch, minimum=0)
-
     def positions(self, epoch, index):
         """The pixels of batch ``index`` of ``epoch``, without cutting patches.
 
@@ -194,12 +188,6 @@ class PatchSampler:
             # dropping its last row and column gives exactly the patches_at window.
             x = np.ascontiguousarray(x[:, :, : self.size, : self.size])
         return x, labels
-
-    def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1
-        for b in range(self.batches_per_epoch):
-            yield self.batch(epoch, b)
 
     def __repr__(self):
         return (f"PatchSampler(n_images={len(self._padded)}, size={self.size}, "

@@ -31,10 +31,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fastseg import _validate
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
-from .patches import PAD_MODE
+from .patches import PAD_MODE, check_coords
 
 __all__ = ["PatchCutter", "Planar2D", "Stacked2D", "TriPlanar", "Cube3D", "make_cutter",
            "CUTTER_KINDS"]
+
+#: What a row of ``coords`` holds, for the messages.
+_AXES = "(d, h, w) voxel indices"
 
 
 def as_volume(volume, name="volume"):
@@ -44,21 +47,6 @@ def as_volume(volume, name="volume"):
         raise InvalidValueError(f"{name}: expected a non-empty (D, H, W) volume, got shape "
                                 f"{arr.shape}")
     _validate.check_finite(name, arr)
-    return arr
-
-
-def _check_coords(coords, shape):
-    arr = np.asarray(coords)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise InvalidValueError(f"coords: expected an (N, 3) array of (d, h, w) voxel indices, got "
-                                f"shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        raise InvalidTypeError(f"coords: expected integers, got dtype {arr.dtype}")
-    arr = arr.astype(np.intp, copy=False)
-    bad = ((arr < 0) | (arr >= np.asarray(shape, dtype=np.intp))).any(axis=1)
-    if bad.any():
-        raise InvalidValueError(f"coords: {int(bad.sum())} outside a volume of shape "
-                                f"{tuple(shape)}, e.g. {arr[bad][:5].tolist()}")
     return arr
 
 
@@ -152,7 +140,7 @@ class PatchCutter:
         if min(shape) < 1:
             raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
                                     f"padding {widths}")
-        rc = _check_coords(coords, shape)
+        rc = check_coords(coords, shape, _AXES)
         out = []
         for axes, window in self._windows():
             views = sliding_window_view(padded, window, axis=axes)
@@ -165,7 +153,7 @@ class PatchCutter:
     def __call__(self, volume, coords):
         """``cut(pad(volume), coords)``: the patches of the given voxels."""
         arr = as_volume(volume)
-        _check_coords(coords, arr.shape)  # fail before padding
+        check_coords(coords, arr.shape, _AXES)  # fail before padding
         return self.cut(self.pad(arr), coords)
 
     def __repr__(self):

@@ -9,6 +9,7 @@ import numpy as np
 from fastseg import _random, _validate
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
+from .epochs import EpochSampler
 from .volume_patches import PatchCutter, as_volume
 
 __all__ = ["normalize_volume", "VolumePatchSampler"]
@@ -64,7 +65,7 @@ def _dilate(mask, radius):
     return out
 
 
-class VolumePatchSampler:
+class VolumePatchSampler(EpochSampler):
     """Class-balanced random voxel patches from labelled volumes, cut on the fly.
 
     Every batch holds ``round(batch_size * positive_fraction)`` structure voxels and
@@ -178,13 +179,6 @@ class VolumePatchSampler:
     def in_channels(self):
         return self.cutter.in_channels
 
-    def __len__(self):
-        return self.batches_per_epoch
-
-    def set_epoch(self, epoch):
-        """Make the next iteration yield the batches of `epoch` (for resuming)."""
-        self.epoch = _validate.as_int("epoch", epoch, minimum=0)
-
     def positions(self, epoch, index):
         """The voxels of batch `index` of `epoch`, without cutting patches.
 
@@ -230,12 +224,6 @@ class VolumePatchSampler:
             for out, p in zip(x, parts, strict=True):
                 out[sel] = p
         return (x if listed else x[0]), labels
-
-    def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1
-        for b in range(self.batches_per_epoch):
-            yield self.batch(epoch, b)
 
     def __repr__(self):
         return (f"VolumePatchSampler(n_volumes={len(self._padded)}, cutter={self.cutter!r}, "

@@ -10,13 +10,19 @@ import contextlib
 import os
 import tempfile
 
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(path) -> str:
+    return "." + os.path.basename(path) + "."
+
 
 def atomic_write(path, write) -> None:
     """Call ``write(binary_file)`` on a temporary file, then rename it to `path`."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path),
+                               suffix=_TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -32,3 +38,23 @@ def atomic_write(path, write) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def remove_stale_temporaries(directory, names) -> int:
+    """Delete the temporary files that writes of `names` in `directory` left behind.
+
+    A process killed outright (SIGKILL, out of memory, a lost cluster worker) cannot
+    clean up: its ``.<name>.<random>.tmp`` stays, never a file under the real name.
+    Call this once no write of those names can still be running. Returns the count.
+    """
+    prefixes = {_temporary_prefix(name) for name in names}
+    removed = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            head = entry.name[:-len(_TEMPORARY_SUFFIX)]
+            if (entry.name.endswith(_TEMPORARY_SUFFIX) and "." in head[1:]
+                    and head[:head.rindex(".") + 1] in prefixes):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

@@ -189,6 +189,17 @@ def _segment_parser(sub):
     p.add_argument("--threshold", type=_fraction, help="mask threshold (default: the model's, "
                    "0.5)")
     p.add_argument("--tile", type=POSITIVE, help="output tile side (default: automatic)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose outputs all exist (resumes an interrupted run)")
+    cluster = p.add_argument_group(
+        "on a Dask cluster (pip install \"fastseg[distributed]\"); a file that fails is "
+        "reported and the others finish; exit status 1 if any failed")
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=POSITIVE, metavar="N",
+                       help="start a local cluster of N worker processes, each with --threads "
+                       "threads (default: cores / N)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running cluster, e.g. tcp://10.0.0.5:8786")
     p.set_defaults(func=cmd_segment)
 
 

@@ -35,15 +35,40 @@ def image_files(inputs) -> list[Path]:
                 raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {p}")
             files += found
         elif p.is_file():
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise CLIError(f"{p}: not an image file (expected one of "
-                               f"{', '.join(IMAGE_EXTENSIONS)})")
+            input_kind(p)  # refuses what fastseg cannot segment
             files.append(p)
         else:
             raise CLIError(f"no such file or folder: {p}")
     if not files:
         raise CLIError("no input images given")
     return files
+
+
+def input_kind(path) -> str:
+    """What kind of input a file is, by its suffix: ``"image"`` (one of IMAGE_EXTENSIONS)."""
+    if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+        return "image"
+    raise CLIError(f"{path}: not an image file (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+
+
+#: What ``fastseg segment`` writes for each input, in the order it writes them.
+OUTPUT_KINDS = ("prob", "mask", "overlay")
+
+
+def output_paths(out, path) -> dict:
+    """``{kind: out/<stem>_<kind>.png}`` for the input `path` (see the module docstring)."""
+    stem = Path(path).stem
+    return {kind: Path(out) / f"{stem}_{kind}.png" for kind in OUTPUT_KINDS}
+
+
+def same_stem(paths):
+    """The first two of `paths` with one stem (their outputs would collide), or None."""
+    seen = {}
+    for p in map(Path, paths):
+        if p.stem in seen:
+            return seen[p.stem], p
+        seen[p.stem] = p
+    return None
 
 
 def key(path) -> str:

@@ -1,0 +1,154 @@
+"""``segment_large``: one image as a dask array, each chunk segmented with the margin it needs.
+
+A pixel's probability depends only on its patch, the K x K window that
+:func:`fastseg.data.pad_for_patches` places ``K // 2`` before it and
+``K - 1 - K // 2`` after it on each spatial axis. So each chunk is handed to
+:func:`fastseg.segment` with exactly that margin of its neighbours
+(``map_overlap`` with ``boundary="none"``), and only its own pixels are kept:
+inside the image their patches are all real pixels, and at the image's edges
+``segment`` pads the chunk as it pads the whole image (reflection about the
+edge pixel), provided a chunk holds at least K pixels on each axis, which
+:func:`_chunks_of_at_least` ensures. The result is bit for bit that of one
+``fastseg.segment`` call.
+"""
+from __future__ import annotations
+
+import os
+
+import dask
+import dask.array as da
+import numpy as np
+
+import fastseg
+from fastseg import _dense, _validate
+from fastseg.distributed import _cluster, _worker
+
+#: Spatial axes of the images segment_large takes; a volume will bring 3 (see
+#: :func:`overlap_depth`, already per axis).
+SPATIAL_AXES = 2
+
+
+def overlap_depth(patch_shape) -> dict:
+    """``{axis: (before, after)}`` of the margin a chunk needs, per spatial axis of a
+    channel-first array (axis 0, the channels, gets none)."""
+    depth = {0: 0}
+    for axis, k in enumerate(patch_shape, start=1):
+        depth[axis] = (k // 2, k - 1 - k // 2)
+    return depth
+
+
+def _chunks_of_at_least(size, chunks) -> tuple:
+    """`chunks` of one axis, neighbours merged until each holds at least `size`."""
+    merged = []
+    for c in chunks:
+        if merged and merged[-1] < size:
+            merged[-1] += c
+        else:
+            merged.append(c)
+    if len(merged) > 1 and merged[-1] < size:
+        merged[-2] += merged.pop()
+    return tuple(merged)
+
+
+def _segment_block(block, payload, patch_size, has_fov, options):
+    seg = _worker.segmenter(payload)
+    image, fov = (block[:-1], block[-1] > 0.5) if has_fov else (block, None)
+    with _worker.compute_lock:
+        return fastseg.segment(seg.model_, image, fov=fov, patch_size=patch_size,
+                               progress=False, **options)
+
+
+def _network(model):
+    """(nn.Module, patch size) of a model file, Segmenter or module."""
+    from fastseg import nn
+    from fastseg.segmenter import Segmenter
+
+    if isinstance(model, (str, os.PathLike)):
+        model = Segmenter.load(model)
+    if isinstance(model, Segmenter):
+        return model._fitted(), int(model.patch_size)
+    if isinstance(model, nn.Module):
+        return model, None
+    raise TypeError(f"model: expected a fastseg.nn.Module, a fitted fastseg.Segmenter or a "
+                    f"model file path, got {type(model).__name__}")
+
+
+def _as_dask(name, array, chunks):
+    if isinstance(array, da.Array):
+        return array.rechunk(chunks) if chunks is not None else array
+    arr = array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
+    return da.from_array(arr, chunks=chunks if chunks is not None else "auto")
+
+
+def _spatial_chunks(chunks):
+    if chunks is None or chunks == "auto":
+        return None
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        chunks = (chunks,) * SPATIAL_AXES
+    chunks = tuple(chunks)
+    if len(chunks) != SPATIAL_AXES:
+        raise ValueError(f"chunks: expected an int or {SPATIAL_AXES} ints (H, W), got {chunks!r}")
+    return tuple(_validate.as_int("chunks", c, minimum=1) for c in chunks)
+
+
+def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwargs):
+    """The lazy probability map and the model payload it holds."""
+    net, size = _network(model)
+    if patch_size is None:
+        patch_size = size if size is not None else _dense.infer_patch_size(net)
+    patch_size = _validate.as_int("patch_size", patch_size, minimum=1)
+    plan = _dense.plan(net, patch_size)  # refuses a network that cannot run densely
+    spatial = _spatial_chunks(chunks)
+
+    x = _as_dask("image", image, None)
+    if x.ndim == SPATIAL_AXES:
+        x = x[None]
+    if x.ndim != SPATIAL_AXES + 1 or 0 in x.shape or x.dtype.kind not in "biuf":
+        raise ValueError(f"image: expected a non-empty real (H, W) or (C, H, W) array, got "
+                         f"shape {x.shape} dtype {x.dtype}")
+    if x.shape[0] != plan.in_channels:
+        raise ValueError(f"image: the network takes {plan.in_channels} channel(s), got "
+                         f"{x.shape[0]} (image shape {x.shape}, read as (C, H, W))")
+    x = x.astype(np.float32)
+    if fov is not None:
+        f = _as_dask("fov", fov, None)
+        if f.shape != x.shape[1:]:
+            raise ValueError(f"fov: expected shape {x.shape[1:]} (that of the image), got "
+                             f"{f.shape}")
+        x = da.concatenate([x, f.astype(bool).astype(np.float32)[None]], axis=0)
+    x = x.rechunk((-1,) + (spatial if spatial is not None else x.chunks[1:]))
+    x = x.rechunk((-1,) + tuple(_chunks_of_at_least(patch_size, c) for c in x.chunks[1:]))
+
+    payload = _worker.ModelPayload.from_model(net)
+    model_key = dask.delayed(payload, pure=True)  # one key: each worker fetches it once
+    prob = da.map_overlap(
+        _segment_block, x, depth=overlap_depth((patch_size,) * SPATIAL_AXES),
+        boundary="none", trim=True, drop_axis=0, dtype=np.float32,
+        meta=np.empty((0,) * SPATIAL_AXES, np.float32), payload=model_key,
+        patch_size=patch_size, has_fov=fov is not None, options=segment_kwargs,
+        name="fastseg-segment-large")
+    return prob, payload
+
+
+def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
+                  patch_size=None, overwrite=False, n_workers=None, threads_per_worker=None,
+                  **segment_kwargs):
+    prob, _ = build(model, image, chunks=chunks, fov=fov, patch_size=patch_size,
+                    **segment_kwargs)
+    if out is None:
+        if client is not None:
+            with _cluster.connect(client) as c:
+                c.register_plugin(_worker.ThreadsPlugin(fastseg.get_backend()))
+        return prob
+    if not overwrite and os.path.exists(out):
+        raise FileExistsError(f"out: {out} exists; pass overwrite=True to replace it")
+    if not all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in prob.chunks):
+        # zarr's grid is regular (the last chunk may be smaller): one dask chunk per
+        # zarr chunk, so no two tasks ever write the same file.
+        prob = prob.rechunk(tuple(max(c) for c in prob.chunks))
+    with _cluster.connect(client, n_workers, threads_per_worker) as c:
+        c.register_plugin(_worker.ThreadsPlugin(fastseg.get_backend()))
+        store = da.to_zarr(prob, os.fspath(out), mode="w" if overwrite else "w-",
+                           compute=False)
+        c.compute(store, sync=True)
+    return da.from_zarr(os.fspath(out))

@@ -1,0 +1,138 @@
+"""``segment_many``: one task per input file, the files ``fastseg segment`` writes."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distributed import as_completed
+
+import fastseg
+from fastseg._commands import CLIError, files
+from fastseg._commands.segment import FileReport, fov_file, outputs_exist, summary_line
+from fastseg._files import remove_stale_temporaries
+from fastseg.distributed import _cluster, _worker
+
+
+@dataclass
+class ManyReport:
+    """What :func:`fastseg.distributed.segment_many` did, one :class:`FileReport` per input.
+
+    Iterating, ``len`` and indexing go over ``files``, in the order of the inputs.
+    """
+
+    files: list = field(default_factory=list)
+    seconds: float = 0.0
+    cluster: str = ""
+
+    def _with(self, status):
+        return [r for r in self.files if r.status == status]
+
+    @property
+    def done(self) -> list:
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list:
+        return self._with("failed")
+
+    def summary(self) -> str:
+        """``"8 done, 1 skipped, 1 failed in 3.2 s"``."""
+        return summary_line(self.files, self.seconds)
+
+    def __iter__(self):
+        return iter(self.files)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return self.files[i]
+
+
+def _input_files(inputs) -> list[Path]:
+    """Folders expanded (one level, image files); files kept as given, even missing ones
+    (each fails on its own, with its reason, while the others run)."""
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    paths = []
+    for item in inputs:
+        p = Path(item)
+        paths += files.image_files([p]) if p.is_dir() else [p]
+    if not paths:
+        raise ValueError("inputs: no input files given")
+    pair = files.same_stem(paths)
+    if pair:
+        raise ValueError(f"inputs: {pair[0]} and {pair[1]} have the same stem; their outputs "
+                         "would collide")
+    return paths
+
+
+def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=None,
+                 threshold=None, n_workers=None, threads_per_worker=None, progress=None,
+                 **predict_kwargs) -> ManyReport:
+    start = time.perf_counter()
+    payload = _worker.ModelPayload.from_model(model)
+    paths = _input_files(inputs)
+    fov_files = files.keyed(fovs, "FOV") if fovs is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    reports = [None] * len(paths)
+    todo = []  # (index, path, its FOV file)
+    for i, path in enumerate(paths):
+        if skip_existing and outputs_exist(out, path):
+            reports[i] = FileReport(str(path), "skipped")
+            continue
+        try:
+            todo.append((i, path, fov_file(path, fov_files)))
+        except CLIError as exc:
+            reports[i] = FileReport(str(path), "failed", error=str(exc))
+
+    with _cluster.connect(client, n_workers, threads_per_worker) as c:
+        cluster = _cluster.describe(c)
+        if todo:
+            _run(c, payload, todo, out, threshold, predict_kwargs, reports, progress)
+    # A worker killed while writing leaves a temporary file, never an output (_files).
+    remove_stale_temporaries(out, [p.name for path in paths
+                                   for p in files.output_paths(out, path).values()])
+    return ManyReport(reports, time.perf_counter() - start, cluster)
+
+
+def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progress):
+    from tqdm.auto import tqdm
+
+    plugin = _worker.ModelPlugin(payload)
+    client.register_plugin(_worker.ThreadsPlugin(fastseg.get_backend()))
+    client.register_plugin(plugin)
+    run = uuid.uuid4().hex[:8]
+    index, failed = {}, 0
+    try:
+        for i, path, fov in todo:
+            future = client.submit(_worker.segment_task, payload.digest, str(path), str(out),
+                                   None if fov is None else str(fov), threshold,
+                                   predict_kwargs, key=f"fastseg-segment-{run}-{i}",
+                                   pure=False)
+            index[future] = (i, path)
+        with tqdm(total=len(todo), desc="images", unit="image",
+                  disable=None if progress is None else not progress) as bar:
+            for future in as_completed(list(index), loop=client.loop):
+                i, path = index.pop(future)
+                if future.status == "finished":
+                    reports[i] = future.result()
+                else:  # e.g. KilledWorker: its workers died too often running it
+                    reports[i] = FileReport(str(path), "failed",
+                                            error=_worker.describe_error(future.exception()))
+                failed += reports[i].status == "failed"
+                if failed:
+                    bar.set_postfix(failed=failed, refresh=False)
+                bar.update()
+    finally:
+        for future in index:
+            future.cancel()
+        client.unregister_worker_plugin(plugin.name)  # frees the model on the workers

@@ -1,0 +1,169 @@
+"""What runs inside a Dask worker: the model, loaded once per process, and the thread settings.
+
+The model travels as the bytes of its (pickle-free) model file, once per worker:
+:class:`ModelPlugin` installs it when a worker starts (the scheduler keeps the
+plugin, so a worker that replaces a killed one gets it too), or a dask array graph
+holds one :class:`ModelPayload` key that each worker fetches once. Either way
+:func:`segmenter` loads it at most once per process.
+
+Kernel threads: :class:`ThreadsPlugin` sets fastseg's, OpenMP's and OpenBLAS's
+thread counts to the worker's ``nthreads``, and :data:`compute_lock` lets one
+segmentation at a time use them, so a worker never runs more kernel threads
+than it was given; its other threads read and write files meanwhile.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from distributed import WorkerPlugin, get_worker
+
+import fastseg
+from fastseg._commands.segment import FileReport, segment_file
+
+#: One segmentation at a time per process (see the module docstring).
+compute_lock = threading.Lock()
+
+_segmenters: dict = {}  # digest -> Segmenter, this process's loaded models
+_segmenters_lock = threading.Lock()
+
+
+class ModelPayload:
+    """The bytes of a model file, named by their SHA-256 digest.
+
+    Parameters
+    ----------
+    data : bytes
+        A model file written by ``Segmenter.save`` or ``fastseg.save``.
+    """
+
+    __slots__ = ("data", "digest")
+
+    def __init__(self, data: bytes):
+        self.data = bytes(data)
+        self.digest = hashlib.sha256(self.data).hexdigest()
+
+    @classmethod
+    def from_model(cls, model) -> ModelPayload:
+        """From a model file's path, a fitted ``Segmenter`` or a ``fastseg.nn.Module``."""
+        from fastseg import nn
+        from fastseg.segmenter import Segmenter
+
+        if isinstance(model, (str, os.PathLike)):
+            Segmenter.load(model)  # refuse a missing or foreign file here, with its name
+            return cls(Path(model).read_bytes())
+        if not isinstance(model, (Segmenter, nn.Module)):
+            raise TypeError(f"model: expected a model file path, a fitted fastseg.Segmenter or "
+                            f"a fastseg.nn.Module, got {type(model).__name__}")
+        with tempfile.TemporaryDirectory(prefix="fastseg-model-") as tmp:
+            path = os.path.join(tmp, "model.fseg")
+            if isinstance(model, Segmenter):
+                model.save(path)
+            else:
+                fastseg.save(model, path)
+            return cls(Path(path).read_bytes())
+
+    def load(self):
+        """A new ``Segmenter`` from these bytes (a plain network file infers its settings)."""
+        from fastseg.segmenter import Segmenter
+
+        with tempfile.TemporaryDirectory(prefix="fastseg-model-") as tmp:
+            path = Path(tmp) / "model.fseg"
+            path.write_bytes(self.data)
+            return Segmenter.load(path)
+
+    def __dask_tokenize__(self):
+        return ("fastseg-model", self.digest)
+
+
+def segmenter(payload: ModelPayload):
+    """The ``Segmenter`` of `payload`, loaded once in this process."""
+    with _segmenters_lock:
+        seg = _segmenters.get(payload.digest)
+        if seg is None:
+            seg = _segmenters[payload.digest] = payload.load()
+        return seg
+
+
+def set_threads(n: int) -> None:
+    """Kernel threads of this process: fastseg's, and those of OpenMP and BLAS libraries."""
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(n)  # libraries loaded from now on
+    threadpool_limits(limits=n)  # those loaded already (a plain call: no restore)
+    fastseg.set_num_threads(n)
+
+
+class ThreadsPlugin(WorkerPlugin):
+    """Gives each worker the client's backend and ``nthreads`` kernel threads."""
+
+    name = "fastseg-threads"
+
+    def __init__(self, backend: str):
+        self.backend = backend
+
+    def setup(self, worker):
+        fastseg.set_backend(self.backend)
+        set_threads(worker.state.nthreads)
+
+
+class ModelPlugin(WorkerPlugin):
+    """Loads one model into each worker when it starts; forgets it when unregistered."""
+
+    def __init__(self, payload: ModelPayload):
+        self.payload = payload
+        self.name = f"fastseg-model-{payload.digest[:16]}"
+
+    def setup(self, worker):
+        segmenter(self.payload)
+
+    def teardown(self, worker):
+        with _segmenters_lock:
+            _segmenters.pop(self.payload.digest, None)
+
+
+class _OneAtATime:
+    """A segmenter whose ``predict_proba`` holds :data:`compute_lock`."""
+
+    def __init__(self, seg):
+        self._seg = seg
+
+    def predict_proba(self, *args, **kwargs):
+        with compute_lock:
+            return self._seg.predict_proba(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._seg, name)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the message of an expected failure, the type too for anything else."""
+    from fastseg._commands import CLIError
+
+    message = " ".join(str(exc).split())
+    if isinstance(exc, (CLIError, ValueError, OSError)) and message:
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def segment_task(digest, path, out, fov, threshold, predict_kwargs) -> FileReport:
+    """One file on a worker; a failure is a ``failed`` report, never an exception."""
+    start = time.perf_counter()
+    worker = get_worker().address
+    try:
+        with _segmenters_lock:
+            seg = _segmenters.get(digest)
+        if seg is None:
+            raise RuntimeError(f"the model was not installed on worker {worker}")
+        report = segment_file(_OneAtATime(seg), path, out, fov=fov, threshold=threshold,
+                              **predict_kwargs)
+    except Exception as exc:  # the file's failure, reported; the other files go on
+        report = FileReport(str(path), "failed", error=describe_error(exc),
+                            seconds=time.perf_counter() - start)
+    report.worker = worker
+    return report

@@ -1,0 +1,42 @@
+"""fastseg._files: a write killed outright leaves a temporary file, never the real name, and
+remove_stale_temporaries clears exactly those temporaries."""
+import os
+import signal
+import subprocess
+import sys
+
+from fastseg._files import atomic_write, remove_stale_temporaries
+
+KILLED_WRITER = """
+import sys, time
+from fastseg._files import atomic_write
+def write(f):
+    f.write(b"half of it")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_killed_write_leaves_only_a_temporary_and_it_is_removed(tmp_path):
+    target = tmp_path / "a_prob.png"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    assert not target.exists()
+    (left,) = [n for n in os.listdir(tmp_path)]
+    assert left.startswith(".a_prob.png.") and left.endswith(".tmp")
+
+    others = [".b_prob.png.abc12345.tmp", "a_prob.png.tmp", ".a_prob.pngx.abc12345.tmp",
+              "keep.png"]
+    for name in others:
+        (tmp_path / name).write_bytes(b"")
+    atomic_write(tmp_path / "a_mask.png", lambda f: f.write(b"done"))
+    assert remove_stale_temporaries(tmp_path, ["a_prob.png", "a_mask.png"]) == 1
+    assert sorted(os.listdir(tmp_path)) == sorted(others + ["a_mask.png"])
+    assert (tmp_path / "a_mask.png").read_bytes() == b"done"

@@ -95,7 +95,24 @@ def test_segment_many_writes_the_sequential_files_byte_for_byte(client, model_fi
     assert {r.worker for r in report} <= set(client.scheduler_info()["workers"])
     assert report.summary().startswith(f"{len(images)} done, 0 skipped, 0 failed")
     # The model plugin is unregistered at the end: no worker keeps the model.
-    assert set(client.run(lambda: len(_worker._segmenters)).values()) == {0}
+    digest = _worker.ModelPayload(model_file.read_bytes()).digest
+    assert set(client.run(lambda: digest in _worker._segmenters).values()) == {False}
+
+
+def test_two_runs_of_one_model_at_once(client, model_file, images, expected, tmp_path):
+    """Each run installs and removes its own plugin: the first to end leaves the other's
+    model in place."""
+    reports = {}
+    runs = [threading.Thread(target=lambda k=k, part=part: reports.update(
+        {k: distributed.segment_many(model_file, part, tmp_path / k, client=client)}))
+        for k, part in (("a", images[:1]), ("b", images))]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=120)
+    assert [r.status for r in reports["a"]] == ["done"]
+    assert [r.status for r in reports["b"]] == ["done"] * len(images)
+    assert_same_files(tmp_path / "b", expected, outputs_of(images))
 
 
 def test_segment_many_with_fov_folder_and_options(client, model_file, images, tmp_path):
@@ -162,6 +179,30 @@ def test_skip_existing_resumes(client, model_file, images, expected, tmp_path):
     assert "2 skipped" in report.summary()
 
 
+def test_segment_many_bad_arguments(client, model_file, images, tmp_path):
+    """Refused before any work starts, with a message that names the problem."""
+    with pytest.raises(FileNotFoundError, match="missing.fseg"):
+        distributed.segment_many(tmp_path / "missing.fseg", images, tmp_path)
+    with pytest.raises(TypeError, match="model: expected"):
+        distributed.segment_many(object(), images, tmp_path)
+    with pytest.raises(ValueError, match="no input files"):
+        distributed.segment_many(model_file, [], tmp_path)
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / f"{images[0].stem}.png").write_bytes(images[0].read_bytes())
+    with pytest.raises(ValueError, match="same stem"):
+        distributed.segment_many(model_file, [images[0], twin / f"{images[0].stem}.png"],
+                                 tmp_path)
+    with pytest.raises(ValueError, match="FOV folder not found"):
+        distributed.segment_many(model_file, images, tmp_path, fovs=tmp_path / "nofov")
+    with pytest.raises(ValueError, match="no image files"):
+        distributed.segment_many(model_file, [tmp_path / "twin" / ".."], tmp_path / "o")
+    with pytest.raises(ValueError, match="n_workers"):
+        distributed.segment_many(model_file, images, tmp_path, client=client, n_workers=2)
+    with pytest.raises(TypeError, match="client: expected"):
+        distributed.segment_many(model_file, images, tmp_path, client=42)
+
+
 def test_sequential_cli_skip_existing(model_file, images, expected, tmp_path, capsys):
     import shutil
 
@@ -181,7 +222,7 @@ def test_sequential_cli_skip_existing(model_file, images, expected, tmp_path, ca
 def test_a_killed_worker_loses_nothing(model_file, tmp_path):
     """Kill a worker process while it holds tasks: they run again elsewhere, every output is
     present and right, and no partial file is left."""
-    inputs = _write_images(tmp_path / "in", [(150, 160, 3)] * 8, seed=1)
+    inputs = _write_images(tmp_path / "in", [(96, 104, 3)] * 6, seed=1)
     want = tmp_path / "want"
     assert main(["segment", str(model_file), *map(str, inputs), "--out", str(want)]) == 0
     out, result = tmp_path / "out", {}

@@ -1,6 +1,8 @@
 """``segment_many``: one task per input file, the files ``fastseg segment`` writes."""
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -55,15 +57,23 @@ class ManyReport:
         return self.files[i]
 
 
+def _as_value_error(call, *args):
+    """`call(*args)`, the command line's CLIError raised as the ValueError an API raises."""
+    try:
+        return call(*args)
+    except CLIError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _input_files(inputs) -> list[Path]:
     """Folders expanded (one level, image files); files kept as given, even missing ones
     (each fails on its own, with its reason, while the others run)."""
-    if isinstance(inputs, (str, Path)):
+    if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = []
     for item in inputs:
         p = Path(item)
-        paths += files.image_files([p]) if p.is_dir() else [p]
+        paths += _as_value_error(files.image_files, [p]) if p.is_dir() else [p]
     if not paths:
         raise ValueError("inputs: no input files given")
     pair = files.same_stem(paths)
@@ -79,7 +89,7 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
     start = time.perf_counter()
     payload = _worker.ModelPayload.from_model(model)
     paths = _input_files(inputs)
-    fov_files = files.keyed(fovs, "FOV") if fovs is not None else None
+    fov_files = _as_value_error(files.keyed, fovs, "FOV") if fovs is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -107,10 +117,10 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
 def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progress):
     from tqdm.auto import tqdm
 
-    plugin = _worker.ModelPlugin(payload)
+    run = uuid.uuid4().hex[:8]
+    plugin = _worker.ModelPlugin(payload, run)
     client.register_plugin(_worker.ThreadsPlugin(fastseg.get_backend()))
     client.register_plugin(plugin)
-    run = uuid.uuid4().hex[:8]
     index, failed = {}, 0
     try:
         for i, path, fov in todo:
@@ -132,7 +142,9 @@ def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progres
                 if failed:
                     bar.set_postfix(failed=failed, refresh=False)
                 bar.update()
-    finally:
-        for future in index:
-            future.cancel()
-        client.unregister_worker_plugin(plugin.name)  # frees the model on the workers
+    except BaseException:
+        client.cancel(list(index))
+        with contextlib.suppress(Exception):  # the first error is the one to see
+            client.unregister_worker_plugin(plugin.name)
+        raise
+    client.unregister_worker_plugin(plugin.name)  # frees the model on the workers

@@ -28,7 +28,12 @@ from fastseg._commands.segment import FileReport, segment_file
 #: One segmentation at a time per process (see the module docstring).
 compute_lock = threading.Lock()
 
-_segmenters: dict = {}  # digest -> Segmenter, this process's loaded models
+# This process's loaded models: digest -> Segmenter. A model a ModelPlugin installed
+# stays while any plugin of it is registered (two runs may share one); one loaded for a
+# segment_large graph stays until another such model replaces it.
+_segmenters: dict = {}
+_installed: dict = {}  # digest -> how many registered plugins hold it
+_last_loaded: list = [None]  # digest of the model segment_large loaded last
 _segmenters_lock = threading.Lock()
 
 
@@ -85,8 +90,18 @@ def segmenter(payload: ModelPayload):
     with _segmenters_lock:
         seg = _segmenters.get(payload.digest)
         if seg is None:
+            previous = _last_loaded[0]
+            if previous is not None and previous not in _installed:
+                _segmenters.pop(previous, None)
             seg = _segmenters[payload.digest] = payload.load()
+            _last_loaded[0] = payload.digest
         return seg
+
+
+def installed_segmenter(digest: str):
+    """The model a :class:`ModelPlugin` installed in this process, or None."""
+    with _segmenters_lock:
+        return _segmenters.get(digest) if digest in _installed else None
 
 
 def set_threads(n: int) -> None:
@@ -113,18 +128,31 @@ class ThreadsPlugin(WorkerPlugin):
 
 
 class ModelPlugin(WorkerPlugin):
-    """Loads one model into each worker when it starts; forgets it when unregistered."""
+    """Loads one model into each worker when it starts; forgets it when unregistered.
 
-    def __init__(self, payload: ModelPayload):
+    Each run registers its own (`run` names it), so one run ending never takes the
+    model from another run of the same model on the same cluster.
+    """
+
+    def __init__(self, payload: ModelPayload, run: str):
         self.payload = payload
-        self.name = f"fastseg-model-{payload.digest[:16]}"
+        self.name = f"fastseg-model-{payload.digest[:16]}-{run}"
 
     def setup(self, worker):
-        segmenter(self.payload)
+        digest = self.payload.digest
+        with _segmenters_lock:
+            if digest not in _segmenters:
+                _segmenters[digest] = self.payload.load()
+            _installed[digest] = _installed.get(digest, 0) + 1
 
     def teardown(self, worker):
+        digest = self.payload.digest
         with _segmenters_lock:
-            _segmenters.pop(self.payload.digest, None)
+            _installed[digest] -= 1
+            if not _installed[digest]:
+                del _installed[digest]
+                if _last_loaded[0] != digest:
+                    _segmenters.pop(digest, None)
 
 
 class _OneAtATime:
@@ -156,8 +184,7 @@ def segment_task(digest, path, out, fov, threshold, predict_kwargs) -> FileRepor
     start = time.perf_counter()
     worker = get_worker().address
     try:
-        with _segmenters_lock:
-            seg = _segmenters.get(digest)
+        seg = installed_segmenter(digest)
         if seg is None:
             raise RuntimeError(f"the model was not installed on worker {worker}")
         report = segment_file(_OneAtATime(seg), path, out, fov=fov, threshold=threshold,

@@ -12,7 +12,7 @@ from distributed import as_completed
 
 import fastseg
 from fastseg._commands import CLIError, files
-from fastseg._commands.segment import FileReport, fov_file, outputs_exist, summary_line
+from fastseg._commands.segment_file import FileReport, fov_file, outputs_exist, summary_line
 from fastseg._files import remove_stale_temporaries
 from fastseg.distributed import _cluster, _worker
 

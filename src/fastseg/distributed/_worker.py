@@ -23,7 +23,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 import fastseg
-from fastseg._commands.segment import FileReport, segment_file
+from fastseg._commands.segment_file import FileReport, segment_file
 
 #: One segmentation at a time per process (see the module docstring).
 compute_lock = threading.Lock()

@@ -1,0 +1,175 @@
+"""The work of ``fastseg segment`` on one input file, shared by the command's sequential
+loop and the Dask workers of :mod:`fastseg.distributed`, so both write the same files.
+
+:func:`segment_file` reads the input, segments it and writes its outputs (named by
+:func:`fastseg._commands.files.output_paths`), each atomically; the kind of input
+(:func:`fastseg._commands.files.input_kind`) picks the work.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fastseg import viz
+from fastseg._commands import CLIError, files
+from fastseg.data import read_image, read_mask
+
+
+@dataclass
+class FileReport:
+    """What became of one input file.
+
+    Attributes
+    ----------
+    path : str
+        The input file.
+    status : {"done", "skipped", "failed"}
+        ``"skipped"``: its outputs existed already (``skip_existing``).
+    outputs : tuple of str
+        The files written (``done`` only).
+    shape : tuple of int, optional
+        (H, W) of the image.
+    foreground : int, optional
+        Pixels in the mask (vessel pixels).
+    fov_pixels : int, optional
+        Pixels in the field of view.
+    seconds : float
+        Time spent on the file, reading and writing included.
+    error : str, optional
+        Why it failed (``failed`` only).
+    worker : str, optional
+        The Dask worker that did it (None in the sequential command).
+    """
+
+    path: str
+    status: str
+    outputs: tuple = ()
+    shape: tuple | None = None
+    foreground: int | None = None
+    fov_pixels: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    worker: str | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def line(self) -> str:
+        """One line for the user: what was written, or why not."""
+        if self.status == "skipped":
+            return f"{self.name}: skipped (its outputs exist)"
+        if self.status == "failed":
+            return f"{self.name}: failed: {self.error}"
+        h, w = self.shape
+        stem = os.path.join(os.path.dirname(self.outputs[0]), Path(self.path).stem)
+        return (f"{self.name}: {w}x{h}, {self.foreground} vessel pixels "
+                f"({self.foreground / max(self.fov_pixels, 1):.1%} of the FOV) -> "
+                f"{stem}_{{{','.join(files.OUTPUT_KINDS)}}}.png")
+
+
+def _network_input(image, channels):
+    """The image in the layout the segmenter's preprocessing needs."""
+    if channels == "rgb" and image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)  # greyscale photo, colour model
+    return image
+
+
+def fov_file(path, fovs):
+    """The FOV file of input `path` in ``fovs`` (``{key: file}`` of a ``--fov`` folder).
+
+    None when there is no ``--fov`` folder (the FOV is then estimated); a folder
+    without a match for `path` is an error, never a silent estimate.
+    """
+    if fovs is None:
+        return None
+    match = fovs.get(files.key(path))
+    if match is None:
+        raise CLIError(f"no FOV file for {Path(path).name} in the --fov folder (expected a "
+                       f"name like {files.key(path)}_mask.png)")
+    return match
+
+
+def _fov_for(path, image, fov_path):
+    if fov_path is None:
+        return files.estimate_fov(image)
+    fov_path = Path(fov_path)
+    fov = read_mask(fov_path)
+    if fov.shape != image.shape[:2]:
+        raise CLIError(f"FOV {fov_path.name} is {fov.shape[1]}x{fov.shape[0]} but image "
+                       f"{path.name} is {image.shape[1]}x{image.shape[0]} (W x H)")
+    return fov
+
+
+def outputs_exist(out, path) -> bool:
+    """Whether every output of input `path` is in folder `out` (what resuming skips)."""
+    return all(p.is_file() for p in files.output_paths(out, path).values())
+
+
+def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
+    image = read_image(path)
+    fov = _fov_for(path, image, fov_path)
+    prob = seg.predict_proba(_network_input(image, seg.channels), fov, progress=None,
+                             **predict_kwargs)
+    mask = (prob >= threshold) & fov
+    targets = files.output_paths(out, path)
+    pictures = {"prob": viz.probability_image(prob), "mask": viz.mask_image(mask),
+                "overlay": viz.overlay_mask(image, mask)}
+    for kind in files.OUTPUT_KINDS:
+        viz.save_image(targets[kind], pictures[kind])  # atomic: never half a file
+    return FileReport(str(path), "done", outputs=tuple(str(targets[k]) for k in targets),
+                      shape=image.shape[:2], foreground=int(mask.sum()),
+                      fov_pixels=int(fov.sum()))
+
+
+#: The per-file work for each kind of input (:func:`fastseg._commands.files.input_kind`).
+_SEGMENT_BY_KIND = {"image": _segment_image}
+
+
+def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) -> FileReport:
+    """Segment one input file and write its outputs into folder `out`, atomically.
+
+    Parameters
+    ----------
+    seg : fastseg.Segmenter
+        A fitted segmenter.
+    path : str or os.PathLike
+        The input file; its kind (:func:`files.input_kind`) picks the work.
+    out : str or os.PathLike
+        An existing folder; the outputs are named by :func:`files.output_paths`.
+    fov : str or os.PathLike, optional
+        Its FOV file (see :func:`fov_file`); None estimates the FOV from the image.
+    threshold : float, optional
+        Mask threshold; default ``seg.threshold``.
+    **predict_kwargs
+        Passed to ``seg.predict_proba`` (e.g. ``tile``).
+
+    Returns
+    -------
+    FileReport
+        With status ``"done"``.
+
+    Raises
+    ------
+    CLIError, ValueError, OSError
+        An unreadable file, a FOV of another size, ...: nothing is written under
+        an output's name (outputs already written for this file stay).
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    work = _SEGMENT_BY_KIND[files.input_kind(path)]
+    threshold = seg.threshold if threshold is None else threshold
+    report = work(seg, path, Path(out), fov, threshold, predict_kwargs)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def summary_line(reports, seconds=None) -> str:
+    """``"N done, N skipped, N failed"`` (+ the time taken) of a list of FileReports."""
+    counts = {s: sum(r.status == s for r in reports) for s in ("done", "skipped", "failed")}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return text if seconds is None else f"{text} in {seconds:.1f} s"

@@ -351,8 +351,11 @@ def test_segment_large_writes_zarr_chunk_by_chunk(client, network, big_image, tm
     import zarr
 
     image, _ = big_image
+    source = zarr.open_array(str(tmp_path / "image.zarr"), mode="w", shape=image.shape,
+                             chunks=(1, 25, 25), dtype=np.float32)
+    source[:] = image  # read chunk by chunk by the workers, never whole by the caller
     out = tmp_path / "prob.zarr"
-    got = distributed.segment_large(network, image, client=client, chunks=(30, 40), out=out)
+    got = distributed.segment_large(network, source, client=client, chunks=(30, 40), out=out)
     stored = zarr.open_array(str(out), mode="r")
     assert stored.chunks == (30, 40) and stored.dtype == np.float32
     want = fastseg.segment(network, image)

@@ -73,11 +73,15 @@ def _network(model):
                     f"model file path, got {type(model).__name__}")
 
 
-def _as_dask(name, array, chunks):
+def _as_dask(array, spatial):
+    """A dask array of `array`; one read straight into the spatial chunks when it is not one
+    already (a zarr or other lazy array is never loaded whole)."""
     if isinstance(array, da.Array):
-        return array.rechunk(chunks) if chunks is not None else array
+        return array
     arr = array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
-    return da.from_array(arr, chunks=chunks if chunks is not None else "auto")
+    if spatial is None or arr.ndim < SPATIAL_AXES:
+        return da.from_array(arr, chunks="auto")
+    return da.from_array(arr, chunks=(-1,) * (arr.ndim - SPATIAL_AXES) + spatial)
 
 
 def _spatial_chunks(chunks):
@@ -100,7 +104,7 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
     plan = _dense.plan(net, patch_size)  # refuses a network that cannot run densely
     spatial = _spatial_chunks(chunks)
 
-    x = _as_dask("image", image, None)
+    x = _as_dask(image, spatial)
     if x.ndim == SPATIAL_AXES:
         x = x[None]
     if x.ndim != SPATIAL_AXES + 1 or 0 in x.shape or x.dtype.kind not in "biuf":
@@ -111,7 +115,7 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
                          f"{x.shape[0]} (image shape {x.shape}, read as (C, H, W))")
     x = x.astype(np.float32)
     if fov is not None:
-        f = _as_dask("fov", fov, None)
+        f = _as_dask(fov, spatial)
         if f.shape != x.shape[1:]:
             raise ValueError(f"fov: expected shape {x.shape[1:]} (that of the image), got "
                              f"{f.shape}")

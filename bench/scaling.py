@@ -8,7 +8,9 @@ The figures of docs/scaling.md come from this script::
 For each layout (sequential ``fastseg segment`` and local clusters of 1 x 1, 1 x 2 and
 2 x 1 workers x threads) it times whole ``segment_many`` runs on a started cluster, the
 layouts alternating, ``--repeats`` times, and prints medians: cluster start (with one
-warm-up image per worker), run time, images per second. It then times the per-run and
+warm-up image per worker), run time, images per second, and CPU seconds per image (all
+processes: workers, scheduler, client), which a busy shared machine changes far less
+than the wall time. It then times the per-run and
 per-task costs a projection needs: the model file's load on a worker, one image's read
 + PNG writes, and the scheduler's round trip per task (empty tasks).
 """
@@ -54,10 +56,15 @@ def _sequential(model, inputs, out, threads):
     fastseg.set_num_threads(threads)
     seg = Segmenter.load(model)
     out.mkdir()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path in inputs:
         segment_file(seg, path, out)
-    return 0.0, time.perf_counter() - start
+    return 0.0, time.perf_counter() - start, time.process_time() - cpu
+
+
+def _cpu_seconds(client):
+    """CPU seconds the worker processes have used so far, summed."""
+    return sum(client.run(lambda: time.process_time()).values())
 
 
 def _on_cluster(model, inputs, out, workers, threads):
@@ -73,11 +80,12 @@ def _on_cluster(model, inputs, out, workers, threads):
         distributed.segment_many(model, inputs[:workers], out / "warm", client=client,
                                  progress=False)
         started = time.perf_counter() - start
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds(client) + time.process_time()
         report = distributed.segment_many(model, inputs, out, client=client, progress=False)
         seconds = time.perf_counter() - start
+        cpu = _cpu_seconds(client) + time.process_time() - cpu  # workers, scheduler, client
     assert not report.failed, report.failed
-    return started, seconds
+    return started, seconds, cpu
 
 
 def _overheads(model, inputs, out):
@@ -156,12 +164,12 @@ def main():
         print(f"model lai2d hidden={args.hidden} patch={args.patch_size}; {args.images} images "
               f"of {args.size}x{args.size}; {os.cpu_count()} CPUs; isa {_config.isa()}; "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"{'layout':24} {'start s':>8} {'run s':>8} {'images/s':>9}   (medians of "
-              f"{args.repeats})")
+        print(f"{'layout':24} {'start s':>8} {'run s':>8} {'images/s':>9} {'CPU s/image':>12}"
+              f"   (medians of {args.repeats})")
         for name, runs in times.items():
-            start = statistics.median(s for s, _ in runs)
-            run = statistics.median(t for _, t in runs)
-            print(f"{name:24} {start:8.2f} {run:8.2f} {args.images / run:9.3f}")
+            start, run, cpu = (statistics.median(r[k] for r in runs) for k in range(3))
+            print(f"{name:24} {start:8.2f} {run:8.2f} {args.images / run:9.3f} "
+                  f"{cpu / args.images:12.3f}")
         (root / "io").mkdir()
         for key, value in _overheads(model, inputs, root / "io").items():
             print(f"{key:24} {value:.4g}")

@@ -424,6 +424,17 @@ def test_cli_workers_2_and_a_clean_shutdown(model_file, images, expected, tmp_pa
     assert new == []
 
 
+def test_cli_scheduler_address(client, model_file, images, expected, tmp_path, capsys):
+    address = client.scheduler.address
+    code = main(["segment", str(model_file), *map(str, images), "--out", str(tmp_path),
+                 "--scheduler", address])
+    out = capsys.readouterr().out
+    assert code == 0 and f"{len(images)} done, 0 skipped, 0 failed" in out
+    assert "2 workers x 1 thread" in out
+    assert_same_files(tmp_path, expected, outputs_of(images))
+    assert client.scheduler_info()["workers"]  # the caller's cluster is left running
+
+
 def test_without_dask_the_error_says_what_to_install(model_file, images, tmp_path, monkeypatch,
                                                      capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)

@@ -121,27 +121,31 @@ def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progres
     plugin = _worker.ModelPlugin(payload, run)
     client.register_plugin(_worker.ThreadsPlugin(fastseg.get_backend()))
     client.register_plugin(plugin)
-    index, failed = {}, 0
+    failed, index = 0, {}
     try:
-        for i, path, fov in todo:
-            future = client.submit(_worker.segment_task, payload.digest, str(path), str(out),
-                                   None if fov is None else str(fov), threshold,
-                                   predict_kwargs, key=f"fastseg-segment-{run}-{i}",
-                                   pure=False)
-            index[future] = (i, path)
+        futures = client.map(_worker.segment_task, [str(path) for _, path, _ in todo],
+                             [None if fov is None else str(fov) for _, _, fov in todo],
+                             key=[f"fastseg-segment-{run}-{i}" for i, _, _ in todo],
+                             pure=False, digest=payload.digest, out=str(out),
+                             threshold=threshold, predict_kwargs=predict_kwargs)
+        index = {future: (i, path) for future, (i, path, _) in zip(futures, todo, strict=True)}
         with tqdm(total=len(todo), desc="images", unit="image",
                   disable=None if progress is None else not progress) as bar:
-            for future in as_completed(list(index), loop=client.loop):
-                i, path = index.pop(future)
-                if future.status == "finished":
-                    reports[i] = future.result()
-                else:  # e.g. KilledWorker: its workers died too often running it
-                    reports[i] = FileReport(str(path), "failed",
-                                            error=_worker.describe_error(future.exception()))
-                failed += reports[i].status == "failed"
+            for batch in as_completed(futures, loop=client.loop).batches():
+                finished = [f for f in batch if f.status == "finished"]
+                # One round trip per batch of finished files, not one per file.
+                results = dict(zip(finished, client.gather(finished), strict=True))
+                for future in batch:
+                    i, path = index.pop(future)
+                    if future in results:
+                        reports[i] = results[future]
+                    else:  # e.g. KilledWorker: workers died too often running it
+                        reports[i] = FileReport(str(path), "failed", error=_worker.describe_error(
+                            future.exception()))
+                    failed += reports[i].status == "failed"
                 if failed:
                     bar.set_postfix(failed=failed, refresh=False)
-                bar.update()
+                bar.update(len(batch))
     except BaseException:
         client.cancel(list(index))
         with contextlib.suppress(Exception):  # the first error is the one to see

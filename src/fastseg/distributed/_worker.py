@@ -179,7 +179,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def segment_task(digest, path, out, fov, threshold, predict_kwargs) -> FileReport:
+def segment_task(path, fov, *, digest, out, threshold, predict_kwargs) -> FileReport:
     """One file on a worker; a failure is a ``failed`` report, never an exception."""
     start = time.perf_counter()
     worker = get_worker().address

@@ -345,6 +345,9 @@ def test_segment_large_with_fov_on_threads_and_segmenter(model_file, big_image):
     want = fastseg.segment(seg.model_, image[0], fov=fov, patch_size=PATCH)
     got = distributed.segment_large(seg, image[0], chunks=(17, 30), fov=fov)
     np.testing.assert_array_equal(got.compute(scheduler="threads"), want)
+    # A FOV read as every FOV is: any non-zero value inside (a 0/255 mask file's values).
+    got = distributed.segment_large(seg, image[0], chunks=29, fov=fov.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(got.compute(scheduler="threads"), want)
 
 
 def test_segment_large_writes_zarr_chunk_by_chunk(client, network, big_image, tmp_path):
@@ -383,6 +386,12 @@ def test_segment_large_bad_input(network, big_image):
     bad[0, 40, 40] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         distributed.segment_large(network, bad, chunks=30).compute(scheduler="sync")
+    holed = fov.astype(np.float32)
+    holed[3, 3] = np.nan
+    with pytest.raises(ValueError, match="fov: contains NaN"):
+        distributed.segment_large(network, image, fov=holed, chunks=30).compute(scheduler="sync")
+    with pytest.raises(TypeError, match="fov: expected a numeric or bool"):
+        distributed.segment_large(network, image, fov=np.full(fov.shape, "x"))
 
 
 # ---- the command line, shutdown, no Dask ----------------------------------------------

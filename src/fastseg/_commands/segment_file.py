@@ -16,7 +16,7 @@ import numpy as np
 
 from fastseg import viz
 from fastseg._commands import CLIError, files
-from fastseg.data import read_image, read_mask
+from fastseg.data import read_image
 
 
 @dataclass
@@ -97,12 +97,7 @@ def fov_file(path, fovs):
 def _fov_for(path, image, fov_path):
     if fov_path is None:
         return files.estimate_fov(image)
-    fov_path = Path(fov_path)
-    fov = read_mask(fov_path)
-    if fov.shape != image.shape[:2]:
-        raise CLIError(f"FOV {fov_path.name} is {fov.shape[1]}x{fov.shape[0]} but image "
-                       f"{path.name} is {image.shape[1]}x{image.shape[0]} (W x H)")
-    return fov
+    return files.read_fov(fov_path, image.shape[:2], f"image {path.name}")
 
 
 def outputs_exist(out, path) -> bool:
@@ -155,7 +150,7 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
 
     Raises
     ------
-    CLIError, ValueError, OSError
+    fastseg.errors.FastsegError, OSError
         An unreadable file, a FOV of another size, ...: nothing is written under
         an output's name (outputs already written for this file stay).
     """

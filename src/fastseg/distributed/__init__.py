@@ -6,7 +6,7 @@ for one process as a dask array. Both give exactly the answers of one machine.
 Sizing workers and what limits scaling: docs/scaling.md.
 
 Dask stays optional: this module imports without it, and its functions raise an
-``ImportError`` that says what to install.
+``MissingDependencyError`` (an ``ImportError``) that says what to install.
 """
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ INSTALL = 'pip install "fastseg[distributed]"'
 
 
 def require(what: str) -> None:
-    """Raise an ``ImportError`` naming `what` and the install command when Dask is missing."""
+    """Raise a ``MissingDependencyError`` (an ``ImportError``) naming `what` and the install
+    command when Dask is missing."""
+    from fastseg.errors import MissingDependencyError
+
     try:
         import dask.array  # noqa: F401
         import distributed  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"{what} needs Dask, which is not installed here (no module "
-                          f"{exc.name!r}): {INSTALL}") from None
+        raise MissingDependencyError(f"{what} needs Dask, which is not installed here (no "
+                                     f"module {exc.name!r}): {INSTALL}") from None
 
 
 def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=None,
@@ -75,9 +78,9 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
 
     Raises
     ------
-    ImportError
-        Dask is not installed (the message says what to install).
-    FileNotFoundError, ValueError
+    fastseg.errors.MissingDependencyError
+        Dask is not installed (the message says what to install); an ``ImportError``.
+    FileNotFoundError, ValueError, TypeError
         A missing or unreadable model file, no inputs, two inputs with one stem, a
         missing ``fovs`` folder. A bad input *file* is not raised: it is reported
         as failed, with its reason, and the other files finish.
@@ -141,8 +144,8 @@ def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
 
     Raises
     ------
-    ImportError
-        Dask is not installed (the message says what to install).
+    fastseg.errors.MissingDependencyError
+        Dask is not installed (the message says what to install); an ``ImportError``.
     ValueError, TypeError
         A wrong rank, channel count, fov shape or chunk size, a network that cannot
         run densely; a NaN in the image when a chunk holding it is computed.

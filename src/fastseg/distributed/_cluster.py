@@ -8,6 +8,7 @@ import os
 from distributed import Client, LocalCluster
 
 from fastseg import _validate
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 
 def cores() -> int:
@@ -63,16 +64,17 @@ def connect(client=None, n_workers=None, threads_per_worker=None):
             yield own
         return
     if n_workers is not None or threads_per_worker is not None:
-        raise ValueError("n_workers, threads_per_worker: only for the local cluster started "
-                         "when client is None; a running cluster keeps its own workers")
+        raise InvalidValueError("n_workers, threads_per_worker: only for the local cluster "
+                                "started when client is None; a running cluster keeps its "
+                                "own workers")
     if isinstance(client, Client):
         yield client
     elif isinstance(client, str):
         with Client(client, set_as_default=False) as own:
             yield own
     else:
-        raise TypeError(f"client: expected a distributed.Client, a scheduler address or None, "
-                        f"got {type(client).__name__}")
+        raise InvalidTypeError(f"client: expected a distributed.Client, a scheduler address "
+                               f"or None, got {type(client).__name__}")
 
 
 def describe(client) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import fastseg
 from fastseg import _dense, _validate
 from fastseg.distributed import _cluster, _worker
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 #: Spatial axes of the images segment_large takes; a volume will bring 3 (see
 #: :func:`overlap_depth`, already per axis).
@@ -50,9 +51,19 @@ def _chunks_of_at_least(size, chunks) -> tuple:
     return tuple(merged)
 
 
+def _fov_channel(fov):
+    """The FOV as one more float32 channel of the image, so it is cut with the same margins:
+    1 inside (any non-zero value), 0 outside, NaN kept for ``segment`` to refuse by name."""
+    if fov.dtype.kind == "f":
+        return da.where(da.isnan(fov), np.float32(np.nan), fov != 0).astype(np.float32)
+    if fov.dtype.kind not in "biu":
+        raise InvalidTypeError(f"fov: expected a numeric or bool array, got dtype {fov.dtype}")
+    return (fov != 0).astype(np.float32)
+
+
 def _segment_block(block, payload, patch_size, has_fov, options):
     seg = _worker.segmenter(payload)
-    image, fov = (block[:-1], block[-1] > 0.5) if has_fov else (block, None)
+    image, fov = (block[:-1], block[-1]) if has_fov else (block, None)
     with _worker.compute_lock:
         return fastseg.segment(seg.model_, image, fov=fov, patch_size=patch_size,
                                progress=False, **options)
@@ -69,8 +80,8 @@ def _network(model):
         return model._fitted(), int(model.patch_size)
     if isinstance(model, nn.Module):
         return model, None
-    raise TypeError(f"model: expected a fastseg.nn.Module, a fitted fastseg.Segmenter or a "
-                    f"model file path, got {type(model).__name__}")
+    raise InvalidTypeError(f"model: expected a fastseg.nn.Module, a fitted fastseg.Segmenter "
+                           f"or a model file path, got {type(model).__name__}")
 
 
 def _as_dask(array, spatial):
@@ -91,7 +102,8 @@ def _spatial_chunks(chunks):
         chunks = (chunks,) * SPATIAL_AXES
     chunks = tuple(chunks)
     if len(chunks) != SPATIAL_AXES:
-        raise ValueError(f"chunks: expected an int or {SPATIAL_AXES} ints (H, W), got {chunks!r}")
+        raise InvalidValueError(f"chunks: expected an int or {SPATIAL_AXES} ints (H, W), got "
+                                f"{chunks!r}")
     return tuple(_validate.as_int("chunks", c, minimum=1) for c in chunks)
 
 
@@ -108,18 +120,18 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
     if x.ndim == SPATIAL_AXES:
         x = x[None]
     if x.ndim != SPATIAL_AXES + 1 or 0 in x.shape or x.dtype.kind not in "biuf":
-        raise ValueError(f"image: expected a non-empty real (H, W) or (C, H, W) array, got "
-                         f"shape {x.shape} dtype {x.dtype}")
+        raise InvalidValueError(f"image: expected a non-empty real (H, W) or (C, H, W) array, "
+                                f"got shape {x.shape} dtype {x.dtype}")
     if x.shape[0] != plan.in_channels:
-        raise ValueError(f"image: the network takes {plan.in_channels} channel(s), got "
-                         f"{x.shape[0]} (image shape {x.shape}, read as (C, H, W))")
+        raise InvalidValueError(f"image: the network takes {plan.in_channels} channel(s), got "
+                                f"{x.shape[0]} (image shape {x.shape}, read as (C, H, W))")
     x = x.astype(np.float32)
     if fov is not None:
         f = _as_dask(fov, spatial)
         if f.shape != x.shape[1:]:
-            raise ValueError(f"fov: expected shape {x.shape[1:]} (that of the image), got "
-                             f"{f.shape}")
-        x = da.concatenate([x, f.astype(bool).astype(np.float32)[None]], axis=0)
+            raise InvalidValueError(f"fov: expected shape {x.shape[1:]} (that of the image), "
+                                    f"got {f.shape}")
+        x = da.concatenate([x, _fov_channel(f)[None]], axis=0)
     x = x.rechunk((-1,) + (spatial if spatial is not None else x.chunks[1:]))
     x = x.rechunk((-1,) + tuple(_chunks_of_at_least(patch_size, c) for c in x.chunks[1:]))
 

@@ -15,6 +15,7 @@ from fastseg._commands import CLIError, files
 from fastseg._commands.segment_file import FileReport, fov_file, outputs_exist, summary_line
 from fastseg._files import remove_stale_temporaries
 from fastseg.distributed import _cluster, _worker
+from fastseg.errors import InvalidValueError
 
 
 @dataclass
@@ -58,11 +59,12 @@ class ManyReport:
 
 
 def _as_value_error(call, *args):
-    """`call(*args)`, the command line's CLIError raised as the ValueError an API raises."""
+    """`call(*args)`, the command line's CLIError raised as the ValueError an API raises
+    (an InvalidValueError: still a FastsegError)."""
     try:
         return call(*args)
     except CLIError as exc:
-        raise ValueError(str(exc)) from None
+        raise InvalidValueError(str(exc)) from None
 
 
 def _input_files(inputs) -> list[Path]:
@@ -75,11 +77,11 @@ def _input_files(inputs) -> list[Path]:
         p = Path(item)
         paths += _as_value_error(files.image_files, [p]) if p.is_dir() else [p]
     if not paths:
-        raise ValueError("inputs: no input files given")
+        raise InvalidValueError("inputs: no input files given")
     pair = files.same_stem(paths)
     if pair:
-        raise ValueError(f"inputs: {pair[0]} and {pair[1]} have the same stem; their outputs "
-                         "would collide")
+        raise InvalidValueError(f"inputs: {pair[0]} and {pair[1]} have the same stem; their "
+                                "outputs would collide")
     return paths
 
 

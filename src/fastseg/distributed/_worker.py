@@ -24,6 +24,7 @@ from distributed import WorkerPlugin, get_worker
 
 import fastseg
 from fastseg._commands.segment_file import FileReport, segment_file
+from fastseg.errors import InvalidTypeError
 
 #: One segmentation at a time per process (see the module docstring).
 compute_lock = threading.Lock()
@@ -62,8 +63,9 @@ class ModelPayload:
             Segmenter.load(model)  # refuse a missing or foreign file here, with its name
             return cls(Path(model).read_bytes())
         if not isinstance(model, (Segmenter, nn.Module)):
-            raise TypeError(f"model: expected a model file path, a fitted fastseg.Segmenter or "
-                            f"a fastseg.nn.Module, got {type(model).__name__}")
+            raise InvalidTypeError(f"model: expected a model file path, a fitted "
+                                   f"fastseg.Segmenter or a fastseg.nn.Module, got "
+                                   f"{type(model).__name__}")
         with tempfile.TemporaryDirectory(prefix="fastseg-model-") as tmp:
             path = os.path.join(tmp, "model.fseg")
             if isinstance(model, Segmenter):
@@ -171,10 +173,10 @@ class _OneAtATime:
 
 def describe_error(exc: BaseException) -> str:
     """One line: the message of an expected failure, the type too for anything else."""
-    from fastseg._commands import CLIError
+    from fastseg.errors import FastsegError
 
     message = " ".join(str(exc).split())
-    if isinstance(exc, (CLIError, ValueError, OSError)) and message:
+    if isinstance(exc, (FastsegError, OSError)) and message:
         return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 

@@ -106,6 +106,40 @@ int fs_maxpool2d_backward(const float *dy, const int64_t *idx,
                           fs_idx n, fs_idx c, fs_idx oh, fs_idx ow,
                           fs_idx h, fs_idx w, float *dx);
 
+/* ---- conv3d (conv3d.c): implicit GEMM on the GEMM micro-kernels ---------
+ * The geometry of a 3-D convolution: x (n, c, d, h, w), weight
+ * (f, c, k[0], k[1], k[2]); per axis (depth, height, width) a kernel size,
+ * stride and zero padding. The output y is (n, f, od, oh, ow) with
+ * od = (d + 2*pad[0] - k[0]) / stride[0] + 1, likewise oh and ow (0 when the
+ * window is larger than the padded input). */
+typedef struct {
+    fs_idx n, c, d, h, w, f;
+    fs_idx k[3], stride[3], pad[3];
+} fs_conv3d_geom;
+/* bias (f) or NULL. Returns FS_OK, FS_ENOMEM, or FS_EVALUE when a kernel
+ * size or stride is < 1 or a padding < 0. */
+int fs_conv3d_forward(const fs_conv3d_geom *g, const float *x, const float *wt,
+                      const float *bias, float *y);
+/* dy (n, f, od, oh, ow). Writes (overwrites) dx (n, c, d, h, w),
+ * dw (f, c, k[0], k[1], k[2]) and db (f); any of the three may be NULL. */
+int fs_conv3d_backward(const fs_conv3d_geom *g, const float *x, const float *wt,
+                       const float *dy, float *dx, float *dw, float *db);
+
+/* ---- 3-D max pooling (pool3d.c) ------------------------------------------
+ * x (n, c, size[0], size[1], size[2]) -> y (n, c, od, oh, ow), per axis
+ * o = (size - k) / stride + 1 (no padding, floor). idx holds, for every
+ * output, the flat index (z*h + y)*w + x of its maximum within its own
+ * volume, as PyTorch's max_pool3d(return_indices=True); the first maximum
+ * wins ties, NaN counts as the maximum. Returns FS_EVALUE when a kernel size
+ * or stride is < 1. */
+int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx size[3],
+                         const fs_idx k[3], const fs_idx stride[3], float *y, int64_t *idx);
+/* dx (n, c, in_count), in_count = d*h*w, is overwritten: zero, then dy
+ * (n, c, out_count) scattered (added) through idx. Returns FS_EINDEX, having
+ * written nothing, when an index is outside [0, in_count). */
+int fs_maxpool3d_backward(const float *dy, const int64_t *idx, fs_idx n, fs_idx c,
+                          fs_idx out_count, fs_idx in_count, float *dx);
+
 /* ---- element-wise activations (activations.c), count elements ---------- */
 void fs_relu_forward(const float *x, float *y, fs_idx count);
 void fs_relu_backward(const float *x, const float *dy, float *dx, fs_idx count);

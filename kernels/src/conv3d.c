@@ -1,0 +1,580 @@
+/*
+ * conv3d forward/backward (kernels.h) as GEMM loops around the GEMM
+ * micro-kernels, with no column matrix in memory: the 3-D form of
+ * conv_fused.c.
+ *
+ * A volume's column matrix (vol2col_row.h) has c*kd*kh*kw rows and one
+ * column per output voxel: 2500 x 216 floats (2.2 MB) for lai3d's 20->50
+ * layer, 125 x 8000 (4 MB) for its first, too big for L2, so it is never
+ * written whole. Instead
+ *   forward  y_i  = W . cols_i          B panels packed straight from x_i,
+ *                                       in blocks that stay in L2;
+ *   dW      dW  += dY_i . cols_i^T      B (cols^T) panels packed from x_i;
+ *   dX      dx_i = col2vol(W^T . dY_i)  each MR x NR tile of W^T . dY_i,
+ *                                       computed into an L1 tile, is added
+ *                                       into dx_i row run by row run;
+ * the weight (W, or W^T for dX) is packed once per call and thread when it
+ * is small (every layer of lai3d), else block by block as fs_sgemm does, so
+ * a fully connected layer run as a 3-D convolution works too.
+ *
+ * Threads: with at least as many volumes as threads, threads take whole
+ * volumes -- the forward one at a time as they come free, the backward a
+ * contiguous run each (dW and db as private partials, summed at the end in
+ * thread order, so results do not depend on timing); with fewer, every
+ * thread works on its own slice of every volume: output voxels (forward),
+ * input channels (dX), dW columns and db rows (backward). Nothing but a
+ * volume counter is shared, so there is no barrier.
+ */
+#include "fastseg/kernels.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_fused.h"
+#include "gemm_internal.h"
+#include "thread_workspace.h"
+#include "vol2col_row.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Largest packed weight (floats) a thread keeps for a whole call: lai3d's
+ * layers need 3K and 135K. Bigger weights are packed one MC x KC block at a
+ * time, as fs_sgemm packs A. */
+#define FS_CONV3D_WEIGHT_MAX ((fs_idx)1 << 20)
+
+/* Floats of a packed B block of the forward and of dW (256 KiB: a quarter of
+ * L2), so the block stays in L2 while every row panel of A sweeps it. */
+#define FS_CONV3D_B_BLOCK_FLOATS ((fs_idx)1 << 16)
+
+/* Floats of dY in one packed dX block (16 KiB: half of L1d): every MR rows
+ * of W^T sweep the whole block. */
+#define FS_CONV3D_DX_BLOCK_FLOATS ((fs_idx)4096)
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define FS_CONV3D_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)
+
+typedef struct {
+    fs_volgeom g;
+    fs_idx n, f, ckkk; /* ckkk: rows of the column matrix, the forward's K */
+    const float *x, *wt, *bias, *dy;
+    float *y, *dx;
+    fs_ukernel_fn uk;
+} conv3d_job;
+
+static int geom_ok(const fs_conv3d_geom *s)
+{
+    for (int a = 0; a < 3; a++)
+        if (s->k[a] < 1 || s->stride[a] < 1 || s->pad[a] < 0) return 0;
+    return 1;
+}
+
+static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, const float *wt)
+{
+    memset(J, 0, sizeof *J);
+    fs_volgeom_init(&J->g, s);
+    J->n = s->n;
+    J->f = s->f;
+    J->ckkk = s->c * J->g.kkk;
+    J->x = x;
+    J->wt = wt;
+    J->uk = fs_gemm_kernels()->ukernel;
+}
+
+/* How many threads, and whether they take whole volumes. */
+static int plan_threads(const conv3d_job *J, int *by_image)
+{
+    int nt = 1;
+#ifdef _OPENMP
+    nt = fs_get_num_threads();
+#endif
+    const double fmas = (double)J->n * (double)J->f * (double)J->ckkk * (double)J->g.odhw;
+    if (fmas < FS_CONV3D_PARALLEL_MIN_FMAS) nt = 1;
+    *by_image = nt > 1 && J->n >= nt;
+    return nt;
+}
+
+/* A thread's workspace is carved into pieces by one layout function run
+ * twice: once on a NULL base to measure it, once on the real block. */
+typedef struct {
+    float *base;
+    size_t used; /* floats */
+} arena;
+
+static void *take(arena *a, fs_idx count, size_t bytes)
+{
+    void *p = a->base ? (void *)(a->base + a->used) : NULL;
+    a->used += fs_ws_round16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
+    return p;
+}
+
+/* op(A) = W (trans 0: a points at W[r0][k0]) or W^T (trans 1: a points at
+ * W[k0][r0]), rows x kdim, as MR-row panels with K in blocks of kcb: the
+ * block at column pc starts at ap + ROUND_UP(rows, MR) * pc. */
+static void pack_weight(int trans, const float *a, fs_idx ld, fs_idx rows, fs_idx kdim,
+                        fs_idx kcb, float *ap)
+{
+    const fs_idx mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    for (fs_idx pc = 0; pc < kdim; pc += kcb) {
+        const fs_idx kc = MIN(kcb, kdim - pc);
+        fs_pack_a(trans, rows, kc, trans ? a + pc * ld : a + pc, ld, ap + mpad * pc, 0,
+                  mpad / FS_MR);
+    }
+}
+
+/* ==== forward ============================================================ */
+
+typedef struct {
+    fs_idx kcb, ncb, maxruns;
+    int whole;      /* ap holds the whole packed weight */
+    float *ap, *bp; /* packed weight (whole, or one MC x KC block); B block */
+    fs_volrun *runs;
+} fwd_space;
+
+static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
+{
+    s->kcb = fs_even_block(J->ckkk, FS_GEMM_KC, 1);
+    s->ncb = fs_even_block(span, MAX((fs_idx)FS_NR, FS_CONV3D_B_BLOCK_FLOATS / s->kcb), FS_NR);
+    s->maxruns = fs_vol_runs_max(&J->g, s->ncb, FS_NR);
+    const fs_idx whole = ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckkk;
+    s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
+    s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) *
+                                            s->kcb, sizeof(float));
+    s->bp = take(a, s->kcb * s->ncb, sizeof(float));
+    s->runs = take(a, s->maxruns, sizeof(fs_volrun));
+}
+
+/* Rows [r0, r0+kc) of volume xi's column matrix over the voxels that `runs`
+ * cut (nc of them, in NR-aligned groups), as NR-wide B panels
+ * (bp[q*NR*kc + p*NR + j], fs_pack_b's layout). */
+static void pack_cols(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc,
+                      const fs_volrun *runs, fs_idx nruns, fs_idx nc, float *bp)
+{
+    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR), tail = nc % FS_NR;
+    fs_voltap t = fs_voltap_of(&J->g, r0);
+    for (fs_idx p = 0; p < kc; p++, fs_voltap_next(&J->g, &t)) {
+        const float *xc = xi + t.ci * J->g.dhw;
+        float *row = bp + p * FS_NR;
+        for (fs_idx ri = 0; ri < nruns; ri++) {
+            const fs_idx at = runs[ri].at;
+            fs_vol_run_gather(&J->g, &t, xc, &runs[ri],
+                              row + (at / FS_NR) * FS_NR * kc + at % FS_NR);
+        }
+        if (tail) fs_zero_run(row + (npanels - 1) * FS_NR * kc + tail, FS_NR - tail);
+    }
+}
+
+/* y_i[:, j0:j1] (output voxels j0..j1) of volume ni. */
+static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_idx j0, fs_idx j1)
+{
+    const fs_volgeom *g = &J->g;
+    const fs_idx odhw = g->odhw, mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    const float *xi = J->x + ni * g->c * g->dhw;
+    float *yi = J->y + ni * J->f * odhw;
+    for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
+        const fs_idx nc = MIN(s->ncb, j1 - jc);
+        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        const fs_idx nruns = fs_vol_runs(g, jc, nc, FS_NR, s->runs, NULL);
+        for (fs_idx pc = 0; pc < J->ckkk; pc += s->kcb) {              /* pc */
+            const fs_idx kc = MIN(s->kcb, J->ckkk - pc);
+            const float beta = pc == 0 ? 0.0f : 1.0f;
+            pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
+            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
+                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
+                const float *apk = s->ap + mpad * pc + ic * kc;
+                if (!s->whole) {
+                    pack_weight(0, J->wt + ic * J->ckkk + pc, J->ckkk, mc, kc, kc, s->ap);
+                    apk = s->ap;
+                }
+                for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
+                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
+                    const float *bq = s->bp + q * FS_NR * kc;
+                    float *cq = yi + ic * odhw + jc + q * FS_NR;
+                    for (fs_idx i = 0; i < mc; i += FS_MR) {            /* ir */
+                        const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
+                        J->uk(kc, 1.0f, apk + i * kc, bq, beta, cq + i * odhw, odhw, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    if (J->bias) fs_conv_add_bias(yi, J->f, odhw, j0, j1, J->bias);
+}
+
+/* No input channels: the output is the bias alone. */
+static void bias_only(const conv3d_job *J, float *y)
+{
+    const fs_idx odhw = J->g.odhw;
+    for (fs_idx i = 0; i < J->n * J->f; i++) {
+        const float bv = J->bias ? J->bias[i % J->f] : 0.0f;
+        for (fs_idx j = 0; j < odhw; j++) y[i * odhw + j] = bv;
+    }
+}
+
+int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *wt,
+                      const float *bias, float *y)
+{
+    if (!geom_ok(geom)) return FS_EVALUE;
+    conv3d_job J;
+    job_init(&J, geom, x, wt);
+    J.bias = bias;
+    J.y = y;
+    if (J.n <= 0 || J.f <= 0 || J.g.odhw == 0) return FS_OK;
+    if (J.ckkk == 0) {
+        bias_only(&J, y);
+        return FS_OK;
+    }
+    int by_image;
+    const int nt = plan_threads(&J, &by_image);
+    (void)nt; /* only the OpenMP pragma reads it */
+    int status = FS_OK;
+    /* Whole volumes are handed out one at a time, so a thread the OS
+     * preempts holds up only its volume. */
+    atomic_llong next = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        const int volume_mode = T > 1 && by_image;
+        fs_idx j0 = 0, j1 = J.g.odhw;
+        if (T > 1 && !volume_mode) { /* an NR-aligned slice of every volume */
+            fs_split_range(CEIL_DIV(J.g.odhw, (fs_idx)FS_NR), t, T, &j0, &j1);
+            j0 *= FS_NR;
+            j1 = MIN(j1 * FS_NR, J.g.odhw);
+        }
+        if (j1 > j0) {
+            fwd_space s;
+            arena a = {NULL, 0};
+            fwd_layout(&J, j1 - j0, &s, &a);
+            a.base = fs_ws_get(a.used);
+            if (!a.base) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                status = FS_ENOMEM;
+            } else {
+                a.used = 0;
+                fwd_layout(&J, j1 - j0, &s, &a);
+                if (s.whole) pack_weight(0, J.wt, J.ckkk, J.f, J.ckkk, s.kcb, s.ap);
+                if (volume_mode) {
+                    fs_idx ni;
+                    while ((ni = (fs_idx)atomic_fetch_add(&next, 1)) < J.n)
+                        fwd_volume(&J, &s, ni, j0, j1);
+                } else {
+                    for (fs_idx ni = 0; ni < J.n; ni++) fwd_volume(&J, &s, ni, j0, j1);
+                }
+                fs_ws_put(a.base);
+            }
+        }
+    }
+    return status;
+}
+
+/* ==== backward =========================================================== */
+
+typedef struct {
+    /* dW: columns (taps) [d0, d1) in blocks of ncd, voxels in blocks of kcp;
+     * the dY block (A), the cols^T block (B), a gather tile, the voxel runs;
+     * dw: where this thread's dW goes (ld ckkk) */
+    fs_idx d0, d1, kcp, ncd, maxruns_w;
+    float *apy, *bpc, *tmp, *dw;
+    fs_volrun *runs_w;
+    /* dX: rows (taps) [r0, r1) of W^T in chunks of rch (whole: one chunk
+     * packed once per call), K = f in blocks of kcf, voxels in blocks of
+     * ncp; packed W^T chunk, dY block, tile, each row's tap, the runs of a
+     * block and where each NR panel's runs start */
+    fs_idx r0, r1, rch, kcf, ncp, maxruns_x;
+    int whole;
+    float *apt, *bpy, *tile;
+    fs_voltap *taps;
+    fs_volrun *runs_x;
+    fs_idx *first_x;
+} bwd_space;
+
+static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partial,
+                       bwd_space *s, arena *a)
+{
+    if (want_dw) {
+        s->kcp = fs_even_block(J->g.odhw, FS_GEMM_KC, 1);
+        s->ncd = fs_even_block(s->d1 - s->d0,
+                               MAX((fs_idx)FS_NR, FS_CONV3D_B_BLOCK_FLOATS / s->kcp), FS_NR);
+        s->maxruns_w = fs_vol_runs_max(&J->g, s->kcp, 0);
+        s->apy = take(a, ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * s->kcp,
+                      sizeof(float));
+        s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
+        s->tmp = take(a, FS_NR * s->kcp, sizeof(float));
+        s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
+        if (partial) s->dw = take(a, J->f * J->ckkk, sizeof(float));
+    }
+    if (want_dx) {
+        const fs_idx rows = s->r1 - s->r0;
+        s->kcf = fs_even_block(J->f, FS_GEMM_KC, 1);
+        s->ncp = fs_even_block(J->g.odhw, MAX((fs_idx)FS_NR, FS_CONV3D_DX_BLOCK_FLOATS / s->kcf),
+                               FS_NR);
+        s->maxruns_x = fs_vol_runs_max(&J->g, s->ncp, FS_NR);
+        s->whole = ROUND_UP(rows, (fs_idx)FS_MR) * J->f <= FS_CONV3D_WEIGHT_MAX;
+        s->rch = s->whole ? rows : MAX((fs_idx)FS_MR, FS_CONV3D_WEIGHT_MAX / J->f / FS_MR * FS_MR);
+        s->apt = take(a, ROUND_UP(s->rch, (fs_idx)FS_MR) * J->f, sizeof(float));
+        s->bpy = take(a, s->kcf * s->ncp, sizeof(float));
+        s->tile = take(a, FS_MR * FS_NR, sizeof(float));
+        s->taps = take(a, s->rch, sizeof(fs_voltap));
+        s->runs_x = take(a, s->maxruns_x, sizeof(fs_volrun));
+        s->first_x = take(a, s->ncp / FS_NR + 2, sizeof(fs_idx));
+    }
+}
+
+/* Voxels [the runs] x rows [r0, r0+nc) of volume xi's transposed column
+ * matrix as NR-wide B panels: NR rows are gathered into tmp (NR x kc), then
+ * packed as a transposed B (gemm_pack.c's SSE transposes). */
+static void pack_cols_t(const conv3d_job *J, const float *xi, const fs_volrun *runs,
+                        fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc, float *bp, float *tmp)
+{
+    fs_voltap t = fs_voltap_of(&J->g, r0);
+    for (fs_idx q = 0; q * FS_NR < nc; q++) {
+        const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
+        for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t)) {
+            const float *xc = xi + t.ci * J->g.dhw;
+            for (fs_idx ri = 0; ri < nruns; ri++)
+                fs_vol_run_gather(&J->g, &t, xc, &runs[ri], tmp + j * kc + runs[ri].at);
+        }
+        fs_pack_b(1, kc, rows, tmp, kc, bp + q * FS_NR * kc, 0, 1);
+    }
+}
+
+/* dW[:, d0:d1] = (first ? 0 : dW) + dY_i . cols_i^T[:, d0:d1], into s->dw. */
+static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int first)
+{
+    const fs_idx odhw = J->g.odhw, ckkk = J->ckkk;
+    const float *xi = J->x + ni * J->g.c * J->g.dhw;
+    const float *dyi = J->dy + ni * J->f * odhw;
+    for (fs_idx jc = s->d0; jc < s->d1; jc += s->ncd) {                /* jc */
+        const fs_idx nc = MIN(s->ncd, s->d1 - jc);
+        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        for (fs_idx pc = 0; pc < odhw; pc += s->kcp) {                 /* pc */
+            const fs_idx kc = MIN(s->kcp, odhw - pc);
+            const float beta = first && pc == 0 ? 0.0f : 1.0f;
+            const fs_idx nruns = fs_vol_runs(&J->g, pc, kc, 0, s->runs_w, NULL);
+            pack_cols_t(J, xi, s->runs_w, nruns, kc, jc, nc, s->bpc, s->tmp);
+            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
+                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
+                fs_pack_a(0, mc, kc, dyi + ic * odhw + pc, odhw, s->apy, 0,
+                          CEIL_DIV(mc, (fs_idx)FS_MR));
+                for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
+                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
+                    const float *bq = s->bpc + q * FS_NR * kc;
+                    float *cq = s->dw + ic * ckkk + jc + q * FS_NR;
+                    for (fs_idx i = 0; i < mc; i += FS_MR) {            /* ir */
+                        const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
+                        J->uk(kc, 1.0f, s->apy + i * kc, bq, beta, cq + i * ckkk, ckkk, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Rows [rc, rc+rows) of W^T packed (K = f in blocks of kcf), and their taps. */
+static void pack_weight_t(const conv3d_job *J, const bwd_space *s, fs_idx rc, fs_idx rows)
+{
+    pack_weight(1, J->wt + rc, J->ckkk, rows, J->f, s->kcf, s->apt);
+    fs_voltap t = fs_voltap_of(&J->g, rc);
+    for (fs_idx r = 0; r < rows; r++, fs_voltap_next(&J->g, &t)) s->taps[r] = t;
+}
+
+/* dx_i channels [r0/kkk, r1/kkk) of volume ni: zeroed, then every tile of
+ * W^T[r0:r1] . dY_i added in where its taps land. */
+static void dx_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni)
+{
+    const fs_volgeom *g = &J->g;
+    const fs_idx odhw = g->odhw, dhw = g->dhw;
+    const float *dyi = J->dy + ni * J->f * odhw;
+    float *dxi = J->dx + ni * g->c * dhw;
+    memset(dxi + (s->r0 / g->kkk) * dhw, 0,
+           (size_t)((s->r1 - s->r0) / g->kkk * dhw) * sizeof(float));
+    for (fs_idx rc = s->r0; rc < s->r1; rc += s->rch) {
+        const fs_idx rows = MIN(s->rch, s->r1 - rc), mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+        if (!s->whole) pack_weight_t(J, s, rc, rows);
+        for (fs_idx jc = 0; jc < odhw; jc += s->ncp) {                 /* jc */
+            const fs_idx nc = MIN(s->ncp, odhw - jc);
+            const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+            fs_vol_runs(g, jc, nc, FS_NR, s->runs_x, s->first_x);
+            for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {             /* pc */
+                /* Each K block's tile is added separately: col2vol is linear. */
+                const fs_idx kc = MIN(s->kcf, J->f - pc);
+                fs_pack_b(0, kc, nc, dyi + pc * odhw + jc, odhw, s->bpy, 0, npanels);
+                const float *apk = s->apt + mpad * pc;
+                for (fs_idx i = 0; i < rows; i += FS_MR) {              /* ir */
+                    const int mr = (int)MIN((fs_idx)FS_MR, rows - i);
+                    const fs_voltap *taps = s->taps + i;
+                    for (fs_idx q = 0; q < npanels; q++) {             /* jr */
+                        J->uk(kc, 1.0f, apk + i * kc, s->bpy + q * FS_NR * kc, 0.0f, s->tile,
+                              FS_NR, FS_MR, FS_NR);
+                        for (int rr = 0; rr < mr; rr++) {
+                            float *dxc = dxi + taps[rr].ci * dhw;
+                            const float *trow = s->tile + rr * FS_NR;
+                            for (fs_idx ri = s->first_x[q]; ri < s->first_x[q + 1]; ri++)
+                                fs_vol_run_add(g, &taps[rr], dxc, &s->runs_x[ri],
+                                               trow + (s->runs_x[ri].at - q * FS_NR));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* acc[fi - f0] += sum of row fi of dy_i, for fi in [f0, f1): float within a
+ * row (vectorises), double across rows and volumes. */
+static void bias_rows(const conv3d_job *J, fs_idx ni, fs_idx f0, fs_idx f1, double *acc)
+{
+    const fs_idx odhw = J->g.odhw;
+    const float *dyi = J->dy + ni * J->f * odhw;
+    for (fs_idx fi = f0; fi < f1; fi++) {
+        const float *row = dyi + fi * odhw;
+        float part = 0.0f;
+        for (fs_idx j = 0; j < odhw; j++) part += row[j];
+        acc[fi - f0] += part;
+    }
+}
+
+/* A backward pass through which nothing flows (no volume, no filter, no
+ * output voxel or no input channel): dx and dw are zero, db the sum of dy. */
+static void backward_trivial(const conv3d_job *J, float *dx, float *dw, float *db)
+{
+    const fs_idx n = J->n, f = J->f;
+    if (dx && n > 0) memset(dx, 0, (size_t)(n * J->g.c * J->g.dhw) * sizeof(float));
+    if (dw && f > 0) memset(dw, 0, (size_t)(f * J->ckkk) * sizeof(float));
+    for (fs_idx fi = 0; db && fi < f; fi++) {
+        double acc = 0.0;
+        for (fs_idx ni = 0; ni < n && J->g.odhw > 0; ni++) bias_rows(J, ni, fi, fi + 1, &acc);
+        db[fi] = (float)acc;
+    }
+}
+
+int fs_conv3d_backward(const fs_conv3d_geom *geom, const float *x, const float *wt,
+                       const float *dy, float *dx, float *dw, float *db)
+{
+    if (!geom_ok(geom)) return FS_EVALUE;
+    conv3d_job J;
+    job_init(&J, geom, x, wt);
+    J.dy = dy;
+    J.dx = dx;
+    const fs_idx n = J.n, f = J.f, c = J.g.c;
+    if (n <= 0 || f <= 0 || J.g.odhw == 0 || J.ckkk == 0) {
+        backward_trivial(&J, dx, dw, db);
+        return FS_OK;
+    }
+    int by_image;
+    const int nt = plan_threads(&J, &by_image);
+    int status = FS_OK;
+    /* Volume mode: each thread's dW partial, summed below in thread order. */
+    float **partials = NULL, **held = NULL;
+    if (dw && nt > 1 && by_image) {
+        partials = calloc(2 * (size_t)nt, sizeof *partials);
+        if (!partials) return FS_ENOMEM;
+        held = partials + nt; /* workspaces handed back after the sum */
+    }
+    /* db: each thread's sums (its volumes, or its rows of every volume). */
+    double *dbacc = NULL;
+    if (db) {
+        dbacc = calloc((size_t)nt * (size_t)f, sizeof *dbacc);
+        if (!dbacc) {
+            free(partials);
+            return FS_ENOMEM;
+        }
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        const int volume_mode = T > 1 && by_image;
+        bwd_space s;
+        memset(&s, 0, sizeof s);
+        fs_idx i0 = 0, i1 = n, f0 = 0, f1 = f;
+        s.r1 = J.ckkk;
+        s.d1 = J.ckkk;
+        if (volume_mode) {
+            fs_split_range(n, t, T, &i0, &i1);
+        } else if (T > 1) {
+            fs_split_range(f, t, T, &f0, &f1);
+            /* dX by input channels (each owns its dx volumes), dW by NR-aligned columns. */
+            fs_idx c0, c1, u0, u1;
+            fs_split_range(c, t, T, &c0, &c1);
+            s.r0 = c0 * J.g.kkk;
+            s.r1 = c1 * J.g.kkk;
+            fs_split_range(CEIL_DIV(J.ckkk, (fs_idx)FS_NR), t, T, &u0, &u1);
+            s.d0 = MIN(u0 * FS_NR, J.ckkk);
+            s.d1 = MIN(u1 * FS_NR, J.ckkk);
+        }
+        const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
+        const int want_dw = dw && s.d1 > s.d0 && i1 > i0;
+        const int partial = want_dw && volume_mode;
+        if (dbacc)
+            for (fs_idx ni = i0; ni < i1; ni++)
+                bias_rows(&J, ni, f0, f1, dbacc + (size_t)t * f + f0);
+        arena a = {NULL, 0};
+        if (want_dx || want_dw) {
+            bwd_layout(&J, want_dx, want_dw, partial, &s, &a);
+            a.base = fs_ws_get(a.used);
+            if (!a.base) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                status = FS_ENOMEM;
+            }
+        }
+        if (a.base) {
+            a.used = 0;
+            bwd_layout(&J, want_dx, want_dw, partial, &s, &a);
+            if (want_dw && !partial) s.dw = dw;
+            if (want_dx && s.whole) pack_weight_t(&J, &s, s.r0, s.r1 - s.r0);
+            for (fs_idx ni = i0; ni < i1; ni++) {
+                if (want_dw) dw_volume(&J, &s, ni, ni == i0);
+                if (want_dx) dx_volume(&J, &s, ni);
+            }
+            if (partial) {
+                partials[t] = s.dw;
+                held[t] = a.base;
+            } else {
+                fs_ws_put(a.base);
+            }
+        }
+    }
+    if (partials) {
+        if (status == FS_OK) {
+            const fs_idx cnt = f * J.ckkk;
+            int first = 1;
+            for (int t = 0; t < nt; t++) {
+                if (!partials[t]) continue;
+                if (first) memcpy(dw, partials[t], (size_t)cnt * sizeof(float));
+                else
+                    for (fs_idx j = 0; j < cnt; j++) dw[j] += partials[t][j];
+                first = 0;
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            if (held[t]) fs_ws_put(held[t]);
+        free(partials);
+    }
+    if (dbacc) {
+        for (fs_idx fi = 0; fi < f; fi++) {
+            double sum = 0.0;
+            for (int t = 0; t < nt; t++) sum += dbacc[(size_t)t * f + fi];
+            db[fi] = (float)sum;
+        }
+        free(dbacc);
+    }
+    return status;
+}

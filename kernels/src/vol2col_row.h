@@ -1,0 +1,223 @@
+/*
+ * vol2col_row.h -- one row segment of a volume's column matrix, read or added back:
+ * the 3-D counterpart of im2col_row.h, for conv3d.c.
+ *
+ * The column matrix of one volume has a row per kernel tap r = (ci, a, b, e)
+ * (weight order: ((ci*kd + a)*kh + b)*kw + e) and a column per output voxel
+ * p = (oz*oh + oy)*ow + ox; entry (r, p) is
+ *   x[ci][oz*sd + a - pd][oy*sh + b - ph][ox*sw + e - pw], or 0 outside the volume.
+ * Every axis has its own kernel size, stride and padding.
+ *
+ * Voxels are walked in runs inside one output row (oz, oy); for a fixed tap
+ * the valid output columns of every row form one interval [lo, hi), so a run
+ * inside it at stride 1 is one contiguous copy with no per-element test. The
+ * short-copy helpers (fs_copy_run, fs_add_run, fs_zero_run) are im2col_row.h's.
+ */
+#ifndef FASTSEG_VOL2COL_ROW_H
+#define FASTSEG_VOL2COL_ROW_H
+
+#include "fastseg/kernels.h"
+#include "im2col_row.h"
+#include "window.h"
+
+/* The geometry of one volume's column matrix. */
+typedef struct {
+    fs_idx c, d, h, w;        /* input channels and extent */
+    fs_idx kd, kh, kw;        /* kernel */
+    fs_idx sd, sh, sw;        /* stride */
+    fs_idx pd, ph, pw;        /* zero padding */
+    fs_idx od, oh, ow;        /* output extent (window.h) */
+    fs_idx hw, dhw, odhw, kkk;
+} fs_volgeom;
+
+static inline void fs_volgeom_init(fs_volgeom *g, const fs_conv3d_geom *s)
+{
+    g->c = s->c;
+    g->d = s->d;
+    g->h = s->h;
+    g->w = s->w;
+    g->kd = s->k[0];
+    g->kh = s->k[1];
+    g->kw = s->k[2];
+    g->sd = s->stride[0];
+    g->sh = s->stride[1];
+    g->sw = s->stride[2];
+    g->pd = s->pad[0];
+    g->ph = s->pad[1];
+    g->pw = s->pad[2];
+    g->od = fs_out_extent(g->d, g->kd, g->sd, g->pd);
+    g->oh = fs_out_extent(g->h, g->kh, g->sh, g->ph);
+    g->ow = fs_out_extent(g->w, g->kw, g->sw, g->pw);
+    g->hw = g->h * g->w;
+    g->dhw = g->d * g->hw;
+    g->odhw = g->od * g->oh * g->ow;
+    g->kkk = g->kd * g->kh * g->kw;
+}
+
+/* One kernel tap: input channel ci, offsets (a, b, e) along depth, height,
+ * width, and the interval [lo, hi) of output columns whose input column
+ * ox*sw + e - pw lies inside the row. */
+typedef struct {
+    fs_idx ci, a, b, e, off; /* off = e - pw */
+    fs_idx lo, hi;
+} fs_voltap;
+
+static inline void fs_voltap_set_e(const fs_volgeom *g, fs_voltap *t, fs_idx e)
+{
+    t->e = e;
+    t->off = e - g->pw;
+    /* lo: smallest ox with ox*sw + off >= 0; hi: one past the largest with
+     * ox*sw + off < w; both clamped to [0, ow]. */
+    if (g->sw == 1) {
+        t->lo = t->off >= 0 ? 0 : -t->off;
+        t->hi = g->w - t->off;
+    } else {
+        t->lo = t->off >= 0 ? 0 : (-t->off + g->sw - 1) / g->sw;
+        const fs_idx room = g->w - t->off;
+        t->hi = room <= 0 ? 0 : (room + g->sw - 1) / g->sw;
+    }
+    if (t->lo > g->ow) t->lo = g->ow;
+    if (t->hi > g->ow) t->hi = g->ow;
+    if (t->hi < t->lo) t->hi = t->lo;
+}
+
+static inline fs_voltap fs_voltap_of(const fs_volgeom *g, fs_idx r)
+{
+    fs_voltap t;
+    t.ci = r / g->kkk;
+    fs_idx rest = r % g->kkk;
+    t.a = rest / (g->kh * g->kw);
+    rest %= g->kh * g->kw;
+    t.b = rest / g->kw;
+    fs_voltap_set_e(g, &t, rest % g->kw);
+    return t;
+}
+
+/* The tap of row r + 1, without the divisions of fs_voltap_of. */
+static inline void fs_voltap_next(const fs_volgeom *g, fs_voltap *t)
+{
+    if (t->e + 1 < g->kw) {
+        fs_voltap_set_e(g, t, t->e + 1);
+        return;
+    }
+    if (++t->b == g->kh) {
+        t->b = 0;
+        if (++t->a == g->kd) {
+            t->a = 0;
+            t->ci++;
+        }
+    }
+    fs_voltap_set_e(g, t, 0);
+}
+
+/* A run of output voxels inside one output row: (oz, oy, ox .. ox+len-1). */
+typedef struct {
+    fs_idx oz, oy, ox, len, at; /* at: where the run starts, counted from p0 */
+} fs_volrun;
+
+/* Cut voxels [p0, p0+count) into runs that stay inside one output row and,
+ * when cut > 0, inside one group of `cut` voxels counted from p0 (a packed
+ * panel). When first is not NULL, first[q] is the first run of group q and
+ * first[groups] the run count. Returns the run count, at most
+ * fs_vol_runs_max. */
+static inline fs_idx fs_vol_runs(const fs_volgeom *g, fs_idx p0, fs_idx count, fs_idx cut,
+                                 fs_volrun *runs, fs_idx *first)
+{
+    const fs_idx row = p0 / g->ow;
+    fs_idx oz = row / g->oh, oy = row % g->oh, ox = p0 % g->ow, at = 0, nr = 0;
+    while (at < count) {
+        fs_idx len = g->ow - ox;
+        if (len > count - at) len = count - at;
+        if (cut > 0) {
+            const fs_idx room = cut - at % cut;
+            if (at % cut == 0 && first) first[at / cut] = nr;
+            if (len > room) len = room;
+        }
+        runs[nr].oz = oz;
+        runs[nr].oy = oy;
+        runs[nr].ox = ox;
+        runs[nr].len = len;
+        runs[nr].at = at;
+        nr++;
+        at += len;
+        ox += len;
+        if (ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                oz++;
+            }
+        }
+    }
+    if (cut > 0 && first) first[(count + cut - 1) / cut] = nr;
+    return nr;
+}
+
+static inline fs_idx fs_vol_runs_max(const fs_volgeom *g, fs_idx count, fs_idx cut)
+{
+    return (cut > 0 ? count / cut : 0) + count / g->ow + 2;
+}
+
+/* Offset of the input row tap t reads for a run, counted from x[t->ci][0][0][0]
+ * minus t->off, or -1 when that row lies in the depth or height padding. */
+static inline fs_idx fs_vol_row_base(const fs_volgeom *g, const fs_voltap *t,
+                                     const fs_volrun *run)
+{
+    const fs_idx iz = run->oz * g->sd + t->a - g->pd;
+    const fs_idx iy = run->oy * g->sh + t->b - g->ph;
+    if (iz < 0 || iz >= g->d || iy < 0 || iy >= g->h) return -1;
+    return (iz * g->h + iy) * g->w;
+}
+
+/* dst[0 : run->len] = tap t's entries for one run; xc is x[t->ci]. */
+static inline void fs_vol_run_gather(const fs_volgeom *g, const fs_voltap *t, const float *xc,
+                                     const fs_volrun *run, float *dst)
+{
+    const fs_idx ox = run->ox, len = run->len;
+    const fs_idx row = fs_vol_row_base(g, t, run);
+    if (row < 0) {
+        fs_zero_run(dst, len);
+        return;
+    }
+    /* Offsets, not a shifted pointer: row + off may be < 0. */
+    const fs_idx base = row + t->off;
+    if (g->sw == 1 && ox >= t->lo && ox + len <= t->hi) { /* all inside */
+        fs_copy_run(dst, xc + base + ox, len);
+        return;
+    }
+    const fs_idx lo = ox > t->lo ? ox : t->lo; /* valid part [lo, hi) */
+    const fs_idx hi = ox + len < t->hi ? ox + len : t->hi;
+    if (hi <= lo) {
+        fs_zero_run(dst, len);
+        return;
+    }
+    fs_zero_run(dst, lo - ox);
+    if (g->sw == 1)
+        fs_copy_run(dst + (lo - ox), xc + base + lo, hi - lo);
+    else
+        for (fs_idx o = lo; o < hi; o++) dst[o - ox] = xc[base + o * g->sw];
+    fs_zero_run(dst + (hi - ox), ox + len - hi);
+}
+
+/* The adjoint: dxc[...] += src[0 : run->len]; entries that fall in the
+ * padding are dropped. dxc is dx[t->ci]. */
+static inline void fs_vol_run_add(const fs_volgeom *g, const fs_voltap *t, float *dxc,
+                                  const fs_volrun *run, const float *src)
+{
+    const fs_idx ox = run->ox, len = run->len;
+    const fs_idx row = fs_vol_row_base(g, t, run);
+    if (row < 0) return;
+    const fs_idx base = row + t->off;
+    if (g->sw == 1 && ox >= t->lo && ox + len <= t->hi) {
+        fs_add_run(dxc + base + ox, src, len);
+        return;
+    }
+    const fs_idx lo = ox > t->lo ? ox : t->lo;
+    const fs_idx hi = ox + len < t->hi ? ox + len : t->hi;
+    if (g->sw == 1)
+        for (fs_idx o = lo; o < hi; o++) dxc[base + o] += src[o - ox];
+    else
+        for (fs_idx o = lo; o < hi; o++) dxc[base + o * g->sw] += src[o - ox];
+}
+
+#endif /* FASTSEG_VOL2COL_ROW_H */

@@ -59,6 +59,8 @@
 typedef struct {
     fs_volgeom g;
     fs_idx n, f, ckkk; /* ckkk: rows of the column matrix, the forward's K */
+    fs_idx xcount;     /* floats in x: an over-reading copy must stay below */
+    int interior;      /* fs_vol_interior: runs are copied from offsets */
     const float *x, *wt, *bias, *dy;
     float *y, *dx;
     fs_ukernel_fn uk;
@@ -78,6 +80,8 @@ static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, con
     J->n = s->n;
     J->f = s->f;
     J->ckkk = s->c * J->g.kkk;
+    J->xcount = s->n * s->c * J->g.dhw;
+    J->interior = fs_vol_interior(&J->g);
     J->x = x;
     J->wt = wt;
     J->uk = fs_gemm_kernels()->ukernel;
@@ -131,6 +135,8 @@ typedef struct {
     int whole;      /* ap holds the whole packed weight */
     float *ap, *bp; /* packed weight (whole, or one MC x KC block); B block */
     fs_volrun *runs;
+    fs_idx *first;  /* interior path: each panel's first run, run and tap offsets */
+    fs_idx *roff, *toff;
 } fwd_space;
 
 static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
@@ -142,8 +148,11 @@ static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
     s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
     s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) *
                                             s->kcb, sizeof(float));
-    s->bp = take(a, s->kcb * s->ncb, sizeof(float));
+    s->bp = take(a, s->kcb * s->ncb + 8, sizeof(float)); /* + a copy's overrun */
     s->runs = take(a, s->maxruns, sizeof(fs_volrun));
+    s->first = take(a, s->ncb / FS_NR + 2, sizeof(fs_idx));
+    s->roff = take(a, s->maxruns, sizeof(fs_idx));
+    s->toff = take(a, s->kcb, sizeof(fs_idx));
 }
 
 /* Rows [r0, r0+kc) of volume xi's column matrix over the voxels that `runs`
@@ -166,6 +175,38 @@ static void pack_cols(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc
     }
 }
 
+/* pack_cols on the interior path: each run one fs_copy_run_over, from run
+ * and tap offsets computed once per block. The copies' overrun lands in the
+ * next run of the row, the next row, the next panel or the block's slack,
+ * all written later (rows in order, panels in order), or in the last panel's
+ * tail, zeroed after. A block whose copies could read past x's end (the end
+ * of the last volume) takes the exact copies. */
+static void pack_cols_interior(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc,
+                               const fwd_space *s, fs_idx nruns, fs_idx nc)
+{
+    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+    fs_voltap t = fs_voltap_of(&J->g, r0);
+    for (fs_idx p = 0; p < kc; p++, fs_voltap_next(&J->g, &t))
+        s->toff[p] = fs_vol_tap_offset(&J->g, &t);
+    const int over = (xi - J->x) + s->toff[kc - 1] + s->roff[nruns - 1] + FS_NR <= J->xcount;
+    for (fs_idx q = 0; q < npanels; q++) {
+        float *panel = s->bp + q * FS_NR * kc;
+        const fs_idx r_lo = s->first[q], r_hi = s->first[q + 1];
+        const fs_idx width = MIN((fs_idx)FS_NR, nc - q * FS_NR);
+        for (fs_idx p = 0; p < kc; p++) {
+            const float *src = xi + s->toff[p];
+            float *row = panel + p * FS_NR - q * FS_NR; /* + a run's `at` */
+            if (over)
+                for (fs_idx ri = r_lo; ri < r_hi; ri++)
+                    fs_copy_run_over(row + s->runs[ri].at, src + s->roff[ri], s->runs[ri].len);
+            else
+                for (fs_idx ri = r_lo; ri < r_hi; ri++)
+                    fs_copy_run(row + s->runs[ri].at, src + s->roff[ri], s->runs[ri].len);
+            if (width < FS_NR) fs_zero_run(panel + p * FS_NR + width, FS_NR - width);
+        }
+    }
+}
+
 /* y_i[:, j0:j1] (output voxels j0..j1) of volume ni. */
 static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_idx j0, fs_idx j1)
 {
@@ -176,11 +217,16 @@ static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_id
     for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
         const fs_idx nc = MIN(s->ncb, j1 - jc);
         const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
-        const fs_idx nruns = fs_vol_runs(g, jc, nc, FS_NR, s->runs, NULL);
+        const fs_idx nruns = fs_vol_runs(g, jc, nc, FS_NR, s->runs, s->first);
+        if (J->interior)
+            for (fs_idx ri = 0; ri < nruns; ri++) s->roff[ri] = fs_vol_run_offset(g, &s->runs[ri]);
         for (fs_idx pc = 0; pc < J->ckkk; pc += s->kcb) {              /* pc */
             const fs_idx kc = MIN(s->kcb, J->ckkk - pc);
             const float beta = pc == 0 ? 0.0f : 1.0f;
-            pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
+            if (J->interior)
+                pack_cols_interior(J, xi, pc, kc, s, nruns, nc);
+            else
+                pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
             for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
                 const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
                 const float *apk = s->ap + mpad * pc + ic * kc;
@@ -286,6 +332,7 @@ typedef struct {
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp, *dw;
     fs_volrun *runs_w;
+    fs_idx *roff_w; /* interior path: where each run reads */
     /* dX: rows (taps) [r0, r1) of W^T in chunks of rch (whole: one chunk
      * packed once per call), K = f in blocks of kcf, voxels in blocks of
      * ncp; packed W^T chunk, dY block, tile, each row's tap, the runs of a
@@ -309,8 +356,9 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->apy = take(a, ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * s->kcp,
                       sizeof(float));
         s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
-        s->tmp = take(a, FS_NR * s->kcp, sizeof(float));
+        s->tmp = take(a, FS_NR * s->kcp + 8, sizeof(float)); /* + a copy's overrun */
         s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
+        s->roff_w = take(a, s->maxruns_w, sizeof(fs_idx));
         if (partial) s->dw = take(a, J->f * J->ckkk, sizeof(float));
     }
     if (want_dx) {
@@ -332,19 +380,41 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
 
 /* Voxels [the runs] x rows [r0, r0+nc) of volume xi's transposed column
  * matrix as NR-wide B panels: NR rows are gathered into tmp (NR x kc), then
- * packed as a transposed B (gemm_pack.c's SSE transposes). */
-static void pack_cols_t(const conv3d_job *J, const float *xi, const fs_volrun *runs,
-                        fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc, float *bp, float *tmp)
+ * packed as a transposed B (gemm_pack.c's SSE transposes). On the interior
+ * path each run is one fs_copy_run_over (see pack_cols_interior): its overrun
+ * lands in the next run, the next row or tmp's slack. */
+static void pack_cols_t(const conv3d_job *J, const float *xi, const bwd_space *s,
+                        fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc)
 {
     fs_voltap t = fs_voltap_of(&J->g, r0);
+    /* Interior: whether the block's copies may read past their runs (the
+     * offsets grow with the tap and the run). */
+    int over = 0;
+    if (J->interior) {
+        fs_voltap last = fs_voltap_of(&J->g, r0 + nc - 1);
+        over = (xi - J->x) + fs_vol_tap_offset(&J->g, &last) + s->roff_w[nruns - 1] +
+               ROUND_UP(s->runs_w[nruns - 1].len, (fs_idx)8) <= J->xcount;
+    }
     for (fs_idx q = 0; q * FS_NR < nc; q++) {
         const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
         for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t)) {
-            const float *xc = xi + t.ci * J->g.dhw;
-            for (fs_idx ri = 0; ri < nruns; ri++)
-                fs_vol_run_gather(&J->g, &t, xc, &runs[ri], tmp + j * kc + runs[ri].at);
+            float *dst = s->tmp + j * kc;
+            if (!J->interior) {
+                const float *xc = xi + t.ci * J->g.dhw;
+                for (fs_idx ri = 0; ri < nruns; ri++)
+                    fs_vol_run_gather(&J->g, &t, xc, &s->runs_w[ri], dst + s->runs_w[ri].at);
+                continue;
+            }
+            const float *src = xi + fs_vol_tap_offset(&J->g, &t);
+            if (over)
+                for (fs_idx ri = 0; ri < nruns; ri++)
+                    fs_copy_run_over(dst + s->runs_w[ri].at, src + s->roff_w[ri],
+                                     s->runs_w[ri].len);
+            else
+                for (fs_idx ri = 0; ri < nruns; ri++)
+                    fs_copy_run(dst + s->runs_w[ri].at, src + s->roff_w[ri], s->runs_w[ri].len);
         }
-        fs_pack_b(1, kc, rows, tmp, kc, bp + q * FS_NR * kc, 0, 1);
+        fs_pack_b(1, kc, rows, s->tmp, kc, s->bpc + q * FS_NR * kc, 0, 1);
     }
 }
 
@@ -361,7 +431,10 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
             const fs_idx kc = MIN(s->kcp, odhw - pc);
             const float beta = first && pc == 0 ? 0.0f : 1.0f;
             const fs_idx nruns = fs_vol_runs(&J->g, pc, kc, 0, s->runs_w, NULL);
-            pack_cols_t(J, xi, s->runs_w, nruns, kc, jc, nc, s->bpc, s->tmp);
+            if (J->interior)
+                for (fs_idx ri = 0; ri < nruns; ri++)
+                    s->roff_w[ri] = fs_vol_run_offset(&J->g, &s->runs_w[ri]);
+            pack_cols_t(J, xi, s, nruns, kc, jc, nc);
             for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
                 const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
                 fs_pack_a(0, mc, kc, dyi + ic * odhw + pc, odhw, s->apy, 0,

@@ -220,4 +220,35 @@ static inline void fs_vol_run_add(const fs_volgeom *g, const fs_voltap *t, float
         for (fs_idx o = lo; o < hi; o++) dxc[base + o * g->sw] += src[o - ox];
 }
 
+/* ---- the interior fast path ------------------------------------------------
+ * Without padding and at unit stride along W every run of every tap lies
+ * inside the volume and is contiguous, at x[t->ci] + (tap offset) + (run
+ * offset): packing becomes one copy per run from precomputed offsets. */
+static inline int fs_vol_interior(const fs_volgeom *g)
+{
+    return g->pd == 0 && g->ph == 0 && g->pw == 0 && g->sw == 1;
+}
+
+/* Where tap t reads, from the start of one volume (all channels). */
+static inline fs_idx fs_vol_tap_offset(const fs_volgeom *g, const fs_voltap *t)
+{
+    return t->ci * g->dhw + (t->a * g->h + t->b) * g->w + t->e;
+}
+
+/* Where a run's first voxel reads for the tap at offset 0. */
+static inline fs_idx fs_vol_run_offset(const fs_volgeom *g, const fs_volrun *run)
+{
+    return (run->oz * g->sd * g->h + run->oy * g->sh) * g->w + run->ox;
+}
+
+/* dst[0:len] = src[0:len] in whole 8-float chunks: it reads and writes up to
+ * 7 floats past len. Output rows are short (6 voxels in lai3d's second
+ * layer), and a chunk is one vector move where an exact copy is a loop;
+ * callers make sure the overrun stays inside both arrays and that whatever
+ * it clobbers in dst is written again afterwards. */
+static inline void fs_copy_run_over(float *dst, const float *src, fs_idx len)
+{
+    for (fs_idx j = 0; j < len; j += 8) memcpy(dst + j, src + j, 8 * sizeof(float));
+}
+
 #endif /* FASTSEG_VOL2COL_ROW_H */

@@ -73,3 +73,21 @@ cdef extern from "fastseg/kernels.h" nogil:
     void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
                          fs_idx count, float eta_minus, float eta_plus,
                          float step_min, float step_max)
+
+
+# ---- 3-D convolution and pooling (conv3d.c, pool3d.c) -----------------------
+cdef extern from "fastseg/kernels.h" nogil:
+    ctypedef struct fs_conv3d_geom:
+        fs_idx n, c, d, h, w, f
+        fs_idx k[3]
+        fs_idx stride[3]
+        fs_idx pad[3]
+    int fs_conv3d_forward(const fs_conv3d_geom *g, const float *x, const float *wt,
+                          const float *bias, float *y)
+    int fs_conv3d_backward(const fs_conv3d_geom *g, const float *x, const float *wt,
+                           const float *dy, float *dx, float *dw, float *db)
+
+    int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx *size,
+                             const fs_idx *k, const fs_idx *stride, float *y, int64_t *idx)
+    int fs_maxpool3d_backward(const float *dy, const int64_t *idx, fs_idx n, fs_idx c,
+                              fs_idx out_count, fs_idx in_count, float *dx)

@@ -13,6 +13,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from fastseg import _validate
 from fastseg._shapes import out_size
+from fastseg.backends.numpy_conv3d import (  # noqa: F401  (this table's 3-D entries)
+    conv3d,
+    conv3d_backward,
+    max_pool3d,
+    max_pool3d_backward,
+)
 
 NOT_PROVIDED = {"to_device": "the host backends keep every array on the host; the \"cuda\" "
                 "backend moves arrays to the GPU"}

@@ -116,6 +116,18 @@ def as_square(name: str, value) -> int:
     return as_int(name, value, minimum=1)
 
 
+def as_triple(name: str, value, minimum: int) -> tuple[int, int, int]:
+    """A 3-D size (depth, height, width): an int used for all three axes, or 3 ints;
+    each an int (TypeError otherwise) of at least `minimum` (ValueError otherwise)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 3:
+            raise InvalidValueError(f"{name}: expected an int or 3 ints (depth, height, width), "
+                                    f"got {tuple(value)}")
+        return tuple(as_int(name, d, minimum=minimum) for d in value)
+    d = as_int(name, value, minimum=minimum)
+    return d, d, d
+
+
 def check_size(name: str, shape) -> None:
     """Refuse shapes whose element count would overflow the kernels' indexing."""
     total = 1

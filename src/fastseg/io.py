@@ -41,6 +41,7 @@ _WHITELIST = {
     "Conv2d": nn.Conv2d, "Linear": nn.Linear, "ReLU": nn.ReLU, "Tanh": nn.Tanh,
     "Sigmoid": nn.Sigmoid, "MaxPool2d": nn.MaxPool2d, "Dropout": nn.Dropout,
     "Flatten": nn.Flatten, "PixelLogits": nn.PixelLogits,
+    "Conv3d": nn.Conv3d, "MaxPool3d": nn.MaxPool3d,
 }
 
 
@@ -283,6 +284,15 @@ def describe(module: nn.Module) -> dict:
     return {"class": name, "args": module.config()}
 
 
+def _plain_arg(value) -> bool:
+    """A constructor argument a model file may hold: a number, string, bool or None,
+    or a short list of ints (a 3-D layer's kernel size, stride, padding)."""
+    if isinstance(value, list):
+        return len(value) <= 8 and all(isinstance(i, int) and not isinstance(i, bool)
+                                       for i in value)
+    return isinstance(value, (int, float, str, bool, type(None)))
+
+
 def build(description, _depth: int = 0) -> nn.Module:
     """Construct the module that :func:`describe` described (whitelisted classes only).
 
@@ -314,9 +324,7 @@ def build(description, _depth: int = 0) -> nn.Module:
         built = [build(child, _depth + 1) for child in children]
         return nn.Parallel(*built) if cls is nn.Parallel else nn.ModuleList(built)
     args = description.get("args", {})
-    if not isinstance(args, dict) or not all(
-        isinstance(val, (int, float, str, bool, type(None))) for val in args.values()
-    ):
+    if not isinstance(args, dict) or not all(_plain_arg(val) for val in args.values()):
         raise InvalidValueError(f"architecture: {name} needs a dict of plain constructor arguments")
     try:
         return cls(**args)

@@ -26,7 +26,8 @@ from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
     "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
-    "max_pool2d", "max_pool2d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
+    "max_pool2d", "max_pool2d_backward", "conv3d", "conv3d_backward", "max_pool3d",
+    "max_pool3d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
     "sigmoid", "sigmoid_backward", "softmax", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
 ] + _arrays.__all__
@@ -246,6 +247,143 @@ def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
     if x_shape[0] == 0:
         return be.zeros(x_shape, np.float32, dy)
     return be.max_pool2d_backward(dy, indices, x_shape)
+
+
+# ---- 3-D convolution and pooling ---------------------------------------------------
+#
+# Volumes are (N, C, D, H, W); kernel sizes, strides and paddings are an int or a
+# (depth, height, width) triple, as in torch.nn.functional.conv3d / max_pool3d.
+
+
+def _geometry3(x_shape, k, stride, padding, x_name="x"):
+    """Output (depth, height, width) of a k window sliding over padded x."""
+    if min(x_shape[1:]) < 1:
+        raise InvalidValueError(f"{x_name}: channels, depth, height and width must be >= 1, "
+                                f"got shape {tuple(x_shape)}")
+    size = x_shape[2:]
+    if any(size[a] + 2 * padding[a] < k[a] for a in range(3)):
+        raise InvalidValueError(f"kernel_size: {tuple(k)} is larger than the padded input "
+                                f"{tuple(size)} + 2*{tuple(padding)} of {x_name} "
+                                f"{tuple(x_shape)}")
+    return tuple(out_size(size[a], k[a], stride[a], padding[a]) for a in range(3))
+
+
+def _shape5(name, shape):
+    try:
+        dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
+    except TypeError:
+        raise InvalidTypeError(f"{name}: expected a tuple of 5 ints, got {shape!r}") from None
+    if len(dims) != 5:
+        raise InvalidValueError(f"{name}: expected 5 dimensions (N, C, D, H, W), got {dims}")
+    v.check_size(name, dims)
+    return dims
+
+
+def _conv3d_args(be, x, w, stride, padding):
+    x = be.as_float32("x", x, 5, "(N, C, D, H, W)")
+    w = be.as_float32("w", w, 5, "(F, C, KD, KH, KW)")
+    if w.shape[0] < 1 or min(w.shape[2:]) < 1:
+        raise InvalidValueError(f"w: needs at least one output channel and a kernel of at "
+                                f"least 1x1x1, got shape {tuple(w.shape)}")
+    if w.shape[1] != x.shape[1]:
+        raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x "
+                                f"{tuple(x.shape)}, got shape {tuple(w.shape)}")
+    stride = v.as_triple("stride", stride, minimum=1)
+    padding = v.as_triple("padding", padding, minimum=0)
+    k = tuple(w.shape[2:])
+    out = _geometry3(x.shape, k, stride, padding)
+    y_shape = (x.shape[0], w.shape[0], *out)
+    v.check_size("conv3d", y_shape)
+    v.check_size("vol2col", (x.shape[1] * k[0] * k[1] * k[2], out[0] * out[1] * out[2]))
+    return x, w, stride, padding, y_shape
+
+
+def conv3d(x, w, b=None, stride=1, padding=0, *, backend=None):
+    """3-D convolution (cross-correlation, as PyTorch's): x (N,C,D,H,W), w (F,C,KD,KH,KW).
+
+    Parameters
+    ----------
+    x : array (N, C, D, H, W)
+    w : array (F, C, KD, KH, KW)
+    b : array (F,), optional
+    stride, padding : int or (int, int, int)
+        Per axis (depth, height, width); an int applies to all three.
+
+    Returns
+    -------
+    ndarray, shape (N, F, OD, OH, OW) with ``OD = (D + 2*padding - KD) // stride + 1``
+    (and likewise along height and width)
+    """
+    be = backends.table(backend)
+    x, w, stride, padding, y_shape = _conv3d_args(be, x, w, stride, padding)
+    if b is not None:
+        b = be.as_float32("b", b, 1, "(F,)")
+        if tuple(b.shape) != (w.shape[0],):
+            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {tuple(b.shape)}")
+    if x.shape[0] == 0:
+        return be.zeros(y_shape, np.float32, x)
+    return be.conv3d(x, w, b, stride, padding)
+
+
+def conv3d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None):
+    """Gradients of :func:`conv3d` given dy (N, F, OD, OH, OW): returns ``(dx, dw, db)``.
+
+    With ``need_dx=False`` dx is not computed and comes back as None (a network's first
+    layer, whose input needs no gradient, as in PyTorch).
+    """
+    be = backends.table(backend)
+    x, w, stride, padding, y_shape = _conv3d_args(be, x, w, stride, padding)
+    dy = be.as_float32("dy", dy, 5, "(N, F, OD, OH, OW)")
+    if tuple(dy.shape) != y_shape:
+        raise InvalidValueError(f"dy: expected shape {y_shape} (the output of conv3d), "
+                                f"got {tuple(dy.shape)}")
+    if x.shape[0] == 0:
+        return (be.zeros(x.shape, np.float32, x) if need_dx else None,
+                be.zeros(w.shape, np.float32, x), be.zeros((w.shape[0],), np.float32, x))
+    return be.conv3d_backward(x, w, dy, stride, padding, bool(need_dx))
+
+
+def max_pool3d(x, kernel_size=2, stride=None, *, backend=None):
+    """3-D max pooling without padding (floor mode).
+
+    Parameters
+    ----------
+    x : array (N, C, D, H, W)
+    kernel_size : int or (int, int, int)
+    stride : int or (int, int, int), optional
+        Defaults to `kernel_size`.
+
+    Returns
+    -------
+    y : ndarray (N, C, OD, OH, OW)
+    indices : ndarray of int64, same shape
+        Flat index ``(d*H + h)*W + w`` of each maximum inside its own (D, H, W) volume,
+        as PyTorch's ``return_indices=True`` gives.
+    """
+    be = backends.table(backend)
+    k = v.as_triple("kernel_size", kernel_size, minimum=1)
+    stride = k if stride is None else v.as_triple("stride", stride, minimum=1)
+    x = be.as_float32("x", x, 5, "(N, C, D, H, W)")
+    out = _geometry3(x.shape, k, stride, (0, 0, 0))
+    if x.shape[0] == 0:
+        shape = (0, x.shape[1], *out)
+        return be.zeros(shape, np.float32, x), be.zeros(shape, np.int64, x)
+    return be.max_pool3d(x, k, stride)
+
+
+def max_pool3d_backward(dy, indices, x_shape, *, backend=None):
+    """Gradient of :func:`max_pool3d`: dy routed to the positions in `indices`."""
+    be = backends.table(backend)
+    x_shape = _shape5("x_shape", x_shape)
+    dy = be.as_float32("dy", dy, 5, "(N, C, OD, OH, OW)")
+    if tuple(dy.shape[:2]) != x_shape[:2]:
+        raise InvalidValueError(f"dy: batch and channels {tuple(dy.shape[:2])} differ from "
+                                f"x_shape {x_shape}")
+    # Each index points into its own (D, H, W) volume of x.
+    indices = be.as_indices("indices", indices, dy.shape, x_shape[2] * x_shape[3] * x_shape[4])
+    if x_shape[0] == 0:
+        return be.zeros(x_shape, np.float32, dy)
+    return be.max_pool3d_backward(dy, indices, x_shape)
 
 
 # ---- activations --------------------------------------------------------------------

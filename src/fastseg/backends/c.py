@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg._cy import _conv, _dense, _gemm, _loss, _optim, _pointwise, _pool
+from fastseg._cy import _conv, _conv3d, _dense, _gemm, _loss, _optim, _pointwise, _pool
 from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     NOT_PROVIDED,
     add_,
@@ -77,6 +77,22 @@ def max_pool2d(x, kernel_size, stride):
 
 def max_pool2d_backward(dy, indices, x_shape):
     return _pool.max_pool2d_backward(dy, indices, tuple(int(d) for d in x_shape))
+
+
+def conv3d(x, w, b, stride, padding):
+    return _conv3d.conv3d_forward(x, w, b, stride, padding)
+
+
+def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
+    return _conv3d.conv3d_backward(x, w, dy, stride, padding, need_dx)
+
+
+def max_pool3d(x, kernel_size, stride):
+    return _conv3d.max_pool3d_forward(x, kernel_size, stride)
+
+
+def max_pool3d_backward(dy, indices, x_shape):
+    return _conv3d.max_pool3d_backward(dy, indices, tuple(int(d) for d in x_shape))
 
 
 relu = _pointwise.relu

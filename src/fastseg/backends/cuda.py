@@ -36,6 +36,7 @@ from fastseg.backends import numpy_backend as _host
 from fastseg.backends._cuda import arrays as _arrays
 from fastseg.backends._cuda import as_device, fill, is_device_array
 from fastseg.backends._cuda import conv as _conv
+from fastseg.backends._cuda import conv3d as _conv3d
 from fastseg.backends._cuda import gemm as _gemm
 from fastseg.backends._cuda import loss as _loss
 from fastseg.backends._cuda import optim as _optim
@@ -205,6 +206,30 @@ def max_pool2d(x, kernel_size, stride):
 def max_pool2d_backward(dy, indices, x_shape):
     where = _Placement(dy, indices)
     dx = _pool.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
+    return where.get(dx)
+
+
+def conv3d(x, w, b, stride, padding):
+    where = _Placement(x, w, b)
+    return where.get(_conv3d.conv3d(where.put(x), where.put(w), where.put(b), stride, padding))
+
+
+def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
+    where = _Placement(x, w, dy)
+    grads = _conv3d.conv3d_backward(where.put(x), where.put(w), where.put(dy), stride, padding,
+                                    need_dx)
+    return tuple(None if g is None else where.get(g) for g in grads)
+
+
+def max_pool3d(x, kernel_size, stride):
+    where = _Placement(x)
+    y, indices = _conv3d.max_pool3d(where.put(x), kernel_size, stride)
+    return where.get(y), where.get(indices)
+
+
+def max_pool3d_backward(dy, indices, x_shape):
+    where = _Placement(dy, indices)
+    dx = _conv3d.max_pool3d_backward(where.put(dy), where.put(indices), tuple(x_shape))
     return where.get(dx)
 
 

@@ -4,12 +4,13 @@ Each :class:`Case` is one computation on the shapes of the paper's networks,
 written once per backend: fastseg's ``"c"``, ``"numpy"`` and ``"cuda"`` through
 :mod:`fastseg.ops` / :mod:`fastseg.nn`, and ``"torch"`` as the same computation
 in PyTorch on the CPU. The cases live in :mod:`.kernels` (GEMM, convolution,
-linear, pooling) and :mod:`.networks` (a training step, a dense segmentation);
+linear, pooling), :mod:`.kernels3d` (3-D convolution and pooling) and
+:mod:`.networks` (a training step, a dense segmentation);
 :mod:`.timer` times them.
 """
 from __future__ import annotations
 
-from fastseg.benchmarks import kernels, networks
+from fastseg.benchmarks import kernels, kernels3d, networks
 from fastseg.benchmarks.case import Case, Runner
 
 __all__ = ["Case", "Runner", "all_cases", "available_backends"]
@@ -17,7 +18,7 @@ __all__ = ["Case", "Runner", "all_cases", "available_backends"]
 
 def all_cases(quick: bool = False) -> list[Case]:
     """Every case, in the order the table prints them; `quick` shrinks the shapes."""
-    return kernels.cases(quick) + networks.cases(quick)
+    return kernels.cases(quick) + kernels3d.cases(quick) + networks.cases(quick)
 
 
 def available_backends() -> list[str]:

@@ -27,6 +27,12 @@ def to_torch(model: nn.Sequential):
             layers.append(tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None))
         elif isinstance(m, nn.MaxPool2d):
             layers.append(tnn.MaxPool2d(m.kernel_size, m.stride))
+        elif isinstance(m, nn.Conv3d):
+            layers.append(tnn.Conv3d(m.in_channels, m.out_channels, m.kernel_size,
+                                     stride=m.stride, padding=m.padding,
+                                     bias=m.bias is not None))
+        elif isinstance(m, nn.MaxPool3d):
+            layers.append(tnn.MaxPool3d(m.kernel_size, m.stride))
         elif isinstance(m, nn.PixelLogits):
             k, hw = m.num_classes, m.height * m.width
             layers.append(_Lambda(lambda y, k=k, hw=hw: y.reshape(-1, k, hw)
@@ -99,6 +105,8 @@ def _train_step_case(name, build, x_shape, labels_per_sample) -> Case:
 
 def _train_flops(model, x_shape) -> float:
     """Multiply-adds of conv and linear layers, x2 for FLOPs, x3 for fwd + bwd."""
+    if len(x_shape) == 5:
+        return _train_flops3d(model, x_shape)
     n, _, h, w = x_shape
     total = 0.0
     for m in model:
@@ -110,6 +118,20 @@ def _train_flops(model, x_shape) -> float:
         elif isinstance(m, nn.Linear):
             total += n * m.in_features * m.out_features
     return 6.0 * total
+
+
+def _train_flops3d(model, x_shape) -> float:
+    n, size = x_shape[0], tuple(x_shape[2:])
+    total = 0.0
+    for m in model:
+        if isinstance(m, nn.Conv3d):
+            size = m.output_size(*size)
+            total += n * m.out_channels * np.prod(size) * m.in_channels * np.prod(m.kernel_size)
+        elif isinstance(m, nn.MaxPool3d):
+            size = m.output_size(*size)
+        elif isinstance(m, nn.Linear):
+            total += n * m.in_features * m.out_features
+    return 6.0 * float(total)
 
 
 def _segment_case(shape, patch) -> Case:
@@ -169,10 +191,15 @@ def cases(quick: bool) -> list[Case]:
             _train_step_case("lai2d-small-b4", lambda: models.lai2d(patch_size=12, hidden=16),
                              (4, 1, 12, 12), 1),
             _segment_case((20, 17), 12),
+            _train_step_case("lai3d-small-b2",
+                             lambda: models.lai3d(patch_size=14, conv_channels=(4, 6), hidden=16),
+                             (2, 1, 14, 14, 14), 1),
         ]
     return [
         _train_step_case("lai2d-b128", models.lai2d, (128, 1, 24, 24), 1),
         _train_step_case("lai2d-b1", models.lai2d, (1, 1, 24, 24), 1),
         _train_step_case("seo-whole-image-b2", models.seo_whole_image, (2, 1, 64, 64), 64 * 64),
+        _train_step_case("lai3d-b128", models.lai3d, (128, 1, 24, 24, 24), 1),
+        _train_step_case("lai3d-b1", models.lai3d, (1, 1, 24, 24, 24), 1),
         _segment_case((584, 565), 24),
     ]

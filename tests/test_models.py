@@ -21,10 +21,10 @@ def count(net):
 
 
 def test_registry():
-    assert models.names() == ["lai2d", "lai_stacked2d", "lai_triplanar", "seo_whole_image"]
+    assert models.names() == ["lai2d", "lai_stacked2d", "lai_triplanar", "lai3d",
+                              "seo_whole_image"]
     assert isinstance(models.get("lai2d", hidden=10), nn.Sequential)
-    with pytest.raises(ValueError, match="lai3d needs 3-D"):
-        models.get("lai3d")
+    assert isinstance(models.get("lai3d", hidden=10), nn.Sequential)
     with pytest.raises(ValueError, match="unknown model 'unet'"):
         models.get("unet")
 

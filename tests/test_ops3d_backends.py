@@ -97,17 +97,23 @@ def test_conv3d_values_and_gradients_match_pytorch(backend_name, case, rng):
 @pytest.mark.parametrize("shape,k,stride", [((2, 3, 6, 7, 5), 2, None),
                                              ((1, 2, 7, 6, 9), (3, 2, 3), (2, 1, 3)),
                                              ((2, 1, 1, 4, 4), (1, 2, 2), None),
+                                             ((2, 2, 4, 4, 21), 2, None),
+                                             ((1, 2, 3, 4, 13), (2, 1, 3), (1, 2, 1)),
                                              ((1, 2, 5, 5, 5), 3, 1)])
 def test_max_pool3d_values_indices_and_gradient_match_pytorch(backend_name, shape, k, stride,
                                                               rng):
     x = f32(rng, *shape)
     x.reshape(-1)[:2] = 7.0  # a tie inside one window: the first must win
+    # One NaN per volume wins every window it is in. (With two NaNs in one window
+    # np.argmax and fastseg's 2-D and 3-D pooling take the first, PyTorch's CPU
+    # kernel the last.)
+    x[:, :, shape[2] // 2, shape[3] // 2, shape[4] // 2 if shape[4] < 10 else 5] = np.nan
     y, idx = ops.max_pool3d(x, k, stride, backend=backend_name)
     tx = torch.from_numpy(x.copy()).requires_grad_()
     ty, tidx = F.max_pool3d(tx, k, stride, return_indices=True)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
-    assert idx.dtype == np.int64
+    assert idx.dtype == np.int64 and np.isnan(y).any()
     dy = f32(rng, *y.shape)
     ty.backward(torch.from_numpy(dy))
     np.testing.assert_allclose(ops.max_pool3d_backward(dy, idx, x.shape, backend=backend_name),

@@ -2,40 +2,84 @@
  * padding, argmax as a flat index within the (d, h, w) volume. */
 #include "fastseg/kernels.h"
 
-#include <math.h>
+#include <stdlib.h>
 
 #include "window.h"
 
 /* Below this many window reads a thread team costs more than it saves. */
 #define FS_POOL3D_PAR_MIN ((fs_idx)1 << 15)
 
-/* The maximum of one window, its first position winning ties and the first
- * NaN winning outright (as np.argmax and PyTorch). `start` is the window's
- * corner in the volume xv. */
-static inline void window_max(const float *xv, fs_idx start, fs_idx h, fs_idx w,
-                              const fs_idx k[3], float *best_out, int64_t *at_out)
+/* The winner among a window's elements so far (the best value, and j: which
+ * element, in scan order): a later element wins only when strictly greater,
+ * so the first maximum wins ties, or when it is the first NaN, which then
+ * stays (NaN compares false with everything) -- np.argmax's and PyTorch's
+ * rule. */
+static inline void pool_take(float v, int32_t j, float *best, int32_t *which)
 {
-    float best = xv[start];
-    fs_idx at = start;
-    if (!isnan(best)) {
-        for (fs_idx a = 0; a < k[0]; a++)
-            for (fs_idx b = 0; b < k[1]; b++) {
-                const fs_idx row = start + (a * h + b) * w;
-                for (fs_idx e = 0; e < k[2]; e++) {
-                    const float v = xv[row + e];
-                    if (v > best) {
-                        best = v;
-                        at = row + e;
-                    } else if (isnan(v)) {
-                        *best_out = v;
-                        *at_out = (int64_t)(row + e);
-                        return;
-                    }
-                }
-            }
+    const int take = (v > *best) | ((v != v) & (*best == *best));
+    *best = take ? v : *best;
+    *which = take ? j : *which;
+}
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define POOL_SSE 1
+
+/* Four outputs of a row at once (SSE2 is the x86-64 baseline): their windows
+ * start at x0 + i*sw, window element j at + woff[j]. The compiler keeps the
+ * scalar form scalar (strided loads), at ~4x the time. Reads stay inside the
+ * four windows. */
+static void pool_block4(const float *x0, fs_idx sw, const fs_idx *woff, fs_idx kkk,
+                        fs_idx corner, float *yrow, int64_t *irow)
+{
+    __m128 best = _mm_setzero_ps();
+    __m128i which = _mm_setzero_si128();
+    for (fs_idx j = 0; j < kkk; j++) {
+        const float *src = x0 + woff[j];
+        __m128 v;
+        if (sw == 1) /* lanes src[0..3] */
+            v = _mm_loadu_ps(src);
+        else /* sw == 2: lanes src[0, 2, 4, 6], from src[0..3] and src[3..6] */
+            v = _mm_shuffle_ps(_mm_loadu_ps(src), _mm_loadu_ps(src + 3), _MM_SHUFFLE(3, 1, 2, 0));
+        if (j == 0) {
+            best = v;
+            continue;
+        }
+        const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best),
+                                      _mm_and_ps(_mm_cmpunord_ps(v, v), _mm_cmpord_ps(best, best)));
+        best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
+        const __m128i t = _mm_castps_si128(take);
+        which = _mm_or_si128(_mm_and_si128(t, _mm_set1_epi32((int32_t)j)),
+                             _mm_andnot_si128(t, which));
     }
-    *best_out = best;
-    *at_out = (int64_t)at;
+    int32_t w[4];
+    _mm_storeu_ps(yrow, best);
+    _mm_storeu_si128((__m128i *)w, which);
+    for (int i = 0; i < 4; i++) irow[i] = (int64_t)(corner + i * sw + woff[w[i]]);
+}
+#endif
+
+/* One output row (oz, oy) of a volume: yrow[ox], irow[ox] for ox < ow; the
+ * row's first window corner is at xv + corner; window element j (scan order)
+ * at + woff[j]. */
+static void pool_row(const float *xv, fs_idx corner, fs_idx sw, fs_idx ow, const fs_idx *woff,
+                     fs_idx kkk, float *yrow, int64_t *irow)
+{
+    fs_idx ox = 0;
+#ifdef POOL_SSE
+    if (sw <= 2)
+        for (; ox + 4 <= ow; ox += 4)
+            pool_block4(xv + corner + ox * sw, sw, woff, kkk, corner + ox * sw, yrow + ox,
+                         irow + ox);
+#endif
+    for (; ox < ow; ox++) {
+        const fs_idx at = corner + ox * sw;
+        float best = xv[at];
+        int32_t which = 0;
+        for (fs_idx j = 1; j < kkk; j++) pool_take(xv[at + woff[j]], (int32_t)j, &best, &which);
+        yrow[ox] = best;
+        irow[ox] = (int64_t)(at + woff[which]);
+    }
 }
 
 int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx size[3],
@@ -49,6 +93,12 @@ int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx size[3
     const fs_idx ow = fs_out_extent(w, k[2], stride[2], 0);
     if (n <= 0 || c <= 0 || od == 0 || oh == 0 || ow == 0) return FS_OK;
     const fs_idx vols = n * c, vol = d * h * w, ovol = od * oh * ow;
+    const fs_idx kkk = k[0] * k[1] * k[2];
+    /* Window element j (scan order: depth, row, column) at corner + woff[j]. */
+    fs_idx *woff = malloc((size_t)kkk * sizeof *woff);
+    if (!woff) return FS_ENOMEM;
+    for (fs_idx j = 0; j < kkk; j++)
+        woff[j] = (j / (k[1] * k[2]) * h + j / k[2] % k[1]) * w + j % k[2];
 #ifdef _OPENMP
     const int nt = fs_get_num_threads();
 #pragma omp parallel for num_threads(nt) schedule(static) \
@@ -56,16 +106,14 @@ int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx size[3
 #endif
     for (fs_idx v = 0; v < vols; v++) {
         const float *xv = x + v * vol;
-        float *yv = y + v * ovol;
-        int64_t *iv = idx + v * ovol;
         for (fs_idx oz = 0; oz < od; oz++)
             for (fs_idx oy = 0; oy < oh; oy++) {
-                const fs_idx o = (oz * oh + oy) * ow;
-                const fs_idx row = (oz * stride[0] * h + oy * stride[1]) * w;
-                for (fs_idx ox = 0; ox < ow; ox++)
-                    window_max(xv, row + ox * stride[2], h, w, k, &yv[o + ox], &iv[o + ox]);
+                const fs_idx o = v * ovol + (oz * oh + oy) * ow;
+                pool_row(xv, (oz * stride[0] * h + oy * stride[1]) * w, stride[2], ow, woff, kkk,
+                         y + o, idx + o);
             }
     }
+    free(woff);
     return FS_OK;
 }
 

@@ -198,7 +198,7 @@ static void test_pool3d(const fs_idx size[3], const fs_idx k[3], const fs_idx s[
     FS_REQUIRE(idx && ir, "oom");
     /* Few distinct values: ties inside windows. */
     for (size_t i = 0; i < xs; i++) x[i] = (float)(fs_rng_next(r) % 5);
-    if (xs > 7) x[7] = NAN; /* NaN wins its windows */
+    for (size_t i = 7; i < xs; i += 41) x[i] = NAN; /* NaN wins its windows */
     for (fs_idx v = 0; v < n * c; v++)
         for (fs_idx oz = 0; oz < od; oz++)
             for (fs_idx oy = 0; oy < oh; oy++)
@@ -268,6 +268,8 @@ int main(void)
         {{1, 5, 4}, {1, 2, 2}, {1, 2, 1}},   /* depth 1 */
         {{4, 1, 3}, {2, 1, 3}, {2, 1, 1}},   /* height 1 */
         {{2, 2, 2}, {3, 1, 1}, {1, 1, 1}},   /* window deeper than the volume: empty */
+        {{4, 5, 21}, {2, 2, 2}, {2, 2, 2}},  /* rows of 10: blocks of 4 and a tail */
+        {{3, 4, 13}, {2, 1, 3}, {1, 2, 1}},  /* unit stride along W, blocks and a tail */
     };
     for (size_t i = 0; i < NSHAPES; i++) {
         test_conv3d(&SHAPES[i], &r, 1);

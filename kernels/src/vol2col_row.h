@@ -248,7 +248,8 @@ static inline fs_idx fs_vol_run_offset(const fs_volgeom *g, const fs_volrun *run
  * it clobbers in dst is written again afterwards. */
 static inline void fs_copy_run_over(float *dst, const float *src, fs_idx len)
 {
-    for (fs_idx j = 0; j < len; j += 8) memcpy(dst + j, src + j, 8 * sizeof(float));
+    memcpy(dst, src, 8 * sizeof(float)); /* len >= 1: most runs are this one chunk */
+    for (fs_idx j = 8; j < len; j += 8) memcpy(dst + j, src + j, 8 * sizeof(float));
 }
 
 #endif /* FASTSEG_VOL2COL_ROW_H */

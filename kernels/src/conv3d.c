@@ -59,7 +59,6 @@
 typedef struct {
     fs_volgeom g;
     fs_idx n, f, ckkk; /* ckkk: rows of the column matrix, the forward's K */
-    fs_idx xcount;     /* floats in x: an over-reading copy must stay below */
     int interior;      /* fs_vol_interior: runs are copied from offsets */
     const float *x, *wt, *bias, *dy;
     float *y, *dx;
@@ -80,7 +79,6 @@ static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, con
     J->n = s->n;
     J->f = s->f;
     J->ckkk = s->c * J->g.kkk;
-    J->xcount = s->n * s->c * J->g.dhw;
     J->interior = fs_vol_interior(&J->g);
     J->x = x;
     J->wt = wt;
@@ -148,7 +146,7 @@ static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
     s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
     s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) *
                                             s->kcb, sizeof(float));
-    s->bp = take(a, s->kcb * s->ncb + 8, sizeof(float)); /* + a copy's overrun */
+    s->bp = take(a, s->kcb * s->ncb, sizeof(float));
     s->runs = take(a, s->maxruns, sizeof(fs_volrun));
     s->first = take(a, s->ncb / FS_NR + 2, sizeof(fs_idx));
     s->roff = take(a, s->maxruns, sizeof(fs_idx));
@@ -175,35 +173,23 @@ static void pack_cols(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc
     }
 }
 
-/* pack_cols on the interior path: each run one fs_copy_run_over, from run
- * and tap offsets computed once per block. The copies' overrun lands in the
- * next run of the row, the next row, the next panel or the block's slack,
- * all written later (rows in order, panels in order), or in the last panel's
- * tail, zeroed after. A block whose copies could read past x's end (the end
- * of the last volume) takes the exact copies. */
+/* pack_cols on the interior path: run by run, each run copied into every row
+ * of its panel (fs_copy_runs) from tap offsets computed once per block. */
 static void pack_cols_interior(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc,
-                               const fwd_space *s, fs_idx nruns, fs_idx nc)
+                               const fwd_space *s, fs_idx nc)
 {
     const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
     fs_voltap t = fs_voltap_of(&J->g, r0);
     for (fs_idx p = 0; p < kc; p++, fs_voltap_next(&J->g, &t))
         s->toff[p] = fs_vol_tap_offset(&J->g, &t);
-    const int over = (xi - J->x) + s->toff[kc - 1] + s->roff[nruns - 1] + FS_NR <= J->xcount;
     for (fs_idx q = 0; q < npanels; q++) {
         float *panel = s->bp + q * FS_NR * kc;
-        const fs_idx r_lo = s->first[q], r_hi = s->first[q + 1];
+        for (fs_idx ri = s->first[q]; ri < s->first[q + 1]; ri++)
+            fs_copy_runs(panel + (s->runs[ri].at - q * FS_NR), FS_NR, xi + s->roff[ri], s->toff,
+                         kc, s->runs[ri].len);
         const fs_idx width = MIN((fs_idx)FS_NR, nc - q * FS_NR);
-        for (fs_idx p = 0; p < kc; p++) {
-            const float *src = xi + s->toff[p];
-            float *row = panel + p * FS_NR - q * FS_NR; /* + a run's `at` */
-            if (over)
-                for (fs_idx ri = r_lo; ri < r_hi; ri++)
-                    fs_copy_run_over(row + s->runs[ri].at, src + s->roff[ri], s->runs[ri].len);
-            else
-                for (fs_idx ri = r_lo; ri < r_hi; ri++)
-                    fs_copy_run(row + s->runs[ri].at, src + s->roff[ri], s->runs[ri].len);
-            if (width < FS_NR) fs_zero_run(panel + p * FS_NR + width, FS_NR - width);
-        }
+        if (width < FS_NR)
+            for (fs_idx p = 0; p < kc; p++) fs_zero_run(panel + p * FS_NR + width, FS_NR - width);
     }
 }
 
@@ -224,7 +210,7 @@ static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_id
             const fs_idx kc = MIN(s->kcb, J->ckkk - pc);
             const float beta = pc == 0 ? 0.0f : 1.0f;
             if (J->interior)
-                pack_cols_interior(J, xi, pc, kc, s, nruns, nc);
+                pack_cols_interior(J, xi, pc, kc, s, nc);
             else
                 pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
             for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
@@ -357,7 +343,7 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->apy = take(a, ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * s->kcp,
                       sizeof(float));
         s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
-        s->tmp = take(a, FS_NR * s->kcp + 8, sizeof(float)); /* + a copy's overrun */
+        s->tmp = take(a, FS_NR * s->kcp, sizeof(float));
         s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
         s->roff_w = take(a, s->maxruns_w, sizeof(fs_idx));
         if (partial) s->dw = take(a, J->f * J->ckkk, sizeof(float));
@@ -384,38 +370,28 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
 /* Voxels [the runs] x rows [r0, r0+nc) of volume xi's transposed column
  * matrix as NR-wide B panels: NR rows are gathered into tmp (NR x kc), then
  * packed as a transposed B (gemm_pack.c's SSE transposes). On the interior
- * path each run is one fs_copy_run_over (see pack_cols_interior): its overrun
- * lands in the next run, the next row or tmp's slack. */
+ * path the gather goes run by run, each run copied for every row
+ * (fs_copy_runs) from the rows' tap offsets. */
 static void pack_cols_t(const conv3d_job *J, const float *xi, const bwd_space *s,
                         fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc)
 {
     fs_voltap t = fs_voltap_of(&J->g, r0);
-    /* Interior: whether the block's copies may read past their runs (the
-     * offsets grow with the tap and the run). */
-    int over = 0;
-    if (J->interior) {
-        fs_voltap last = fs_voltap_of(&J->g, r0 + nc - 1);
-        over = (xi - J->x) + fs_vol_tap_offset(&J->g, &last) + s->roff_w[nruns - 1] +
-               ROUND_UP(s->runs_w[nruns - 1].len, (fs_idx)8) <= J->xcount;
-    }
     for (fs_idx q = 0; q * FS_NR < nc; q++) {
         const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
-        for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t)) {
-            float *dst = s->tmp + j * kc;
-            if (!J->interior) {
+        if (J->interior) {
+            fs_idx toff[FS_NR];
+            for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t))
+                toff[j] = fs_vol_tap_offset(&J->g, &t);
+            for (fs_idx ri = 0; ri < nruns; ri++)
+                fs_copy_runs(s->tmp + s->runs_w[ri].at, kc, xi + s->roff_w[ri], toff, rows,
+                             s->runs_w[ri].len);
+        } else {
+            for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t)) {
                 const float *xc = xi + t.ci * J->g.dhw;
                 for (fs_idx ri = 0; ri < nruns; ri++)
-                    fs_vol_run_gather(&J->g, &t, xc, &s->runs_w[ri], dst + s->runs_w[ri].at);
-                continue;
+                    fs_vol_run_gather(&J->g, &t, xc, &s->runs_w[ri],
+                                      s->tmp + j * kc + s->runs_w[ri].at);
             }
-            const float *src = xi + fs_vol_tap_offset(&J->g, &t);
-            if (over)
-                for (fs_idx ri = 0; ri < nruns; ri++)
-                    fs_copy_run_over(dst + s->runs_w[ri].at, src + s->roff_w[ri],
-                                     s->runs_w[ri].len);
-            else
-                for (fs_idx ri = 0; ri < nruns; ri++)
-                    fs_copy_run(dst + s->runs_w[ri].at, src + s->roff_w[ri], s->runs_w[ri].len);
         }
         fs_pack_b(1, kc, rows, s->tmp, kc, s->bpc + q * FS_NR * kc, 0, 1);
     }
@@ -467,29 +443,25 @@ static void pack_weight_t(const conv3d_job *J, const bwd_space *s, fs_idx rc, fs
     }
 }
 
-/* Adds tile row `trow` (the NR voxels of panel q) into dx where tap `r` of
- * rows [i, i+mr) puts them. Interior: each run is one short add at
- * precomputed offsets; otherwise the bounds-checked walk. */
+/* Adds the tile (rows [i, i+mr) of W^T . dY over panel q) into dx where its
+ * taps put it. Interior: run by run, each run added for every row
+ * (fs_add_runs) at the rows' tap offsets; otherwise the bounds-checked walk. */
 static void add_tile(const conv3d_job *J, const bwd_space *s, float *dxi, fs_idx i, int mr,
                      fs_idx q)
 {
     const fs_idx r_lo = s->first_x[q], r_hi = s->first_x[q + 1];
+    if (J->interior) {
+        for (fs_idx ri = r_lo; ri < r_hi; ri++)
+            fs_add_runs(dxi + s->roff_x[ri], s->toff_x + i,
+                        s->tile + (s->runs_x[ri].at - q * FS_NR), FS_NR, mr, s->runs_x[ri].len);
+        return;
+    }
     for (int rr = 0; rr < mr; rr++) {
-        const float *trow = s->tile + rr * FS_NR;
-        if (J->interior) {
-            float *d = dxi + s->toff_x[i + rr];
-            for (fs_idx ri = r_lo; ri < r_hi; ri++) {
-                const fs_volrun *run = &s->runs_x[ri];
-                float *restrict dst = d + s->roff_x[ri];
-                const float *restrict src = trow + (run->at - q * FS_NR);
-                for (fs_idx j = 0; j < run->len; j++) dst[j] += src[j];
-            }
-            continue;
-        }
         const fs_voltap *t = &s->taps[i + rr];
         float *dxc = dxi + t->ci * J->g.dhw;
         for (fs_idx ri = r_lo; ri < r_hi; ri++)
-            fs_vol_run_add(&J->g, t, dxc, &s->runs_x[ri], trow + (s->runs_x[ri].at - q * FS_NR));
+            fs_vol_run_add(&J->g, t, dxc, &s->runs_x[ri],
+                           s->tile + rr * FS_NR + (s->runs_x[ri].at - q * FS_NR));
     }
 }
 

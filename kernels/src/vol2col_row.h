@@ -241,15 +241,47 @@ static inline fs_idx fs_vol_run_offset(const fs_volgeom *g, const fs_volrun *run
     return (run->oz * g->sd * g->h + run->oy * g->sh) * g->w + run->ox;
 }
 
-/* dst[0:len] = src[0:len] in whole 8-float chunks: it reads and writes up to
- * 7 floats past len. Output rows are short (6 voxels in lai3d's second
- * layer), and a chunk is one vector move where an exact copy is a loop;
- * callers make sure the overrun stays inside both arrays and that whatever
- * it clobbers in dst is written again afterwards. */
-static inline void fs_copy_run_over(float *dst, const float *src, fs_idx len)
+/* The same run at `count` places: dst[i*ld_dst + 0:len] (op)= src[off[i] + 0:len]
+ * for i < count. Runs are short (6 voxels in lai3d's second layer) and a
+ * variable-length copy is a loop; here the length is a constant in each case
+ * of one switch, hoisted out of the loop over places, so each copy is a few
+ * vector moves. */
+#define FS_RUN_CASES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) \
+    X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
+
+static inline void fs_copy_runs(float *dst, fs_idx ld_dst, const float *src, const fs_idx *off,
+                                fs_idx count, fs_idx len)
 {
-    memcpy(dst, src, 8 * sizeof(float)); /* len >= 1: most runs are this one chunk */
-    for (fs_idx j = 8; j < len; j += 8) memcpy(dst + j, src + j, 8 * sizeof(float));
+    switch (len) {
+#define FS_COPY_CASE(L)                                                                 \
+    case L:                                                                              \
+        for (fs_idx i = 0; i < count; i++)                                               \
+            memcpy(dst + i * ld_dst, src + off[i], (L) * sizeof(float));                 \
+        return;
+        FS_RUN_CASES(FS_COPY_CASE)
+#undef FS_COPY_CASE
+    default:
+        for (fs_idx i = 0; i < count; i++) fs_copy_run(dst + i * ld_dst, src + off[i], len);
+    }
+}
+
+static inline void fs_add_runs(float *dst, const fs_idx *off, const float *src, fs_idx ld_src,
+                               fs_idx count, fs_idx len)
+{
+    switch (len) {
+#define FS_ADD_CASE(L)                                                                  \
+    case L:                                                                              \
+        for (fs_idx i = 0; i < count; i++) {                                             \
+            float *restrict d = dst + off[i];                                            \
+            const float *restrict a = src + i * ld_src;                                  \
+            for (int j = 0; j < (L); j++) d[j] += a[j];                                  \
+        }                                                                                \
+        return;
+        FS_RUN_CASES(FS_ADD_CASE)
+#undef FS_ADD_CASE
+    default:
+        for (fs_idx i = 0; i < count; i++) fs_add_run(dst + off[i], src + i * ld_src, len);
+    }
 }
 
 #endif /* FASTSEG_VOL2COL_ROW_H */

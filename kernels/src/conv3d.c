@@ -59,10 +59,14 @@
 typedef struct {
     fs_volgeom g;
     fs_idx n, f, ckkk; /* ckkk: rows of the column matrix, the forward's K */
+    fs_idx mr, nr;     /* the micro-kernel's tile (the packing format) */
+    fs_idx kc, mc;     /* the GEMM's K and M cache blocks */
     int interior;      /* fs_vol_interior: runs are copied from offsets */
     const float *x, *wt, *bias, *dy;
     float *y, *dx;
     fs_ukernel_fn uk;
+    void (*pack_a)(int, fs_idx, fs_idx, const float *, fs_idx, float *, fs_idx, fs_idx);
+    void (*pack_b)(int, fs_idx, fs_idx, const float *, fs_idx, float *, fs_idx, fs_idx);
 } conv3d_job;
 
 static int geom_ok(const fs_conv3d_geom *s)
@@ -82,7 +86,15 @@ static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, con
     J->interior = fs_vol_interior(&J->g);
     J->x = x;
     J->wt = wt;
+    /* The micro-kernel, its tile and packing format and the cache blocks are
+     * read once per call, so one call never mixes formats. */
     J->uk = fs_gemm_kernels()->ukernel;
+    J->mr = FS_MR;
+    J->nr = FS_NR;
+    J->kc = FS_GEMM_KC;
+    J->mc = FS_GEMM_MC;
+    J->pack_a = fs_pack_a;
+    J->pack_b = fs_pack_b;
 }
 
 /* How many threads, and whether they take whole volumes. */
@@ -115,14 +127,14 @@ static void *take(arena *a, fs_idx count, size_t bytes)
 /* op(A) = W (trans 0: a points at W[r0][k0]) or W^T (trans 1: a points at
  * W[k0][r0]), rows x kdim, as MR-row panels with K in blocks of kcb: the
  * block at column pc starts at ap + ROUND_UP(rows, MR) * pc. */
-static void pack_weight(int trans, const float *a, fs_idx ld, fs_idx rows, fs_idx kdim,
-                        fs_idx kcb, float *ap)
+static void pack_weight(const conv3d_job *J, int trans, const float *a, fs_idx ld, fs_idx rows,
+                        fs_idx kdim, fs_idx kcb, float *ap)
 {
-    const fs_idx mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    const fs_idx mpad = ROUND_UP(rows, J->mr);
     for (fs_idx pc = 0; pc < kdim; pc += kcb) {
         const fs_idx kc = MIN(kcb, kdim - pc);
-        fs_pack_a(trans, rows, kc, trans ? a + pc * ld : a + pc, ld, ap + mpad * pc, 0,
-                  mpad / FS_MR);
+        J->pack_a(trans, rows, kc, trans ? a + pc * ld : a + pc, ld, ap + mpad * pc, 0,
+                  mpad / J->mr);
     }
 }
 
@@ -139,16 +151,16 @@ typedef struct {
 
 static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
 {
-    s->kcb = fs_even_block(J->ckkk, FS_GEMM_KC, 1);
-    s->ncb = fs_even_block(span, MAX((fs_idx)FS_NR, FS_CONV3D_B_BLOCK_FLOATS / s->kcb), FS_NR);
-    s->maxruns = fs_vol_runs_max(&J->g, s->ncb, FS_NR);
-    const fs_idx whole = ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckkk;
+    s->kcb = fs_even_block(J->ckkk, J->kc, 1);
+    s->ncb = fs_even_block(span, MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcb), J->nr);
+    s->maxruns = fs_vol_runs_max(&J->g, s->ncb, J->nr);
+    const fs_idx whole = ROUND_UP(J->f, J->mr) * J->ckkk;
     s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
-    s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) *
+    s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, J->mc), J->mr) *
                                             s->kcb, sizeof(float));
     s->bp = take(a, s->kcb * s->ncb, sizeof(float));
     s->runs = take(a, s->maxruns, sizeof(fs_volrun));
-    s->first = take(a, s->ncb / FS_NR + 2, sizeof(fs_idx));
+    s->first = take(a, s->ncb / J->nr + 2, sizeof(fs_idx));
     s->roff = take(a, s->maxruns, sizeof(fs_idx));
     s->toff = take(a, s->kcb, sizeof(fs_idx));
 }
@@ -159,17 +171,17 @@ static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
 static void pack_cols(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc,
                       const fs_volrun *runs, fs_idx nruns, fs_idx nc, float *bp)
 {
-    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR), tail = nc % FS_NR;
+    const fs_idx npanels = CEIL_DIV(nc, J->nr), tail = nc % J->nr;
     fs_voltap t = fs_voltap_of(&J->g, r0);
     for (fs_idx p = 0; p < kc; p++, fs_voltap_next(&J->g, &t)) {
         const float *xc = xi + t.ci * J->g.dhw;
-        float *row = bp + p * FS_NR;
+        float *row = bp + p * J->nr;
         for (fs_idx ri = 0; ri < nruns; ri++) {
             const fs_idx at = runs[ri].at;
             fs_vol_run_gather(&J->g, &t, xc, &runs[ri],
-                              row + (at / FS_NR) * FS_NR * kc + at % FS_NR);
+                              row + (at / J->nr) * J->nr * kc + at % J->nr);
         }
-        if (tail) fs_zero_run(row + (npanels - 1) * FS_NR * kc + tail, FS_NR - tail);
+        if (tail) fs_zero_run(row + (npanels - 1) * J->nr * kc + tail, J->nr - tail);
     }
 }
 
@@ -178,18 +190,18 @@ static void pack_cols(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc
 static void pack_cols_interior(const conv3d_job *J, const float *xi, fs_idx r0, fs_idx kc,
                                const fwd_space *s, fs_idx nc)
 {
-    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+    const fs_idx npanels = CEIL_DIV(nc, J->nr);
     fs_voltap t = fs_voltap_of(&J->g, r0);
     for (fs_idx p = 0; p < kc; p++, fs_voltap_next(&J->g, &t))
         s->toff[p] = fs_vol_tap_offset(&J->g, &t);
     for (fs_idx q = 0; q < npanels; q++) {
-        float *panel = s->bp + q * FS_NR * kc;
+        float *panel = s->bp + q * J->nr * kc;
         for (fs_idx ri = s->first[q]; ri < s->first[q + 1]; ri++)
-            fs_copy_runs(panel + (s->runs[ri].at - q * FS_NR), FS_NR, xi + s->roff[ri], s->toff,
+            fs_copy_runs(panel + (s->runs[ri].at - q * J->nr), J->nr, xi + s->roff[ri], s->toff,
                          kc, s->runs[ri].len);
-        const fs_idx width = MIN((fs_idx)FS_NR, nc - q * FS_NR);
-        if (width < FS_NR)
-            for (fs_idx p = 0; p < kc; p++) fs_zero_run(panel + p * FS_NR + width, FS_NR - width);
+        const fs_idx width = MIN(J->nr, nc - q * J->nr);
+        if (width < J->nr)
+            for (fs_idx p = 0; p < kc; p++) fs_zero_run(panel + p * J->nr + width, J->nr - width);
     }
 }
 
@@ -197,13 +209,13 @@ static void pack_cols_interior(const conv3d_job *J, const float *xi, fs_idx r0, 
 static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_idx j0, fs_idx j1)
 {
     const fs_volgeom *g = &J->g;
-    const fs_idx odhw = g->odhw, mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    const fs_idx odhw = g->odhw, mpad = ROUND_UP(J->f, J->mr);
     const float *xi = J->x + ni * g->c * g->dhw;
     float *yi = J->y + ni * J->f * odhw;
     for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
         const fs_idx nc = MIN(s->ncb, j1 - jc);
-        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
-        const fs_idx nruns = fs_vol_runs(g, jc, nc, FS_NR, s->runs, s->first);
+        const fs_idx npanels = CEIL_DIV(nc, J->nr);
+        const fs_idx nruns = fs_vol_runs(g, jc, nc, J->nr, s->runs, s->first);
         if (J->interior)
             for (fs_idx ri = 0; ri < nruns; ri++) s->roff[ri] = fs_vol_run_offset(g, &s->runs[ri]);
         for (fs_idx pc = 0; pc < J->ckkk; pc += s->kcb) {              /* pc */
@@ -213,19 +225,19 @@ static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_id
                 pack_cols_interior(J, xi, pc, kc, s, nc);
             else
                 pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
-            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
-                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
+            for (fs_idx ic = 0; ic < J->f; ic += J->mc) {         /* ic */
+                const fs_idx mc = MIN(J->mc, J->f - ic);
                 const float *apk = s->ap + mpad * pc + ic * kc;
                 if (!s->whole) {
-                    pack_weight(0, J->wt + ic * J->ckkk + pc, J->ckkk, mc, kc, kc, s->ap);
+                    pack_weight(J, 0, J->wt + ic * J->ckkk + pc, J->ckkk, mc, kc, kc, s->ap);
                     apk = s->ap;
                 }
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
-                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
-                    const float *bq = s->bp + q * FS_NR * kc;
-                    float *cq = yi + ic * odhw + jc + q * FS_NR;
-                    for (fs_idx i = 0; i < mc; i += FS_MR) {            /* ir */
-                        const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
+                    const int nr = (int)MIN(J->nr, nc - q * J->nr);
+                    const float *bq = s->bp + q * J->nr * kc;
+                    float *cq = yi + ic * odhw + jc + q * J->nr;
+                    for (fs_idx i = 0; i < mc; i += J->mr) {            /* ir */
+                        const int mr = (int)MIN(J->mr, mc - i);
                         J->uk(kc, 1.0f, apk + i * kc, bq, beta, cq + i * odhw, odhw, mr, nr);
                     }
                 }
@@ -277,9 +289,9 @@ int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *w
         const int volume_mode = T > 1 && by_image;
         fs_idx j0 = 0, j1 = J.g.odhw;
         if (T > 1 && !volume_mode) { /* an NR-aligned slice of every volume */
-            fs_split_range(CEIL_DIV(J.g.odhw, (fs_idx)FS_NR), t, T, &j0, &j1);
-            j0 *= FS_NR;
-            j1 = MIN(j1 * FS_NR, J.g.odhw);
+            fs_split_range(CEIL_DIV(J.g.odhw, J.nr), t, T, &j0, &j1);
+            j0 *= J.nr;
+            j1 = MIN(j1 * J.nr, J.g.odhw);
         }
         if (j1 > j0) {
             fwd_space s;
@@ -294,7 +306,7 @@ int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *w
             } else {
                 a.used = 0;
                 fwd_layout(&J, j1 - j0, &s, &a);
-                if (s.whole) pack_weight(0, J.wt, J.ckkk, J.f, J.ckkk, s.kcb, s.ap);
+                if (s.whole) pack_weight(&J, 0, J.wt, J.ckkk, J.f, J.ckkk, s.kcb, s.ap);
                 if (volume_mode) {
                     fs_idx ni;
                     while ((ni = (fs_idx)atomic_fetch_add(&next, 1)) < J.n)
@@ -318,7 +330,7 @@ typedef struct {
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp, *dw;
     fs_volrun *runs_w;
-    fs_idx *roff_w; /* interior path: where each run reads */
+    fs_idx *roff_w, *toff_w; /* interior path: where each run and a panel's taps read */
     /* dX: rows (taps) [r0, r1) of W^T in chunks of rch (whole: one chunk
      * packed once per call), K = f in blocks of kcf, voxels in blocks of
      * ncp; packed W^T chunk, dY block, tile, each row's tap, the runs of a
@@ -336,32 +348,33 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
                        bwd_space *s, arena *a)
 {
     if (want_dw) {
-        s->kcp = fs_even_block(J->g.odhw, FS_GEMM_KC, 1);
+        s->kcp = fs_even_block(J->g.odhw, J->kc, 1);
         s->ncd = fs_even_block(s->d1 - s->d0,
-                               MAX((fs_idx)FS_NR, FS_CONV3D_B_BLOCK_FLOATS / s->kcp), FS_NR);
+                               MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcp), J->nr);
         s->maxruns_w = fs_vol_runs_max(&J->g, s->kcp, 0);
-        s->apy = take(a, ROUND_UP(MIN(J->f, (fs_idx)FS_GEMM_MC), (fs_idx)FS_MR) * s->kcp,
+        s->apy = take(a, ROUND_UP(MIN(J->f, J->mc), J->mr) * s->kcp,
                       sizeof(float));
         s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
-        s->tmp = take(a, FS_NR * s->kcp, sizeof(float));
+        s->tmp = take(a, J->nr * s->kcp, sizeof(float));
         s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
         s->roff_w = take(a, s->maxruns_w, sizeof(fs_idx));
+        s->toff_w = take(a, J->nr, sizeof(fs_idx));
         if (partial) s->dw = take(a, J->f * J->ckkk, sizeof(float));
     }
     if (want_dx) {
         const fs_idx rows = s->r1 - s->r0;
-        s->kcf = fs_even_block(J->f, FS_GEMM_KC, 1);
-        s->ncp = fs_even_block(J->g.odhw, MAX((fs_idx)FS_NR, FS_CONV3D_DX_BLOCK_FLOATS / s->kcf),
-                               FS_NR);
-        s->maxruns_x = fs_vol_runs_max(&J->g, s->ncp, FS_NR);
-        s->whole = ROUND_UP(rows, (fs_idx)FS_MR) * J->f <= FS_CONV3D_WEIGHT_MAX;
-        s->rch = s->whole ? rows : MAX((fs_idx)FS_MR, FS_CONV3D_WEIGHT_MAX / J->f / FS_MR * FS_MR);
-        s->apt = take(a, ROUND_UP(s->rch, (fs_idx)FS_MR) * J->f, sizeof(float));
+        s->kcf = fs_even_block(J->f, J->kc, 1);
+        s->ncp = fs_even_block(J->g.odhw, MAX(J->nr, FS_CONV3D_DX_BLOCK_FLOATS / s->kcf),
+                               J->nr);
+        s->maxruns_x = fs_vol_runs_max(&J->g, s->ncp, J->nr);
+        s->whole = ROUND_UP(rows, J->mr) * J->f <= FS_CONV3D_WEIGHT_MAX;
+        s->rch = s->whole ? rows : MAX(J->mr, FS_CONV3D_WEIGHT_MAX / J->f / J->mr * J->mr);
+        s->apt = take(a, ROUND_UP(s->rch, J->mr) * J->f, sizeof(float));
         s->bpy = take(a, s->kcf * s->ncp, sizeof(float));
-        s->tile = take(a, FS_MR * FS_NR, sizeof(float));
+        s->tile = take(a, J->mr * J->nr, sizeof(float));
         s->taps = take(a, s->rch, sizeof(fs_voltap));
         s->runs_x = take(a, s->maxruns_x, sizeof(fs_volrun));
-        s->first_x = take(a, s->ncp / FS_NR + 2, sizeof(fs_idx));
+        s->first_x = take(a, s->ncp / J->nr + 2, sizeof(fs_idx));
         s->toff_x = take(a, s->rch, sizeof(fs_idx));
         s->roff_x = take(a, s->maxruns_x, sizeof(fs_idx));
     }
@@ -376,14 +389,13 @@ static void pack_cols_t(const conv3d_job *J, const float *xi, const bwd_space *s
                         fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc)
 {
     fs_voltap t = fs_voltap_of(&J->g, r0);
-    for (fs_idx q = 0; q * FS_NR < nc; q++) {
-        const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
+    for (fs_idx q = 0; q * J->nr < nc; q++) {
+        const fs_idx rows = MIN(J->nr, nc - q * J->nr);
         if (J->interior) {
-            fs_idx toff[FS_NR];
             for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t))
-                toff[j] = fs_vol_tap_offset(&J->g, &t);
+                s->toff_w[j] = fs_vol_tap_offset(&J->g, &t);
             for (fs_idx ri = 0; ri < nruns; ri++)
-                fs_copy_runs(s->tmp + s->runs_w[ri].at, kc, xi + s->roff_w[ri], toff, rows,
+                fs_copy_runs(s->tmp + s->runs_w[ri].at, kc, xi + s->roff_w[ri], s->toff_w, rows,
                              s->runs_w[ri].len);
         } else {
             for (fs_idx j = 0; j < rows; j++, fs_voltap_next(&J->g, &t)) {
@@ -393,7 +405,7 @@ static void pack_cols_t(const conv3d_job *J, const float *xi, const bwd_space *s
                                       s->tmp + j * kc + s->runs_w[ri].at);
             }
         }
-        fs_pack_b(1, kc, rows, s->tmp, kc, s->bpc + q * FS_NR * kc, 0, 1);
+        J->pack_b(1, kc, rows, s->tmp, kc, s->bpc + q * J->nr * kc, 0, 1);
     }
 }
 
@@ -405,7 +417,7 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
     const float *dyi = J->dy + ni * J->f * odhw;
     for (fs_idx jc = s->d0; jc < s->d1; jc += s->ncd) {                /* jc */
         const fs_idx nc = MIN(s->ncd, s->d1 - jc);
-        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        const fs_idx npanels = CEIL_DIV(nc, J->nr);
         for (fs_idx pc = 0; pc < odhw; pc += s->kcp) {                 /* pc */
             const fs_idx kc = MIN(s->kcp, odhw - pc);
             const float beta = first && pc == 0 ? 0.0f : 1.0f;
@@ -414,16 +426,16 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
                 for (fs_idx ri = 0; ri < nruns; ri++)
                     s->roff_w[ri] = fs_vol_run_offset(&J->g, &s->runs_w[ri]);
             pack_cols_t(J, xi, s, nruns, kc, jc, nc);
-            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
-                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
-                fs_pack_a(0, mc, kc, dyi + ic * odhw + pc, odhw, s->apy, 0,
-                          CEIL_DIV(mc, (fs_idx)FS_MR));
+            for (fs_idx ic = 0; ic < J->f; ic += J->mc) {         /* ic */
+                const fs_idx mc = MIN(J->mc, J->f - ic);
+                J->pack_a(0, mc, kc, dyi + ic * odhw + pc, odhw, s->apy, 0,
+                          CEIL_DIV(mc, J->mr));
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
-                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
-                    const float *bq = s->bpc + q * FS_NR * kc;
-                    float *cq = s->dw + ic * ckkk + jc + q * FS_NR;
-                    for (fs_idx i = 0; i < mc; i += FS_MR) {            /* ir */
-                        const int mr = (int)MIN((fs_idx)FS_MR, mc - i);
+                    const int nr = (int)MIN(J->nr, nc - q * J->nr);
+                    const float *bq = s->bpc + q * J->nr * kc;
+                    float *cq = s->dw + ic * ckkk + jc + q * J->nr;
+                    for (fs_idx i = 0; i < mc; i += J->mr) {            /* ir */
+                        const int mr = (int)MIN(J->mr, mc - i);
                         J->uk(kc, 1.0f, s->apy + i * kc, bq, beta, cq + i * ckkk, ckkk, mr, nr);
                     }
                 }
@@ -435,7 +447,7 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
 /* Rows [rc, rc+rows) of W^T packed (K = f in blocks of kcf), and their taps. */
 static void pack_weight_t(const conv3d_job *J, const bwd_space *s, fs_idx rc, fs_idx rows)
 {
-    pack_weight(1, J->wt + rc, J->ckkk, rows, J->f, s->kcf, s->apt);
+    pack_weight(J, 1, J->wt + rc, J->ckkk, rows, J->f, s->kcf, s->apt);
     fs_voltap t = fs_voltap_of(&J->g, rc);
     for (fs_idx r = 0; r < rows; r++, fs_voltap_next(&J->g, &t)) {
         s->taps[r] = t;
@@ -453,7 +465,7 @@ static void add_tile(const conv3d_job *J, const bwd_space *s, float *dxi, fs_idx
     if (J->interior) {
         for (fs_idx ri = r_lo; ri < r_hi; ri++)
             fs_add_runs(dxi + s->roff_x[ri], s->toff_x + i,
-                        s->tile + (s->runs_x[ri].at - q * FS_NR), FS_NR, mr, s->runs_x[ri].len);
+                        s->tile + (s->runs_x[ri].at - q * J->nr), J->nr, mr, s->runs_x[ri].len);
         return;
     }
     for (int rr = 0; rr < mr; rr++) {
@@ -461,7 +473,7 @@ static void add_tile(const conv3d_job *J, const bwd_space *s, float *dxi, fs_idx
         float *dxc = dxi + t->ci * J->g.dhw;
         for (fs_idx ri = r_lo; ri < r_hi; ri++)
             fs_vol_run_add(&J->g, t, dxc, &s->runs_x[ri],
-                           s->tile + rr * FS_NR + (s->runs_x[ri].at - q * FS_NR));
+                           s->tile + rr * J->nr + (s->runs_x[ri].at - q * J->nr));
     }
 }
 
@@ -476,25 +488,25 @@ static void dx_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni)
     memset(dxi + (s->r0 / g->kkk) * dhw, 0,
            (size_t)((s->r1 - s->r0) / g->kkk * dhw) * sizeof(float));
     for (fs_idx rc = s->r0; rc < s->r1; rc += s->rch) {
-        const fs_idx rows = MIN(s->rch, s->r1 - rc), mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+        const fs_idx rows = MIN(s->rch, s->r1 - rc), mpad = ROUND_UP(rows, J->mr);
         if (!s->whole) pack_weight_t(J, s, rc, rows);
         for (fs_idx jc = 0; jc < odhw; jc += s->ncp) {                 /* jc */
             const fs_idx nc = MIN(s->ncp, odhw - jc);
-            const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
-            const fs_idx nruns = fs_vol_runs(g, jc, nc, FS_NR, s->runs_x, s->first_x);
+            const fs_idx npanels = CEIL_DIV(nc, J->nr);
+            const fs_idx nruns = fs_vol_runs(g, jc, nc, J->nr, s->runs_x, s->first_x);
             if (J->interior)
                 for (fs_idx ri = 0; ri < nruns; ri++)
                     s->roff_x[ri] = fs_vol_run_offset(g, &s->runs_x[ri]);
             for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {             /* pc */
                 /* Each K block's tile is added separately: col2vol is linear. */
                 const fs_idx kc = MIN(s->kcf, J->f - pc);
-                fs_pack_b(0, kc, nc, dyi + pc * odhw + jc, odhw, s->bpy, 0, npanels);
+                J->pack_b(0, kc, nc, dyi + pc * odhw + jc, odhw, s->bpy, 0, npanels);
                 const float *apk = s->apt + mpad * pc;
-                for (fs_idx i = 0; i < rows; i += FS_MR) {              /* ir */
-                    const int mr = (int)MIN((fs_idx)FS_MR, rows - i);
+                for (fs_idx i = 0; i < rows; i += J->mr) {              /* ir */
+                    const int mr = (int)MIN(J->mr, rows - i);
                     for (fs_idx q = 0; q < npanels; q++) {             /* jr */
-                        J->uk(kc, 1.0f, apk + i * kc, s->bpy + q * FS_NR * kc, 0.0f, s->tile,
-                              FS_NR, FS_MR, FS_NR);
+                        J->uk(kc, 1.0f, apk + i * kc, s->bpy + q * J->nr * kc, 0.0f, s->tile,
+                              J->nr, J->mr, J->nr);
                         add_tile(J, s, dxi, i, mr, q);
                     }
                 }
@@ -597,9 +609,9 @@ int fs_conv3d_backward(const fs_conv3d_geom *geom, const float *x, const float *
             fs_split_range(c, t, T, &c0, &c1);
             s.r0 = c0 * J.g.kkk;
             s.r1 = c1 * J.g.kkk;
-            fs_split_range(CEIL_DIV(J.ckkk, (fs_idx)FS_NR), t, T, &u0, &u1);
-            s.d0 = MIN(u0 * FS_NR, J.ckkk);
-            s.d1 = MIN(u1 * FS_NR, J.ckkk);
+            fs_split_range(CEIL_DIV(J.ckkk, J.nr), t, T, &u0, &u1);
+            s.d0 = MIN(u0 * J.nr, J.ckkk);
+            s.d1 = MIN(u1 * J.nr, J.ckkk);
         }
         const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
         const int want_dw = dw && s.d1 > s.d0 && i1 > i0;

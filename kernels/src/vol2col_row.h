@@ -28,6 +28,7 @@ typedef struct {
     fs_idx pd, ph, pw;        /* zero padding */
     fs_idx od, oh, ow;        /* output extent (window.h) */
     fs_idx hw, dhw, odhw, kkk;
+    fs_colgeom row;           /* the width axis alone, as im2col_row.h sees a row */
 } fs_volgeom;
 
 static inline void fs_volgeom_init(fs_volgeom *g, const fs_conv3d_geom *s)
@@ -52,6 +53,7 @@ static inline void fs_volgeom_init(fs_volgeom *g, const fs_conv3d_geom *s)
     g->dhw = g->d * g->hw;
     g->odhw = g->od * g->oh * g->ow;
     g->kkk = g->kd * g->kh * g->kw;
+    g->row = (fs_colgeom){1, g->w, g->kw, g->sw, g->pw, 1, g->ow};
 }
 
 /* One kernel tap: input channel ci, offsets (a, b, e) along depth, height,
@@ -64,21 +66,13 @@ typedef struct {
 
 static inline void fs_voltap_set_e(const fs_volgeom *g, fs_voltap *t, fs_idx e)
 {
+    /* The interval along the width is im2col_row.h's, for a one-row image. */
+    fs_tap row;
+    fs_tap_set_kj(&g->row, &row, e);
     t->e = e;
-    t->off = e - g->pw;
-    /* lo: smallest ox with ox*sw + off >= 0; hi: one past the largest with
-     * ox*sw + off < w; both clamped to [0, ow]. */
-    if (g->sw == 1) {
-        t->lo = t->off >= 0 ? 0 : -t->off;
-        t->hi = g->w - t->off;
-    } else {
-        t->lo = t->off >= 0 ? 0 : (-t->off + g->sw - 1) / g->sw;
-        const fs_idx room = g->w - t->off;
-        t->hi = room <= 0 ? 0 : (room + g->sw - 1) / g->sw;
-    }
-    if (t->lo > g->ow) t->lo = g->ow;
-    if (t->hi > g->ow) t->hi = g->ow;
-    if (t->hi < t->lo) t->hi = t->lo;
+    t->off = row.off;
+    t->lo = row.lo;
+    t->hi = row.hi;
 }
 
 static inline fs_voltap fs_voltap_of(const fs_volgeom *g, fs_idx r)
@@ -158,8 +152,8 @@ static inline fs_idx fs_vol_runs_max(const fs_volgeom *g, fs_idx count, fs_idx c
     return (cut > 0 ? count / cut : 0) + count / g->ow + 2;
 }
 
-/* Offset of the input row tap t reads for a run, counted from x[t->ci][0][0][0]
- * minus t->off, or -1 when that row lies in the depth or height padding. */
+/* Offset of the input row tap t reads for a run, counted from x[t->ci][0][0][0],
+ * or -1 when that row lies in the depth or height padding. */
 static inline fs_idx fs_vol_row_base(const fs_volgeom *g, const fs_voltap *t,
                                      const fs_volrun *run)
 {
@@ -169,34 +163,37 @@ static inline fs_idx fs_vol_row_base(const fs_volgeom *g, const fs_voltap *t,
     return (iz * g->h + iy) * g->w;
 }
 
+/* Tap t and a run as im2col_row.h sees them within one input row: a
+ * one-row image whose single output row reads row 0 (ki = pw cancels the
+ * padding the row geometry carries). */
+static inline void fs_vol_row_view(const fs_volgeom *g, const fs_voltap *t, const fs_volrun *run,
+                                   fs_tap *rt, fs_colrun *rr)
+{
+    rt->ci = 0;
+    rt->ki = g->pw;
+    rt->kj = t->e;
+    rt->off = t->off;
+    rt->lo = t->lo;
+    rt->hi = t->hi;
+    rr->oy = 0;
+    rr->ox = run->ox;
+    rr->len = run->len;
+    rr->at = 0;
+}
+
 /* dst[0 : run->len] = tap t's entries for one run; xc is x[t->ci]. */
 static inline void fs_vol_run_gather(const fs_volgeom *g, const fs_voltap *t, const float *xc,
                                      const fs_volrun *run, float *dst)
 {
-    const fs_idx ox = run->ox, len = run->len;
     const fs_idx row = fs_vol_row_base(g, t, run);
     if (row < 0) {
-        fs_zero_run(dst, len);
+        fs_zero_run(dst, run->len);
         return;
     }
-    /* Offsets, not a shifted pointer: row + off may be < 0. */
-    const fs_idx base = row + t->off;
-    if (g->sw == 1 && ox >= t->lo && ox + len <= t->hi) { /* all inside */
-        fs_copy_run(dst, xc + base + ox, len);
-        return;
-    }
-    const fs_idx lo = ox > t->lo ? ox : t->lo; /* valid part [lo, hi) */
-    const fs_idx hi = ox + len < t->hi ? ox + len : t->hi;
-    if (hi <= lo) {
-        fs_zero_run(dst, len);
-        return;
-    }
-    fs_zero_run(dst, lo - ox);
-    if (g->sw == 1)
-        fs_copy_run(dst + (lo - ox), xc + base + lo, hi - lo);
-    else
-        for (fs_idx o = lo; o < hi; o++) dst[o - ox] = xc[base + o * g->sw];
-    fs_zero_run(dst + (hi - ox), ox + len - hi);
+    fs_tap rt;
+    fs_colrun rr;
+    fs_vol_row_view(g, t, run, &rt, &rr);
+    fs_col_run_gather(&g->row, &rt, xc + row, &rr, dst);
 }
 
 /* The adjoint: dxc[...] += src[0 : run->len]; entries that fall in the
@@ -204,20 +201,12 @@ static inline void fs_vol_run_gather(const fs_volgeom *g, const fs_voltap *t, co
 static inline void fs_vol_run_add(const fs_volgeom *g, const fs_voltap *t, float *dxc,
                                   const fs_volrun *run, const float *src)
 {
-    const fs_idx ox = run->ox, len = run->len;
     const fs_idx row = fs_vol_row_base(g, t, run);
     if (row < 0) return;
-    const fs_idx base = row + t->off;
-    if (g->sw == 1 && ox >= t->lo && ox + len <= t->hi) {
-        fs_add_run(dxc + base + ox, src, len);
-        return;
-    }
-    const fs_idx lo = ox > t->lo ? ox : t->lo;
-    const fs_idx hi = ox + len < t->hi ? ox + len : t->hi;
-    if (g->sw == 1)
-        for (fs_idx o = lo; o < hi; o++) dxc[base + o] += src[o - ox];
-    else
-        for (fs_idx o = lo; o < hi; o++) dxc[base + o * g->sw] += src[o - ox];
+    fs_tap rt;
+    fs_colrun rr;
+    fs_vol_row_view(g, t, run, &rt, &rr);
+    fs_col_run_add(&g->row, &rt, dxc + row, &rr, src);
 }
 
 /* ---- the interior fast path ------------------------------------------------

@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from test_ops_reference import numeric_grad
+from gradcheck import assert_gradient
 
 from fastseg.backends import numpy_conv3d as ref
 
@@ -55,9 +55,8 @@ def test_conv3d_backward_finite_differences(case, rng):
     def loss():
         return float((ref.conv3d(x, w, b, s, p) * dy).sum())
 
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(dw, numeric_grad(loss, w), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-5, atol=1e-7)
+    for name, got, var in (("dx", dx, x), ("dw", dw, w), ("db", db, b)):
+        assert_gradient(got, loss, var, eps=1e-6, rtol=1e-5, atol=1e-7, name=name)
     assert ref.conv3d_backward(x, w, dy, s, p, need_dx=False)[0] is None
 
 
@@ -89,8 +88,8 @@ def test_max_pool3d_matches_loops_and_gradient(k, stride, rng):
     def loss():
         return float((ref.max_pool3d(x, k, stride)[0] * dy).sum())
 
-    np.testing.assert_allclose(ref.max_pool3d_backward(dy, idx, x.shape), numeric_grad(loss, x),
-                               rtol=1e-6, atol=1e-8)
+    assert_gradient(ref.max_pool3d_backward(dy, idx, x.shape), loss, x, eps=1e-6, rtol=1e-6,
+                    atol=1e-8, name="dx")
 
 
 def test_max_pool3d_ties_take_the_first_maximum_and_nan_wins():

@@ -32,6 +32,17 @@ def test_as_int_range_is_a_value_error():
         _validate.as_int("n", 4, maximum=3)
 
 
+def test_as_triple():
+    assert _validate.as_triple("stride", 2, minimum=1) == (2, 2, 2)
+    assert _validate.as_triple("padding", [0, np.int64(1), 2], minimum=0) == (0, 1, 2)
+    with pytest.raises(errors.InvalidValueError, match=r"stride: expected an int or 3 ints"):
+        _validate.as_triple("stride", (1, 2), minimum=1)
+    with pytest.raises(errors.InvalidValueError, match="stride: must be >= 1, got 0"):
+        _validate.as_triple("stride", (1, 0, 1), minimum=1)
+    with pytest.raises(errors.InvalidTypeError, match="padding: expected an int"):
+        _validate.as_triple("padding", (0, 1.5, 0), minimum=0)
+
+
 def test_as_real():
     assert _validate.as_real("p", 1, 0, 1) == 1.0
     assert _validate.as_real("p", np.float32(0.25), 0, 1) == 0.25

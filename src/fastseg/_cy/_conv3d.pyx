@@ -7,13 +7,15 @@ triples."""
 import numpy as np
 
 from fastseg._buffers import empty as _empty
-from fastseg._shapes import out_size as _out_size
+from fastseg.errors import InvalidIndexError, InvalidValueError
 
 from libc.stdint cimport int64_t
 
+from fastseg._cy._status cimport check_status
+from fastseg._cy._window cimport out_size
 from fastseg._cy.kernels cimport (
-    FS_EINDEX, FS_ENOMEM, FS_OK, fs_conv3d_backward, fs_conv3d_forward, fs_conv3d_geom,
-    fs_idx, fs_maxpool3d_backward, fs_maxpool3d_forward,
+    fs_conv3d_backward, fs_conv3d_forward, fs_conv3d_geom, fs_idx, fs_maxpool3d_backward,
+    fs_maxpool3d_forward,
 )
 
 # Element counts beyond this cannot be addressed in bytes with 64-bit sizes.
@@ -23,17 +25,13 @@ cdef object _MAX_ELEMS = (1 << 62) // 4
 cdef tuple _triple(str what, str name, object value, int minimum):
     t = tuple(int(v) for v in value)
     if len(t) != 3 or any(v < minimum for v in t):
-        raise ValueError(f"{what}: {name} must be 3 ints >= {minimum}, got {value!r}")
+        raise InvalidValueError(f"{what}: {name} must be 3 ints >= {minimum}, got {value!r}")
     return t
 
 
 cdef tuple _extents(str what, tuple size, tuple k, tuple stride, tuple pad):
     """Output (depth, height, width) of a window over the padded volume."""
-    for a in range(3):
-        if size[a] + 2 * pad[a] < k[a]:
-            raise ValueError(f"{what}: kernel {k} is larger than the padded input "
-                             f"{size} + 2*{pad}")
-    return tuple(_out_size(size[a], k[a], stride[a], pad[a]) for a in range(3))
+    return tuple(out_size(what, size[a], k[a], stride[a], pad[a]) for a in range(3))
 
 
 cdef _check_total(str what, object shape):
@@ -41,16 +39,8 @@ cdef _check_total(str what, object shape):
     for d in shape:
         count *= d
     if count > _MAX_ELEMS:
-        raise ValueError(f"{what}: a result of shape {shape} would have {count} elements, "
-                         "too many")
-
-
-cdef _status(int st, str what):
-    if st == FS_OK:
-        return
-    if st == FS_ENOMEM:
-        raise MemoryError(f"{what}: could not allocate the convolution workspace")
-    raise ValueError(f"{what}: the kernel rejected its arguments (status {st})")
+        raise InvalidValueError(f"{what}: a result of shape {shape} would have {count} "
+                                "elements, too many")
 
 
 cdef tuple _shape5(object a):
@@ -60,12 +50,13 @@ cdef tuple _shape5(object a):
 cdef tuple _conv_geometry(str what, x, w, stride, padding, fs_conv3d_geom *g):
     """Checks x against w, fills g; returns the output shape."""
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{what}: w has {w.shape[1]} input channels, x has {x.shape[1]}")
+        raise InvalidValueError(f"{what}: w has {w.shape[1]} input channels, x has "
+                                f"{x.shape[1]}")
     k = (w.shape[2], w.shape[3], w.shape[4])
     s = _triple(what, "stride", stride, 1)
     p = _triple(what, "padding", padding, 0)
     if min(k) < 1:
-        raise ValueError(f"{what}: w has an empty kernel, shape {_shape5(w)}")
+        raise InvalidValueError(f"{what}: w has an empty kernel, shape {_shape5(w)}")
     size = (x.shape[2], x.shape[3], x.shape[4])
     out = _extents(what, size, k, s, p)
     y_shape = (x.shape[0], w.shape[0]) + out
@@ -89,7 +80,7 @@ def conv3d_forward(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1] 
     if b is not None:
         bv = b
         if bv.shape[0] != f:
-            raise ValueError(f"conv3d: b has {bv.shape[0]} entries, expected {f}")
+            raise InvalidValueError(f"conv3d: b has {bv.shape[0]} entries, expected {f}")
         if f > 0:
             pb = &bv[0]
     if n == 0 or f == 0 or x.shape[1] == 0 or 0 in y_shape:
@@ -103,7 +94,7 @@ def conv3d_forward(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1] 
     with nogil:
         st = fs_conv3d_forward(&g, &x[0, 0, 0, 0, 0], &w[0, 0, 0, 0, 0], pb,
                                &yv[0, 0, 0, 0, 0])
-    _status(st, "conv3d")
+    check_status(st, "conv3d")
     return y
 
 
@@ -113,7 +104,8 @@ def conv3d_backward(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1]
     cdef fs_conv3d_geom g
     y_shape = _conv_geometry("conv3d_backward", x, w, stride, padding, &g)
     if _shape5(dy) != y_shape:
-        raise ValueError(f"conv3d_backward: dy has shape {_shape5(dy)}, expected {y_shape}")
+        raise InvalidValueError(f"conv3d_backward: dy has shape {_shape5(dy)}, expected "
+                                f"{y_shape}")
     x_shape, w_shape = _shape5(x), _shape5(w)
     n, c, f = x_shape[0], x_shape[1], w_shape[0]
     if n == 0 or f == 0 or c == 0 or 0 in y_shape:
@@ -137,7 +129,7 @@ def conv3d_backward(const float[:, :, :, :, ::1] x, const float[:, :, :, :, ::1]
     with nogil:
         st = fs_conv3d_backward(&g, &x[0, 0, 0, 0, 0], &w[0, 0, 0, 0, 0], &dy[0, 0, 0, 0, 0],
                                 dxp, &dwv[0, 0, 0, 0, 0], &dbv[0])
-    _status(st, "conv3d_backward")
+    check_status(st, "conv3d_backward")
     return dx, dw, db
 
 
@@ -165,7 +157,7 @@ def max_pool3d_forward(const float[:, :, :, :, ::1] x, kernel_size, stride):
     with nogil:
         st = fs_maxpool3d_forward(&x[0, 0, 0, 0, 0], cn, cc, csize, ck, cs, &yv[0, 0, 0, 0, 0],
                                   &iv[0, 0, 0, 0, 0])
-    _status(st, "max_pool3d")
+    check_status(st, "max_pool3d")
     return y, idx
 
 
@@ -173,24 +165,25 @@ def max_pool3d_backward(const float[:, :, :, :, ::1] dy,
                         const int64_t[:, :, :, :, ::1] indices, tuple x_shape):
     """Scatter dy through the argmax indices into a zeroed (N,C,D,H,W) gradient."""
     if len(x_shape) != 5 or any(int(d) < 0 for d in x_shape):
-        raise ValueError(f"max_pool3d_backward: x_shape must be 5 non-negative sizes, "
-                         f"got {x_shape}")
+        raise InvalidValueError(f"max_pool3d_backward: x_shape must be 5 non-negative sizes, "
+                                f"got {x_shape}")
     x_shape = tuple(int(d) for d in x_shape)
     _check_total("max_pool3d_backward", x_shape)
     dshape, ishape = _shape5(dy), _shape5(indices)
     if dshape != ishape:
-        raise ValueError(f"max_pool3d_backward: indices has shape {ishape}, "
-                         f"dy has shape {dshape}")
+        raise InvalidValueError(f"max_pool3d_backward: indices has shape {ishape}, "
+                                f"dy has shape {dshape}")
     if dshape[:2] != x_shape[:2]:
-        raise ValueError(f"max_pool3d_backward: dy has shape {dshape}, which does not "
-                         f"match x_shape {x_shape} in (N, C)")
+        raise InvalidValueError(f"max_pool3d_backward: dy has shape {dshape}, which does not "
+                                f"match x_shape {x_shape} in (N, C)")
     n, c = x_shape[:2]
     in_count = x_shape[2] * x_shape[3] * x_shape[4]
     out_count = dshape[2] * dshape[3] * dshape[4]
     if n == 0 or c == 0 or out_count == 0:
         return np.zeros(x_shape, dtype=np.float32)
     if in_count == 0:
-        raise IndexError(f"max_pool3d_backward: indices point into an empty volume {x_shape}")
+        raise InvalidIndexError(f"max_pool3d_backward: indices point into an empty volume "
+                                f"{x_shape}")
     # The kernel zeroes dx itself before scattering (kernels.h).
     dx = _empty(x_shape)
     cdef float[:, :, :, :, ::1] dv = dx
@@ -199,8 +192,5 @@ def max_pool3d_backward(const float[:, :, :, :, ::1] dy,
     with nogil:
         st = fs_maxpool3d_backward(&dy[0, 0, 0, 0, 0], &indices[0, 0, 0, 0, 0], cn, cc, co, ci,
                                    &dv[0, 0, 0, 0, 0])
-    if st == FS_EINDEX:
-        raise IndexError(f"max_pool3d_backward: indices holds a value outside "
-                         f"[0, D*H*W) = [0, {in_count})")
-    _status(st, "max_pool3d_backward")
+    check_status(st, "max_pool3d_backward", "indices", f"[0, D*H*W) = [0, {in_count})")
     return dx

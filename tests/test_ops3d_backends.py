@@ -46,6 +46,7 @@ CASES = [  # x shape, w shape, stride, padding
     ((1, 20, 10, 10, 10), (50, 20, 5, 5, 5), 1, 0),            # batch 1: split over threads
     ((1, 2, 3, 3, 3), (2, 2, 5, 5, 5), 1, 1),                  # one output voxel
     ((2, 2, 2, 3, 2), (3, 2, 3, 3, 3), 2, 2),                  # padding wider than the input
+    ((2, 2, 3, 3, 40), (3, 2, 2, 2, 3), 1, 0),                 # unpadded rows of 38 voxels
 ]
 
 

@@ -47,11 +47,15 @@
 
 /* Floats of a packed B block of the forward and of dW (256 KiB: a quarter of
  * L2), so the block stays in L2 while every row panel of A sweeps it. */
+#ifndef FS_CONV3D_B_BLOCK_FLOATS
 #define FS_CONV3D_B_BLOCK_FLOATS ((fs_idx)1 << 16)
+#endif
 
 /* Floats of dY in one packed dX block (16 KiB: half of L1d): every MR rows
  * of W^T sweep the whole block. */
+#ifndef FS_CONV3D_DX_BLOCK_FLOATS
 #define FS_CONV3D_DX_BLOCK_FLOATS ((fs_idx)4096)
+#endif
 
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define FS_CONV3D_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)

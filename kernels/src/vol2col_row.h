@@ -241,6 +241,10 @@ static inline fs_idx fs_vol_run_offset(const fs_volgeom *g, const fs_volrun *run
 static inline void fs_copy_runs(float *dst, fs_idx ld_dst, const float *src, const fs_idx *off,
                                 fs_idx count, fs_idx len)
 {
+    /* Longer runs (lai3d's first layer: 20) as 16-float chunks and a tail. */
+    for (; len > 16; dst += 16, src += 16, len -= 16)
+        for (fs_idx i = 0; i < count; i++)
+            memcpy(dst + i * ld_dst, src + off[i], 16 * sizeof(float));
     switch (len) {
 #define FS_COPY_CASE(L)                                                                 \
     case L:                                                                              \
@@ -257,6 +261,12 @@ static inline void fs_copy_runs(float *dst, fs_idx ld_dst, const float *src, con
 static inline void fs_add_runs(float *dst, const fs_idx *off, const float *src, fs_idx ld_src,
                                fs_idx count, fs_idx len)
 {
+    for (; len > 16; dst += 16, src += 16, len -= 16)
+        for (fs_idx i = 0; i < count; i++) {
+            float *restrict d = dst + off[i];
+            const float *restrict a = src + i * ld_src;
+            for (int j = 0; j < 16; j++) d[j] += a[j];
+        }
     switch (len) {
 #define FS_ADD_CASE(L)                                                                  \
     case L:                                                                              \

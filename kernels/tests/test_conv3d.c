@@ -34,6 +34,8 @@ static const shape SHAPES[] = {
     {1, 2, 4, 4, 5, 300, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},     /* dX's K over one KC block */
     {2, 100, 4, 5, 4, 110, {3, 4, 4}, {1, 1, 1}, {0, 1, 0}},   /* weight too big to keep packed */
     {2, 3, 6, 7, 8, 5, {2, 2, 2}, {3, 3, 3}, {0, 0, 0}},       /* stride > kernel */
+    {2, 2, 4, 3, 40, 3, {2, 2, 3}, {1, 1, 1}, {0, 0, 0}},      /* unpadded rows of 38: long runs */
+    {1, 2, 3, 4, 45, 2, {1, 2, 5}, {2, 1, 1}, {0, 0, 0}},      /* unpadded, strided depth */
 };
 #define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
 

@@ -78,6 +78,12 @@ def _layers():
                                           nn.Conv2d(3, 2, 2, padding=1), nn.Sigmoid(),
                                           nn.Flatten(), nn.Linear(2 * 3 * 3, 4), nn.Tanh(),
                                           nn.Linear(4, 2)), [(2, 1, 6, 6)]),
+        "conv3d": (lambda: nn.Conv3d(2, 3, (3, 2, 2), stride=(1, 2, 1), padding=(1, 0, 1)),
+                   [(2, 2, 4, 5, 4)]),
+        "maxpool3d": (lambda: nn.MaxPool3d((2, 2, 3), stride=(1, 2, 2)), [(2, 2, 3, 5, 7)]),
+        "network3d": (lambda: nn.Sequential(nn.Conv3d(1, 3, 3), nn.ReLU(), nn.MaxPool3d(2),
+                                            nn.Conv3d(3, 2, 2), nn.Flatten(), nn.Linear(2, 3),
+                                            nn.Tanh(), nn.Linear(3, 2)), [(2, 1, 7, 7, 7)]),
     }
 
 
@@ -90,7 +96,8 @@ def test_float64_gradients(float64, name):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", ["conv_stride_pad", "linear", "tanh", "parallel", "network"])
+@pytest.mark.parametrize("name", ["conv_stride_pad", "linear", "tanh", "parallel", "network",
+                                  "conv3d"])
 def test_float32_gradients(monkeypatch, backend, name):
     backends.load(backend)
     monkeypatch.setattr(_config, "_current", backend)

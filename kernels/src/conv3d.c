@@ -346,6 +346,7 @@ typedef struct {
     fs_volrun *runs_x;
     fs_idx *first_x;
     fs_idx *toff_x, *roff_x; /* interior path: where each row's tap and each run land */
+    fs_idx *ord;             /* packed row -> tap, see pack_weight_t */
 } bwd_space;
 
 static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partial,
@@ -380,6 +381,7 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->runs_x = take(a, s->maxruns_x, sizeof(fs_volrun));
         s->first_x = take(a, s->ncp / J->nr + 2, sizeof(fs_idx));
         s->toff_x = take(a, s->rch, sizeof(fs_idx));
+        s->ord = take(a, s->rch, sizeof(fs_idx));
         s->roff_x = take(a, s->maxruns_x, sizeof(fs_idx));
     }
 }
@@ -448,14 +450,37 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
     }
 }
 
-/* Rows [rc, rc+rows) of W^T packed (K = f in blocks of kcf), and their taps. */
+/* Rows [rc, rc+rows) of W^T packed (K = f in blocks of kcf), and their taps,
+ * in kernel-column-major order: all taps with kernel column e = 0, then 1, ...
+ * Consecutive taps (ci, a, b, e) and (ci, a, b, e+1) add their runs into
+ * overlapping floats of one dx row, and each add then waits on the store
+ * before it; in this order the MR rows of a tile land in MR different dx rows
+ * (while c*kd*kh >= MR), as conv_fused.c orders its taps. ord[r] is the
+ * position of packed row r in [rc, rc+rows). */
 static void pack_weight_t(const conv3d_job *J, const bwd_space *s, fs_idx rc, fs_idx rows)
 {
-    pack_weight(J, 1, J->wt + rc, J->ckkk, rows, J->f, s->kcf, s->apt);
-    fs_voltap t = fs_voltap_of(&J->g, rc);
-    for (fs_idx r = 0; r < rows; r++, fs_voltap_next(&J->g, &t)) {
-        s->taps[r] = t;
-        s->toff_x[r] = fs_vol_tap_offset(&J->g, &t);
+    fs_idx n = 0;
+    for (fs_idx e = 0; e < J->g.kw; e++) {
+        fs_voltap t = fs_voltap_of(&J->g, rc);
+        for (fs_idx r = 0; r < rows; r++, fs_voltap_next(&J->g, &t)) {
+            if (t.e != e) continue;
+            s->taps[n] = t;
+            s->toff_x[n] = fs_vol_tap_offset(&J->g, &t);
+            s->ord[n++] = r;
+        }
+    }
+    /* ap[panel*MR*kc + p*MR + i] = W[pc + p][rc + ord[panel*MR + i]], one filter (a
+     * contiguous row of W) at a time. */
+    const fs_idx mpad = ROUND_UP(rows, J->mr);
+    for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {
+        const fs_idx kc = MIN(s->kcf, J->f - pc);
+        float *ap = s->apt + mpad * pc;
+        for (fs_idx p = 0; p < kc; p++) {
+            const float *wrow = J->wt + (pc + p) * J->ckkk + rc;
+            for (fs_idx r = 0; r < mpad; r++)
+                ap[(r / J->mr) * J->mr * kc + p * J->mr + r % J->mr] =
+                    r < rows ? wrow[s->ord[r]] : 0.0f;
+        }
     }
 }
 

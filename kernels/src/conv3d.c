@@ -157,7 +157,7 @@ static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
 {
     s->kcb = fs_even_block(J->ckkk, J->kc, 1);
     s->ncb = fs_even_block(span, MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcb), J->nr);
-    s->maxruns = fs_vol_runs_max(&J->g, s->ncb, J->nr);
+    s->maxruns = fs_col_runs_max(&J->g.row, s->ncb, J->nr);
     const fs_idx whole = ROUND_UP(J->f, J->mr) * J->ckkk;
     s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
     s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, J->mc), J->mr) *
@@ -219,7 +219,7 @@ static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_id
     for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
         const fs_idx nc = MIN(s->ncb, j1 - jc);
         const fs_idx npanels = CEIL_DIV(nc, J->nr);
-        const fs_idx nruns = fs_vol_runs(g, jc, nc, J->nr, s->runs, s->first);
+        const fs_idx nruns = fs_col_runs(&g->row, jc, nc, J->nr, s->runs, s->first);
         if (J->interior)
             for (fs_idx ri = 0; ri < nruns; ri++) s->roff[ri] = fs_vol_run_offset(g, &s->runs[ri]);
         for (fs_idx pc = 0; pc < J->ckkk; pc += s->kcb) {              /* pc */
@@ -356,7 +356,7 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->kcp = fs_even_block(J->g.odhw, J->kc, 1);
         s->ncd = fs_even_block(s->d1 - s->d0,
                                MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcp), J->nr);
-        s->maxruns_w = fs_vol_runs_max(&J->g, s->kcp, 0);
+        s->maxruns_w = fs_col_runs_max(&J->g.row, s->kcp, 0);
         s->apy = take(a, ROUND_UP(MIN(J->f, J->mc), J->mr) * s->kcp,
                       sizeof(float));
         s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
@@ -371,7 +371,7 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->kcf = fs_even_block(J->f, J->kc, 1);
         s->ncp = fs_even_block(J->g.odhw, MAX(J->nr, FS_CONV3D_DX_BLOCK_FLOATS / s->kcf),
                                J->nr);
-        s->maxruns_x = fs_vol_runs_max(&J->g, s->ncp, J->nr);
+        s->maxruns_x = fs_col_runs_max(&J->g.row, s->ncp, J->nr);
         s->whole = ROUND_UP(rows, J->mr) * J->f <= FS_CONV3D_WEIGHT_MAX;
         s->rch = s->whole ? rows : MAX(J->mr, FS_CONV3D_WEIGHT_MAX / J->f / J->mr * J->mr);
         s->apt = take(a, ROUND_UP(s->rch, J->mr) * J->f, sizeof(float));
@@ -427,7 +427,7 @@ static void dw_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni, int fi
         for (fs_idx pc = 0; pc < odhw; pc += s->kcp) {                 /* pc */
             const fs_idx kc = MIN(s->kcp, odhw - pc);
             const float beta = first && pc == 0 ? 0.0f : 1.0f;
-            const fs_idx nruns = fs_vol_runs(&J->g, pc, kc, 0, s->runs_w, NULL);
+            const fs_idx nruns = fs_col_runs(&J->g.row, pc, kc, 0, s->runs_w, NULL);
             if (J->interior)
                 for (fs_idx ri = 0; ri < nruns; ri++)
                     s->roff_w[ri] = fs_vol_run_offset(&J->g, &s->runs_w[ri]);
@@ -522,7 +522,7 @@ static void dx_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni)
         for (fs_idx jc = 0; jc < odhw; jc += s->ncp) {                 /* jc */
             const fs_idx nc = MIN(s->ncp, odhw - jc);
             const fs_idx npanels = CEIL_DIV(nc, J->nr);
-            const fs_idx nruns = fs_vol_runs(g, jc, nc, J->nr, s->runs_x, s->first_x);
+            const fs_idx nruns = fs_col_runs(&g->row, jc, nc, J->nr, s->runs_x, s->first_x);
             if (J->interior)
                 for (fs_idx ri = 0; ri < nruns; ri++)
                     s->roff_x[ri] = fs_vol_run_offset(g, &s->runs_x[ri]);

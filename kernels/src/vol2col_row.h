@@ -104,61 +104,19 @@ static inline void fs_voltap_next(const fs_volgeom *g, fs_voltap *t)
     fs_voltap_set_e(g, t, 0);
 }
 
-/* A run of output voxels inside one output row: (oz, oy, ox .. ox+len-1). */
-typedef struct {
-    fs_idx oz, oy, ox, len, at; /* at: where the run starts, counted from p0 */
-} fs_volrun;
-
-/* Cut voxels [p0, p0+count) into runs that stay inside one output row and,
- * when cut > 0, inside one group of `cut` voxels counted from p0 (a packed
- * panel). When first is not NULL, first[q] is the first run of group q and
- * first[groups] the run count. Returns the run count, at most
- * fs_vol_runs_max. */
-static inline fs_idx fs_vol_runs(const fs_volgeom *g, fs_idx p0, fs_idx count, fs_idx cut,
-                                 fs_volrun *runs, fs_idx *first)
-{
-    const fs_idx row = p0 / g->ow;
-    fs_idx oz = row / g->oh, oy = row % g->oh, ox = p0 % g->ow, at = 0, nr = 0;
-    while (at < count) {
-        fs_idx len = g->ow - ox;
-        if (len > count - at) len = count - at;
-        if (cut > 0) {
-            const fs_idx room = cut - at % cut;
-            if (at % cut == 0 && first) first[at / cut] = nr;
-            if (len > room) len = room;
-        }
-        runs[nr].oz = oz;
-        runs[nr].oy = oy;
-        runs[nr].ox = ox;
-        runs[nr].len = len;
-        runs[nr].at = at;
-        nr++;
-        at += len;
-        ox += len;
-        if (ox == g->ow) {
-            ox = 0;
-            if (++oy == g->oh) {
-                oy = 0;
-                oz++;
-            }
-        }
-    }
-    if (cut > 0 && first) first[(count + cut - 1) / cut] = nr;
-    return nr;
-}
-
-static inline fs_idx fs_vol_runs_max(const fs_volgeom *g, fs_idx count, fs_idx cut)
-{
-    return (cut > 0 ? count / cut : 0) + count / g->ow + 2;
-}
+/* A run of output voxels inside one output row: im2col_row.h's fs_colrun, its
+ * oy the output row counted over all depths (oz*oh + oy). fs_col_runs and
+ * fs_col_runs_max cut voxel ranges into them, given g->row (whose ow is the
+ * output row length). */
+typedef fs_colrun fs_volrun;
 
 /* Offset of the input row tap t reads for a run, counted from x[t->ci][0][0][0],
  * or -1 when that row lies in the depth or height padding. */
 static inline fs_idx fs_vol_row_base(const fs_volgeom *g, const fs_voltap *t,
                                      const fs_volrun *run)
 {
-    const fs_idx iz = run->oz * g->sd + t->a - g->pd;
-    const fs_idx iy = run->oy * g->sh + t->b - g->ph;
+    const fs_idx iz = run->oy / g->oh * g->sd + t->a - g->pd;
+    const fs_idx iy = run->oy % g->oh * g->sh + t->b - g->ph;
     if (iz < 0 || iz >= g->d || iy < 0 || iy >= g->h) return -1;
     return (iz * g->h + iy) * g->w;
 }
@@ -227,7 +185,7 @@ static inline fs_idx fs_vol_tap_offset(const fs_volgeom *g, const fs_voltap *t)
 /* Where a run's first voxel reads for the tap at offset 0. */
 static inline fs_idx fs_vol_run_offset(const fs_volgeom *g, const fs_volrun *run)
 {
-    return (run->oz * g->sd * g->h + run->oy * g->sh) * g->w + run->ox;
+    return (run->oy / g->oh * g->sd * g->h + run->oy % g->oh * g->sh) * g->w + run->ox;
 }
 
 /* The same run at `count` places: dst[i*ld_dst + 0:len] (op)= src[off[i] + 0:len]

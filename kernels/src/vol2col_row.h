@@ -10,8 +10,10 @@
  *
  * Voxels are walked in runs inside one output row (oz, oy); for a fixed tap
  * the valid output columns of every row form one interval [lo, hi), so a run
- * inside it at stride 1 is one contiguous copy with no per-element test. The
- * short-copy helpers (fs_copy_run, fs_add_run, fs_zero_run) are im2col_row.h's.
+ * inside it at stride 1 is one contiguous copy with no per-element test. What
+ * happens within one input row -- that interval, the guarded gather and add,
+ * cutting voxels into runs, the short copies -- is im2col_row.h's; this file
+ * adds the depth and height and the interior fast path.
  */
 #ifndef FASTSEG_VOL2COL_ROW_H
 #define FASTSEG_VOL2COL_ROW_H

@@ -216,7 +216,7 @@ def test_max_pool2d_backward_refuses_out_of_range_indices(rng):
             ops.max_pool2d_backward(dy, indices, (1, 1, 4, 4), backend=BE)
 
 
-@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "xsin"])
 @pytest.mark.parametrize("shape", [(1,), (2, 3, 4, 5)])
 def test_activations(name, shape, rng):
     x = f32(rng, *shape, scale=4.0)

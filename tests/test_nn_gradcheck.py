@@ -67,6 +67,7 @@ def _layers():
         "relu": (nn.ReLU, [(3, 7)]),
         "tanh": (nn.Tanh, [(3, 7)]),
         "sigmoid": (nn.Sigmoid, [(3, 7)]),
+        "xsin": (nn.XSin, [(3, 7)]),
         "maxpool": (lambda: nn.MaxPool2d(2), [(2, 2, 4, 5)]),
         "maxpool_overlap": (lambda: nn.MaxPool2d(3, stride=2), [(1, 2, 7, 7)]),
         "dropout": (lambda: nn.Dropout(0.4), [(4, 6)]),

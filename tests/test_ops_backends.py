@@ -137,7 +137,7 @@ def test_max_pool2d(backend, shape, k, stride, rng):
           ref.max_pool2d_backward(d64(dy), ridx, x.shape), k * k)
 
 
-@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "xsin"])
 @pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 3, 4, 5), (70001,)])
 def test_activations(backend, name, shape, rng):
     x = f32(rng, *shape, scale=4.0)

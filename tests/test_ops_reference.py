@@ -80,7 +80,7 @@ def test_linear_backward_finite_differences(rng):
         assert_gradient(got, loss, var, eps=1e-6, rtol=1e-6, atol=1e-8, name=name)
 
 
-@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "xsin"])
 def test_activation_backward_finite_differences(name, rng):
     x = rng.normal(size=(4, 5)) * 3
     x[np.abs(x) < 1e-3] = 0.5  # keep relu away from its kink

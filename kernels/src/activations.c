@@ -123,3 +123,23 @@ void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx coun
         dx[i] = dy[i] * s * (1.0f - s);
     }
 }
+
+/* x*sin(x) is only used to show what a non-monotonic activation does to
+ * training (fastseg experiment activations), so it calls libm's sinf/cosf
+ * per element rather than carrying a vectorisable approximation. */
+void fs_xsin_forward(const float *x, float *y, fs_idx count)
+{
+    FS_NT
+    FS_PAR_FOR
+    for (fs_idx i = 0; i < count; i++) y[i] = x[i] * sinf(x[i]);
+}
+
+void fs_xsin_backward(const float *x, const float *dy, float *dx, fs_idx count)
+{
+    FS_NT
+    FS_PAR_FOR
+    for (fs_idx i = 0; i < count; i++) {
+        const float v = x[i];
+        dx[i] = dy[i] * (sinf(v) + v * cosf(v));
+    }
+}

@@ -115,6 +115,20 @@ static void test_activations(fs_idx count, fs_rng *r)
         dxr[i] = (float)(dy[i] * sg * (1.0 - sg));
     }
     fs_assert_close("sigmoid backward", dx, dxr, (size_t)count, 1e-5, 1e-7);
+
+    /* x*sin(x) and sin(x) + x*cos(x) cancel near their zeros: the absolute
+     * tolerance scales with |x| (an ulp of x*cos(x)). */
+    fs_xsin_forward(x, y, count);
+    fs_xsin_backward(x, dy, dx, count);
+    for (fs_idx i = 0; i < count; i++) {
+        const double v = x[i];
+        const double want = v * sin(v), dwant = dy[i] * (sin(v) + v * cos(v));
+        const double tol = 1e-6 * (1.0 + fabs(v));
+        FS_CHECK(isinf(v) ? isnan(y[i]) : fabs(y[i] - want) <= tol,
+                 "xsin(%g) = %g, want %g", v, y[i], want);
+        FS_CHECK(isinf(v) ? isnan(dx[i]) : fabs(dx[i] - dwant) <= tol,
+                 "xsin'(%g) dy = %g, want %g", v, dx[i], dwant);
+    }
     free(x); free(dy); free(y); free(yr); free(dx); free(dxr);
 }
 

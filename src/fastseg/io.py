@@ -39,7 +39,7 @@ _MAX_DEPTH = 64
 _WHITELIST = {
     "Sequential": nn.Sequential, "ModuleList": nn.ModuleList, "Parallel": nn.Parallel,
     "Conv2d": nn.Conv2d, "Linear": nn.Linear, "ReLU": nn.ReLU, "Tanh": nn.Tanh,
-    "Sigmoid": nn.Sigmoid, "MaxPool2d": nn.MaxPool2d, "Dropout": nn.Dropout,
+    "Sigmoid": nn.Sigmoid, "XSin": nn.XSin, "MaxPool2d": nn.MaxPool2d, "Dropout": nn.Dropout,
     "Flatten": nn.Flatten, "PixelLogits": nn.PixelLogits,
     "Conv3d": nn.Conv3d, "MaxPool3d": nn.MaxPool3d,
 }

@@ -36,7 +36,7 @@ from fastseg.errors import InvalidValueError
 __all__ = ["lai2d", "lai_stacked2d", "lai_triplanar", "lai3d", "seo_whole_image", "get",
            "names", "whole_image_probabilities"]
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "xsin": nn.XSin}
 
 
 def _activation(name: str, what: str) -> nn.Module:
@@ -85,7 +85,7 @@ def lai2d(in_channels=1, patch_size=24, conv_channels=(20, 50), kernel_size=5, h
         1000 units in the fully connected layer.
     num_classes : int
         2 (background, structure).
-    conv_activation, fc_activation : {"relu", "tanh", "sigmoid"}
+    conv_activation, fc_activation : {"relu", "tanh", "sigmoid", "xsin"}
         ReLU after the convolutions, tanh after the hidden layer.
     dropout : float
         Dropout before the output layer (0: none, as in the report).

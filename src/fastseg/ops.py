@@ -28,7 +28,7 @@ __all__ = [
     "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
     "max_pool2d", "max_pool2d_backward", "conv3d", "conv3d_backward", "max_pool3d",
     "max_pool3d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
-    "sigmoid", "sigmoid_backward", "softmax", "softmax_cross_entropy",
+    "sigmoid", "sigmoid_backward", "xsin", "xsin_backward", "softmax", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
 ] + _arrays.__all__
 
@@ -412,6 +412,7 @@ def _unary(name):
 relu, relu_backward = _unary("relu")
 tanh, tanh_backward = _unary("tanh")
 sigmoid, sigmoid_backward = _unary("sigmoid")
+xsin, xsin_backward = _unary("xsin")  # x*sin(x), a non-monotonic activation
 
 
 # ---- loss ------------------------------------------------------------------------------

@@ -147,6 +147,9 @@ void fs_tanh_forward(const float *x, float *y, fs_idx count);
 void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count);
 void fs_sigmoid_forward(const float *x, float *y, fs_idx count);
 void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx count);
+/* x*sin(x): the report's example of a non-monotonic activation (experiments). */
+void fs_xsin_forward(const float *x, float *y, fs_idx count);
+void fs_xsin_backward(const float *x, const float *dy, float *dx, fs_idx count);
 
 /* ---- fused softmax cross-entropy (softmax_xent.c) -----------------------
  * logits (n, k), labels (n) in [0, k), class_w (k) or NULL. Writes the

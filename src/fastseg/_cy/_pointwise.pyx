@@ -9,7 +9,7 @@ from fastseg.errors import InvalidValueError
 
 from fastseg._cy.kernels cimport (
     fs_idx, fs_relu_backward, fs_relu_forward, fs_sigmoid_backward, fs_sigmoid_forward,
-    fs_tanh_backward, fs_tanh_forward,
+    fs_tanh_backward, fs_tanh_forward, fs_xsin_backward, fs_xsin_forward,
 )
 
 ctypedef void (*unary_fn)(const float *, float *, fs_idx) noexcept nogil
@@ -67,3 +67,11 @@ def sigmoid(x):
 
 def sigmoid_backward(x, dy):
     return _backward(fs_sigmoid_backward, "sigmoid_backward", x, dy)
+
+
+def xsin(x):
+    return _forward(fs_xsin_forward, x)
+
+
+def xsin_backward(x, dy):
+    return _backward(fs_xsin_backward, "xsin_backward", x, dy)

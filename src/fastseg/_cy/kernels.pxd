@@ -59,6 +59,8 @@ cdef extern from "fastseg/kernels.h" nogil:
     void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count)
     void fs_sigmoid_forward(const float *x, float *y, fs_idx count)
     void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx count)
+    void fs_xsin_forward(const float *x, float *y, fs_idx count)
+    void fs_xsin_backward(const float *x, const float *dy, float *dx, fs_idx count)
 
     int fs_softmax_xent(const float *logits, fs_idx n, fs_idx k,
                         const int64_t *labels, const float *class_w,

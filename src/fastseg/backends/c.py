@@ -101,6 +101,8 @@ tanh = _pointwise.tanh
 tanh_backward = _pointwise.tanh_backward
 sigmoid = _pointwise.sigmoid
 sigmoid_backward = _pointwise.sigmoid_backward
+xsin = _pointwise.xsin
+xsin_backward = _pointwise.xsin_backward
 
 
 def softmax_cross_entropy(logits, labels, class_weights):

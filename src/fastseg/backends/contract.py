@@ -70,6 +70,8 @@ KERNELS = (
     _op("tanh_backward", "x dy", "dy * (1 - tanh(x)**2)"),
     _op("sigmoid", "x", "1 / (1 + exp(-x))"),
     _op("sigmoid_backward", "x dy", "dy * s * (1 - s)"),
+    _op("xsin", "x", "x * sin(x), a non-monotonic activation"),
+    _op("xsin_backward", "x dy", "dy * (sin(x) + x * cos(x))"),
     _op("softmax", "x", "softmax over the classes of x (N, K): rows of probabilities"),
     _op("softmax_cross_entropy", "logits labels class_weights", "(mean loss, dlogits)"),
     _op("sgd_update", "p g buf lr momentum dampening weight_decay nesterov first_step",

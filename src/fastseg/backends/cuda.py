@@ -249,6 +249,7 @@ def _activation(name):
 relu, relu_backward = _activation("relu")
 tanh, tanh_backward = _activation("tanh")
 sigmoid, sigmoid_backward = _activation("sigmoid")
+xsin, xsin_backward = _activation("xsin")
 
 
 def softmax(x):

@@ -5,7 +5,7 @@ Names, weight layouts, default initialisation and ``state_dict`` keys follow
 autograd: ``net(x)`` keeps (in training mode) what ``net.backward(dy)`` needs,
 and ``backward`` returns the input gradient and accumulates ``.grad``.
 """
-from fastseg.nn.activation import ReLU, Sigmoid, Tanh
+from fastseg.nn.activation import ReLU, Sigmoid, Tanh, XSin
 from fastseg.nn.containers import ModuleList, Parallel, Sequential
 from fastseg.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, PixelLogits
 from fastseg.nn.layers3d import Conv3d, MaxPool3d
@@ -14,7 +14,8 @@ from fastseg.nn.module import IncompatibleKeys, Module, Parameter, StateDictErro
 
 __all__ = [
     "Module", "Parameter", "StateDictError", "IncompatibleKeys",
-    "Conv2d", "Linear", "ReLU", "Tanh", "Sigmoid", "MaxPool2d", "Dropout", "Flatten",
+    "Conv2d", "Linear", "ReLU", "Tanh", "Sigmoid", "XSin", "MaxPool2d", "Dropout",
+    "Flatten",
     "PixelLogits", "Conv3d", "MaxPool3d", "Sequential", "ModuleList", "Parallel",
     "CrossEntropyLoss",
 ]

@@ -1,10 +1,10 @@
-"""Element-wise activations: ReLU, Tanh, Sigmoid (each keeps its input for backward)."""
+"""Element-wise activations: ReLU, Tanh, Sigmoid, XSin (each keeps its input for backward)."""
 from __future__ import annotations
 
 from fastseg import ops
 from fastseg.nn.module import Module
 
-__all__ = ["ReLU", "Tanh", "Sigmoid"]
+__all__ = ["ReLU", "Tanh", "Sigmoid", "XSin"]
 
 
 class _Activation(Module):
@@ -44,3 +44,13 @@ class Sigmoid(_Activation):
     """``1 / (1 + exp(-x))``, element-wise."""
 
     _forward, _backward = ops.sigmoid, ops.sigmoid_backward
+
+
+class XSin(_Activation):
+    """``x * sin(x)``, element-wise: a non-monotonic activation (no PyTorch counterpart).
+
+    The report asks an activation to be monotonic; this one is not, and
+    ``fastseg experiment activations`` shows what that does to training.
+    """
+
+    _forward, _backward = ops.xsin, ops.xsin_backward

@@ -70,12 +70,30 @@ def _sigmoid_backward(x, dy, dx):
         i += cuda.gridsize(1)
 
 
-_FORWARD = {"relu": _relu, "tanh": _tanh, "sigmoid": _sigmoid}
-_BACKWARD = {"relu": _relu_backward, "tanh": _tanh_backward, "sigmoid": _sigmoid_backward}
+@cuda.jit
+def _xsin(x, y):
+    i = cuda.grid(1)
+    while i < x.size:
+        y[i] = x[i] * math.sin(x[i])
+        i += cuda.gridsize(1)
+
+
+@cuda.jit
+def _xsin_backward(x, dy, dx):
+    i = cuda.grid(1)
+    while i < x.size:
+        v = x[i]
+        dx[i] = dy[i] * (math.sin(v) + v * math.cos(v))
+        i += cuda.gridsize(1)
+
+
+_FORWARD = {"relu": _relu, "tanh": _tanh, "sigmoid": _sigmoid, "xsin": _xsin}
+_BACKWARD = {"relu": _relu_backward, "tanh": _tanh_backward, "sigmoid": _sigmoid_backward,
+             "xsin": _xsin_backward}
 
 
 def activation(name, x):
-    """`name` ("relu", "tanh", "sigmoid") of device array x, any shape."""
+    """`name` ("relu", "tanh", "sigmoid", "xsin") of device array x, any shape."""
     y = empty(x.shape)
     if x.size:
         _FORWARD[name][blocks_for(x.size), THREADS](x.reshape(x.size), y.reshape(y.size))

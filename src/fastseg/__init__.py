@@ -6,7 +6,7 @@ The compiled kernels (C, AVX2/FMA GEMM, OpenMP) sit under a functional API,
 the networks of Lai (arXiv 1505.02000); :func:`segment` and :class:`Segmenter`
 run them over whole images.
 """
-from fastseg import data, errors, metrics, models, nn, ops, optim, train
+from fastseg import data, errors, metrics, models, nn, ops, optim, pretrain, train
 from fastseg._config import (
     available_backends,
     get_backend,
@@ -26,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__", "available_backends", "get_backend", "set_backend",
     "get_num_threads", "set_num_threads", "seed", "save", "load", "segment", "Segmenter",
-    "data", "errors", "metrics", "models", "nn", "ops", "optim", "train",
+    "data", "errors", "metrics", "models", "nn", "ops", "optim", "pretrain", "train",
 ]

@@ -170,6 +170,20 @@ def _train_parser(sub):
                    help="synthetic only: number of training images (default 8)")
     p.add_argument("--size", type=POSITIVE, nargs=2, metavar=("H", "W"), default=(292, 282),
                    help="synthetic only: image size (default 292 282)")
+    ideas = p.add_argument_group("the report's training ideas")
+    ideas.add_argument("--diagnostics", type=POSITIVE, nargs="?", const=10, metavar="STEPS",
+                       help="every STEPS steps (default 10) record each layer's gradient norm, "
+                       "update/weight ratio and dead-ReLU fraction; writes DIR/diagnostics.png")
+    ideas.add_argument("--pretrain", choices=["layerwise"],
+                       help="first pre-train the hidden layers, one by one, as denoising "
+                       "autoencoders of unlabelled training patches")
+    ideas.add_argument("--pretrain-patches", type=POSITIVE, default=2048,
+                       help="patches for --pretrain (default 2048)")
+    ideas.add_argument("--pretrain-epochs", type=POSITIVE, default=2,
+                       help="epochs per layer for --pretrain (default 2)")
+    ideas.add_argument("--teacher", metavar="MODEL.fseg",
+                       help="train on this trained model's logits (mimic training, squared "
+                       "error) instead of the labels; it must use the same patch size")
     p.set_defaults(func=cmd_train)
 
 

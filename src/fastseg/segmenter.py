@@ -164,7 +164,7 @@ class Segmenter:
     # ---- fitting and predicting ----------------------------------------------------------
 
     def fit(self, images, masks, fovs=None, *, callbacks=(), checkpoint=None, resume=None,
-            progress=True):
+            progress=True, diagnostics=None, pretrain=None, teacher=None):
         """Train a fresh network on patches of the given images.
 
         Parameters
@@ -176,9 +176,17 @@ class Segmenter:
         fovs : sequence of array_like, optional
             Fields of view, each read as every FOV in fastseg is
             (:func:`fastseg._validate.as_fov`: non-zero inside, None the whole image).
-        callbacks, checkpoint, resume, progress
+        callbacks, checkpoint, resume, progress, diagnostics
             Passed to :func:`fastseg.train.fit`; callbacks get ``(epoch, model,
             history)``.
+        pretrain : callable ``(net, sampler) -> None``, optional
+            Called on the freshly initialised network before supervised training
+            (not on resume), e.g. to run :func:`fastseg.pretrain.layerwise` on
+            patches of ``sampler`` (the :class:`~fastseg.data.PatchSampler` of the
+            training data); training then starts from the weights it leaves.
+        teacher : fastseg.nn.Module, optional
+            Train on this network's logits instead of the labels
+            (:func:`fastseg.train.mimic`); it must take the same patches.
 
         Returns
         -------
@@ -206,13 +214,20 @@ class Segmenter:
         self.class_prior_ = vessel / max(fov_pixels, 1)
         _random.seed(self.seed)
         net = self._build()
+        if pretrain is not None and resume is None:
+            pretrain(net, sampler)
         if _config.get_backend() == "cuda":
             net.to("cuda")  # weights, gradients and optimizer state stay on the GPU
         opt = self._optimizer(net.parameters())
-        self.history_ = train.fit(net, lambda epoch: _EpochBatches(sampler, epoch),
-                                  nn.CrossEntropyLoss(), opt, epochs=int(self.epochs),
-                                  callbacks=list(callbacks), checkpoint=checkpoint,
-                                  resume=resume, progress=progress)
+        batches = lambda epoch: _EpochBatches(sampler, epoch)  # noqa: E731
+        options = {"callbacks": list(callbacks), "checkpoint": checkpoint, "resume": resume,
+                   "progress": progress, "diagnostics": diagnostics}
+        if teacher is None:
+            self.history_ = train.fit(net, batches, nn.CrossEntropyLoss(), opt,
+                                      epochs=int(self.epochs), **options)
+        else:
+            self.history_ = train.mimic(teacher, net, batches, opt, epochs=int(self.epochs),
+                                        **options)
         # Back to the host, so that the fitted model runs on any backend.
         self.model_ = net.to("cpu").eval()
         return self

@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from fastseg import _random, io
+from fastseg.diagnostics import Recorder
 from fastseg.errors import InvalidValueError
 from fastseg.nn.module import backward_params
 
-__all__ = ["fit", "StopTraining", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["fit", "mimic", "StopTraining", "save_checkpoint", "load_checkpoint",
+           "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "fastseg-checkpoint"
 
@@ -82,7 +84,8 @@ def _batch_size(y) -> int:
 
 
 def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer, epochs=1, *,
-        callbacks=(), checkpoint=None, checkpoint_every=None, resume=None, progress=True):
+        callbacks=(), checkpoint=None, checkpoint_every=None, resume=None, progress=True,
+        diagnostics=None):
     """Train `model` on `batches` and return the history.
 
     Each step: ``zero_grad``, forward, loss, backward (without the gradient with respect
@@ -116,12 +119,18 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
         an uninterrupted run.
     progress : bool
         Show a tqdm bar (loss, patches/s, ETA) when stderr is a terminal.
+    diagnostics : int, optional
+        Every this many steps (from the first), record each layer's gradient norm
+        and update/weight ratio and each ReLU's dead fraction in
+        ``history["diagnostics"]`` (:mod:`fastseg.diagnostics`; the recorded steps
+        cost a copy of the weights). None: record nothing.
 
     Returns
     -------
     dict
         ``"loss"``: mean loss per epoch; ``"step_loss"``: every step's loss;
-        ``"epoch"``: the finished epochs; plus one list per callback metric.
+        ``"epoch"``: the finished epochs; ``"diagnostics"`` when asked for; plus one
+        list per callback metric.
     """
     epochs = int(epochs)
     if checkpoint_every is not None and int(checkpoint_every) < 1:
@@ -135,6 +144,7 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
     position = {"epoch": 0, "step": 0, "global_step": 0}
     if resume is not None:
         position, history = load_checkpoint(resume, model, optimizer)
+    recorder = None if diagnostics is None else Recorder(model, history, diagnostics)
 
     def save(epoch, step):
         if checkpoint is not None:
@@ -155,13 +165,20 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
             for step, (x, y) in enumerate(bar):
                 if step < skip:
                     continue
+                watch = recorder is not None and recorder.due(position["global_step"])
                 optimizer.zero_grad()
                 loss = float(loss_fn(model(x), y))
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"fit: the loss became {loss} at epoch {epoch}, "
                                              f"step {step}")
+                if watch:
+                    recorder.forward_done()
                 backward_params(model, loss_fn.backward())
+                if watch:
+                    recorder.backward_done()
                 optimizer.step()
+                if watch:
+                    recorder.step_done(position["global_step"], epoch)
                 losses.append(loss)
                 history["step_loss"].append(loss)
                 position["global_step"] += 1
@@ -187,3 +204,102 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
         if stop:
             break
     return history
+
+
+# ---- mimic training (Ba & Caruana 2014) ----------------------------------------------------
+
+
+def num_outputs(net) -> int | None:
+    """Outputs of `net`'s last layer with weights (a Linear's features, a Conv2d's
+    channels), or None when it has no such layer."""
+    for _, module in reversed(list(net.named_modules())):
+        for attr in ("out_features", "out_channels"):
+            if isinstance(getattr(module, attr, None), int):
+                return getattr(module, attr)
+    return None
+
+
+class _Sized:
+    """An iterable with the length of the one it was made from (for the progress bar)."""
+
+    def __init__(self, iterable, length):
+        self.iterable, self.length = iterable, length
+
+    def __len__(self):
+        return self.length
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+
+def _teacher_batches(teacher, data):
+    """`data`'s (x, y) batches as (x, the teacher's logits for x)."""
+    def pairs():
+        for i, (x, _) in enumerate(data):
+            try:
+                logits = teacher(x)
+            except ValueError as exc:
+                if i:
+                    raise
+                raise ValueError(f"mimic: the teacher does not take the student's input "
+                                 f"(batch of shape {getattr(x, 'shape', '?')}): {exc}") from None
+            yield x, logits
+
+    return _Sized(pairs(), len(data)) if hasattr(data, "__len__") else pairs()
+
+
+def mimic(teacher, student, data, optimizer, epochs=1, *, loss_fn=None, **fit_kwargs):
+    """Train `student` to reproduce `teacher`'s logits, as Ba & Caruana (2014) trained
+    shallow networks to mimic deep ones.
+
+    Each step feeds a batch to both networks and minimises the squared error
+    between the student's logits and the teacher's (the teacher, in eval mode,
+    is not changed). The labels of `data` are not used: the teacher's logits say
+    more than a label does (how sure it is, and which way it leans).
+
+    Parameters
+    ----------
+    teacher : fastseg.nn.Module
+        A trained network; run in eval mode, its mode is restored afterwards.
+    student : fastseg.nn.Module
+        The network to train; it must have as many outputs as the teacher and
+        take the same input.
+    data : iterable of (x, y), or callable ``epoch -> iterable of (x, y)``
+        As the `batches` of :func:`fit`; `y` is ignored (it may be None).
+    optimizer : fastseg.optim.Optimizer
+        Over the student's parameters.
+    epochs : int
+    loss_fn : optional
+        Default :class:`fastseg.nn.MSELoss` ``()``, the mean squared error on logits.
+    **fit_kwargs
+        Passed to :func:`fit` (callbacks, checkpoint, resume, progress, diagnostics).
+
+    Returns
+    -------
+    dict
+        The history of :func:`fit`; ``"loss"`` is the squared error on logits.
+
+    Raises
+    ------
+    ValueError
+        When the student's number of outputs differs from the teacher's, or the
+        teacher cannot take the student's input.
+    """
+    from fastseg.nn.loss import MSELoss
+
+    k_teacher, k_student = num_outputs(teacher), num_outputs(student)
+    if k_teacher is not None and k_student is not None and k_teacher != k_student:
+        more = "more" if k_student > k_teacher else "fewer"
+        raise ValueError(f"mimic: the student has {k_student} outputs, {more} than the "
+                         f"teacher's {k_teacher}; it learns the teacher's logits one for one, "
+                         "so it needs exactly as many classes")
+    if not callable(data) and iter(data) is data and int(epochs) > 1:
+        raise ValueError("mimic: data is a one-shot iterator and cannot be replayed for "
+                         f"{epochs} epochs; pass a list or a callable epoch -> iterable")
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        return fit(student, lambda epoch: _teacher_batches(teacher, _epoch_batches(data, epoch)),
+                   MSELoss() if loss_fn is None else loss_fn, optimizer, epochs, **fit_kwargs)
+    finally:
+        teacher.train(was_training)

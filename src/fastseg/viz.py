@@ -24,7 +24,7 @@ from fastseg.errors import InvalidValueError
 __all__ = [
     "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
     "overlay_mask", "overlay_comparison", "save_image", "training_frames", "save_gif",
-    "plot_curves",
+    "plot_curves", "plot_panels",
 ]
 
 TP_COLOR = (0, 200, 0)
@@ -281,3 +281,65 @@ def _plot_pillow(path, series, title, xlabel):
         draw.text((w - margin - 170, margin + 6 + 14 * i),
                   f"{name} [{lo:.3g}, {hi:.3g}]", fill=color)
     atomic_write(path, lambda f: img.save(f, format="PNG"))
+
+
+def plot_panels(path, panels, title="", use_matplotlib=None) -> None:
+    """Several panels of named curves against their own x values, side by side, to a PNG.
+
+    Parameters
+    ----------
+    panels : sequence of dict
+        Each ``{"title": str, "series": {name: (xs, ys)}}`` plus optional ``"xlabel"``,
+        ``"ylabel"``, ``"log": bool`` (log-scale y) and ``"ylim": (lo, hi)``.
+        Non-finite or non-positive (on a log axis) values are left out of a curve.
+
+    Without matplotlib (or with ``use_matplotlib=False``) the curves go through
+    :func:`plot_curves`' Pillow chart, one line per panel and name, against their index.
+    """
+    panels = list(panels)
+    if not panels or not any(p.get("series") for p in panels):
+        raise ValueError("panels: nothing to plot")
+    if use_matplotlib is None or use_matplotlib:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            if use_matplotlib:
+                raise
+        else:
+            _panels_matplotlib(Figure, path, panels, title)
+            return
+    flat = {f"{p.get('title', '')} {name}": ys for p in panels
+            for name, (_, ys) in p.get("series", {}).items()}
+    _plot_pillow(path, _finite_series(flat), title, "")
+
+
+def _panels_matplotlib(Figure, path, panels, title):
+    columns = min(len(panels), 3)
+    rows = math.ceil(len(panels) / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.3 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels, strict=False):
+        log = bool(panel.get("log"))
+        for name, (xs, ys) in panel.get("series", {}).items():
+            pts = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)
+                   if y is not None and math.isfinite(float(y)) and (not log or float(y) > 0)]
+            if pts:
+                px, py = zip(*pts, strict=True)
+                ax.plot(px, py, marker="o" if len(pts) < 30 else None, markersize=3,
+                        label=str(name))
+        if log:
+            ax.set_yscale("log")
+        if panel.get("ylim"):
+            ax.set_ylim(*panel["ylim"])
+        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))

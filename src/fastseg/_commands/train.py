@@ -1,8 +1,17 @@
-"""``fastseg train``: train a patch network on a data set and save it as a segmenter."""
+"""``fastseg train``: train a patch network on a data set and save it as a segmenter.
+
+With ``--pretrain layerwise`` the hidden layers are first pre-trained as denoising
+autoencoders (:func:`fastseg.pretrain.layerwise`); with ``--teacher MODEL.fseg`` the
+network learns a trained model's logits (:func:`fastseg.train.mimic`); with
+``--diagnostics`` per-layer gradient norms, update ratios and dead ReLUs are
+recorded and plotted (:mod:`fastseg.diagnostics`).
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from fastseg import viz
 from fastseg._commands import CLIError
@@ -36,8 +45,29 @@ def load_data(spec: str, images: int = 8, size=(292, 282), seed: int = 0):
     raise CLIError(f"--data: expected synthetic, drive:ROOT or folder:DIR, got {spec!r}")
 
 
+def sampler_patches(sampler, count: int):
+    """`count` training patches of `sampler` (those of its first batches), labels dropped."""
+    batches = [sampler.batch(0, index)[0] for index in range(-(-count // sampler.batch_size))]
+    return np.concatenate(batches)[:count]
+
+
+def _load_teacher(args):
+    """The --teacher segmenter, checked against the student's patch size and channels."""
+    from fastseg.segmenter import Segmenter
+
+    teacher = Segmenter.load(args.teacher)
+    if int(teacher.patch_size) != args.patch_size:
+        raise CLIError(f"--teacher {args.teacher}: it classifies {teacher.patch_size}x"
+                       f"{teacher.patch_size} patches, but --patch-size is {args.patch_size}; "
+                       "the student must see the teacher's patches")
+    if args.channels is not None and args.channels != teacher.channels:
+        raise CLIError(f"--teacher {args.teacher}: it takes {teacher.channels} input, but "
+                       f"--channels is {args.channels}")
+    return teacher
+
+
 def run(args) -> int:
-    from fastseg import models
+    from fastseg import diagnostics, models, pretrain
     from fastseg.segmenter import Segmenter
 
     if args.model not in PATCH_MODELS:
@@ -50,23 +80,45 @@ def run(args) -> int:
     if args.resume and not checkpoint.is_file():
         raise CLIError(f"--resume: no checkpoint to resume from at {checkpoint}")
     seed = 0 if args.seed is None else args.seed
+    teacher = _load_teacher(args) if args.teacher else None
     samples = load_data(args.data, args.images, args.size, seed)
-    channels = args.channels or ("rgb" if args.model == "lai_stacked2d" else "green")
+    channels = (args.channels or (teacher.channels if teacher is not None else None)
+                or ("rgb" if args.model == "lai_stacked2d" else "green"))
     if channels == "rgb" and any(s.image.ndim == 2 for s in samples):
         raise CLIError("--channels rgb needs colour images, but the data has greyscale ones")
     seg = Segmenter(model=args.model, patch_size=args.patch_size, channels=channels,
                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, seed=seed, batches_per_epoch=args.batches,
                     model_kwargs={"hidden": args.hidden} if args.hidden else None)
+    pretrained = {}
+
+    def layerwise(net, sampler):
+        patches = sampler_patches(sampler, args.pretrain_patches)
+        print(f"pre-training the hidden layers on {len(patches)} patches")
+        pretrain.layerwise(net, patches, epochs=args.pretrain_epochs, seed=seed,
+                           history=pretrained, progress=True)
+        for layer, losses in pretrained.items():
+            print(f"  {layer}: reconstruction loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+
     out.mkdir(parents=True, exist_ok=True)
-    print(f"training {seg!r} on {len(samples)} image(s) from {args.data}")
+    how = f" on the logits of {args.teacher}" if teacher is not None else ""
+    print(f"training {seg!r}{how} on {len(samples)} image(s) from {args.data}")
     seg.fit([s.image for s in samples], [s.mask for s in samples], [s.fov for s in samples],
-            checkpoint=checkpoint, resume=checkpoint if args.resume else None)
+            checkpoint=checkpoint, resume=checkpoint if args.resume else None,
+            diagnostics=args.diagnostics, pretrain=layerwise if args.pretrain else None,
+            teacher=None if teacher is None else teacher.model_)
     seg.save(out / "model.fseg")
     history = {k: v for k, v in seg.history_.items() if k != "step_loss"}
+    if pretrained:
+        history["pretrain"] = pretrained
     atomic_write(out / "history.json",
                      lambda f: f.write((json.dumps(history, indent=2) + "\n").encode()))
     viz.plot_curves(out / "curves.png", {"loss": history["loss"]}, title=f"{args.model} training")
+    written = "history.json, curves.png"
+    if args.diagnostics:
+        diagnostics.plot(out / "diagnostics.png", history["diagnostics"],
+                         title=f"{args.model}: per-layer diagnostics")
+        written += ", diagnostics.png"
     losses = ", ".join(f"{v:.4f}" for v in history["loss"])
-    print(f"epoch losses: {losses}\nwrote {out / 'model.fseg'}, history.json, curves.png")
+    print(f"epoch losses: {losses}\nwrote {out / 'model.fseg'}, {written}")
     return 0

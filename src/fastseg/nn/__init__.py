@@ -9,13 +9,12 @@ from fastseg.nn.activation import ReLU, Sigmoid, Tanh, XSin
 from fastseg.nn.containers import ModuleList, Parallel, Sequential
 from fastseg.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, PixelLogits
 from fastseg.nn.layers3d import Conv3d, MaxPool3d
-from fastseg.nn.loss import CrossEntropyLoss
+from fastseg.nn.loss import CrossEntropyLoss, MSELoss
 from fastseg.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
     "Module", "Parameter", "StateDictError", "IncompatibleKeys",
-    "Conv2d", "Linear", "ReLU", "Tanh", "Sigmoid", "XSin", "MaxPool2d", "Dropout",
-    "Flatten",
+    "Conv2d", "Linear", "ReLU", "Tanh", "Sigmoid", "XSin", "MaxPool2d", "Dropout", "Flatten",
     "PixelLogits", "Conv3d", "MaxPool3d", "Sequential", "ModuleList", "Parallel",
-    "CrossEntropyLoss",
+    "CrossEntropyLoss", "MSELoss",
 ]

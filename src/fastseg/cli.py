@@ -112,6 +112,12 @@ def cmd_evaluate(args) -> int:
     return evaluate.run(args)
 
 
+def cmd_experiment(args) -> int:
+    from fastseg._commands import experiment
+
+    return experiment.run(args)
+
+
 def _demo_parser(sub):
     p = sub.add_parser(
         "demo", help="train and evaluate on the built-in synthetic fundus data",
@@ -235,6 +241,24 @@ def _evaluate_parser(sub):
     p.set_defaults(func=cmd_evaluate)
 
 
+def _experiment_parser(sub):
+    from fastseg.experiments import NAMES
+
+    p = sub.add_parser(
+        "experiment", help="measure one of the report's training ideas on the built-in data",
+        description="Train small networks on the built-in synthetic data to test one of the "
+        "report's claims, and write OUT/NAME.md (a table), OUT/NAME.png (a plot) and "
+        "OUT/NAME.json (settings and every curve). Experiments: " + ", ".join(NAMES) +
+        "; 'all' runs each in turn. A default run takes a few minutes on 2 cores, --quick "
+        "a few seconds. docs/experiments.md shows the results.")
+    _add_common(p)
+    p.add_argument("name", metavar="NAME", help=f"{' | '.join(NAMES)} | all")
+    p.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
+    p.add_argument("--out", default="fastseg-experiments",
+                   help="output folder (default ./fastseg-experiments)")
+    p.set_defaults(func=cmd_experiment)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastseg", description="Medical image segmentation with CNNs on hand-written kernels.")
@@ -250,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _segment_parser(sub)
     _evaluate_parser(sub)
     bench.add_parser(sub)
+    _experiment_parser(sub)
     return parser
 
 

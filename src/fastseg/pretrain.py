@@ -28,7 +28,7 @@ from fastseg.nn.layers import Conv2d, Linear
 from fastseg.nn.loss import MSELoss
 from fastseg.nn.module import Parameter
 
-__all__ = ["layerwise", "decode", "autoencoder_step"]
+__all__ = ["layerwise", "unlabelled_patches", "decode", "autoencoder_step"]
 
 
 def decode(layer, h, x_shape):
@@ -125,6 +125,14 @@ def _steps(net, layers):
         after = modules[i + 1] if i + 1 < len(modules) else None
         steps.append((i, modules[i], after if isinstance(after, _Activation) else None))
     return steps, modules
+
+
+def unlabelled_patches(sampler, count: int) -> np.ndarray:
+    """`count` training patches of a :class:`~fastseg.data.PatchSampler` (those of its
+    first batches), without their labels: the input :func:`layerwise` wants."""
+    count = v.as_int("count", count, minimum=1)
+    batches = [sampler.batch(0, index)[0] for index in range(-(-count // sampler.batch_size))]
+    return np.concatenate(batches)[:count]
 
 
 def _forward_chunks(modules, x, chunk=512):

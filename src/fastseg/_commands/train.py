@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from fastseg import viz
 from fastseg._commands import CLIError
 from fastseg._files import atomic_write
@@ -43,12 +41,6 @@ def load_data(spec: str, images: int = 8, size=(292, 282), seed: int = 0):
         return data.load_folder(root / "images", root / "masks",
                                 fov if fov.is_dir() else None)
     raise CLIError(f"--data: expected synthetic, drive:ROOT or folder:DIR, got {spec!r}")
-
-
-def sampler_patches(sampler, count: int):
-    """`count` training patches of `sampler` (those of its first batches), labels dropped."""
-    batches = [sampler.batch(0, index)[0] for index in range(-(-count // sampler.batch_size))]
-    return np.concatenate(batches)[:count]
 
 
 def _load_teacher(args):
@@ -93,7 +85,7 @@ def run(args) -> int:
     pretrained = {}
 
     def layerwise(net, sampler):
-        patches = sampler_patches(sampler, args.pretrain_patches)
+        patches = pretrain.unlabelled_patches(sampler, args.pretrain_patches)
         print(f"pre-training the hidden layers on {len(patches)} patches")
         pretrain.layerwise(net, patches, epochs=args.pretrain_epochs, seed=seed,
                            history=pretrained, progress=True)

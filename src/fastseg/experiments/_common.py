@@ -110,6 +110,10 @@ class Curves:
     train: dict = field(default_factory=dict)     # the same on training pixels, if asked
     step_loss: list = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    diverged: int | None = None                   # the step whose loss was not finite
+
+    def diverged_at(self) -> str:
+        return "no" if self.diverged is None else f"at step {self.diverged}"
 
     def final(self, split="test") -> dict:
         table = self.test if split == "test" else self.train
@@ -117,7 +121,7 @@ class Curves:
 
     def as_json(self) -> dict:
         out = {"step": self.step, "seconds": self.seconds, "test": self.test,
-               "step_loss": self.step_loss}
+               "step_loss": self.step_loss, "diverged": self.diverged}
         if self.train:
             out["train"] = self.train
         if "diagnostics" in self.history:
@@ -125,15 +129,25 @@ class Curves:
         return out
 
 
+def _non_finite(exc) -> bool:
+    """Whether `exc` is training blowing up (the loss or the logits became NaN or inf)."""
+    return isinstance(exc, FloatingPointError) or "NaN or infinity" in str(exc)
+
+
 def run_training(net, data: PatchData, optimizer, steps, *, teacher=None, diagnostics=None,
                  evaluate_train=False) -> Curves:
     """Train `net` for `steps` steps (cross-entropy on labels, or :func:`train.mimic` on
-    `teacher`'s logits), evaluating every ``data.sampler.batches_per_epoch`` steps."""
+    `teacher`'s logits), evaluating every ``data.sampler.batches_per_epoch`` steps.
+
+    A run whose loss or logits stop being finite stops there: ``diverged`` holds that
+    step, and the curves end at the last evaluation before it.
+    """
     every = data.sampler.batches_per_epoch
     curves = Curves()
     clock = {"start": time.perf_counter(), "eval": 0.0}
 
     def record(epoch, model, history):
+        curves.history = history  # the live dict: what a diverged run did survives in it
         began = time.perf_counter()
         curves.step.append((epoch + 1) * every)
         curves.seconds.append(began - clock["start"] - clock["eval"])
@@ -150,11 +164,21 @@ def run_training(net, data: PatchData, optimizer, steps, *, teacher=None, diagno
 
     epochs = max(1, steps // every)
     options = {"callbacks": [record], "progress": False, "diagnostics": diagnostics}
-    if teacher is None:
-        history = train.fit(net, batches, nn.CrossEntropyLoss(), optimizer, epochs, **options)
-    else:
-        history = train.mimic(teacher, net, batches, optimizer, epochs, **options)
-    curves.step_loss = history["step_loss"]
+    try:
+        if teacher is None:
+            history = train.fit(net, batches, nn.CrossEntropyLoss(), optimizer, epochs,
+                                **options)
+        else:
+            history = train.mimic(teacher, net, batches, optimizer, epochs, **options)
+    except (FloatingPointError, ValueError) as exc:
+        if not _non_finite(exc):
+            raise
+        history = curves.history or {"step_loss": []}
+        curves.diverged = len(history["step_loss"])
+        if not curves.step:  # diverged before the first evaluation: record chance level
+            curves.step, curves.seconds = [0], [0.0]
+            curves.test = {"loss": [math.nan], "dice": [0.0], "auc": [0.5]}
+    curves.step_loss = list(history["step_loss"])
     curves.history = history
     return curves
 

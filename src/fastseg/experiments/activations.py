@@ -46,12 +46,14 @@ def run(s: dict, seed: int, say) -> Result:
         tail = max(1, len(curves.step_loss) // 10)
         rows.append({"activation": name, "f(x)": formula,
                      "monotonic": "yes" if monotonic else "no",
+                     "diverged": curves.diverged_at(),
                      "test Dice": final["dice"], "test AUC": final["auc"],
                      "test loss": final["loss"],
                      "train loss (last 10 %)": float(np.mean(curves.step_loss[-tail:])),
                      "seconds": round(time.perf_counter() - began, 1)})
         runs[name] = curves.as_json()
-        say(f"{name}: test Dice {final['dice']:.3f}, AUC {final['auc']:.3f}")
+        say(f"{name}: test Dice {final['dice']:.3f}, AUC {final['auc']:.3f}, diverged: "
+            f"{curves.diverged_at()}")
     xs = np.linspace(-6, 6, 121, dtype=np.float32)
     shapes = {name: (xs.tolist(), getattr(ops, name)(xs).tolist()) for name in ACTIVATIONS}
     panels = [
@@ -63,6 +65,7 @@ def run(s: dict, seed: int, say) -> Result:
                         smooth(r["step_loss"], max(1, s["eval_every"] // 2)))
                     for n, r in runs.items()}},
     ]
-    return Result(NAME, TITLE, ["activation", "f(x)", "monotonic", "test Dice", "test AUC",
+    return Result(NAME, TITLE, ["activation", "f(x)", "monotonic", "diverged", "test Dice",
+                                "test AUC",
                                 "test loss", "train loss (last 10 %)", "seconds"],
                   rows, panels, runs, s)

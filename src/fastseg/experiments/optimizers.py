@@ -52,11 +52,12 @@ def run(s: dict, seed: int, say) -> Result:
         final = curves.final()
         train_seconds = curves.seconds[-1]
         tail = max(1, len(curves.step_loss) // 10)
-        rows.append({"optimizer": name, "settings": what, "test Dice": final["dice"],
+        rows.append({"optimizer": name, "settings": what, "diverged": curves.diverged_at(),
+                     "test Dice": final["dice"],
                      "test AUC": final["auc"], "test loss": final["loss"],
                      "train loss (last 10 %)": float(np.mean(curves.step_loss[-tail:])),
                      "steps": curves.step[-1], "training s": round(train_seconds, 1),
-                     "ms / step": round(1000 * train_seconds / curves.step[-1], 1),
+                     "ms / step": round(1000 * train_seconds / max(curves.step[-1], 1), 1),
                      "seconds": round(time.perf_counter() - began, 1)})
         runs[name] = curves.as_json()
         say(f"{name}: test Dice {final['dice']:.3f} after {curves.step[-1]} steps, "
@@ -82,6 +83,6 @@ def run(s: dict, seed: int, say) -> Result:
         {"title": "training loss against time", "xlabel": "training seconds", "log": True,
          "series": loss_series(per_step_seconds)},
     ]
-    return Result(NAME, TITLE, ["optimizer", "settings", "test Dice", "test AUC", "test loss",
-                                "train loss (last 10 %)", "steps", "training s", "ms / step",
-                                "seconds"], rows, panels, runs, s)
+    return Result(NAME, TITLE, ["optimizer", "settings", "diverged", "test Dice", "test AUC",
+                                "test loss", "train loss (last 10 %)", "steps", "training s",
+                                "ms / step", "seconds"], rows, panels, runs, s)

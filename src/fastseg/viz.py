@@ -226,17 +226,23 @@ def plot_curves(path, series, title="training", xlabel="epoch", use_matplotlib=N
     scaled to its own range.
     """
     series = _finite_series(series)
-    if use_matplotlib is None or use_matplotlib:
-        try:
-            import matplotlib
-        except ImportError:
-            if use_matplotlib:
-                raise
-        else:
-            del matplotlib
-            _plot_matplotlib(path, series, title, xlabel)
-            return
-    _plot_pillow(path, series, title, xlabel)
+    if _matplotlib_wanted(use_matplotlib):
+        _plot_matplotlib(path, series, title, xlabel)
+    else:
+        _plot_pillow(path, series, title, xlabel)
+
+
+def _matplotlib_wanted(use_matplotlib) -> bool:
+    """Whether matplotlib draws: when asked (it must import then), or by default when present."""
+    if use_matplotlib is not None and not use_matplotlib:
+        return False
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if use_matplotlib:
+            raise
+        return False
+    return True
 
 
 def _plot_matplotlib(path, series, title, xlabel):
@@ -299,21 +305,17 @@ def plot_panels(path, panels, title="", use_matplotlib=None) -> None:
     panels = list(panels)
     if not panels or not any(p.get("series") for p in panels):
         raise ValueError("panels: nothing to plot")
-    if use_matplotlib is None or use_matplotlib:
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            if use_matplotlib:
-                raise
-        else:
-            _panels_matplotlib(Figure, path, panels, title)
-            return
-    flat = {f"{p.get('title', '')} {name}": ys for p in panels
-            for name, (_, ys) in p.get("series", {}).items()}
+    if _matplotlib_wanted(use_matplotlib):
+        _panels_matplotlib(path, panels, title)
+        return
+    flat = {f"{p.get('title', '')} {name}": [math.nan if y is None else y for y in ys]
+            for p in panels for name, (_, ys) in p.get("series", {}).items()}
     _plot_pillow(path, _finite_series(flat), title, "")
 
 
-def _panels_matplotlib(Figure, path, panels, title):
+def _panels_matplotlib(path, panels, title):
+    from matplotlib.figure import Figure
+
     columns = min(len(panels), 3)
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(4.2 * columns, 3.3 * rows))

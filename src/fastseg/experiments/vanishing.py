@@ -72,6 +72,12 @@ def _configs():
     yield "relu, He init", "relu", nn.ReLU, False, True
 
 
+def _ratio(a, b):
+    # The output layer's gradient is exactly 0 once a collapsed network answers 0.5
+    # everywhere on balanced batches: then the ratio means nothing.
+    return a / b if b > 0 else math.nan
+
+
 def _profile(record, layers, at):
     """Gradient norm of each layer (input to output) at recorded row `at`."""
     return [record["grad_norm"][key][at] for key in layers]
@@ -103,14 +109,14 @@ def run(s: dict, seed: int, say) -> Result:
         final = curves.final()
         rows.append({"activation": name, "initialisation": "He" if he else "PyTorch default",
                      "pre-trained": "yes" if pre else "no",
-                     "grad norm layer 1 / layer 9 (start)": first[0] / first[-1],
-                     "grad norm layer 1 / layer 9 (end)": last[0] / last[-1],
+                     "grad norm layer 1 / layer 9 (start)": _ratio(first[0], first[-1]),
+                     "grad norm layer 1 / layer 9 (end)": _ratio(last[0], last[-1]),
                      "layer-1 grad norm (start)": first[0], "diverged": curves.diverged_at(),
                      "test Dice": final["dice"], "test AUC": final["auc"],
                      "pre-training s": round(pre_seconds, 1),
                      "seconds": round(time.perf_counter() - began, 1)})
         runs[label] = {**curves.as_json(), "layers": layers, "pretrain_loss": recon}
-        say(f"{label}: layer 1/9 gradient ratio {first[0] / first[-1]:.2e} at the start, "
+        say(f"{label}: layer 1/9 gradient ratio {_ratio(first[0], first[-1]):.2e} at the start, "
             f"test Dice {final['dice']:.3f}")
     depth = list(range(1, len(layers) + 1))
     panels = []

@@ -113,7 +113,7 @@ def test_layerwise_changes_hidden_layers_only_and_learns_to_reconstruct():
     net = small_lai2d()
     before = {k: v.copy() for k, v in net.state_dict().items()}
     log = {}
-    out = pretrain.layerwise(net, patches(), epochs=4, batch_size=16, lr=3e-3, seed=1,
+    out = pretrain.layerwise(net, patches(), epochs=4, batch_size=16, lr=0.05, seed=1,
                              history=log)
     assert out is net and net.training
     after = net.state_dict()
@@ -127,7 +127,7 @@ def test_layerwise_changes_hidden_layers_only_and_learns_to_reconstruct():
     # Reproducible from its seed.
     again = small_lai2d()
     again.load_state_dict(before)
-    pretrain.layerwise(again, patches(), epochs=4, batch_size=16, lr=3e-3, seed=1)
+    pretrain.layerwise(again, patches(), epochs=4, batch_size=16, lr=0.05, seed=1)
     for key, value in again.state_dict().items():
         np.testing.assert_array_equal(value, after[key])
 

@@ -146,8 +146,8 @@ def _forward_chunks(modules, x, chunk=512):
     return np.concatenate(out)
 
 
-def layerwise(net, patches, *, epochs=1, batch_size=64, lr=1e-3, noise=0.25, layers=None,
-              seed=None, history=None, progress=False):
+def layerwise(net, patches, *, epochs=1, batch_size=64, lr=0.01, momentum=0.9, noise=0.25,
+              layers=None, seed=None, history=None, progress=False):
     """Pre-train `net`'s hidden layers, greedily and without labels, as denoising
     autoencoders; returns `net` (changed in place) for supervised fine-tuning.
 
@@ -168,8 +168,11 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=1e-3, noise=0.25, lay
     epochs : int
         Passes over `patches` per layer.
     batch_size : int
-    lr : float
-        Adam's learning rate for each autoencoder.
+    lr, momentum : float
+        SGD's learning rate and momentum for each autoencoder. (Not Adam: its steps
+        of about `lr` per weight, all one way, add up over a fan-in of thousands and
+        saturate the units of a wide layer: measured on a 3072-input layer, whose
+        sigmoid units all ended at |pre-activation| ~ 19.)
     noise : float in [0, 1)
         Fraction of input values zeroed (masking noise); 0 gives a plain autoencoder.
     layers : int, optional
@@ -213,7 +216,7 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=1e-3, noise=0.25, lay
             decoder_bias = Parameter(np.zeros(channels if isinstance(layer, Conv2d)
                                               else x.shape[1], np.float32))
             params = [*layer.parameters(), decoder_bias]
-            opt = optim.Adam(params, lr=lr)
+            opt = optim.SGD(params, lr=lr, momentum=momentum)
             layer.train()
             if activation is not None:
                 activation.train()

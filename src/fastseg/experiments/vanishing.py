@@ -29,12 +29,12 @@ SETTINGS = {
                 "channels": 12, "convs": 4, "width": 64, "fcs": 4, "batch_size": 64,
                 "steps": 600, "eval_every": 100, "diagnostics_every": 20,
                 "test_pixels": 6000, "lr": 0.01, "momentum": 0.9,
-                "pretrain_patches": 4096, "pretrain_epochs": 2, "pretrain_lr": 1e-3},
+                "pretrain_patches": 4096, "pretrain_epochs": 2, "pretrain_lr": 0.01},
     "quick": {"train_images": 1, "test_images": 1, "size": (80, 80), "patch": 8,
               "channels": 3, "convs": 4, "width": 8, "fcs": 4, "batch_size": 16,
               "steps": 12, "eval_every": 6, "diagnostics_every": 3, "test_pixels": 300,
               "lr": 0.01, "momentum": 0.9, "pretrain_patches": 64, "pretrain_epochs": 1,
-              "pretrain_lr": 1e-3},
+              "pretrain_lr": 0.01},
 }
 
 

@@ -34,6 +34,8 @@ def tiny():
     (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1, bias=False), nn.Sigmoid(),
                            nn.MaxPool2d(2, stride=1), nn.Flatten()),
      lambda r: r.standard_normal((1, 1, 7, 7))),
+    (lambda: models.lai2d(patch_size=8, conv_channels=(2,), hidden=4, conv_activation="xsin"),
+     lambda r: r.standard_normal((2, 1, 8, 8))),
 ])
 def test_save_load_round_trip(tmp_path, make, inputs):
     net = make().eval()

@@ -27,8 +27,8 @@ TITLE = "Deep-narrow against shallow-wide at equal parameter count"
 
 SETTINGS = {
     "default": {"train_images": 6, "test_images": 4, "size": (292, 282), "patch": 16,
-                "width": 64, "channels": 8, "batch_size": 128, "steps": 600,
-                "eval_every": 100, "test_pixels": 6000, "lr": 1e-3, "seeds": 3},
+                "width": 64, "channels": 8, "batch_size": 128, "steps": 1200,
+                "eval_every": 200, "test_pixels": 6000, "lr": 1e-3, "seeds": 3},
     "quick": {"train_images": 1, "test_images": 1, "size": (80, 80), "patch": 16,
               "width": 8, "channels": 3, "batch_size": 32, "steps": 16, "eval_every": 8,
               "test_pixels": 300, "lr": 1e-3, "seeds": 1},

@@ -29,9 +29,10 @@ import math
 import numpy as np
 
 from fastseg import _validate as v
-from fastseg import ops, viz
+from fastseg import viz
+from fastseg._arrays import host_array, host_copy
+from fastseg.errors import InvalidValueError
 from fastseg.nn.activation import ReLU
-from fastseg.nn.module import _host_copy
 
 __all__ = ["Recorder", "layer_names", "plot"]
 
@@ -50,7 +51,7 @@ def layer_names(model) -> list[str]:
 
 
 def _sq_norm(a) -> float:
-    host = np.ravel(ops.to_device(a, "cpu"))
+    host = np.ravel(host_array(a))
     return float(np.dot(host, host))
 
 
@@ -97,7 +98,7 @@ class Recorder:
             if x is None:
                 dead[key] = float("nan")
                 continue
-            x = ops.to_device(x, "cpu")
+            x = host_array(x)
             alive = (x.reshape(x.shape[0], -1) > 0).any(axis=0) if x.shape[0] else None
             dead[key] = float("nan") if alive is None else float(1.0 - alive.mean())
         self._pending = {"dead_relu": dead}
@@ -109,7 +110,7 @@ class Recorder:
         pending["grad_norm"] = {
             key: math.sqrt(sum(_sq_norm(p.grad) for p in params if p.grad is not None))
             for key, params in self.layers}
-        pending["before"] = [[_host_copy(p.data) for p in params] for _, params in self.layers]
+        pending["before"] = [[host_copy(p.data) for p in params] for _, params in self.layers]
         self._pending = pending
 
     def step_done(self, global_step: int, epoch: int) -> None:
@@ -120,7 +121,7 @@ class Recorder:
         for (key, params), before in zip(self.layers, pending["before"], strict=True):
             change = weight = 0.0
             for p, old in zip(params, before, strict=True):
-                new = np.ravel(ops.to_device(p.data, "cpu"))
+                new = np.ravel(host_array(p.data))
                 diff = new - old.ravel()
                 change += float(np.dot(diff, diff))
                 weight += float(np.dot(old.ravel(), old.ravel()))
@@ -136,7 +137,7 @@ def plot(path, diagnostics: dict, title: str = "training diagnostics") -> None:
     per layer (log scale) and the dead-ReLU fraction, against the step."""
     steps = list(diagnostics.get("step", []))
     if not steps:
-        raise ValueError("diagnostics: nothing recorded to plot")
+        raise InvalidValueError("diagnostics: nothing recorded to plot")
 
     def series(column):
         return {key: (steps, vals) for key, vals in diagnostics.get(column, {}).items()}

@@ -22,6 +22,7 @@ import numpy as np
 
 from fastseg import _random, ops, optim
 from fastseg import _validate as v
+from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg.nn.activation import _Activation
 from fastseg.nn.containers import Sequential
 from fastseg.nn.layers import Conv2d, Linear
@@ -103,23 +104,23 @@ def autoencoder_step(layer, activation, decoder_bias, x, corrupted, loss_fn=None
 def _steps(net, layers):
     """(index, layer, activation after it) of the layers to pre-train, and the modules."""
     if not isinstance(net, Sequential):
-        raise TypeError(f"layerwise: expected a fastseg.nn.Sequential, got "
-                        f"{type(net).__name__}")
+        raise InvalidTypeError(f"layerwise: expected a fastseg.nn.Sequential, got "
+                               f"{type(net).__name__}")
     modules = list(net)
     weighted = [i for i, m in enumerate(modules) if next(iter(m.parameters()), None) is not None]
     for i in weighted:
         if not isinstance(modules[i], (Conv2d, Linear)):
-            raise TypeError(f"layerwise: can pre-train Conv2d and Linear layers only, but "
-                            f"layer {i} is a {type(modules[i]).__name__}")
+            raise InvalidTypeError(f"layerwise: can pre-train Conv2d and Linear layers only, but "
+                                   f"layer {i} is a {type(modules[i]).__name__}")
     if len(weighted) < 2:
-        raise ValueError("layerwise: the network needs a hidden layer with weights before its "
-                         "output layer")
+        raise InvalidValueError("layerwise: the network needs a hidden layer with weights "
+                                "before its output layer")
     hidden = weighted[:-1]  # the output layer learns from the labels only
     count = len(hidden) if layers is None else v.as_int("layers", layers, minimum=1)
     if count > len(hidden):
-        raise ValueError(f"layerwise: layers={count}, but the network has only "
-                         f"{len(hidden)} hidden layers with weights (the output layer is "
-                         "trained on the labels)")
+        raise InvalidValueError(f"layerwise: layers={count}, but the network has only "
+                                f"{len(hidden)} hidden layers with weights (the output layer is "
+                                "trained on the labels)")
     steps = []
     for i in hidden[:count]:
         after = modules[i + 1] if i + 1 < len(modules) else None
@@ -192,17 +193,17 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=0.01, momentum=0.9, n
     """
     steps, modules = _steps(net, layers)
     if any(p.device != "cpu" for p in net.parameters()):
-        raise ValueError("layerwise: pre-train on the host, then move the model with "
-                         "model.to('cuda')")
+        raise InvalidValueError("layerwise: pre-train on the host, then move the model with "
+                                "model.to('cuda')")
     x = v.as_float32("patches", patches)
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"patches: expected a non-empty batch (N, ...) of network inputs, "
-                         f"got shape {x.shape}")
+        raise InvalidValueError(f"patches: expected a non-empty batch (N, ...) of network inputs, "
+                                f"got shape {x.shape}")
     v.check_finite("patches", x)
     epochs = v.as_int("epochs", epochs, minimum=1)
     batch_size = v.as_int("batch_size", batch_size, minimum=1)
     if not 0 <= float(noise) < 1:
-        raise ValueError(f"noise: expected a fraction in [0, 1), got {noise!r}")
+        raise InvalidValueError(f"noise: expected a fraction in [0, 1), got {noise!r}")
     rng = _random.get_rng() if seed is None else np.random.default_rng(v.as_int("seed", seed, 0))
     from tqdm.auto import tqdm
 

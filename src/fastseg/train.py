@@ -241,8 +241,9 @@ def _teacher_batches(teacher, data):
             except ValueError as exc:
                 if i:
                     raise
-                raise ValueError(f"mimic: the teacher does not take the student's input "
-                                 f"(batch of shape {getattr(x, 'shape', '?')}): {exc}") from None
+                shape = getattr(x, "shape", "?")
+                raise InvalidValueError(f"mimic: the teacher does not take the student's input "
+                                        f"(batch of shape {shape}): {exc}") from None
             yield x, logits
 
     return _Sized(pairs(), len(data)) if hasattr(data, "__len__") else pairs()
@@ -290,12 +291,12 @@ def mimic(teacher, student, data, optimizer, epochs=1, *, loss_fn=None, **fit_kw
     k_teacher, k_student = num_outputs(teacher), num_outputs(student)
     if k_teacher is not None and k_student is not None and k_teacher != k_student:
         more = "more" if k_student > k_teacher else "fewer"
-        raise ValueError(f"mimic: the student has {k_student} outputs, {more} than the "
-                         f"teacher's {k_teacher}; it learns the teacher's logits one for one, "
-                         "so it needs exactly as many classes")
+        raise InvalidValueError(f"mimic: the student has {k_student} outputs, {more} than "
+                                f"the teacher's {k_teacher}; it learns the teacher's logits one "
+                                "for one, so it needs exactly as many classes")
     if not callable(data) and iter(data) is data and int(epochs) > 1:
-        raise ValueError("mimic: data is a one-shot iterator and cannot be replayed for "
-                         f"{epochs} epochs; pass a list or a callable epoch -> iterable")
+        raise InvalidValueError("mimic: data is a one-shot iterator and cannot be replayed for "
+                                f"{epochs} epochs; pass a list or a callable epoch -> iterable")
     was_training = teacher.training
     teacher.eval()
     try:

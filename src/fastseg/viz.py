@@ -304,7 +304,7 @@ def plot_panels(path, panels, title="", use_matplotlib=None) -> None:
     """
     panels = list(panels)
     if not panels or not any(p.get("series") for p in panels):
-        raise ValueError("panels: nothing to plot")
+        raise InvalidValueError("panels: nothing to plot")
     if _matplotlib_wanted(use_matplotlib):
         _panels_matplotlib(path, panels, title)
         return

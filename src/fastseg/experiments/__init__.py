@@ -29,8 +29,10 @@ NAMES = ("activations", "vanishing", "optimizers", "dropout", "depth", "mimic")
 
 
 def _module(name: str):
+    from fastseg.errors import InvalidValueError
+
     if name not in NAMES:
-        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(NAMES)}")
+        raise InvalidValueError(f"unknown experiment {name!r}; choose one of {', '.join(NAMES)}")
     return importlib.import_module(f"fastseg.experiments.{name}")
 
 

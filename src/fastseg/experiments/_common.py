@@ -84,7 +84,7 @@ def probabilities(net, x, chunk=512) -> tuple[np.ndarray, np.ndarray]:
                                  for i in range(0, len(x), chunk)])
     finally:
         net.train(was_training)
-    return logits, ops.sigmoid(logits[:, 1] - logits[:, 0])  # two-class softmax
+    return logits, ops.softmax(logits)[:, 1]
 
 
 def evaluate(net, xy, prior) -> dict:

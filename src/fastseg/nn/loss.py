@@ -84,8 +84,8 @@ class MSELoss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"MSELoss: reduction must be one of {list(_REDUCTIONS)}, "
-                             f"got {reduction!r}")
+            raise InvalidValueError(f"MSELoss: reduction must be one of {list(_REDUCTIONS)}, "
+                                    f"got {reduction!r}")
         self.reduction = reduction
         self._saved_diff = None
 
@@ -94,8 +94,8 @@ class MSELoss(Module):
         x = v.as_float32("input", ops.to_device(input, "cpu"))
         t = v.as_float32("target", ops.to_device(target, "cpu"))
         if x.shape != t.shape:
-            raise ValueError(f"MSELoss: target has shape {t.shape}, input has {x.shape}; "
-                             "expected the same shape")
+            raise InvalidValueError(f"MSELoss: target has shape {t.shape}, input has {x.shape}; "
+                                    "expected the same shape")
         diff = x - t
         self._saved_diff = (diff, device)
         if self.reduction == "none":
@@ -115,8 +115,8 @@ class MSELoss(Module):
         grad = ops.to_device(grad, "cpu") if not np.isscalar(grad) else grad
         grad = np.asarray(grad, dtype=np.float32)
         if grad.ndim and grad.shape != diff.shape:
-            raise ValueError(f"MSELoss.backward: grad has shape {grad.shape}, expected a "
-                             f"number or the input's shape {diff.shape}")
+            raise InvalidValueError(f"MSELoss.backward: grad has shape {grad.shape}, expected a "
+                                    f"number or the input's shape {diff.shape}")
         dinput = (diff * np.float32(scale) * grad).astype(np.float32, copy=False)
         return ops.to_device(dinput, device)
 

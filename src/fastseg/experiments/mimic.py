@@ -21,7 +21,7 @@ TITLE = "Mimic training: a shallow student on labels or on lai2d's logits"
 SETTINGS = {
     "default": {"train_images": 6, "test_images": 4, "size": (292, 282), "patch": 24,
                 "hidden": 1000, "conv_channels": (20, 50), "teacher_steps": 400,
-                "student_hidden": 128, "student_steps": 800, "batch_size": 128,
+                "student_hidden": 512, "student_steps": 1200, "batch_size": 128,
                 "eval_every": 100, "test_pixels": 6000, "lr": 0.01, "momentum": 0.9,
                 "student_lr": 1e-3},
     "quick": {"train_images": 1, "test_images": 1, "size": (96, 96), "patch": 12,

@@ -170,10 +170,13 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=0.01, momentum=0.9, n
         Passes over `patches` per layer.
     batch_size : int
     lr, momentum : float
-        SGD's learning rate and momentum for each autoencoder. (Not Adam: its steps
-        of about `lr` per weight, all one way, add up over a fan-in of thousands and
-        saturate the units of a wide layer: measured on a 3072-input layer, whose
-        sigmoid units all ended at |pre-activation| ~ 19.)
+        SGD's learning rate and momentum for each autoencoder. A layer's rate is `lr`
+        divided by the mean square of its input, as normalised least mean squares
+        divides its step: a step that suits the unit-variance patches overshoots on the
+        ten-times larger outputs of a deep ReLU stack (measured: it killed every unit of
+        a 64-unit layer). Not Adam: its steps of about `lr` per weight, all one way,
+        add up over a fan-in of thousands and saturated every sigmoid unit of a
+        3072-input layer (|pre-activation| ~ 19).
     noise : float in [0, 1)
         Fraction of input values zeroed (masking noise); 0 gives a plain autoencoder.
     layers : int, optional
@@ -217,7 +220,8 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=0.01, momentum=0.9, n
             decoder_bias = Parameter(np.zeros(channels if isinstance(layer, Conv2d)
                                               else x.shape[1], np.float32))
             params = [*layer.parameters(), decoder_bias]
-            opt = optim.SGD(params, lr=lr, momentum=momentum)
+            power = float(np.mean(np.square(x, dtype=np.float64)))
+            opt = optim.SGD(params, lr=lr / power if power > 0 else lr, momentum=momentum)
             layer.train()
             if activation is not None:
                 activation.train()

@@ -13,7 +13,7 @@ from fastseg.experiments import _common, depth, vanishing
 RUNS = {
     "activations": ["sigmoid", "tanh", "relu", "xsin"],
     "vanishing": ["sigmoid", "sigmoid + pre-training", "tanh", "tanh + pre-training", "relu",
-                  "relu + pre-training", "relu, He init"],
+                  "relu + pre-training", "relu + pre-training, lr / 10", "relu, He init"],
     "optimizers": ["SGD", "SGD + momentum", "Rprop", "Adam"],
     "dropout": ["no dropout", "dropout 0.5"],
     "depth": ["deep MLP", "shallow MLP", "deep conv", "shallow conv"],

@@ -20,8 +20,8 @@ RATES = (0.0, 0.5)
 
 SETTINGS = {
     "default": {"train_images": 1, "test_images": 4, "size": (292, 282), "patch": 24,
-                "hidden": 1000, "conv_channels": (20, 50), "batch_size": 128, "steps": 800,
-                "eval_every": 100, "test_pixels": 5000, "train_pixels": 3000, "lr": 0.01,
+                "hidden": 1000, "conv_channels": (20, 50), "batch_size": 128, "steps": 600,
+                "eval_every": 75, "test_pixels": 5000, "train_pixels": 3000, "lr": 0.01,
                 "momentum": 0.9, "augment": False},
     "quick": {"train_images": 1, "test_images": 1, "size": (80, 80), "patch": 12,
               "hidden": 16, "conv_channels": (4, 6), "batch_size": 32, "steps": 24,

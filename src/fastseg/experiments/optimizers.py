@@ -33,8 +33,8 @@ OPTIMIZERS = {
 
 SETTINGS = {
     "default": {"train_images": 6, "test_images": 4, "size": (292, 282), "patch": 24,
-                "hidden": 1000, "conv_channels": (20, 50), "batch_size": 128, "steps": 300,
-                "eval_every": 50, "test_pixels": 6000, "timing_rounds": 7},
+                "hidden": 1000, "conv_channels": (20, 50), "batch_size": 128, "steps": 250,
+                "eval_every": 50, "test_pixels": 5000, "timing_rounds": 7},
     "quick": {"train_images": 1, "test_images": 1, "size": (96, 96), "patch": 12,
               "hidden": 16, "conv_channels": (4, 6), "batch_size": 32, "steps": 24,
               "eval_every": 8, "test_pixels": 500, "timing_rounds": 2},

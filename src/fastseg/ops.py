@@ -25,9 +25,9 @@ from fastseg._shapes import out_size
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
-    "gemm", "im2col", "col2im", "conv2d", "conv2d_backward", "linear", "linear_backward",
-    "max_pool2d", "max_pool2d_backward", "conv3d", "conv3d_backward", "max_pool3d",
-    "max_pool3d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
+    "gemm", "gemm_batch", "im2col", "col2im", "conv2d", "conv2d_backward", "linear",
+    "linear_backward", "max_pool2d", "max_pool2d_backward", "conv3d", "conv3d_backward",
+    "max_pool3d", "max_pool3d_backward", "relu", "relu_backward", "tanh", "tanh_backward",
     "sigmoid", "sigmoid_backward", "xsin", "xsin_backward", "softmax", "softmax_cross_entropy",
     "sgd_update", "adam_update", "rprop_update",
 ] + _arrays.__all__
@@ -77,6 +77,31 @@ def gemm(a, b, trans_a=False, trans_b=False, *, backend=None):
                                 f"{a.shape[::-1] if trans_a else a.shape} and op(b) "
                                 f"{b.shape[::-1] if trans_b else b.shape}")
     return be.gemm(a, b, bool(trans_a), bool(trans_b))
+
+
+def gemm_batch(a, b, out=None, *, backend=None):
+    """``out[i] = a[i] @ b[i]`` for every matrix of a stack, in one call.
+
+    Parameters
+    ----------
+    a : array_like, (B, M, K)
+    b : array_like, (B, K, N)
+    out : ndarray, (B, M, N) float32, optional
+        Written in place (C-contiguous); a new array when None.
+
+    Returns
+    -------
+    ndarray, shape (B, M, N), float32
+    """
+    be = backends.table(backend)
+    a = be.as_float32("a", a, 3, "(batch, rows, cols)")
+    b = be.as_float32("b", b, 3, "(batch, rows, cols)")
+    if b.shape[0] != a.shape[0] or b.shape[1] != a.shape[2]:
+        raise InvalidValueError(f"b: expected shape ({a.shape[0]}, {a.shape[2]}, N) to follow "
+                                f"a {a.shape}, got {b.shape}")
+    shape = (a.shape[0], a.shape[1], b.shape[2])
+    out = np.empty(shape, np.float32) if out is None else be.as_inplace("out", out, shape)
+    return be.gemm_batch(a, b, out)
 
 
 def linear(x, w, b=None, *, backend=None):

@@ -5,7 +5,7 @@ import numpy as np
 from fastseg.errors import InvalidValueError
 
 from fastseg._cy._status cimport check_status
-from fastseg._cy.kernels cimport fs_idx, fs_sgemm
+from fastseg._cy.kernels cimport FS_OK, fs_idx, fs_sgemm
 
 
 def sgemm(const float[:, ::1] a, const float[:, ::1] b, bint trans_a=False,
@@ -34,4 +34,50 @@ def sgemm(const float[:, ::1] a, const float[:, ::1] b, bint trans_a=False,
     with nogil:
         status = fs_sgemm(trans_a, trans_b, m, n, ka, 1.0, pa, lda, pb, ldb, 0.0, &c[0, 0], n)
     check_status(status, "gemm")
+    return out
+
+
+def sgemm_batch(const float[:, :, :] a, const float[:, :, :] b, float[:, :, :] out):
+    """``out[i] = a[i] @ b[i]`` for every i, in one call that holds no GIL.
+
+    A batch of independent products (the FFT convolution's one per frequency
+    bin) without a Python call, a GIL hand-over or an allocation per product.
+    Every matrix needs contiguous rows; the rows and the matrices themselves may
+    be strided (e.g. a range of rows of every matrix of a stack). Each product
+    runs on fs_sgemm with the process's thread count, one after another.
+    """
+    cdef fs_idx count = a.shape[0], m = a.shape[1], k = a.shape[2], n = b.shape[2]
+    if b.shape[0] != count or out.shape[0] != count:
+        raise InvalidValueError(f"gemm_batch: batch sizes differ (a {a.shape[0]}, "
+                                f"b {b.shape[0]}, out {out.shape[0]})")
+    if b.shape[1] != k or out.shape[1] != m or out.shape[2] != n:
+        raise InvalidValueError(f"gemm_batch: shapes do not chain: a {tuple(a.shape)[:3]}, "
+                                f"b {tuple(b.shape)[:3]}, out {tuple(out.shape)[:3]}")
+    cdef Py_ssize_t f = sizeof(float)
+    if ((k > 1 and a.strides[2] != f) or (n > 1 and b.strides[2] != f)
+            or (n > 1 and out.strides[2] != f)):
+        raise InvalidValueError("gemm_batch: every matrix needs contiguous rows")
+    cdef fs_idx lda = a.strides[1] // f if m > 1 else max(k, 1)
+    cdef fs_idx ldb = b.strides[1] // f if k > 1 else max(n, 1)
+    cdef fs_idx ldc = out.strides[1] // f if m > 1 else max(n, 1)
+    if lda < k or ldb < n or ldc < n or a.strides[1] % f or b.strides[1] % f \
+            or out.strides[1] % f:
+        raise InvalidValueError("gemm_batch: rows overlap (a leading dimension below the row "
+                                "length)")
+    if count == 0 or m == 0 or n == 0:
+        return out
+    cdef int status = FS_OK
+    cdef fs_idx i, j
+    if k == 0:
+        for i in range(count):
+            for j in range(m):
+                out[i, j, :] = 0
+        return out
+    with nogil:
+        for i in range(count):
+            status = fs_sgemm(0, 0, m, n, k, 1.0, &a[i, 0, 0], lda, &b[i, 0, 0], ldb, 0.0,
+                              &out[i, 0, 0], ldc)
+            if status != FS_OK:
+                break
+    check_status(status, "gemm_batch")
     return out

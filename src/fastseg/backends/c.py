@@ -47,6 +47,11 @@ def gemm(a, b, trans_a, trans_b):
     return _gemm.sgemm(a, b, bool(trans_a), bool(trans_b))
 
 
+def gemm_batch(a, b, out):
+    """out[i] = a[i] @ b[i] (rows contiguous; used by the FFT convolution's per-bin products)."""
+    return _gemm.sgemm_batch(a, b, out)
+
+
 def im2col(x, kernel_size, stride, padding):
     return _conv.im2col(x, kernel_size, stride, padding)
 

@@ -50,6 +50,8 @@ def _op(name: str, params: str, summary: str) -> Operation:
 #: The computations, called by :mod:`fastseg.ops` with checked, converted arguments.
 KERNELS = (
     _op("gemm", "a b trans_a trans_b", "op(a) @ op(b)"),
+    _op("gemm_batch", "a b out",
+        "out[i] = a[i] @ b[i] for a stack of matrices (rows contiguous, may be strided)"),
     _op("im2col", "x kernel_size stride padding", "(N,C,H,W) -> (C*k*k, N*OH*OW) columns"),
     _op("col2im", "cols x_shape kernel_size stride padding", "the adjoint of im2col"),
     _op("conv2d", "x w b stride padding", "2-D cross-correlation, (N,F,OH,OW)"),

@@ -153,6 +153,10 @@ class _Placement:
 # ---- the operation table (names and signatures of numpy_backend) -----------------------
 
 
+NOT_PROVIDED = {"gemm_batch": "its one caller, the FFT convolution of dense segmentation, "
+                              "computes on the host (the \"c\" or \"numpy\" backend)"}
+
+
 def gemm(a, b, trans_a, trans_b):
     where = _Placement(a, b)
     return where.get(_gemm.gemm(where.put(a), where.put(b), trans_a, trans_b))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastseg
+from fastseg import nn
 from fastseg.data import patches_at
 
 
@@ -28,3 +29,27 @@ def reference_probability(model, image, coords, size):
 
 def all_pixels(h, w):
     return np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), -1).reshape(-1, 2)
+
+
+def tiny_net(in_channels=1, patch=9, pool=False, hidden=6, strided=False):
+    """conv3 -> ReLU [-> maxpool2] -> conv3 -> Tanh -> Flatten -> Linear -> Sigmoid
+    -> Dropout -> Linear(2); `strided` makes the second conv stride 2 instead."""
+    layers = [nn.Conv2d(in_channels, 4, 3), nn.ReLU()]
+    side = patch - 2
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+        side //= 2
+    layers += [nn.Conv2d(4, 5, 3, stride=2 if strided else 1), nn.Tanh(), nn.Flatten()]
+    side = (side - 3) // (2 if strided else 1) + 1
+    layers += [nn.Linear(5 * side * side, hidden), nn.Sigmoid(), nn.Dropout(0.5),
+               nn.Linear(hidden, 2)]
+    fastseg.seed(7)
+    net = nn.Sequential(*layers)
+    # Bigger weights than the default init, so probabilities spread over (0, 1).
+    for p in net.parameters():
+        p.data *= 3
+    return net
+
+
+def image_of(c, h, w, seed=0):
+    return np.random.default_rng(seed).standard_normal((c, h, w)).astype(np.float32)

@@ -122,6 +122,24 @@ def test_segment_rgb_and_grey_of_other_sizes(trained, image_folder, tmp_path, ca
                            "a_test.png", image_folder / "images" / "b_test.jpg", "--out", out,
                            "--fov", image_folder / "fov", "--threshold", 0.4], capsys)
     assert code == 0
+    # The FFT and direct paths, and full resolution, give the same maps here.
+    masks = {}
+    for extra in (["--method", "direct"], ["--method", "fft", "--scale", "1"],
+                  ["--scale", "auto"]):
+        sub = tmp_path / "_".join(extra)
+        code, _, _ = run_main(["segment", trained / "model.fseg", image_folder / "images" /
+                               "a_test.png", "--out", sub, "--fov", image_folder / "fov",
+                               *extra], capsys)
+        assert code == 0
+        with Image.open(sub / "a_test_prob.png") as img:
+            masks[extra[1]] = np.asarray(img, dtype=np.int16)
+    assert np.abs(masks["direct"] - masks["fft"]).max() <= 1
+    assert np.abs(masks["direct"] - masks["auto"]).max() <= 1
+    code, _, _ = run_main(["segment", trained / "model.fseg", image_folder / "images" /
+                           "a_test.png", "--out", tmp_path / "half", "--scale", "0.5"], capsys)
+    assert code == 0
+    with Image.open(tmp_path / "half" / "a_test_prob.png") as img:
+        assert img.size == (72, 64)
     csv_path, json_path = tmp_path / "m.csv", tmp_path / "m.json"
     code, stdout, _ = run_main(["evaluate", out, image_folder / "truth", "--fov",
                                 image_folder / "fov", "--csv", csv_path, "--json", json_path],
@@ -159,6 +177,9 @@ def test_expected_failures_are_one_line(args, command, trained, tmp_path, capsys
 @pytest.mark.parametrize("args", [
     ["train", "--epochs", "0", "--out", "x"],
     ["segment", "model.fseg"],  # no input, no --out
+    ["segment", "model.fseg", "x.png", "--out", "o", "--method", "fourier"],
+    ["segment", "model.fseg", "x.png", "--out", "o", "--scale", "0"],
+    ["segment", "model.fseg", "x.png", "--out", "o", "--scale", "big"],
     ["evaluate", "a", "b", "--threshold", "2"],
     ["demo", "--threads", "-1"],
     ["nonsense"],

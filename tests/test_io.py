@@ -112,7 +112,7 @@ def _corrupt_cases(tmp_path, good):
         z.writestr("readme.txt", "just a zip")
     cases["plain_zip"] = (buf.getvalue(), "no header.json")
     variants = {
-        "wrong_version": (lambda h: h.update(version=2), "newer"),
+        "wrong_version": (lambda h: h.update(version=fio.MODEL_VERSION + 1), "newer"),
         "bad_version": (lambda h: h.update(version="1"), "invalid format version"),
         "wrong_format": (lambda h: h.update(format="fastseg-checkpoint"), "expected a"),
         "unknown_class": (arch, "unknown class 'Evil'"),

@@ -4,37 +4,19 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from _segment_helpers import all_pixels, reference_probability, usable_backend  # noqa: F401
+from _segment_helpers import (  # noqa: F401
+    all_pixels,
+    image_of,
+    reference_probability,
+    tiny_net,
+    usable_backend,
+)
 
 import fastseg
 from fastseg import nn, segment
 
 # fastseg.segment is the function; the module is reached through importlib.
 segment_module = importlib.import_module("fastseg.segment")
-
-
-def tiny_net(in_channels=1, patch=9, pool=False, hidden=6, strided=False):
-    """conv3 -> ReLU [-> maxpool2] -> conv3 -> Tanh -> Flatten -> Linear -> Sigmoid
-    -> Dropout -> Linear(2); `strided` makes the second conv stride 2 instead."""
-    layers = [nn.Conv2d(in_channels, 4, 3), nn.ReLU()]
-    side = patch - 2
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-        side //= 2
-    layers += [nn.Conv2d(4, 5, 3, stride=2 if strided else 1), nn.Tanh(), nn.Flatten()]
-    side = (side - 3) // (2 if strided else 1) + 1
-    layers += [nn.Linear(5 * side * side, hidden), nn.Sigmoid(), nn.Dropout(0.5),
-               nn.Linear(hidden, 2)]
-    fastseg.seed(7)
-    net = nn.Sequential(*layers)
-    # Bigger weights than the default init, so probabilities spread over (0, 1).
-    for p in net.parameters():
-        p.data *= 3
-    return net
-
-
-def image_of(c, h, w, seed=0):
-    return np.random.default_rng(seed).standard_normal((c, h, w)).astype(np.float32)
 
 
 CASES = [  # (channels, pool, strided, patch, tile, (H, W))

@@ -110,3 +110,60 @@ def test_prior_correction(fitted, data):
     assert (np.diff(corrected[inside][order]) >= -1e-6).all()
     # p = positive_fraction maps to p = class prior.
     np.testing.assert_allclose(fitted.calibrate(np.float32(0.5)), fitted.class_prior_, atol=1e-6)
+
+
+def test_fov_diameter_recorded_saved_and_used(fitted, data, tmp_path):
+    train, test = data
+    want = np.median([fastseg._rescale.fov_diameter(s.fov) for s in train])
+    assert fitted.fov_diameter_ == want and fitted.model_.fov_diameter == want
+    path = tmp_path / "seg.fseg"
+    fitted.save(path)
+    again = Segmenter.load(path)
+    assert again.fov_diameter_ == want and fastseg.load(path).fov_diameter == want
+    # The test photo's FOV is as wide as the training ones': no rescaling by default.
+    np.testing.assert_array_equal(fitted.predict_proba(test.image, test.fov),
+                                  fitted.predict_proba(test.image, test.fov, scale=1))
+    # The same photo twice as large is brought to the training scale and back.
+    big = np.repeat(np.repeat(test.image, 2, axis=0), 2, axis=1)
+    big_fov = np.repeat(np.repeat(test.fov, 2, axis=0), 2, axis=1)
+    factor = fastseg._rescale.auto_scale(want, big_fov)
+    assert factor == pytest.approx(0.5, rel=0.05)
+    auto = fitted.predict_proba(big, big_fov)
+    np.testing.assert_array_equal(auto, fitted.predict_proba(big, big_fov, scale=factor))
+    assert not np.array_equal(auto, fitted.predict_proba(big, big_fov, scale=1))
+    assert auto.shape == big.shape[:2] and (auto[~big_fov] == 0).all()
+    # Without a FOV one is estimated from the photo for the measure.
+    estimated = fastseg._rescale.estimate_fov(big)
+    factor = fastseg._rescale.auto_scale(want, estimated)
+    assert factor < 0.6
+    np.testing.assert_array_equal(fitted.predict_proba(big),
+                                  fitted.predict_proba(big, scale=factor))
+
+
+def test_predict_proba_methods_agree_and_errors_name_it(fitted, data):
+    _, test = data
+    direct = fitted.predict_proba(test.image, test.fov, method="direct")
+    np.testing.assert_allclose(fitted.predict_proba(test.image, test.fov, method="fft"), direct,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="method"):
+        fitted.predict_proba(test.image, test.fov, method="fourier")
+    bad = Segmenter(**TINY)
+    bad.model_ = fastseg.nn.Sequential(fastseg.nn.Conv2d(1, 2, 3, padding=1),
+                                       fastseg.nn.Flatten(), fastseg.nn.Linear(2 * 144, 2))
+    with pytest.raises(ValueError, match=r"^Segmenter.predict_proba: cannot run"):
+        bad.predict_proba(test.image, test.fov)
+
+
+def test_full_size_photo_is_brought_to_the_training_scale(fitted):
+    """scikit-image's 1411x1411 retina photograph: its FOV (estimated) is about 20x
+    wider than the 64-pixel training images', so it is segmented at their scale and
+    the map comes back at full size."""
+    data = pytest.importorskip("skimage.data")
+    photo = data.retina()
+    fov = fastseg._rescale.estimate_fov(photo)
+    factor = fastseg._rescale.auto_scale(fitted.fov_diameter_, fov)
+    assert 0.03 < factor < 0.06
+    prob = fitted.predict_proba(photo, fov)
+    assert prob.shape == (1411, 1411) and prob.dtype == np.float32
+    assert (prob[~fov] == 0).all() and 0 <= prob.min() and prob.max() <= 1
+    assert prob[fov].std() > 0.01

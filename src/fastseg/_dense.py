@@ -1,4 +1,4 @@
-"""A patch classifier rewritten as a fully convolutional network.
+"""A patch classifier rewritten as a fully convolutional network: the dense plan.
 
 A patch network (convolutions, pooling, then ``Flatten`` and fully connected
 layers) classifies one K x K patch. Sliding it over an image one patch at a
@@ -10,72 +10,256 @@ number at every position; each later ``Linear`` is a 1 x 1 convolution.
 
 Layers with a stride (pooling, strided convolutions) make the dense network
 produce one output per ``S`` pixels, ``S`` being the product of the strides.
-:func:`run` therefore expects to be called on each of the ``S**2`` shifted
-windows by the caller (shift-and-stitch, see :mod:`fastseg.segment`).
+:meth:`DensePlan.run` therefore expects to be called on each of the ``S**2``
+shifted windows by the caller (shift-and-stitch, see :mod:`fastseg.segment`).
+
+The plan is N-D: its steps (:class:`Conv`, :class:`Pool`, :class:`Act`) carry
+2-D or 3-D kernels and strides per axis (``Conv2d``/``MaxPool2d`` and
+``Conv3d``/``MaxPool3d`` layers), and :mod:`fastseg._fftconv` convolves in any
+number of dimensions. How each convolution runs (direct or FFT) is decided per
+call by :mod:`fastseg._dense_cost`; the kernel spectra an FFT step needs are
+kept on the plan (:meth:`DensePlan.spectra`), and :func:`cached_plan` keeps the
+plan of the model segmented last, so they are computed once per model and FFT
+size.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+import threading
+import weakref
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastseg import nn, ops
+from fastseg import _fftconv, nn, ops
 from fastseg._shapes import out_size
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
-__all__ = ["DensePlan", "plan", "infer_patch_size"]
+__all__ = ["Conv", "Pool", "Act", "DensePlan", "plan", "cached_plan", "infer_patch_size",
+           "class1_probability"]
 
 
-@dataclass
+# ---- the steps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Conv:
+    """A valid (unpadded) convolution: weight (F, C, *kernel), bias (F,) or None, a
+    stride per spatial axis."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return self.weight.ndim - 2
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape[2:])
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(out_size(n, k, s) for n, k, s in zip(shape, self.kernel, self.stride,
+                                                          strict=True))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max pooling: a window of `kernel` moved by `stride`, per spatial axis."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel)
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(out_size(n, k, s) for n, k, s in zip(shape, self.kernel, self.stride,
+                                                          strict=True))
+
+
+@dataclass(frozen=True)
+class Act:
+    """An element-wise activation: ``"relu"``, ``"tanh"`` or ``"sigmoid"`` (an ``ops`` name)."""
+
+    name: str
+
+
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+# Spatial layer classes by dimension.
+_CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
+_POOLS = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_CONV_OPS = {2: "conv2d", 3: "conv3d"}
+_POOL_OPS = {2: "max_pool2d", 3: "max_pool3d"}
+
+
+def _dims_of(layer, table) -> int | None:
+    return next((d for d, cls in table.items() if isinstance(layer, cls)), None)
+
+
+def _per_axis(value, dims) -> tuple[int, ...]:
+    """A layer's kernel size or stride per spatial axis (2-D layers keep ints)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * dims
+
+
+def _op_arg(values: tuple[int, ...]):
+    """What ops takes for a kernel size or stride: an int in 2-D, a triple in 3-D."""
+    return values[0] if len(values) == 2 else values
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
 class DensePlan:
     """The fully convolutional form of a patch classifier.
 
     Attributes
     ----------
-    steps : list of tuple
-        ``("conv", w, b, stride)``, ``("pool", k, stride)`` or ``("act", name)``.
+    steps : list of Conv, Pool or Act
     patch_size : int
-        K, the side of the patch the network classifies.
-    in_channels : int
-    num_classes : int
-    stride : int
-        S, the product of every stride: the dense output has one value per S pixels.
+        K, the side of the (square or cubic) patch the network classifies.
+    in_channels, num_classes : int
+    strides : tuple of int
+        S per spatial axis, the product of every stride: the dense output has one
+        value per S pixels (voxels) along that axis.
+    ndim : int
+        Spatial dimensions (2 for images, 3 for volumes).
+    caller : str
+        The public function the plan serves, named in its error messages.
+    fingerprint : tuple
+        The steps with a checksum of every weight (:func:`cached_plan` compares it).
     """
 
     steps: list = field(default_factory=list)
     patch_size: int = 0
     in_channels: int = 0
     num_classes: int = 0
-    stride: int = 1
+    strides: tuple = (1, 1)
+    ndim: int = 2
+    caller: str = "segment"
+    fingerprint: tuple = ()
+    _spectra: dict = field(default_factory=dict, repr=False)
+    _schedules: dict = field(default_factory=dict, repr=False)  # by image shape and options
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def bytes_for(self, n: int) -> int:
-        """Largest intermediate (activation or im2col buffer) in bytes for n x n outputs."""
-        side = self.stride * (n - 1) + self.patch_size
-        channels, worst = self.in_channels, 0
+    @property
+    def stride(self) -> int:
+        """The total stride of a plan whose strides are equal on every axis (all 2-D
+        networks; segment's tiles are square)."""
+        if len(set(self.strides)) != 1:
+            raise InvalidValueError(f"{self.caller}: the network's total strides "
+                                    f"{self.strides} differ between axes")
+        return self.strides[0]
+
+    def input_shape(self, out: tuple[int, ...]) -> tuple[int, ...]:
+        """Input window that gives `out` dense outputs (per axis)."""
+        return tuple(s * (n - 1) + self.patch_size for s, n in zip(self.strides, out,
+                                                                    strict=True))
+
+    def shapes(self, out: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The spatial input shape of every step for a window of `out` outputs."""
+        shape, result = self.input_shape(out), []
         for step in self.steps:
-            if step[0] == "conv":
-                w, stride = step[1], step[3]
-                k = w.shape[2]
-                out = out_size(side, k, stride)
-                worst = max(worst, channels * k * k * out * out, w.shape[0] * out * out)
-                channels, side = w.shape[0], out
-            elif step[0] == "pool":
-                side = out_size(side, step[1], step[2])
-                worst = max(worst, 3 * channels * side * side)  # values + int64 indices
-        return 4 * worst
+            result.append(shape)
+            if not isinstance(step, Act):
+                shape = step.out_shape(shape)
+        return result
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Logits (1, num_classes, h, w) of the dense network on x (1, C, H, W), as a
+    def spectra(self, index: int, fft_shape: tuple[int, ...],
+                workers: int) -> _fftconv.KernelSpectra:
+        """Kernel spectra of conv step `index` at `fft_shape`, computed once and kept.
+
+        One FFT shape per step is kept: asking for another replaces it, so the plan
+        holds at most the spectra of one schedule (:mod:`fastseg._dense_cost` keeps
+        those under ``SPECTRA_BUDGET_BYTES``).
+        """
+        with self._lock:
+            have = self._spectra.get(index)
+            if have is None or have.fft_shape != tuple(fft_shape):
+                self._spectra.pop(index, None)  # free the old spectra before making new ones
+                have = _fftconv.KernelSpectra(_host(self.steps[index].weight), fft_shape,
+                                              workers)
+                self._spectra[index] = have
+            return have
+
+    def fused(self, i: int) -> tuple[int, int | None]:
+        """What runs with conv step i when it runs by FFT: the activations after it
+        and a 1x1 convolution after those, if any. Returns (the next step's index,
+        the 1x1 convolution's index or None)."""
+        j = i + 1
+        while j < len(self.steps) and isinstance(self.steps[j], Act):
+            j += 1
+        if j < len(self.steps) and _is_pointwise(self.steps[j]):
+            return j + 1, j
+        return j, None
+
+    def run(self, x: np.ndarray, schedule=None) -> np.ndarray:
+        """Logits (1, num_classes, *out) of the dense network on x (1, C, *in), as a
         NumPy array (a model on the GPU computes on the device; only the logits
-        come back)."""
-        for step in self.steps:
-            kind = step[0]
-            if kind == "conv":
-                x = ops.conv2d(x, step[1], step[2], stride=step[3])
-            elif kind == "pool":
-                x = ops.max_pool2d(x, step[1], step[2])[0]
+        come back). `schedule` (:class:`fastseg._dense_cost.Schedule`) says which
+        convolutions run by FFT; None runs every one directly."""
+        fft = {} if schedule is None else schedule.fft
+        i, n = 0, len(self.steps)
+        while i < n:
+            step = self.steps[i]
+            if isinstance(step, Conv) and i in fft:
+                x, i = self._run_fft(x, i, fft[i], schedule.workers)
+                continue
+            if isinstance(step, Conv):
+                x = getattr(ops, _CONV_OPS[step.ndim])(x, step.weight, step.bias,
+                                                       stride=_op_arg(step.stride))
+            elif isinstance(step, Pool):
+                x = getattr(ops, _POOL_OPS[step.ndim])(x, _op_arg(step.kernel),
+                                                       _op_arg(step.stride))[0]
             else:
-                x = getattr(ops, step[1])(x)
+                x = getattr(ops, step.name)(x)
+            i += 1
         return ops.to_device(x, "cpu")
+
+    def _run_fft(self, x, i, how, workers):
+        """Run conv step i by FFT, with the activations after it and, when a 1x1
+        convolution follows them, that convolution too: its input then exists one
+        group of channels at a time, never whole. Returns (output, next step)."""
+        end, proj = self.fused(i)
+        # The maps are host arrays here: NumPy's activations, whose SIMD tanh is
+        # far faster than the c kernel's on them (1000 channels per pixel for lai2d).
+        acts = [functools.partial(getattr(ops, step.name), backend="numpy")
+                for step in self.steps[i + 1:end if proj is None else proj]]
+        project = None
+        if proj is not None:
+            w, b = self.steps[proj].weight, self.steps[proj].bias
+            project = (_host(w).reshape(w.shape[:2]), _host(b))
+        y = _fftconv.correlate(_host(x)[0], self.spectra(i, how.fft_shape, workers),
+                               _host(self.steps[i].bias), group=how.group, activations=acts,
+                               project=project, workers=workers)
+        return y[None], end
+
+
+def _host(a):
+    """`a` as a NumPy array (the FFT path computes on the host), None kept."""
+    return None if a is None else ops.to_device(a, "cpu")
+
+
+def _is_pointwise(step) -> bool:
+    return isinstance(step, Conv) and all(s == 1 for s in step.stride) and \
+        all(k == 1 for k in step.kernel)
+
+
+# ---- building a plan from a model -----------------------------------------------------------
 
 
 def _layers(model):
@@ -87,78 +271,94 @@ def _layers(model):
         yield model
 
 
-def _refuse(model, layer, why):
-    raise ValueError(f"segment: cannot run {type(model).__name__} densely: layer "
-                     f"{type(layer).__name__}({layer.extra_repr()}) {why}")
+def _refuse(caller, model, layer, why):
+    raise InvalidValueError(f"{caller}: cannot run {type(model).__name__} densely: layer "
+                            f"{type(layer).__name__}({layer.extra_repr()}) {why}")
 
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
-
-
-def _geometry(model):
-    """(layer, kind, kernel, stride) for the spatial layers; refuses what cannot be dense."""
+def _geometry(model, caller):
+    """(layer, kind, kernel, stride, ndim) for each layer, kernel and stride per axis;
+    refuses what cannot run densely."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a fastseg.nn.Module, got {type(model).__name__}")
+        raise InvalidTypeError(f"model: expected a fastseg.nn.Module, got "
+                               f"{type(model).__name__}")
     layers = list(_layers(model))
     # The kind of network first: a whole-image or multi-input one fails for that
     # reason, not for whichever of its layers happens to come first.
     for layer in layers:
         if isinstance(layer, nn.Parallel):
-            _refuse(model, layer, "takes several inputs (tri-planar); segment() needs a "
-                    "network of one 2-D input")
+            _refuse(caller, model, layer, f"takes several inputs (tri-planar); {caller} needs "
+                    "a network of one input")
         if isinstance(layer, nn.PixelLogits):
-            _refuse(model, layer, "makes a whole-image network, not a patch classifier; "
-                    "call the model on the image instead")
+            _refuse(caller, model, layer, "makes a whole-image network, not a patch "
+                    "classifier; call the model on the image instead")
     out = []
     for layer in layers:
-        if isinstance(layer, nn.Conv2d):
-            if layer.padding:
+        conv_dims, pool_dims = _dims_of(layer, _CONVS), _dims_of(layer, _POOLS)
+        if conv_dims:
+            if any(_per_axis(layer.padding, conv_dims)):
                 # Zero padding inside a patch sits at the patch border, which moves
                 # with every pixel: no single convolution over the image gives it.
-                _refuse(model, layer, "has padding > 0, which pads each patch separately")
-            out.append((layer, "conv", layer.kernel_size, layer.stride))
-        elif isinstance(layer, nn.MaxPool2d):
-            out.append((layer, "pool", layer.kernel_size, layer.stride))
+                _refuse(caller, model, layer, "has padding > 0, which pads each patch "
+                        "separately")
+            out.append((layer, "conv", _per_axis(layer.kernel_size, conv_dims),
+                        _per_axis(layer.stride, conv_dims), conv_dims))
+        elif pool_dims:
+            out.append((layer, "pool", _per_axis(layer.kernel_size, pool_dims),
+                        _per_axis(layer.stride, pool_dims), pool_dims))
         elif isinstance(layer, (nn.Linear, nn.Flatten, nn.Dropout, *_ACTIVATIONS)):
-            out.append((layer, "other", 1, 1))
+            out.append((layer, "other", None, None, None))
         else:
-            _refuse(model, layer, "is not one segment() knows how to run densely")
+            _refuse(caller, model, layer, f"is not one {caller} knows how to run densely")
+    if len({d for *_, d in out if d is not None}) > 1:
+        raise InvalidValueError(f"{caller}: {type(model).__name__} mixes 2-D and 3-D layers")
     return out
 
 
-def infer_patch_size(model) -> int:
+def infer_patch_size(model, caller: str = "segment") -> int:
     """The patch size of a patch classifier.
 
-    ``model.patch_size`` when the model carries one (those of
-    :mod:`fastseg.models` do); otherwise the smallest K for which the final
-    feature map matches the first ``Linear`` layer's input size.
+    ``model.patch_size`` when the model carries one; otherwise the smallest K for
+    which the final feature map matches the first ``Linear`` layer's input size
+    (square or cubic patches).
     """
     size = getattr(model, "patch_size", None)
     if isinstance(size, int) and size > 0:
         return size
-    geometry = _geometry(model)
-    channels, spatial = None, []
-    for layer, kind, k, s in geometry:
+    geometry = _geometry(model, caller)
+    channels, spatial, ndim = None, [], 2
+    for layer, kind, k, s, dims in geometry:
         if kind != "other":
             spatial.append((k, s))
+            ndim = dims
             channels = layer.out_channels if kind == "conv" else channels
         elif isinstance(layer, nn.Linear):
             if channels is None:
                 break
-            side = round((layer.in_features / channels) ** 0.5)
-            if side < 1 or channels * side * side != layer.in_features:
-                raise ValueError(f"segment: the first Linear layer takes {layer.in_features} "
-                                 f"features, not channels * side**2 for the {channels} "
-                                 "channels before it; pass patch_size")
+            side = round((layer.in_features / channels) ** (1 / ndim))
+            if side < 1 or channels * side**ndim != layer.in_features:
+                raise InvalidValueError(
+                    f"{caller}: the first Linear layer takes {layer.in_features} features, "
+                    f"not channels * side**{ndim} for the {channels} channels before it; "
+                    "pass patch_size")
+            sides = {(side,) * ndim}
             for k, s in reversed(spatial):
-                side = (side - 1) * s + k
-            return side
-    raise ValueError("patch_size: cannot infer it from a network without convolutions "
-                     "followed by a Linear layer; pass patch_size")
+                sides = {tuple((n - 1) * st + kk for n, kk, st in zip(sd, k, s, strict=True))
+                         for sd in sides}
+            cube = sides.pop()
+            if len(set(cube)) != 1:
+                raise InvalidValueError(f"{caller}: the network's patch is {cube}, not a "
+                                        "square or a cube; pass patch_size")
+            return cube[0]
+    raise InvalidValueError("patch_size: cannot infer it from a network without convolutions "
+                            "followed by a Linear layer; pass patch_size")
 
 
-def plan(model, patch_size: int) -> DensePlan:
+def plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
     """Build the :class:`DensePlan` of `model` for patches of `patch_size`.
+
+    `caller` is the public function being served (``"segment"``,
+    ``"Segmenter.predict_proba"``, ...), named in error messages.
 
     Raises
     ------
@@ -167,64 +367,104 @@ def plan(model, patch_size: int) -> DensePlan:
         a whole-image network) or the network does not map one patch of
         `patch_size` to one vector of at least two class scores.
     """
-    geometry = _geometry(model)
-    result = DensePlan(patch_size=patch_size)
-    channels, side, flat = None, patch_size, False
-    for layer, kind, k, s in geometry:
+    geometry = _geometry(model, caller)
+    dims = next((d for *_, d in geometry if d is not None), 2)
+    result = DensePlan(patch_size=patch_size, ndim=dims, caller=caller)
+    strides = [1] * dims
+    channels, side, flat = None, (patch_size,) * dims, False
+    for layer, kind, k, s, _ in geometry:
         if kind in ("conv", "pool") and flat:
-            _refuse(model, layer, "comes after Flatten")
+            _refuse(caller, model, layer, "comes after Flatten")
+        if kind in ("conv", "pool") and any(n < kk for n, kk in zip(side, k, strict=True)):
+            raise InvalidValueError(f"patch_size: {patch_size} is too small for "
+                                    f"{type(model).__name__}: the feature map shrinks to "
+                                    f"{side} before a window of {k}")
         if kind == "conv":
             w = layer.weight.data
             if channels is None:
                 result.in_channels = w.shape[1]
-            if side < k:
-                raise ValueError(f"patch_size: {patch_size} is too small for "
-                                 f"{type(model).__name__}: the feature map shrinks to "
-                                 f"{side}x{side} before a {k}x{k} convolution")
             bias = None if layer.bias is None else layer.bias.data
-            result.steps.append(("conv", w, bias, s))
-            channels, side = w.shape[0], out_size(side, k, s)
-            result.stride *= s
+            step = Conv(w, bias, s)
+            result.steps.append(step)
+            channels, side = w.shape[0], step.out_shape(side)
         elif kind == "pool":
-            if side < k:
-                raise ValueError(f"patch_size: {patch_size} is too small: the feature map "
-                                 f"shrinks to {side}x{side} before a {k}x{k} pooling")
-            result.steps.append(("pool", k, s))
-            side = out_size(side, k, s)
-            result.stride *= s
+            step = Pool(k, s)
+            result.steps.append(step)
+            side = step.out_shape(side)
         elif isinstance(layer, nn.Flatten):
             flat = True
         elif isinstance(layer, nn.Linear):
             w = layer.weight.data
             if channels is None:
-                _refuse(model, layer, "comes before any convolution")
-            if w.shape[1] != channels * side * side:
-                raise ValueError(
-                    f"patch_size: {patch_size} gives a final feature map of {channels}x{side}"
-                    f"x{side} = {channels * side * side} values, but the Linear layer takes "
-                    f"{w.shape[1]}; is patch_size right?")
+                _refuse(caller, model, layer, "comes before any convolution")
+            if w.shape[1] != channels * math.prod(side):
+                raise InvalidValueError(
+                    f"patch_size: {patch_size} gives a final feature map of {channels} "
+                    f"channels x {side} = {channels * math.prod(side)} values, but the "
+                    f"Linear layer takes {w.shape[1]}; is patch_size right?")
             # (out, F*K*K) -> (out, F, K, K): C-order flattening makes this exact.
             bias = None if layer.bias is None else layer.bias.data
-            result.steps.append(("conv", w.reshape(w.shape[0], channels, side, side), bias, 1))
-            channels, side, flat = w.shape[0], 1, True
+            result.steps.append(Conv(w.reshape(w.shape[0], channels, *side), bias,
+                                     (1,) * dims))
+            channels, side, flat = w.shape[0], (1,) * dims, True
         elif isinstance(layer, tuple(_ACTIVATIONS)):
-            result.steps.append(("act", next(n for c, n in _ACTIVATIONS.items()
-                                              if isinstance(layer, c))))
+            result.steps.append(Act(next(n for c, n in _ACTIVATIONS.items()
+                                         if isinstance(layer, c))))
         # Dropout is the identity at inference.
+        if kind in ("conv", "pool"):
+            strides = [a * b for a, b in zip(strides, s, strict=True)]
+    name = type(model).__name__
     if channels is None:
-        raise ValueError(f"segment: {type(model).__name__} has no convolution or Linear layer")
-    if side != 1:
-        raise ValueError(f"segment: {type(model).__name__} maps a {patch_size}x{patch_size} "
-                         f"patch to a {channels}x{side}x{side} map, not to one vector of "
-                         "class scores")
+        raise InvalidValueError(f"{caller}: {name} has no convolution or Linear layer")
+    if any(n != 1 for n in side):
+        cube = "x".join([str(patch_size)] * dims)
+        raise InvalidValueError(f"{caller}: {name} maps a {cube} patch to {channels} channels "
+                                f"of {side}, not to one vector of class scores")
     if channels < 2:
-        raise ValueError(f"segment: {type(model).__name__} gives {channels} score per patch; "
-                         "need at least 2 classes (softmax over classes, class 1 = vessel)")
+        raise InvalidValueError(f"{caller}: {name} gives {channels} score per patch; need at "
+                                "least 2 classes (softmax over classes, class 1 = foreground)")
     result.num_classes = channels
+    result.strides = tuple(strides)
+    result.fingerprint = _fingerprint(result)
     return result
 
 
+def _fingerprint(dense: DensePlan) -> tuple:
+    """What the plan computes: its steps, with a checksum of every weight and bias."""
+    def digest(a):
+        if a is None:
+            return None
+        a = np.ascontiguousarray(_host(a))
+        return a.shape, str(a.dtype), zlib.crc32(a)
+
+    return (dense.patch_size,) + tuple(
+        ("conv", digest(s.weight), digest(s.bias), s.stride) if isinstance(s, Conv) else s
+        for s in dense.steps)
+
+
+_cache_lock = threading.Lock()
+_cache: list = [None]  # (weak reference to the model, plan): the model segmented last
+
+
+def cached_plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
+    """:func:`plan`, reusing the plan (and its kernel spectra) of the model segmented last
+    while its architecture and weights are unchanged (a checksum of every weight
+    decides, so weights changed in place are seen). One plan is kept, no more."""
+    fresh = plan(model, patch_size, caller)
+    with _cache_lock:
+        entry = _cache[0]
+        if entry is not None and entry[0]() is model and entry[1].fingerprint == fresh.fingerprint:
+            # The same plan object (its spectra) under this call's name for messages.
+            return dataclasses.replace(entry[1], caller=caller)
+        try:
+            _cache[0] = (weakref.ref(model), fresh)
+        except TypeError:  # a module that cannot be weakly referenced: no cache
+            _cache[0] = None
+    return fresh
+
+
 def class1_probability(logits: np.ndarray) -> np.ndarray:
-    """Softmax over axis 0 of (classes, h, w) logits, class 1 only, in float32."""
-    classes, h, w = logits.shape
-    return ops.softmax(logits.reshape(classes, h * w).T)[:, 1].reshape(h, w)
+    """Softmax over axis 0 of (classes, ...) logits, class 1 only, in float32."""
+    classes = logits.shape[0]
+    return ops.softmax(logits.reshape(classes, -1).T)[:, 1].reshape(logits.shape[1:])
+

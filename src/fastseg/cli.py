@@ -59,6 +59,12 @@ def _positive_float(text):
     return value
 
 
+def _scale(text):
+    if text.strip().lower() == "auto":
+        return None
+    return _positive_float(text)
+
+
 def _fraction(text):
     try:
         value = float(text)
@@ -200,7 +206,9 @@ def _segment_parser(sub):
         "For INPUT <stem>.<ext> it writes <stem>_prob.png (probability x 255), "
         "<stem>_mask.png (0/255) and <stem>_overlay.png (the mask in green on the image). "
         "The field of view is read from --fov DIR (files paired by name, e.g. "
-        "01_test_mask.gif for 01_test.tif) or estimated by thresholding the dark surround.")
+        "01_test_mask.gif for 01_test.tif) or estimated by thresholding the dark surround. "
+        "A photo whose field of view is wider or narrower than the model's training images' "
+        "is resampled to their scale and its maps brought back to its own size (--scale).")
     _add_common(p)
     p.add_argument("model", metavar="MODEL", help="a model file (.fseg) from train or demo")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
@@ -209,6 +217,13 @@ def _segment_parser(sub):
     p.add_argument("--threshold", type=_fraction, help="mask threshold (default: the model's, "
                    "0.5)")
     p.add_argument("--tile", type=POSITIVE, help="output tile side (default: automatic)")
+    p.add_argument("--method", choices=["auto", "direct", "fft"], default="auto",
+                   help="convolutions run directly, by FFT, or per layer whichever is "
+                   "estimated faster (default auto; the answers agree to 1e-4)")
+    p.add_argument("--scale", type=_scale, default=None, metavar="auto|X",
+                   help="resample each image by X before segmenting (1: full resolution); "
+                   "default auto: bring its field of view to the diameter of the model's "
+                   "training images")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose outputs all exist (resumes an interrupted run)")
     cluster = p.add_argument_group(

@@ -13,11 +13,17 @@ Files are written atomically (a temporary file in the same directory, then
 Reading never runs anything from the file: arrays are read with
 ``allow_pickle=False`` and a model's architecture may name only the
 built-in :mod:`fastseg.nn` classes of a whitelist.
+
+Model files (format ``"fastseg-model"``): version 1 holds ``"architecture"`` in
+its meta; version 2 may add ``"fov_diameter"``, the field-of-view diameter in
+pixels of the images the model was trained on (``model.fov_diameter``, which
+:func:`fastseg.segment` scales photos to). Both versions are read.
 """
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from collections import OrderedDict
@@ -29,9 +35,12 @@ from fastseg._files import atomic_write
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["save", "load", "save_arrays", "load_arrays", "save_tree", "load_tree",
-           "describe", "build", "MODEL_FORMAT"]
+           "describe", "build", "model_meta", "apply_model_meta", "MODEL_FORMAT",
+           "MODEL_VERSION"]
 
 MODEL_FORMAT = "fastseg-model"
+#: The model-file version written; every version up to it is read.
+MODEL_VERSION = 2
 _HEADER = "header.json"
 _MAX_DEPTH = 64
 
@@ -332,6 +341,31 @@ def build(description, _depth: int = 0) -> nn.Module:
         raise InvalidValueError(f"architecture: cannot build {name}(**{args}): {exc}") from None
 
 
+def model_meta(model: nn.Module) -> dict:
+    """The meta of a model file: the architecture and, when the model has one, its
+    ``fov_diameter``."""
+    meta = {"architecture": describe(model)}
+    diameter = getattr(model, "fov_diameter", None)
+    if diameter is not None:
+        meta["fov_diameter"] = _check_diameter(diameter)
+    return meta
+
+
+def _check_diameter(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(value) and value > 0):
+        raise InvalidValueError(f"fov_diameter: expected a positive number of pixels, got "
+                                f"{value!r}")
+    return float(value)
+
+
+def apply_model_meta(model: nn.Module, meta: dict) -> nn.Module:
+    """Set what the meta of a model file records on `model` (its ``fov_diameter``)."""
+    if meta.get("fov_diameter") is not None:
+        model.fov_diameter = _check_diameter(meta["fov_diameter"])
+    return model
+
+
 def save(model: nn.Module, path) -> None:
     """Save `model` (architecture and weights) to `path`, atomically, without pickle.
 
@@ -339,11 +373,12 @@ def save(model: nn.Module, path) -> None:
     ----------
     model : fastseg.nn.Module
         Built only from the built-in layers (what :mod:`fastseg.models` returns).
+        Its ``fov_diameter`` attribute, when set, is saved too.
     path : str or os.PathLike
         Conventionally ``*.fseg``.
     """
-    meta = {"architecture": describe(model)}
-    save_arrays(path, model.state_dict(), meta, format=MODEL_FORMAT, version=1)
+    save_arrays(path, model.state_dict(), model_meta(model), format=MODEL_FORMAT,
+                version=MODEL_VERSION)
 
 
 def load(path) -> nn.Module:
@@ -357,13 +392,14 @@ def load(path) -> nn.Module:
         For an empty, truncated, foreign, pickled, too-new or otherwise invalid
         file, naming it. Nothing in the file is ever executed.
     """
-    header, arrays = load_arrays(path, format=MODEL_FORMAT, max_version=1)
+    header, arrays = load_arrays(path, format=MODEL_FORMAT, max_version=MODEL_VERSION)
     try:
         meta = header.get("meta")
         if not isinstance(meta, dict) or "architecture" not in meta:
             raise InvalidValueError("no architecture in the header")
         model = build(meta["architecture"])
         model.load_state_dict(arrays)
+        apply_model_meta(model, meta)
     except ValueError as exc:
         raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
     return model.eval()

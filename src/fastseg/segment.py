@@ -10,6 +10,12 @@ time, so memory stays bounded whatever the image size.
 Shift-and-stitch makes pooling exact: with a total stride S the dense
 network yields the pixels ``dy, dy+S, ...`` of a row; running it on the S**2
 windows shifted by (dy, dx) and interleaving the results fills every pixel.
+
+Each convolution runs directly or by FFT (:mod:`fastseg._fftconv`), as
+:mod:`fastseg._dense_cost` chooses per layer from the shapes (``method``); the
+answers agree to float32 rounding. An image whose field of view is not at the
+scale the model was trained at is resampled to it first (``scale``,
+:mod:`fastseg._rescale`) and its probability map brought back.
 """
 from __future__ import annotations
 
@@ -17,14 +23,15 @@ import sys
 
 import numpy as np
 
-from fastseg import _dense, _validate
+from fastseg import _dense, _dense_cost, _rescale, _validate
 from fastseg.data.patches import _as_chw, pad_for_patches
 from fastseg.errors import InvalidValueError
 
 __all__ = ["segment"]
 
-#: Largest intermediate array per tile that the automatic tile size aims for.
-TILE_BUDGET_BYTES = 96 * 2**20
+#: Largest intermediate array per tile that the automatic tile size aims for
+#: (direct layers; see :mod:`fastseg._dense_cost` for the FFT layers' limits).
+TILE_BUDGET_BYTES = _dense_cost.TILE_BUDGET_BYTES
 
 
 def _check_image(image) -> np.ndarray:
@@ -42,16 +49,6 @@ def _check_int(name, value, minimum):
     return _validate.as_int(name, value, minimum=minimum)
 
 
-def auto_tile(dense: _dense.DensePlan, budget: int = TILE_BUDGET_BYTES) -> int:
-    """The largest tile side (a multiple of the stride, <= 512) within `budget` bytes."""
-    s, best = dense.stride, dense.stride
-    for t in range(s, 513, s):
-        if dense.bytes_for(t // s) > budget:
-            break
-        best = t
-    return best
-
-
 def _tiles(h, w, tile, fov):
     """Top-left corners of the output tiles that hold at least one FOV pixel."""
     for y0 in range(0, h, tile):
@@ -60,7 +57,7 @@ def _tiles(h, w, tile, fov):
                 yield y0, x0
 
 
-def _segment_tile(dense, padded, y0, x0, th, tw):
+def _segment_tile(dense, padded, y0, x0, th, tw, plan=None):
     """Class-1 probabilities of the th x tw output block at (y0, x0)."""
     s, k = dense.stride, dense.patch_size
     block = np.empty((th, tw), np.float32)
@@ -72,12 +69,41 @@ def _segment_tile(dense, padded, y0, x0, th, tw):
             # the dense network over this window gives exactly those ny x nx outputs.
             window = padded[None, :, y0 + dy:y0 + dy + s * (ny - 1) + k,
                             x0 + dx:x0 + dx + s * (nx - 1) + k]
-            logits = dense.run(np.ascontiguousarray(window))[0, :, :ny, :nx]
+            logits = dense.run(np.ascontiguousarray(window), plan)[0, :, :ny, :nx]
             block[dy::s, dx::s] = _dense.class1_probability(logits)
     return block
 
 
-def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
+def _dense_probability(dense, arr, mask, tile, method, progress):
+    """The probability map of a (C, H, W) network input at its own scale."""
+    h, w = arr.shape[1:]
+    plan = _dense_cost.schedule(dense, (h, w), method, tile)
+    padded = pad_for_patches(arr, dense.patch_size)
+    prob = np.zeros((h, w), np.float32)
+    corners = list(_tiles(h, w, plan.tile, mask))
+    if progress is None:
+        progress = len(corners) >= 16 and sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(corners), desc="segment", unit="tile", leave=False)
+    try:
+        for y0, x0 in corners:
+            th, tw = min(plan.tile, h - y0), min(plan.tile, w - x0)
+            prob[y0:y0 + th, x0:x0 + tw] = _segment_tile(dense, padded, y0, x0, th, tw, plan)
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    if mask is not None:
+        prob[~mask] = 0.0
+    return prob
+
+
+def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *,
+            method="auto", scale=None):
     """Class-1 (vessel) probability of every pixel of an image, from a patch classifier.
 
     Parameters
@@ -99,28 +125,43 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
         ``Linear`` layer.
     tile : int, optional
         Side of the square output block computed at once, from an input window of
-        (tile + K - 1)**2 pixels. Default: the largest (up to 512) whose biggest
-        intermediate array stays under :data:`TILE_BUDGET_BYTES`.
+        (tile + K - 1)**2 pixels. Default: chosen with the method (see
+        :mod:`fastseg._dense_cost`): under :data:`TILE_BUDGET_BYTES` of intermediate
+        arrays for direct layers, under ``FFT_TILE_BUDGET_BYTES`` with an FFT layer.
     progress : bool, optional
         Show a tqdm progress bar over the tiles. Default: when there are at least
         16 tiles and stderr is a terminal.
+    method : {"auto", "direct", "fft"}
+        How the convolutions run. ``"direct"``: fastseg's convolution kernels.
+        ``"fft"``: every stride-1 convolution larger than 1x1 by overlap-save FFT.
+        ``"auto"``: per layer, whichever the cost model estimates faster (for
+        lai2d, the fully connected layer as a 16x16 convolution by FFT, the rest
+        directly). The answers agree to float32 rounding (1e-4 in probability).
+    scale : float, optional
+        Resample the input by this factor before segmenting and the probability
+        map back after (1: off). None (default): ``model.fov_diameter`` (the FOV
+        diameter of the training images, which :class:`fastseg.Segmenter` records)
+        over the diameter of `fov`, skipped within 5 % of 1, when both are known;
+        without a `fov` nothing is rescaled (:class:`fastseg.Segmenter` and
+        ``fastseg segment`` estimate one from the photo).
 
     Returns
     -------
     numpy.ndarray, (H, W) float32
-        Softmax probability of class 1. At every pixel it equals (to float32
-        rounding) ``softmax(model(patches_at(image, [[r, c]], K)))[0, 1]``.
+        Softmax probability of class 1. At scale 1 it equals at every pixel (to
+        float32 rounding) ``softmax(model(patches_at(image, [[r, c]], K)))[0, 1]``.
 
     Raises
     ------
     ValueError
         A NaN or infinite image, a wrong rank, a channel count the network does not
-        take, a `fov` of another shape or with NaN, an int argument out of range, or a
+        take, a `fov` of another shape or with NaN, an int argument out of range, a
         network that cannot run densely (e.g. zero padding inside the patch, which
-        depends on where each patch sits).
+        depends on where each patch sits), an unknown `method`, ``method="fft"``
+        where no layer can take it, or a non-positive `scale`.
     TypeError
-        A `model` that is not a fastseg module, a non-numeric image, or a non-integer
-        `patch_size` or `tile`.
+        A `model` that is not a fastseg module, a non-numeric image or `scale`, or a
+        non-integer `patch_size` or `tile`.
 
     Notes
     -----
@@ -129,12 +170,22 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
     convolution over the final feature map (its weight reshaped from
     ``(out, F*K_f*K_f)`` to ``(out, F, K_f, K_f)``) and later ones 1 x 1
     convolutions. For lai2d that first layer costs about 12.8 M multiply-adds per
-    pixel, which dominates the run time.
+    pixel directly and about 0.2 M by FFT.
     """
+    return _segment(model, image, fov, patch_size, tile, progress, method, scale, "segment")
+
+
+def _segment(model, image, fov, patch_size, tile, progress, method, scale, caller):
+    """:func:`segment`, naming `caller` in the errors of the dense plan."""
     if patch_size is None:
-        patch_size = _dense.infer_patch_size(model)
+        patch_size = _dense.infer_patch_size(model, caller)
     patch_size = _check_int("patch_size", patch_size, 1)
-    dense = _dense.plan(model, patch_size)
+    dense = _dense.cached_plan(model, patch_size, caller)
+    if dense.ndim != 2:
+        raise InvalidValueError(f"{caller}: {type(model).__name__} is a {dense.ndim}-D "
+                                "network; segment takes 2-D images")
+    _dense_cost.check_method(method)
+    factor = _rescale.check_scale(scale)
     arr = _check_image(image)
     if arr.shape[0] != dense.in_channels:
         hint = ""
@@ -146,28 +197,17 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None):
                                 + hint)
     h, w = arr.shape[1:]
     mask = _check_fov(fov, (h, w))
-    tile = auto_tile(dense) if tile is None else _check_int("tile", tile, 1)
-
-    padded = pad_for_patches(arr, patch_size)
+    tile = None if tile is None else _check_int("tile", tile, 1)
+    if factor is None:  # measured on a FOV the caller gave, never on the whole image
+        factor = _rescale.auto_scale(getattr(model, "fov_diameter", None),
+                                     None if fov is None else mask)
+    if factor == 1.0:
+        return _dense_probability(dense, arr, mask, tile, method, progress)
+    small = _rescale.scaled_shape((h, w), factor)
+    small_mask = _rescale.resize_mask(mask, small)
+    prob = _dense_probability(dense, _rescale.resize(arr, small), small_mask, tile, method,
+                              progress)
     del arr
-    prob = np.zeros((h, w), np.float32)
-    corners = list(_tiles(h, w, tile, mask))
-    if progress is None:
-        progress = len(corners) >= 16 and sys.stderr.isatty()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(corners), desc="segment", unit="tile", leave=False)
-    try:
-        for y0, x0 in corners:
-            th, tw = min(tile, h - y0), min(tile, w - x0)
-            prob[y0:y0 + th, x0:x0 + tw] = _segment_tile(dense, padded, y0, x0, th, tw)
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-    if mask is not None:
-        prob[~mask] = 0.0
+    prob = np.clip(_rescale.resize(prob, (h, w)), 0.0, 1.0)
+    prob[~mask] = 0.0
     return prob

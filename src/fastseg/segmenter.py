@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastseg import _config, _random, _validate, io, models, nn, optim, train
+from fastseg import _config, _dense, _random, _rescale, _validate, io, models, nn, optim, train
 from fastseg.data import PatchSampler, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
-from fastseg.segment import segment
+from fastseg.segment import _segment
 
 __all__ = ["Segmenter"]
 
@@ -84,6 +84,11 @@ class Segmenter:
         What :func:`fastseg.train.fit` returned.
     class_prior_ : float
         Vessel share of the training FOVs, used by `prior_correction`.
+    fov_diameter_ : float or None
+        Median FOV diameter (pixels) of the training images (their FOVs, or FOVs
+        estimated from the photos where none was given); :meth:`predict_proba`
+        scales photos so that their FOV matches it. Also ``model_.fov_diameter``,
+        and kept in the model file.
     """
 
     def __init__(self, model="lai2d", patch_size=24, channels="green", epochs=5, batch_size=128,
@@ -212,6 +217,12 @@ class Segmenter:
             vessel += int((smp.mask & smp.fov).sum())
             fov_pixels += int(smp.fov.sum())
         self.class_prior_ = vessel / max(fov_pixels, 1)
+        # FOVs not given are estimated from the photos, as predict_proba does.
+        diameters = [_rescale.fov_diameter(_rescale.estimate_fov(smp.image) if fov is None
+                                           else smp.fov)
+                     for smp, fov in zip(samples, fovs, strict=True)]
+        diameters = [d for d in diameters if d is not None]
+        self.fov_diameter_ = float(np.median(diameters)) if diameters else None
         _random.seed(self.seed)
         net = self._build()
         if pretrain is not None and resume is None:
@@ -230,6 +241,8 @@ class Segmenter:
                                         **options)
         # Back to the host, so that the fitted model runs on any backend.
         self.model_ = net.to("cpu").eval()
+        if self.fov_diameter_ is not None:
+            self.model_.fov_diameter = self.fov_diameter_
         return self
 
     def _fitted(self):
@@ -248,12 +261,24 @@ class Segmenter:
         prob = np.asarray(prob, np.float32)
         return (prob * a / np.maximum(prob * a + (1 - prob) * b, 1e-30)).astype(np.float32)
 
-    def predict_proba(self, image, fov=None, *, tile=None, progress=None):
+    def predict_proba(self, image, fov=None, *, tile=None, progress=None, method="auto",
+                      scale=None):
         """Vessel probability (H, W) float32 of every pixel (0 outside `fov`, read as
-        :func:`fastseg._validate.as_fov` reads every FOV)."""
+        :func:`fastseg._validate.as_fov` reads every FOV).
+
+        `method` and `tile` are :func:`fastseg.segment`'s. `scale`: None (default)
+        resamples the photo so that its FOV diameter (of `fov`, or of a FOV
+        estimated from the photo) matches :attr:`fov_diameter_`, and the
+        probabilities back to the photo's size; a number scales by it; 1 is off.
+        """
         net = self._fitted()
-        prob = segment(net, self._input(image, fov), fov=fov, patch_size=int(self.patch_size),
-                       tile=tile, progress=progress)
+        factor = _rescale.check_scale(scale)
+        if factor is None:
+            measured = _rescale.estimate_fov(image) if fov is None else \
+                _validate.as_fov(fov, np.shape(image)[:2])
+            factor = _rescale.auto_scale(getattr(net, "fov_diameter", None), measured)
+        prob = _segment(net, self._input(image, fov), fov, int(self.patch_size), tile,
+                        progress, method, factor, "Segmenter.predict_proba")
         return self.calibrate(prob)
 
     def predict(self, image, fov=None, threshold=None, **kwargs):
@@ -270,13 +295,14 @@ class Segmenter:
         reads the network from it) whose header also holds the settings.
         """
         net = self._fitted()
-        meta = {"architecture": io.describe(net),
-                "segmenter": {"version": _SETTINGS_VERSION,
-                              "params": self.get_params(),
-                              "class_prior": getattr(self, "class_prior_", None),
-                              "history": {k: v for k, v in getattr(self, "history_", {}).items()
-                                          if k != "step_loss"}}}
-        io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT, version=1)
+        meta = io.model_meta(net)
+        meta["segmenter"] = {"version": _SETTINGS_VERSION,
+                             "params": self.get_params(),
+                             "class_prior": getattr(self, "class_prior_", None),
+                             "history": {k: v for k, v in getattr(self, "history_", {}).items()
+                                         if k != "step_loss"}}
+        io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT,
+                       version=io.MODEL_VERSION)
 
     @classmethod
     def load(cls, path):
@@ -291,22 +317,22 @@ class Segmenter:
         FileNotFoundError, ValueError
             A missing, foreign, damaged or too new file (named in the message).
         """
-        header, arrays = io.load_arrays(path, format=io.MODEL_FORMAT, max_version=1)
+        header, arrays = io.load_arrays(path, format=io.MODEL_FORMAT,
+                                        max_version=io.MODEL_VERSION)
         meta = header.get("meta")
         try:
             if not isinstance(meta, dict) or "architecture" not in meta:
                 raise InvalidValueError("no architecture in the header")
             net = io.build(meta["architecture"])
             net.load_state_dict(arrays)
+            io.apply_model_meta(net, meta)
         except ValueError as exc:
             raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
         net.eval()
         info = meta.get("segmenter")
         if info is None:
-            from fastseg import _dense
-
-            size = _dense.infer_patch_size(net)
-            in_channels = _dense.plan(net, size).in_channels
+            size = _dense.infer_patch_size(net, "Segmenter.load")
+            in_channels = _dense.plan(net, size, "Segmenter.load").in_channels
             self = cls(patch_size=size, channels="rgb" if in_channels == 3 else "green")
         else:
             if not isinstance(info, dict) or info.get("version", 0) > _SETTINGS_VERSION:
@@ -319,4 +345,5 @@ class Segmenter:
             prior = info.get("class_prior")
             self.class_prior_ = float(prior) if isinstance(prior, (int, float)) else None
         self.model_ = net
+        self.fov_diameter_ = getattr(net, "fov_diameter", None)
         return self

@@ -17,6 +17,7 @@ import numpy as np
 
 from fastseg import _validate
 from fastseg._commands import CLIError
+from fastseg._rescale import estimate_fov  # noqa: F401  (the commands' FOV estimate)
 from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
 
 _EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
@@ -122,20 +123,3 @@ def read_fov(path, shape, image_name) -> np.ndarray:
         raise CLIError(f"FOV {path.name} is {fov.shape[1]}x{fov.shape[0]} but {image_name} is "
                        f"{shape[1]}x{shape[0]} (W x H)")
     return _validate.as_fov(fov, shape, name=f"FOV {path.name}")
-
-
-def estimate_fov(image) -> np.ndarray:
-    """A field of view from the image: pixels brighter than the dark surround.
-
-    The brightest channel (red in a fundus photograph) is thresholded at 8 % of
-    its 99th percentile, at least 10 grey levels: the camera's black surround
-    falls below, the retina (even its dark macula) above. An image without a
-    dark surround gets a FOV of (almost) every pixel, and one where nothing
-    passes gets the whole image.
-    """
-    arr = np.asarray(image)
-    lum = arr.max(axis=2) if arr.ndim == 3 else arr
-    lum = lum.astype(np.float32)
-    threshold = max(10.0, 0.08 * float(np.percentile(lum, 99)))
-    fov = lum > threshold
-    return fov if fov.any() else np.ones(lum.shape, bool)

@@ -29,7 +29,7 @@ def _load_segmenter(path):
 
 def predict_options(args) -> dict:
     """The command's options that go to ``Segmenter.predict_proba``."""
-    return {"tile": args.tile}
+    return {"tile": args.tile, "method": args.method, "scale": args.scale}
 
 
 def _run_distributed(args, inputs, out, options) -> int:

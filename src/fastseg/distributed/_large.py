@@ -110,6 +110,11 @@ def _spatial_chunks(chunks):
 def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwargs):
     """The lazy probability map and the model payload it holds."""
     net, size = _network(model)
+    if segment_kwargs.get("scale") not in (None, 1):
+        raise InvalidValueError("scale: segment_large segments at the image's own scale (a "
+                                "FOV cut in chunks has no one diameter); resample the image "
+                                "first")
+    segment_kwargs = {**segment_kwargs, "scale": 1}
     if patch_size is None:
         patch_size = size if size is not None else _dense.infer_patch_size(net)
     patch_size = _validate.as_int("patch_size", patch_size, minimum=1)

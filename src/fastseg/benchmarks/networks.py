@@ -134,7 +134,10 @@ def _train_flops3d(model, x_shape) -> float:
     return 6.0 * float(total)
 
 
-def _segment_case(shape, patch) -> Case:
+def _segment_case(shape, patch, method="direct") -> Case:
+    """Dense lai2d over one image: fastseg with `method` (the FFT path is "auto": the
+    16x16 layer by FFT); PyTorch always runs the direct fully convolutional form.
+    The flops are the direct form's, so GFLOP/s of the FFT path are equivalent ones."""
     h, w = shape
     conv = 2 * 20 * 25 + 2 * 50 * 20 * 25
     fc = 2 * 50 * (patch - 8) ** 2 * 1000 + 2 * 1000 * 2
@@ -148,9 +151,10 @@ def _segment_case(shape, patch) -> Case:
         image = rand(np.random.default_rng(0), 1, h, w)
         if backend == "torch":
             return _torch_segment(model, image, patch)
-        return _on(backend, lambda: segment(model, image, progress=False))
+        return _on(backend, lambda: segment(model, image, progress=False, method=method))
 
-    return Case("segment", f"lai2d-{h}x{w}", float(h * w * (conv + fc)), prepare)
+    suffix = "" if method == "direct" else f"-{'fft' if method == 'auto' else method}"
+    return Case("segment", f"lai2d-{h}x{w}{suffix}", float(h * w * (conv + fc)), prepare)
 
 
 def _torch_segment(model, image, patch, rows=64):
@@ -191,6 +195,7 @@ def cases(quick: bool) -> list[Case]:
             _train_step_case("lai2d-small-b4", lambda: models.lai2d(patch_size=12, hidden=16),
                              (4, 1, 12, 12), 1),
             _segment_case((20, 17), 12),
+            _segment_case((20, 17), 12, "fft"),
             _train_step_case("lai3d-small-b2",
                              lambda: models.lai3d(patch_size=14, conv_channels=(4, 6), hidden=16),
                              (2, 1, 14, 14, 14), 1),
@@ -202,4 +207,5 @@ def cases(quick: bool) -> list[Case]:
         _train_step_case("lai3d-b128", models.lai3d, (128, 1, 24, 24, 24), 1),
         _train_step_case("lai3d-b1", models.lai3d, (1, 1, 24, 24, 24), 1),
         _segment_case((584, 565), 24),
+        _segment_case((584, 565), 24, "auto"),
     ]

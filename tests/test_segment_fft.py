@@ -208,3 +208,31 @@ def test_3d_plan_runs_on_the_fft_path():
     assert got.shape == (1, 2, 5, 4, 3)
     np.testing.assert_allclose(got[0], want, atol=1e-4)
     np.testing.assert_allclose(dense.run(x), got, atol=1e-4)  # direct: ops.conv3d
+
+
+def test_lai3d_plan_runs_direct_and_by_fft_like_the_patch_classifier():
+    """The dense plan of the report's 3-D network (Conv3d, MaxPool3d, the fully connected
+    layer as a 2x2x2 convolution): one window run directly (ops.conv3d) and with every
+    stride-1 convolution by FFT gives, at each output, the class scores of its patch."""
+    fastseg.seed(2)
+    net = models.lai3d(patch_size=16, conv_channels=(3, 4), hidden=6).eval()
+    for p in net.parameters():
+        p.data *= 3
+    dense = _dense.plan(net, _dense.infer_patch_size(net))
+    assert dense.patch_size == 16 and dense.ndim == 3 and dense.strides == (2, 2, 2)
+    assert [type(s).__name__ for s in dense.steps] == ["Conv", "Act", "Pool", "Conv", "Act",
+                                                       "Conv", "Act", "Conv"]
+    out = (3, 2, 4)
+    window = dense.input_shape(out)
+    x = np.random.default_rng(1).standard_normal((1, 1, *window)).astype(np.float32)
+    shapes = dense.shapes(out)
+    fft = {i: _dense_cost.FFTStep(tuple(_dense_cost.fc.fast_length(n) for n in shapes[i]), 2)
+           for i, s in enumerate(dense.steps) if _dense_cost._eligible(s)}
+    assert sorted(fft) == [0, 3, 5]
+    direct = dense.run(x)
+    by_fft = dense.run(x, _dense_cost.Schedule(tile=1, fft=fft, workers=2))
+    assert direct.shape == by_fft.shape == (1, 2, *out)
+    np.testing.assert_allclose(by_fft, direct, atol=1e-4)
+    for z, y, w in [(0, 0, 0), (2, 1, 3), (1, 0, 2)]:
+        patch = x[:, :, 2 * z:2 * z + 16, 2 * y:2 * y + 16, 2 * w:2 * w + 16]
+        np.testing.assert_allclose(direct[0, :, z, y, w], net(patch)[0], atol=1e-4)

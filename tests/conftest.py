@@ -42,6 +42,25 @@ def host_backend(request, monkeypatch):
     return request.param
 
 
+# The C kernels' instruction sets, best first (fastseg._cy._runtime.ISAS).
+ISAS = ("avx512", "avx2", "generic")
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Runs a test once per instruction set of the C kernels, forced for the
+    test's duration; one this CPU cannot run is skipped, saying why."""
+    from fastseg._cy import _runtime
+
+    before = _runtime.isa_name()
+    try:
+        _runtime.select_isa(request.param)
+    except ValueError as exc:
+        pytest.skip(str(exc))
+    yield request.param
+    _runtime.select_isa(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

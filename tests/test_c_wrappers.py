@@ -1,11 +1,14 @@
 """The Cython wrappers of the "c" backend, called directly (bypassing
-fastseg.ops): inconsistent shapes must raise, never reach the C kernels."""
+fastseg.ops): inconsistent shapes must raise, never reach the C kernels --
+under every instruction set this CPU runs (the `isa` fixture)."""
 import numpy as np
 import pytest
 
 _cy = pytest.importorskip("fastseg._cy._conv")
 from fastseg._cy import _conv, _dense, _loss, _optim, _pointwise, _pool  # noqa: E402
 from fastseg.errors import InvalidIndexError, InvalidValueError  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def f32(*shape):

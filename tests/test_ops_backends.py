@@ -1,4 +1,6 @@
-"""Every op of every compiled backend against the NumPy reference.
+"""Every op of every compiled backend against the NumPy reference, once per
+instruction set of the C kernels this CPU runs (the `isa` fixture; the others
+are skipped with the reason).
 
 The reference runs in float64 on the same float32 inputs, so the only
 difference left is the backend's float32 rounding.
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 import fastseg
 from fastseg import ops
 from fastseg.backends import numpy_backend as ref
+
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def f32(rng, *shape, scale=1.0):
@@ -35,8 +39,10 @@ def test_c_backend_is_built_and_default():
     assert fastseg.get_backend() == "c"
 
 
+# Around both packing formats' tiles (6 x 16 and 10 x 32) and past a K block.
 GEMM_SHAPES = [(0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 1, 1), (2, 3, 5), (7, 13, 11), (6, 16, 1),
-               (17, 31, 97), (50, 25, 400), (128, 300, 130), (5, 700, 3), (300, 3, 520)]
+               (17, 31, 97), (50, 25, 400), (128, 300, 130), (5, 700, 3), (300, 3, 520),
+               (11, 33, 7), (10, 32, 300)]
 
 
 @pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
@@ -272,34 +278,6 @@ def test_one_and_two_threads_agree(backend, rng):
         results.append((y, *ops.conv2d_backward(x, w, y, backend=backend), ops.gemm(a, b)))
     for one, two in zip(*results, strict=True):
         close(two, d64(one), 500)
-
-
-@pytest.fixture
-def generic_isa():
-    from fastseg._cy import _runtime
-
-    _runtime.select_isa("generic")
-    yield
-    _runtime.select_isa("auto")
-
-
-@pytest.mark.usefixtures("generic_isa")
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 13, 11), (50, 300, 500), (129, 67, 3)])
-def test_portable_micro_kernel(m, n, k, rng):
-    from fastseg import _config
-
-    assert _config.isa() == "generic"
-    a, b = f32(rng, m, k), f32(rng, n, k)
-    close(ops.gemm(a, b, False, True, backend="c"), ref.gemm(d64(a), d64(b), False, True), k)
-
-
-def test_isa_is_reported_and_selectable():
-    from fastseg import _config
-    from fastseg._cy import _runtime
-
-    assert _config.isa() in ("avx2", "generic")
-    with pytest.raises(ValueError, match="isa"):
-        _runtime.select_isa("sse9")
 
 
 @pytest.mark.usefixtures("threads")

@@ -7,16 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Threads only pay for themselves on large arrays. */
-#define FS_ACT_PAR_MIN ((fs_idx)1 << 16)
-
-#ifdef _OPENMP
-#define FS_PAR_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1 && count > FS_ACT_PAR_MIN)")
-#define FS_NT const int nt = fs_get_num_threads();
-#else
-#define FS_PAR_FOR
-#define FS_NT
-#endif
+#include "parallel.h"
 
 /* Stable for large |x|: exp only ever sees a non-positive argument, so it
  * cannot overflow, and the result rounds to exactly 0 or 1 at the far ends. */
@@ -72,14 +63,14 @@ static inline float tanh1(float x)
 
 void fs_relu_forward(const float *x, float *y, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void fs_relu_backward(const float *x, const float *dy, float *dx, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         /* Both loads unconditional: then the select becomes a vector blend.
@@ -92,14 +83,14 @@ void fs_relu_backward(const float *x, const float *dy, float *dx, fs_idx count)
 
 void fs_tanh_forward(const float *x, float *y, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) y[i] = tanh1(x[i]);
 }
 
 void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         const float t = tanh1(x[i]);
@@ -109,14 +100,14 @@ void fs_tanh_backward(const float *x, const float *dy, float *dx, fs_idx count)
 
 void fs_sigmoid_forward(const float *x, float *y, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) y[i] = sigmoid1(x[i]);
 }
 
 void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         const float s = sigmoid1(x[i]);
@@ -129,14 +120,14 @@ void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx coun
  * per element rather than carrying a vectorisable approximation. */
 void fs_xsin_forward(const float *x, float *y, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) y[i] = x[i] * sinf(x[i]);
 }
 
 void fs_xsin_backward(const float *x, const float *dy, float *dx, fs_idx count)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         const float v = x[i];

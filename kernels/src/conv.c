@@ -25,6 +25,7 @@
 
 #include "conv_fused.h"
 #include "im2col_row.h"
+#include "parallel.h"
 #include "thread_workspace.h"
 
 #ifdef _OPENMP
@@ -32,24 +33,6 @@
 #endif
 
 #define FS_CONV_COLS_MAX ((size_t)32 << 20)
-
-/* How many threads take whole images: 1 means "sequential over images,
- * threads inside the kernels". */
-static int image_threads(fs_idx n, size_t slice_floats)
-{
-#ifndef _OPENMP
-    (void)n;
-    (void)slice_floats;
-    return 1;
-#else
-    int nt = fs_get_num_threads();
-    if (nt > n) nt = (int)n;
-    if (nt < 2) return 1;
-    size_t fit = FS_CONV_COLS_MAX / (slice_floats * sizeof(float) + 1);
-    if (fit < (size_t)nt) nt = (int)fit;
-    return nt < 2 ? 1 : nt;
-#endif
-}
 
 /* ---- forward ------------------------------------------------------------ */
 static int forward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
@@ -92,7 +75,7 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     if (!direct && fs_conv_fused_fits(c, f, k))
         return fs_conv_fused_forward(x, n, c, h, w, wt, f, k, bias, stride, pad, y);
     const size_t slice = direct ? 0 : fs_ws_round16((size_t)ckk * (size_t)ohw);
-    const int nt = image_threads(n, slice);
+    const int nt = fs_plan_image_scratch(n, slice * sizeof(float), FS_CONV_COLS_MAX);
     float *ws = NULL;
     if (slice) {
         ws = fs_ws_get(slice * (size_t)nt);
@@ -206,7 +189,7 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     if (!dx && !dw) return FS_OK;
     const size_t colsz = direct ? 0 : fs_ws_round16((size_t)ckk * (size_t)ohw);
     const size_t dwsz = dw ? fs_ws_round16((size_t)(f * ckk)) : 0;
-    int nt = image_threads(n, colsz + dwsz);
+    int nt = fs_plan_image_scratch(n, (colsz + dwsz) * sizeof(float), FS_CONV_COLS_MAX);
     /* Per-thread dW partials only pay off when each thread has real work. */
     size_t slice = colsz + (nt > 1 ? dwsz : 0);
     float *ws = NULL;

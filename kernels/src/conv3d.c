@@ -33,6 +33,7 @@
 
 #include "conv_fused.h"
 #include "gemm_internal.h"
+#include "parallel.h"
 #include "thread_workspace.h"
 #include "vol2col_row.h"
 
@@ -92,13 +93,14 @@ static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, con
     J->wt = wt;
     /* The micro-kernel, its tile and packing format and the cache blocks are
      * read once per call, so one call never mixes formats. */
-    J->uk = fs_gemm_kernels()->ukernel;
-    J->mr = FS_MR;
-    J->nr = FS_NR;
-    J->kc = FS_GEMM_KC;
-    J->mc = FS_GEMM_MC;
-    J->pack_a = fs_pack_a;
-    J->pack_b = fs_pack_b;
+    const fs_gemm_kernel_table *kt = fs_gemm_kernels();
+    J->uk = kt->ukernel;
+    J->mr = kt->mr;
+    J->nr = kt->nr;
+    J->kc = kt->kc;
+    J->mc = kt->mc;
+    J->pack_a = kt->pack_a;
+    J->pack_b = kt->pack_b;
 }
 
 /* How many threads, and whether they take whole volumes. */

@@ -7,13 +7,15 @@
  * GEMM loops of gemm.c run around the same micro-kernel, but
  *   forward  y_i  = W . cols_i         B panels are packed straight from x_i,
  *                                      or read in place where each panel is
- *                                      16 neighbours of one output row;
+ *                                      runs of 16 neighbours in output rows
+ *                                      (the micro-kernel's gathered-B form);
  *   dW      dW  += dY_i . cols_i^T     B panels are packed straight from x_i;
  *   dX      dx_i = col2im(W^T . dY_i)  each MR x NR tile of W^T . dY_i is
  *                                      added into dx_i by the micro-kernel's
- *                                      scatter form (its rows are NR floats
- *                                      of six dx rows), or, at image edges,
- *                                      through an L1 tile (col2im per tile),
+ *                                      scatter form (each tile row is NR/16
+ *                                      runs of 16 floats in dx), or, at
+ *                                      image edges, through an L1 tile
+ *                                      (col2im per tile),
  * and the weight is packed once per call and thread instead of once per
  * image. The entries of the column matrix come from im2col_row.h, the same
  * walk fs_im2col uses, so both paths compute identical values.
@@ -35,6 +37,7 @@
 
 #include "gemm_internal.h"
 #include "im2col_row.h"
+#include "parallel.h"
 #include "thread_workspace.h"
 
 #ifdef _OPENMP
@@ -50,24 +53,20 @@
 /* Floats of dY in one packed dX block (16 KiB: half of L1d). */
 #define FS_DX_BLOCK_FLOATS ((fs_idx)4096)
 
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define FS_CONV_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)
-
 typedef struct {
     fs_colgeom g;
     fs_idx n, c, f, ckk, ohw, plane;
     const float *x, *wt, *bias, *dy;
     float *y, *dx;
-    fs_ukernel_fn uk;
-    fs_ukernel_rows_fn uk_rows;
-    fs_ukernel_gather_b_fn uk_gather;
+    const fs_gemm_kernel_table *kt; /* kept for the whole call */
+    fs_idx mr, nr;                  /* its packing format */
 } conv_job;
 
 int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k)
 {
-    const fs_idx ckk = c * k * k;
-    return ROUND_UP(f, (fs_idx)FS_MR) * ckk <= FS_CONV_FUSED_WEIGHT_MAX &&
-           ROUND_UP(ckk, (fs_idx)FS_MR) * f <= FS_CONV_FUSED_WEIGHT_MAX;
+    const fs_idx ckk = c * k * k, mr = fs_gemm_kernels()->mr;
+    return ROUND_UP(f, mr) * ckk <= FS_CONV_FUSED_WEIGHT_MAX &&
+           ROUND_UP(ckk, mr) * f <= FS_CONV_FUSED_WEIGHT_MAX;
 }
 
 static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
@@ -89,23 +88,16 @@ static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, 
     J->plane = h * w;
     J->x = x;
     J->wt = wt;
-    const fs_gemm_kernel_table *kt = fs_gemm_kernels();
-    J->uk = kt->ukernel;
-    J->uk_rows = kt->rows;
-    J->uk_gather = kt->gather_b;
+    J->kt = fs_gemm_kernels();
+    J->mr = J->kt->mr;
+    J->nr = J->kt->nr;
 }
 
-/* How many threads, and whether they take whole images. */
+/* How many threads, and whether they take whole images (parallel.h). */
 static int plan_threads(const conv_job *J, int *by_image)
 {
-    int nt = 1;
-#ifdef _OPENMP
-    nt = fs_get_num_threads();
-#endif
     const double fmas = (double)J->n * (double)J->f * (double)J->ckk * (double)J->ohw;
-    if (fmas < FS_CONV_PARALLEL_MIN_FMAS) nt = 1;
-    *by_image = nt > 1 && J->n >= nt;
-    return nt;
+    return fs_plan_images(fmas, J->n, by_image);
 }
 
 /* ==== forward ============================================================ */
@@ -118,17 +110,17 @@ static int plan_threads(const conv_job *J, int *by_image)
 static void pack_cols(const conv_job *J, const float *xi, fs_idx r0, fs_idx kc,
                       const fs_colrun *runs, fs_idx nruns, fs_idx nc, float *bp)
 {
-    const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR), tail = nc % FS_NR;
+    const fs_idx npanels = CEIL_DIV(nc, J->nr), tail = nc % J->nr;
     fs_tap t = fs_tap_of(&J->g, r0);
     for (fs_idx p = 0; p < kc; p++, fs_tap_next(&J->g, &t)) {
         const float *xp = xi + t.ci * J->plane;
-        float *row = bp + p * FS_NR;
+        float *row = bp + p * J->nr;
         for (fs_idx ri = 0; ri < nruns; ri++) {
             const fs_idx at = runs[ri].at;
             fs_col_run_gather(&J->g, &t, xp, &runs[ri],
-                              row + (at / FS_NR) * FS_NR * kc + at % FS_NR);
+                              row + (at / J->nr) * J->nr * kc + at % J->nr);
         }
-        if (tail) fs_zero_run(row + (npanels - 1) * FS_NR * kc + tail, FS_NR - tail);
+        if (tail) fs_zero_run(row + (npanels - 1) * J->nr * kc + tail, J->nr - tail);
     }
 }
 
@@ -147,21 +139,21 @@ typedef struct {
 
 /* Whether the forward reads B straight from the image (the micro-kernel's
  * gathered-B form) instead of packing it: every NR panel of pixels must be
- * NR neighbours in one output row that every tap sees inside the image --
- * stride 1, no padding, output rows a multiple of NR wide (lai2d's 20->50
- * layer: 16) -- and offsets must fit 32 bits. */
+ * whole runs of 16 neighbours in output rows that every tap sees inside the
+ * image -- stride 1, no padding, output rows a multiple of 16 wide (lai2d's
+ * 20->50 layer: 16) and whole panels only -- and offsets must fit 32 bits. */
 static int gathers_b(const conv_job *J)
 {
-    return J->g.stride == 1 && J->g.pad == 0 && J->g.ow % FS_NR == 0 &&
-           (double)J->c * (double)J->plane < 2147483647.0;
+    return J->g.stride == 1 && J->g.pad == 0 && J->g.ow % FS_GEMM_SEG == 0 &&
+           J->ohw % J->nr == 0 && (double)J->c * (double)J->plane < 2147483647.0;
 }
 
 static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
 {
-    s->kcb = fs_even_block(J->ckk, FS_GEMM_KC, 1);
-    s->ncb = fs_even_block(span, FS_GEMM_NC, FS_NR);
-    s->maxruns = fs_col_runs_max(&J->g, s->ncb, FS_NR);
-    return fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk)) +
+    s->kcb = fs_even_block(J->ckk, J->kt->kc, 1);
+    s->ncb = fs_even_block(span, J->kt->nc, J->nr);
+    s->maxruns = fs_col_runs_max(&J->g, s->ncb, J->nr);
+    return fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * J->ckk)) +
            fs_ws_round16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
            floats_for(J->ckk, sizeof(int32_t));
 }
@@ -169,7 +161,7 @@ static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
 static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
 {
     s->ap = ws;
-    s->bp = s->ap + fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * J->ckk));
+    s->bp = s->ap + fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * J->ckk));
     s->runs = (fs_colrun *)(s->bp + fs_ws_round16((size_t)(s->kcb * s->ncb)));
     s->off = NULL;
     if (gathers_b(J)) {
@@ -184,10 +176,10 @@ static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
  * column pc starts at ap + mpad*pc. */
 static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
 {
-    const fs_idx mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    const fs_idx mpad = ROUND_UP(J->f, J->mr);
     for (fs_idx pc = 0; pc < J->ckk; pc += kcb) {
         const fs_idx kc = MIN(kcb, J->ckk - pc);
-        fs_pack_a(0, J->f, kc, J->wt + pc, J->ckk, ap + mpad * pc, 0, mpad / FS_MR);
+        J->kt->pack_a(0, J->f, kc, J->wt + pc, J->ckk, ap + mpad * pc, 0, mpad / J->mr);
     }
 }
 
@@ -196,31 +188,38 @@ static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j
 {
     const float *xi = J->x + ni * J->c * J->plane;
     float *yi = J->y + ni * J->f * J->ohw;
-    const fs_idx mpad = ROUND_UP(J->f, (fs_idx)FS_MR), ohw = J->ohw;
+    const fs_idx mpad = ROUND_UP(J->f, J->mr), ohw = J->ohw;
     for (fs_idx jc = j0; jc < j1; jc += s->ncb) {                      /* jc */
         const fs_idx nc = MIN(s->ncb, j1 - jc);
-        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
-        const fs_idx nruns = fs_col_runs(&J->g, jc, nc, FS_NR, s->runs, NULL);
+        const fs_idx npanels = CEIL_DIV(nc, J->nr);
+        const fs_idx nruns = fs_col_runs(&J->g, jc, nc, J->nr, s->runs, NULL);
         for (fs_idx pc = 0; pc < J->ckk; pc += s->kcb) {               /* pc */
             const fs_idx kc = MIN(s->kcb, J->ckk - pc);
             const float beta = pc == 0 ? 0.0f : 1.0f;
             const float *apk = s->ap + mpad * pc;
             if (!s->off) pack_cols(J, xi, pc, kc, s->runs, nruns, nc, s->bp);
-            for (fs_idx ic = 0; ic < J->f; ic += FS_GEMM_MC) {         /* ic */
-                const fs_idx mc = MIN((fs_idx)FS_GEMM_MC, J->f - ic);
+            for (fs_idx ic = 0; ic < J->f; ic += J->kt->mc) {         /* ic */
+                const fs_idx mc = MIN((fs_idx)J->kt->mc, J->f - ic);
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
-                    const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
-                    const float *bq = s->bp + q * FS_NR * kc;
-                    /* Gathered B: the panel's first pixel in the image. */
-                    const fs_idx p = jc + q * FS_NR;
-                    const float *xb = xi + (p / J->g.ow) * J->g.w + p % J->g.ow;
-                    for (fs_idx i = ic; i < ic + mc; i += FS_MR) {      /* ir */
-                        const int mr = (int)MIN((fs_idx)FS_MR, J->f - i);
+                    const int nr = (int)MIN(J->nr, nc - q * J->nr);
+                    const float *bq = s->bp + q * J->nr * kc;
+                    /* Gathered B: where each 16-pixel segment of the panel
+                     * starts in the image. */
+                    const fs_idx p = jc + q * J->nr;
+                    fs_idx seg[FS_GEMM_NR_MAX / FS_GEMM_SEG];
+                    if (s->off)
+                        for (fs_idx g = 0; g < J->nr / FS_GEMM_SEG; g++) {
+                            const fs_idx pg = p + g * FS_GEMM_SEG;
+                            seg[g] = (pg / J->g.ow) * J->g.w + pg % J->g.ow;
+                        }
+                    for (fs_idx i = ic; i < ic + mc; i += J->mr) {      /* ir */
+                        const int mr = (int)MIN(J->mr, J->f - i);
                         float *ct = yi + i * ohw + p;
                         if (s->off)
-                            J->uk_gather(kc, apk + i * kc, xb, s->off + pc, beta, ct, ohw, mr);
+                            J->kt->gather_b(kc, apk + i * kc, xi, seg, s->off + pc, beta, ct,
+                                            ohw, mr);
                         else
-                            J->uk(kc, 1.0f, apk + i * kc, bq, beta, ct, ohw, mr, nr);
+                            J->kt->ukernel(kc, 1.0f, apk + i * kc, bq, beta, ct, ohw, mr, nr);
                     }
                 }
             }
@@ -257,9 +256,9 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
         const int image_mode = T > 1 && by_image;
         fs_idx i0 = 0, i1 = n, j0 = 0, j1 = J.ohw;
         if (T > 1 && !image_mode) {
-            fs_split_range(CEIL_DIV(J.ohw, (fs_idx)FS_NR), t, T, &j0, &j1);
-            j0 *= FS_NR;
-            j1 = MIN(j1 * FS_NR, J.ohw);
+            fs_split_range(CEIL_DIV(J.ohw, J.nr), t, T, &j0, &j1);
+            j0 *= J.nr;
+            j1 = MIN(j1 * J.nr, J.ohw);
         }
         if (i1 > i0 && j1 > j0) {
             fwd_space s;
@@ -296,14 +295,14 @@ static void pack_cols_t(const conv_job *J, const float *xi, const fs_colrun *run
                         fs_idx nruns, fs_idx kc, fs_idx r0, fs_idx nc, float *bp, float *tmp)
 {
     fs_tap t = fs_tap_of(&J->g, r0);
-    for (fs_idx q = 0; q * FS_NR < nc; q++) {
-        const fs_idx rows = MIN((fs_idx)FS_NR, nc - q * FS_NR);
+    for (fs_idx q = 0; q * J->nr < nc; q++) {
+        const fs_idx rows = MIN(J->nr, nc - q * J->nr);
         for (fs_idx j = 0; j < rows; j++, fs_tap_next(&J->g, &t)) {
             const float *xp = xi + t.ci * J->plane;
             for (fs_idx ri = 0; ri < nruns; ri++)
                 fs_col_run_gather(&J->g, &t, xp, &runs[ri], tmp + j * kc + runs[ri].at);
         }
-        fs_pack_b(1, kc, rows, tmp, kc, bp + q * FS_NR * kc, 0, 1);
+        J->kt->pack_b(1, kc, rows, tmp, kc, bp + q * J->nr * kc, 0, 1);
     }
 }
 
@@ -313,8 +312,10 @@ typedef struct {
     fs_idx r0, r1, kcf, ncp, maxruns_x;
     float *apt, *bpy, *tile;
     fs_tap *taps_x; /* the rows of W^T in the order they are packed */
+    unsigned char *distinct_x; /* per MR taps: no two in one input channel */
     fs_colrun *runs_x;
     fs_idx *first_x;
+    fs_idx *seg_x; /* per NR panel: its segments' offsets in dx, or -1 */
     /* dW: columns [d0, d1), pixel blocks of kcp; dY_i block, cols^T panels */
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp;
@@ -326,23 +327,26 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
                              bwd_space *s)
 {
     size_t total = 0;
-    s->kcf = fs_even_block(J->f, FS_GEMM_KC, 1);
+    s->kcf = fs_even_block(J->f, J->kt->kc, 1);
     /* dX sweeps every B panel of a block per MR rows of W^T: blocks small
      * enough (~16 KiB) to stay in L1 through the sweep. */
-    s->ncp = fs_even_block(J->ohw, MAX((fs_idx)FS_NR, FS_DX_BLOCK_FLOATS / s->kcf), FS_NR);
-    s->kcp = fs_even_block(J->ohw, FS_GEMM_KC, 1);
-    s->ncd = fs_even_block(s->d1 - s->d0, FS_GEMM_NC, FS_NR);
-    s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, FS_NR);
+    s->ncp = fs_even_block(J->ohw, MAX(J->nr, FS_DX_BLOCK_FLOATS / s->kcf), J->nr);
+    s->kcp = fs_even_block(J->ohw, J->kt->kc, 1);
+    s->ncd = fs_even_block(s->d1 - s->d0, J->kt->nc, J->nr);
+    s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, J->nr);
     s->maxruns_w = fs_col_runs_max(&J->g, s->kcp, 0);
     if (want_dx)
-        total += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f)) +
-                 fs_ws_round16((size_t)(s->kcf * s->ncp)) + fs_ws_round16(FS_MR * FS_NR) +
+        total += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, J->mr) * J->f)) +
+                 fs_ws_round16((size_t)(s->kcf * s->ncp)) + fs_ws_round16(J->mr * J->nr) +
                  floats_for(s->r1 - s->r0, sizeof(fs_tap)) +
+                 floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), 1) +
                  floats_for(s->maxruns_x, sizeof(fs_colrun)) +
-                 floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
+                 floats_for(s->ncp / J->nr + 1, sizeof(fs_idx)) +
+                 floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
     if (want_dw)
-        total += fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp)) +
-                 fs_ws_round16((size_t)(s->kcp * s->ncd)) + fs_ws_round16((size_t)(FS_NR * s->kcp)) +
+        total += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp)) +
+                 fs_ws_round16((size_t)(s->kcp * s->ncd)) +
+                 fs_ws_round16((size_t)(J->nr * s->kcp)) +
                  floats_for(s->maxruns_w, sizeof(fs_colrun)) +
                  (partial ? fs_ws_round16((size_t)(J->f * J->ckk)) : 0);
     return total;
@@ -354,25 +358,29 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
     float *p = ws;
     if (want_dx) {
         s->apt = p;
-        p += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, (fs_idx)FS_MR) * J->f));
+        p += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, J->mr) * J->f));
         s->bpy = p;
         p += fs_ws_round16((size_t)(s->kcf * s->ncp));
         s->tile = p;
-        p += fs_ws_round16(FS_MR * FS_NR);
+        p += fs_ws_round16(J->mr * J->nr);
         s->taps_x = (fs_tap *)p;
         p += floats_for(s->r1 - s->r0, sizeof(fs_tap));
+        s->distinct_x = (unsigned char *)p;
+        p += floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), 1);
         s->runs_x = (fs_colrun *)p;
         p += floats_for(s->maxruns_x, sizeof(fs_colrun));
         s->first_x = (fs_idx *)p;
-        p += floats_for(s->ncp / FS_NR + 1, sizeof(fs_idx));
+        p += floats_for(s->ncp / J->nr + 1, sizeof(fs_idx));
+        s->seg_x = (fs_idx *)p;
+        p += floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
     }
     if (want_dw) {
         s->apy = p;
-        p += fs_ws_round16((size_t)(ROUND_UP(J->f, (fs_idx)FS_MR) * s->kcp));
+        p += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp));
         s->bpc = p;
         p += fs_ws_round16((size_t)(s->kcp * s->ncd));
         s->tmp = p;
-        p += fs_ws_round16((size_t)(FS_NR * s->kcp));
+        p += fs_ws_round16((size_t)(J->nr * s->kcp));
         s->runs_w = (fs_colrun *)p;
         p += floats_for(s->maxruns_w, sizeof(fs_colrun));
         if (partial) s->dw = p;
@@ -380,23 +388,35 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
 }
 
 /* The taps of input channels [r0/kk, r1/kk) in the order dX packs them:
- * kernel column outermost, (ci, ki) inside. Six consecutive taps then land
- * in six different rows of dx (while c*k >= MR), so a tile's rows never
- * overlap and the micro-kernel can add a whole tile in place (tile_rows);
- * in fs_im2col's order neighbouring taps (kj, kj+1) hit overlapping spans
- * of one row, and each row's add had to wait for the previous one's store. */
+ * kernel column outermost, then kernel row, input channel fastest. MR
+ * consecutive taps then lie in MR different planes of dx (while the
+ * channels are at least MR), so a tile's rows never overlap, even when each
+ * row is segments of several output rows, and the micro-kernel can add a
+ * whole tile in place (tile_rows); in fs_im2col's order neighbouring taps
+ * (kj, kj+1) hit overlapping spans of one row, and each row's add had to
+ * wait for the previous one's store. distinct_x marks the groups of MR taps
+ * (the rows of one tile) with no two in the same channel. */
 static void order_taps(const conv_job *J, const bwd_space *s)
 {
     const fs_idx k = J->g.k, c0 = s->r0 / (k * k), c1 = s->r1 / (k * k);
+    const fs_idx rows = s->r1 - s->r0;
     fs_idx i = 0;
     for (fs_idx kj = 0; kj < k; kj++)
-        for (fs_idx ci = c0; ci < c1; ci++)
-            for (fs_idx ki = 0; ki < k; ki++) {
+        for (fs_idx ki = 0; ki < k; ki++)
+            for (fs_idx ci = c0; ci < c1; ci++) {
                 fs_tap *t = &s->taps_x[i++];
                 t->ci = ci;
                 t->ki = ki;
                 fs_tap_set_kj(&J->g, t, kj);
             }
+    for (fs_idx g = 0; g * J->mr < rows; g++) {
+        const fs_idx a = g * J->mr, b = MIN(a + J->mr, rows);
+        int distinct = 1;
+        for (fs_idx x = a; x < b && distinct; x++)
+            for (fs_idx y = a; y < x; y++)
+                if (s->taps_x[x].ci == s->taps_x[y].ci) distinct = 0;
+        s->distinct_x[g] = (unsigned char)distinct;
+    }
 }
 
 /* Those rows of W^T (tap order as order_taps) as MR-row panels, K = f in
@@ -404,16 +424,16 @@ static void order_taps(const conv_job *J, const bwd_space *s)
  * (a contiguous row of W) at a time, so the reads stay in L1. */
 static void pack_weight_t(const conv_job *J, const bwd_space *s)
 {
-    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR), k = J->g.k;
+    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, J->mr), k = J->g.k;
     for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {
         const fs_idx kc = MIN(s->kcf, J->f - pc);
         float *ap = s->apt + mpad * pc;
         for (fs_idx p = 0; p < kc; p++) {
             const float *wrow = J->wt + (pc + p) * J->ckk;
-            for (fs_idx q = 0; q < mpad / FS_MR; q++) {
-                float *dst = ap + q * FS_MR * kc + p * FS_MR;
-                for (int i = 0; i < FS_MR; i++) {
-                    const fs_idx r = q * FS_MR + i;
+            for (fs_idx q = 0; q < mpad / J->mr; q++) {
+                float *dst = ap + q * J->mr * kc + p * J->mr;
+                for (int i = 0; i < J->mr; i++) {
+                    const fs_idx r = q * J->mr + i;
                     const fs_tap *t = &s->taps_x[r < rows ? r : 0];
                     dst[i] = r < rows ? wrow[(t->ci * k + t->ki) * k + t->kj] : 0.0f;
                 }
@@ -422,62 +442,100 @@ static void pack_weight_t(const conv_job *J, const bwd_space *s)
     }
 }
 
-/* dx_i channels [r0/kk, r1/kk) of image ni: zeroed, then every tile of
- * W^T[r0:r1] . dY_i added in where its taps land. */
-/* When every tap of a tile sees its NR pixels as one run inside the image
- * (lai2d: always) and no two taps share a row of dx, the tile rows are NR
- * contiguous, disjoint floats of dx each: their addresses go to rowp and the
- * micro-kernel adds the tile there itself. */
-static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, const fs_colrun *runs,
-                     fs_idx r0, fs_idx r1, float *dxi, float **rowp)
+/* Where the scatter form can add panel q of a block: its runs (stride 1)
+ * must be whole 16-pixel segments filling the panel; seg[0..NR/16) get
+ * each segment's offset in a dx plane from the first one's. Otherwise
+ * seg[0] = -1. */
+static void panel_segments(const conv_job *J, const fs_colrun *runs, fs_idx r0, fs_idx r1,
+                           fs_idx *seg)
 {
-    if (r1 - r0 != 1 || runs[r0].len != FS_NR || J->g.stride != 1) return 0;
-    const fs_colrun *run = &runs[r0];
+    const fs_idx nseg = J->nr / FS_GEMM_SEG;
+    const fs_colrun *first = &runs[r0];
+    fs_idx g = 0;
+    seg[0] = -1;
+    if (J->g.stride != 1) return;
+    for (fs_idx ri = r0; ri < r1; ri++) {
+        const fs_colrun *run = &runs[ri];
+        if (run->len % FS_GEMM_SEG != 0 || run->at % FS_GEMM_SEG != 0) {
+            seg[0] = -1;
+            return;
+        }
+        for (fs_idx o = 0; o < run->len && g < nseg; o += FS_GEMM_SEG)
+            seg[g++] = (run->oy - first->oy) * J->g.w + (run->ox + o - first->ox);
+    }
+    if (g != nseg) seg[0] = -1;
+}
+
+/* When every tap of a tile sees each run of the panel inside the image
+ * (lai2d: always) and no two rows' segments overlap in dx, each tile row is
+ * NR/16 runs of 16 floats of dx: row i's first one goes to rowp[i] (the
+ * others follow at the panel's segment offsets) and the micro-kernel adds
+ * the tile there itself. `distinct`: the taps are in different channels,
+ * so nothing overlaps; else, with one segment, two taps overlap only when
+ * they share a channel and a kernel row. */
+static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, int distinct,
+                     const fs_colrun *runs, fs_idx r0, fs_idx r1, float *dxi, float **rowp)
+{
+    if (!distinct && J->nr != FS_GEMM_SEG) return 0;
+    const fs_colrun *first = &runs[r0];
     for (int rr = 0; rr < mr; rr++) {
         const fs_tap *t = &taps[rr];
-        const fs_idx iy = run->oy + t->ki - J->g.pad;
-        if (iy < 0 || iy >= J->g.h || run->ox < t->lo || run->ox + FS_NR > t->hi) return 0;
-        for (int o = 0; o < rr; o++)
-            if (taps[o].ci == t->ci && taps[o].ki == t->ki) return 0;
-        rowp[rr] = dxi + t->ci * J->plane + iy * J->g.w + t->off + run->ox;
+        for (fs_idx ri = r0; ri < r1; ri++) {
+            const fs_colrun *run = &runs[ri];
+            const fs_idx iy = run->oy + t->ki - J->g.pad;
+            if (iy < 0 || iy >= J->g.h || run->ox < t->lo || run->ox + run->len > t->hi)
+                return 0;
+        }
+        if (!distinct)
+            for (int o = 0; o < rr; o++)
+                if (taps[o].ci == t->ci && taps[o].ki == t->ki) return 0;
+        rowp[rr] = dxi + t->ci * J->plane + (first->oy + t->ki - J->g.pad) * J->g.w + t->off +
+                   first->ox;
     }
     return 1;
 }
 
+/* dx_i channels [r0/kk, r1/kk) of image ni: zeroed, then every tile of
+ * W^T[r0:r1] . dY_i added in where its taps land. */
 static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
 {
-    const fs_idx kk = J->g.k * J->g.k, ohw = J->ohw;
-    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, (fs_idx)FS_MR);
+    const fs_idx kk = J->g.k * J->g.k, ohw = J->ohw, nseg = J->nr / FS_GEMM_SEG;
+    const fs_idx rows = s->r1 - s->r0, mpad = ROUND_UP(rows, J->mr);
     const float *dyi = J->dy + ni * J->f * ohw;
     float *dxi = J->dx + ni * J->c * J->plane;
     memset(dxi + (s->r0 / kk) * J->plane, 0, (size_t)(rows / kk * J->plane) * sizeof(float));
     for (fs_idx jc = 0; jc < ohw; jc += s->ncp) {                      /* jc */
         const fs_idx nc = MIN(s->ncp, ohw - jc);
-        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
-        fs_col_runs(&J->g, jc, nc, FS_NR, s->runs_x, s->first_x);
+        const fs_idx npanels = CEIL_DIV(nc, J->nr);
+        fs_col_runs(&J->g, jc, nc, J->nr, s->runs_x, s->first_x);
+        for (fs_idx q = 0; q < npanels; q++)
+            panel_segments(J, s->runs_x, s->first_x[q], s->first_x[q + 1], s->seg_x + q * nseg);
         for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {                 /* pc */
             /* Each K block's tile is added separately: col2im is linear. */
             const fs_idx kc = MIN(s->kcf, J->f - pc);
-            fs_pack_b(0, kc, nc, dyi + pc * ohw + jc, ohw, s->bpy, 0, npanels);
+            J->kt->pack_b(0, kc, nc, dyi + pc * ohw + jc, ohw, s->bpy, 0, npanels);
             const float *apk = s->apt + mpad * pc;
-            for (fs_idx i = 0; i < rows; i += FS_MR) {                  /* ir */
-                const int mr = (int)MIN((fs_idx)FS_MR, rows - i);
+            for (fs_idx i = 0; i < rows; i += J->mr) {                  /* ir */
+                const int mr = (int)MIN(J->mr, rows - i);
                 const fs_tap *taps = s->taps_x + i;
+                const int distinct = s->distinct_x[i / J->mr];
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
-                    const float *bq = s->bpy + q * FS_NR * kc;
-                    float *rowp[FS_MR];
-                    if (tile_rows(J, taps, mr, s->runs_x, s->first_x[q], s->first_x[q + 1],
-                                  dxi, rowp)) {
-                        J->uk_rows(kc, apk + i * kc, bq, rowp, mr);
+                    const float *bq = s->bpy + q * J->nr * kc;
+                    const fs_idx *seg = s->seg_x + q * nseg;
+                    float *rowp[FS_GEMM_MR_MAX];
+                    if (seg[0] == 0 && tile_rows(J, taps, mr, distinct, s->runs_x,
+                                                 s->first_x[q], s->first_x[q + 1], dxi, rowp)) {
+                        J->kt->rows(kc, apk + i * kc, bq, rowp, seg, mr);
                         continue;
                     }
-                    J->uk(kc, 1.0f, apk + i * kc, bq, 0.0f, s->tile, FS_NR, FS_MR, FS_NR);
+                    J->kt->ukernel(kc, 1.0f, apk + i * kc, bq, 0.0f, s->tile, J->nr, (int)J->mr,
+                                   (int)J->nr);
                     for (int rr = 0; rr < mr; rr++) {
                         float *dxp = dxi + taps[rr].ci * J->plane;
-                        const float *trow = s->tile + rr * FS_NR;
+                        const float *trow = s->tile + rr * J->nr;
                         for (fs_idx ri = s->first_x[q]; ri < s->first_x[q + 1]; ri++)
                             fs_col_run_add(&J->g, &taps[rr], dxp, &s->runs_x[ri],
-                                           trow + (s->runs_x[ri].at - q * FS_NR));
+                                           trow + (s->runs_x[ri].at - q * J->nr));
                     }
                 }
             }
@@ -488,25 +546,25 @@ static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
 /* dW[:, d0:d1] = (first ? 0 : dW) + dY_i . cols_i^T[:, d0:d1], into s->dw. */
 static void dw_image(const conv_job *J, const bwd_space *s, fs_idx ni, int first)
 {
-    const fs_idx ohw = J->ohw, ckk = J->ckk, mpad = ROUND_UP(J->f, (fs_idx)FS_MR);
+    const fs_idx ohw = J->ohw, ckk = J->ckk, mpad = ROUND_UP(J->f, J->mr);
     const float *xi = J->x + ni * J->c * J->plane;
     const float *dyi = J->dy + ni * J->f * ohw;
     for (fs_idx jc = s->d0; jc < s->d1; jc += s->ncd) {                /* jc */
         const fs_idx nc = MIN(s->ncd, s->d1 - jc);
-        const fs_idx npanels = CEIL_DIV(nc, (fs_idx)FS_NR);
+        const fs_idx npanels = CEIL_DIV(nc, J->nr);
         for (fs_idx pc = 0; pc < ohw; pc += s->kcp) {                  /* pc */
             const fs_idx kc = MIN(s->kcp, ohw - pc);
             const float beta = first && pc == 0 ? 0.0f : 1.0f;
             const fs_idx nruns = fs_col_runs(&J->g, pc, kc, 0, s->runs_w, NULL);
             pack_cols_t(J, xi, s->runs_w, nruns, kc, jc, nc, s->bpc, s->tmp);
-            fs_pack_a(0, J->f, kc, dyi + pc, ohw, s->apy, 0, mpad / FS_MR);
+            J->kt->pack_a(0, J->f, kc, dyi + pc, ohw, s->apy, 0, mpad / J->mr);
             for (fs_idx q = 0; q < npanels; q++) {                     /* jr */
-                const int nr = (int)MIN((fs_idx)FS_NR, nc - q * FS_NR);
-                const float *bq = s->bpc + q * FS_NR * kc;
-                for (fs_idx i = 0; i < J->f; i += FS_MR) {              /* ir */
-                    const int mr = (int)MIN((fs_idx)FS_MR, J->f - i);
-                    J->uk(kc, 1.0f, s->apy + i * kc, bq, beta, s->dw + i * ckk + jc + q * FS_NR,
-                          ckk, mr, nr);
+                const int nr = (int)MIN(J->nr, nc - q * J->nr);
+                const float *bq = s->bpc + q * J->nr * kc;
+                for (fs_idx i = 0; i < J->f; i += J->mr) {              /* ir */
+                    const int mr = (int)MIN(J->mr, J->f - i);
+                    J->kt->ukernel(kc, 1.0f, s->apy + i * kc, bq, beta,
+                                   s->dw + i * ckk + jc + q * J->nr, ckk, mr, nr);
                 }
             }
         }
@@ -578,9 +636,9 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
             fs_split_range(c, t, T, &c0, &c1);
             s.r0 = c0 * kk;
             s.r1 = c1 * kk;
-            fs_split_range(CEIL_DIV(J.ckk, (fs_idx)FS_NR), t, T, &u0, &u1);
-            s.d0 = MIN(u0 * FS_NR, J.ckk);
-            s.d1 = MIN(u1 * FS_NR, J.ckk);
+            fs_split_range(CEIL_DIV(J.ckk, J.nr), t, T, &u0, &u1);
+            s.d0 = MIN(u0 * J.nr, J.ckk);
+            s.d1 = MIN(u1 * J.nr, J.ckk);
         }
         const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
         const int want_dw = dw && s.d1 > s.d0 && i1 > i0;

@@ -1,91 +1,207 @@
 /*
- * Which GEMM micro-kernel runs: AVX2/FMA when the CPU has both, else the
- * portable one. FASTSEG_ISA (auto|avx2|generic) is read once, at first use;
- * fs_select_isa overrides it later. The choice is one atomic int so that
- * concurrent first calls need no lock: each computes the same default and
- * only the first compare-and-swap from "unset" wins.
+ * Which kernels run: one table per ISA (micro-kernel and its forms, the
+ * packing of its format, the small-shape kernels, the cache blocks), and the
+ * choice among them. By default the best the CPU, its OS and this build can
+ * run: avx512 > avx2 > generic (cpu.c checks the CPUID flags and the XCR0
+ * register state). FASTSEG_ISA (auto|avx512|avx2|generic) is read once, at
+ * first use; fs_select_isa overrides it later. The choice is one atomic int:
+ * callers read it once per call and keep that table for the whole call.
  */
 #include <stdatomic.h>
-#include <stdio.h>
+#include <stdio.h> /* snprintf */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm_internal.h"
 
-enum { ISA_UNSET = -1, ISA_GENERIC = 0, ISA_AVX2 = 1 };
-
-static atomic_int fs_isa = ISA_UNSET;
-
-static int cpu_has_avx2(void)
-{
-#if defined(FS_HAVE_AVX2_KERNEL) && (defined(__GNUC__) || defined(__clang__)) && \
-    (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #endif
+
+static const char *const isa_names[FS_ISA_COUNT] = {"generic", "avx2", "avx512"};
+
+#define TABLE(isa, MR, NR)                                                            \
+    {#isa, MR, NR, 0, 0, 0, fs_ukernel_##isa, fs_ukernel_rows_##isa,                  \
+     fs_ukernel_gather_b_##isa, FS_PACK_FN(pack_a, MR, NR), FS_PACK_FN(pack_b, MR, NR), \
+     fs_small_dots_##isa, fs_small_rank_##isa}
+
+/* The generic kernel uses AVX2's packing format (6 x 16), so the two can
+ * be compared on the same panels. Blocks are filled in by init_once. */
+static fs_gemm_kernel_table tables[FS_ISA_COUNT] = {
+    TABLE(generic, FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2),
+#ifdef FS_HAVE_AVX2_KERNEL
+    TABLE(avx2, FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2),
+#else
+    {"avx2", FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+#endif
+#ifdef FS_HAVE_AVX512_KERNEL
+    TABLE(avx512, FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512),
+#else
+    {"avx512", FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+#endif
+};
+
+/* ---- cache blocks (blocking.h) ------------------------------------------------ */
+static const fs_idx isa_kc[FS_ISA_COUNT] = {FS_GEMM_KC_AVX2, FS_GEMM_KC_AVX2, FS_GEMM_KC_AVX512};
+static const fs_idx isa_mc[FS_ISA_COUNT] = {FS_GEMM_MC_AVX2, FS_GEMM_MC_AVX2, FS_GEMM_MC_AVX512};
+static const fs_idx isa_nc[FS_ISA_COUNT] = {FS_GEMM_NC_AVX2, FS_GEMM_NC_AVX2, FS_GEMM_NC_AVX512};
+
+/* The largest multiple of `unit`, at least `floor`, with `bytes_each` bytes
+ * per item fitting in `share` of `cache` bytes; `cap` when the cache is
+ * unknown or roomier. */
+static fs_idx fit(int64_t cache, double share, fs_idx bytes_each, fs_idx unit, fs_idx floor,
+                  fs_idx cap)
+{
+    if (cache <= 0) return cap;
+    fs_idx v = (fs_idx)((double)cache * share) / bytes_each / unit * unit;
+    if (v < floor) v = floor;
+    return v < cap ? v : cap;
 }
 
-/* ISA for a name, or ISA_UNSET when the name is unknown or unsupported. */
-static int isa_from_name(const char *name)
+void fs_blocking_fit(int isa, const fs_cache_sizes *cs, fs_blocking *out)
 {
-    if (strcmp(name, "generic") == 0) return ISA_GENERIC;
-    if (strcmp(name, "auto") == 0) return cpu_has_avx2() ? ISA_AVX2 : ISA_GENERIC;
-    if (strcmp(name, "avx2") == 0) return cpu_has_avx2() ? ISA_AVX2 : ISA_UNSET;
-    return ISA_UNSET;
+    const fs_idx mr = tables[isa].mr, nr = tables[isa].nr;
+    const fs_idx kc = fit(cs->l1d, FS_BLOCK_L1_SHARE, nr * 4, 16, FS_GEMM_KC_MIN, isa_kc[isa]);
+    out->mr = (int)mr;
+    out->nr = (int)nr;
+    out->kc = kc;
+    out->mc = fit(cs->l2, FS_BLOCK_L2_SHARE, kc * 4, mr, mr, isa_mc[isa]);
+    out->nc = fit(cs->l3, FS_BLOCK_L3_SHARE, kc * 4, nr, nr, isa_nc[isa]);
 }
+
+/* ---- the choice ---------------------------------------------------------------- */
+enum { ISA_UNKNOWN = -1 };
+
+static atomic_int fs_isa;
+static char env_error[200];
+static int env_error_set;
+
+static int isa_index(const char *name)
+{
+    for (int i = 0; i < FS_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0) return i;
+    return ISA_UNKNOWN;
+}
+
+static int best_isa(void)
+{
+    for (int i = FS_ISA_COUNT - 1; i > 0; i--)
+        if (fs_isa_usable(i)) return i;
+    return FS_ISA_GENERIC;
+}
+
+/* Why `isa` cannot run here, as the end of a sentence; NULL when it can. */
+static const char *why_not(int isa)
+{
+    if (fs_isa_usable(isa)) return NULL;
+    if (!fs_isa_built(isa)) return "this build of fastseg has no kernels for it";
+    fs_cpuid_words w = fs_cpuid_probe();
+    fs_cpu_features f = fs_cpu_decode(&w);
+    if (isa == FS_ISA_AVX2)
+        return f.avx2 && f.fma ? "the OS does not save the ymm registers"
+                               : "this CPU lacks AVX2 or FMA";
+    return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma
+               ? "the OS does not save the zmm registers"
+               : "this CPU lacks AVX-512 F, DQ, BW or VL";
+}
+
+static void init_once(void)
+{
+    const fs_cache_sizes *cs = fs_cache_sizes_here();
+    for (int i = 0; i < FS_ISA_COUNT; i++) {
+        fs_blocking b;
+        fs_blocking_fit(i, cs, &b);
+        tables[i].mc = b.mc;
+        tables[i].kc = b.kc;
+        tables[i].nc = b.nc;
+    }
+    int isa = best_isa();
+    const char *env = getenv("FASTSEG_ISA");
+    if (env && *env && strcmp(env, "auto") != 0) {
+        const int want = isa_index(env);
+        if (want == ISA_UNKNOWN)
+            snprintf(env_error, sizeof env_error,
+                     "FASTSEG_ISA=%.40s is not an instruction set fastseg knows "
+                     "(expected auto, avx512, avx2 or generic)", env);
+        else if (!fs_isa_usable(want))
+            snprintf(env_error, sizeof env_error, "FASTSEG_ISA=%s cannot run here: %s",
+                     isa_names[want], why_not(want));
+        else
+            isa = want;
+        env_error_set = env_error[0] != '\0';
+    }
+    atomic_store_explicit(&fs_isa, isa, memory_order_release);
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+#define INIT() pthread_once(&once, init_once)
+#else
+static int init_done;
+#define INIT() (init_done ? (void)0 : (init_once(), (void)(init_done = 1)))
+#endif
 
 static int current_isa(void)
 {
-    int isa = atomic_load_explicit(&fs_isa, memory_order_acquire);
-    if (isa != ISA_UNSET) return isa;
-    const char *env = getenv("FASTSEG_ISA");
-    int want = ISA_UNSET;
-    if (env && *env) {
-        want = isa_from_name(env);
-        if (want == ISA_UNSET)
-            fprintf(stderr, "fastseg: FASTSEG_ISA=%s is unknown or unsupported by this "
-                            "CPU; using auto\n", env);
-    }
-    if (want == ISA_UNSET) want = isa_from_name("auto");
-    int expected = ISA_UNSET;
-    if (!atomic_compare_exchange_strong(&fs_isa, &expected, want)) want = expected;
-    return want;
+    INIT();
+    return atomic_load_explicit(&fs_isa, memory_order_acquire);
 }
 
-const char *fs_isa_name(void)
+const fs_gemm_kernel_table *fs_gemm_kernels(void) { return &tables[current_isa()]; }
+
+const char *fs_isa_name(void) { return isa_names[current_isa()]; }
+
+/* The ISA a name means here: ISA_UNKNOWN for an unknown name, else the
+ * index, even when it cannot run (the caller checks). */
+static int resolve(const char *name)
 {
-    return current_isa() == ISA_AVX2 ? "avx2" : "generic";
+    if (name == NULL) return ISA_UNKNOWN;
+    INIT();
+    return strcmp(name, "auto") == 0 ? best_isa() : isa_index(name);
+}
+
+int fs_isa_supported(const char *name)
+{
+    const int isa = resolve(name);
+    return isa == ISA_UNKNOWN ? -1 : fs_isa_usable(isa);
+}
+
+const char *fs_isa_why_not(const char *name)
+{
+    const int isa = resolve(name);
+    return isa == ISA_UNKNOWN ? "it is not an instruction set fastseg knows" : why_not(isa);
 }
 
 int fs_select_isa(const char *name)
 {
-    if (name == NULL) return FS_EVALUE;
-    (void)current_isa(); /* consume FASTSEG_ISA first so it cannot undo this choice later */
-    int isa = isa_from_name(name);
-    if (isa == ISA_UNSET) return FS_EVALUE;
+    const int isa = resolve(name);
+    if (isa == ISA_UNKNOWN || !fs_isa_usable(isa)) return FS_EVALUE;
     atomic_store_explicit(&fs_isa, isa, memory_order_release);
     return FS_OK;
 }
 
-static const fs_gemm_kernel_table generic_kernels = {
-    fs_ukernel_generic, fs_ukernel_rows_generic, fs_ukernel_gather_b_generic,
-    fs_small_dots_generic, fs_small_rank_generic,
-};
-#ifdef FS_HAVE_AVX2_KERNEL
-static const fs_gemm_kernel_table avx2_kernels = {
-    fs_ukernel_avx2, fs_ukernel_rows_avx2, fs_ukernel_gather_b_avx2,
-    fs_small_dots_avx2, fs_small_rank_avx2,
-};
-#endif
-
-const fs_gemm_kernel_table *fs_gemm_kernels(void)
+const char *fs_isa_env_error(void)
 {
-#ifdef FS_HAVE_AVX2_KERNEL
-    if (current_isa() == ISA_AVX2) return &avx2_kernels;
-#else
-    (void)current_isa();
-#endif
-    return &generic_kernels;
+    INIT();
+    return env_error_set ? env_error : NULL;
+}
+
+int fs_isa_blocking(const char *name, fs_blocking *out)
+{
+    const int isa = name == NULL || strcmp(name, "auto") == 0 ? current_isa() : resolve(name);
+    if (isa == ISA_UNKNOWN || !fs_isa_usable(isa)) return FS_EVALUE;
+    out->mr = tables[isa].mr;
+    out->nr = tables[isa].nr;
+    out->mc = tables[isa].mc;
+    out->kc = tables[isa].kc;
+    out->nc = tables[isa].nc;
+    return FS_OK;
+}
+
+void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)
+{
+    const fs_cache_sizes *cs = fs_cache_sizes_here();
+    *l1d = cs->l1d;
+    *l2 = cs->l2;
+    *l3 = cs->l3;
 }

@@ -1,17 +1,18 @@
 /*
  * gemm_small_impl.h -- the no-packing small-shape GEMM kernels, written once
- * in plain C and compiled twice: gemm_small.c (portable flags) and
- * gemm_small_avx2.c (-mavx2 -mfma, used only after the run-time CPU check).
- * The including file defines FS_SMALL_SUFFIX. Eight-lane partial sums are
- * independent chains the compiler vectorises without reassociating (no
- * -ffast-math), so results stay within float rounding of the reference.
+ * in plain C and compiled once per ISA: gemm_small.c (portable flags),
+ * gemm_small_avx2.c and gemm_small_avx512.c (their ISA's flags, used only
+ * after the run-time CPU check). The including file defines FS_SMALL_SUFFIX.
+ * Eight-lane partial sums are independent chains the compiler vectorises
+ * without reassociating (no -ffast-math), so results stay within float
+ * rounding of the reference.
  */
 #include <string.h>
 
 #include "gemm_internal.h"
 
 /* Eight floats (GCC/Clang vector extension): two SSE registers in the
- * portable build, one ymm in the AVX2 one; kept in registers. */
+ * portable build, one ymm in the AVX2 and AVX-512 ones; kept in registers. */
 typedef float fs_v8 __attribute__((vector_size(32)));
 
 #define FS_CAT_(x, y) x##y

@@ -1,6 +1,6 @@
 /*
- * The AVX2/FMA 6 x 16 micro-kernel (the only file built with -mavx2 -mfma;
- * reached only after the CPU check in gemm_dispatch.c).
+ * The AVX2/FMA 6 x 16 micro-kernel (built with -mavx2 -mfma, like
+ * gemm_small_avx2.c; reached only after the CPU check of gemm_dispatch.c).
  *
  * Per k step: two aligned loads of the packed B row (16 floats), six
  * broadcasts of the packed A column, twelve FMAs into the C tile, which stays
@@ -13,13 +13,15 @@
 
 #include "gemm_internal.h"
 
+#if !(defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)))
+#error "gemm_ukernel_avx2.c needs GCC-style inline assembly on x86"
+#endif
+
+#define FS_MR FS_GEMM_MR_AVX2
+#define FS_NR FS_GEMM_NR_AVX2
 #if FS_MR != 6 || FS_NR != 16
 #error "gemm_ukernel_avx2.c is written for MR = 6, NR = 16"
 #endif
-
-/* How far ahead (in floats of the packed A stream) to prefetch: ~8 k steps,
- * enough to hide an L2 hit behind the FMAs of the steps in between. */
-#define A_PREFETCH (8 * FS_MR)
 
 #define ROW_FMA(i, ci0, ci1)                              \
     do {                                                  \
@@ -28,8 +30,8 @@
         ci1 = _mm256_fmadd_ps(av, b1, ci1);               \
     } while (0)
 
-/* One k step; b0/b1 come from the packed panel, or (gathered B) from the
- * image at xb + off[0]. */
+/* One k step (the 0-3 left after the asm's groups of four); b0/b1 come from
+ * the packed panel, or (gathered B) from the image at xb + off[0]. */
 #define K_STEP()                                                              \
     do {                                                                      \
         const float *brow = off ? xb + off[0] : bp;                           \
@@ -117,7 +119,6 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
     }
 
     fs_idx p = kc;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     /* Four k steps in inline asm: with intrinsics gcc 12 shuffles the 12
      * accumulators between registers and even spills some inside the loop
      * (15 of 16 ymm registers are live). Operands pin them in registers. */
@@ -151,16 +152,6 @@ ukernel(fs_idx kc, float alpha, const float *restrict ap, const float *restrict 
             bp += 4 * FS_NR;
         }
     }
-#else
-    for (; p >= 4; p -= 4) {
-        _mm_prefetch((const char *)(ap + A_PREFETCH), _MM_HINT_T0);
-        K_STEP();
-        K_STEP();
-        _mm_prefetch((const char *)(ap + A_PREFETCH), _MM_HINT_T0);
-        K_STEP();
-        K_STEP();
-    }
-#endif
     for (; p > 0; p--) K_STEP();
 
     if (alpha != 1.0f) {
@@ -224,14 +215,16 @@ void fs_ukernel_avx2(fs_idx kc, float alpha, const float *restrict ap,
     ukernel(kc, alpha, ap, bp, NULL, NULL, beta, c, ldc, NULL, mr, nr);
 }
 
+/* NR = 16 is one segment, seg[0] (0 for the scatter form). */
 void fs_ukernel_rows_avx2(fs_idx kc, const float *ap, const float *bp,
-                          float *const *rows, int mr)
+                          float *const *rows, const fs_idx *seg, int mr)
 {
+    (void)seg;
     ukernel(kc, 1.0f, ap, bp, NULL, NULL, 1.0f, rows[0], 0, rows, mr, FS_NR);
 }
 
-void fs_ukernel_gather_b_avx2(fs_idx kc, const float *ap, const float *xb, const int32_t *off,
-                              float beta, float *c, fs_idx ldc, int mr)
+void fs_ukernel_gather_b_avx2(fs_idx kc, const float *ap, const float *xb, const fs_idx *seg,
+                              const int32_t *off, float beta, float *c, fs_idx ldc, int mr)
 {
-    ukernel(kc, 1.0f, ap, xb, xb, off, beta, c, ldc, NULL, mr, FS_NR);
+    ukernel(kc, 1.0f, ap, xb + seg[0], xb + seg[0], off, beta, c, ldc, NULL, mr, FS_NR);
 }

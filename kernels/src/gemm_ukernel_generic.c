@@ -6,11 +6,15 @@
  */
 #include "gemm_internal.h"
 
+/* AVX2's packing format, so the two kernels read the same panels. */
+#define FS_MR FS_GEMM_MR_AVX2
+#define FS_NR FS_GEMM_NR_AVX2
+
 /* Columns per pass: an MR x 8 accumulator is 12 SSE registers (of 16), so
  * it stays in registers; the full MR x NR (24) would spill every k step. */
 #define HALF 8
-#if FS_NR % HALF != 0
-#error "NR must be a multiple of 8"
+#if FS_NR % HALF != 0 || FS_GEMM_SEG % HALF != 0
+#error "NR and the segment must be multiples of 8"
 #endif
 
 void fs_ukernel_generic(fs_idx kc, float alpha, const float *restrict ap,
@@ -43,23 +47,26 @@ void fs_ukernel_generic(fs_idx kc, float alpha, const float *restrict ap,
 }
 
 void fs_ukernel_rows_generic(fs_idx kc, const float *ap, const float *bp,
-                             float *const *rows, int mr)
+                             float *const *rows, const fs_idx *seg, int mr)
 {
     float t[FS_MR * FS_NR];
     fs_ukernel_generic(kc, 1.0f, ap, bp, 0.0f, t, FS_NR, FS_MR, FS_NR);
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < FS_NR; j++) rows[i][j] += t[i * FS_NR + j];
+        for (int j = 0; j < FS_NR; j++)
+            rows[i][seg[j / FS_GEMM_SEG] + j % FS_GEMM_SEG] += t[i * FS_NR + j];
 }
 
-void fs_ukernel_gather_b_generic(fs_idx kc, const float *ap, const float *xb,
+void fs_ukernel_gather_b_generic(fs_idx kc, const float *ap, const float *xb, const fs_idx *seg,
                                  const int32_t *off, float beta, float *c, fs_idx ldc, int mr)
 {
     for (int h = 0; h < FS_NR; h += HALF) {
+        /* HALF divides the segment: these columns are in one segment. */
+        const float *xs = xb + seg[h / FS_GEMM_SEG] + h % FS_GEMM_SEG;
         float acc[FS_MR][HALF];
         for (int i = 0; i < FS_MR; i++)
             for (int j = 0; j < HALF; j++) acc[i][j] = 0.0f;
         for (fs_idx p = 0; p < kc; p++) {
-            const float *a = ap + p * FS_MR, *b = xb + off[p] + h;
+            const float *a = ap + p * FS_MR, *b = xs + off[p];
             for (int i = 0; i < FS_MR; i++)
                 for (int j = 0; j < HALF; j++) acc[i][j] += a[i] * b[j];
         }

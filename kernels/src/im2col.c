@@ -4,13 +4,7 @@
 #include "fastseg/kernels.h"
 
 #include "im2col_row.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Below this many column entries, thread start-up costs more than it saves. */
-#define FS_IM2COL_PAR_MIN ((fs_idx)1 << 15)
+#include "parallel.h"
 
 static int geometry(fs_idx h, fs_idx w, fs_idx k, fs_idx stride, fs_idx pad, fs_colgeom *g)
 {
@@ -33,11 +27,8 @@ void fs_im2col(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     if (!geometry(h, w, k, stride, pad, &g)) return;
     const fs_idx rows = c * k * k;
     const fs_idx plane = h * w, ohw = g.oh * g.ow;
-#ifdef _OPENMP
-    const int nt = fs_get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (nt > 1 && rows * n * ohw >= FS_IM2COL_PAR_MIN)
-#endif
+    FS_NT((double)rows * n * ohw, FS_PAR_MIN_READS)
+    FS_PAR_FOR
     for (fs_idx r = 0; r < rows; r++) {
         const fs_tap t = fs_tap_of(&g, r);
         for (fs_idx ni = 0; ni < n; ni++)
@@ -56,11 +47,8 @@ void fs_col2im(const float *cols, fs_idx ldcols,
     const fs_idx plane = h * w, ohw = g.oh * g.ow, kk = k * k;
     const fs_idx planes = n * c;
     /* Each (image, channel) plane of dx is written by exactly one thread. */
-#ifdef _OPENMP
-    const int nt = fs_get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (nt > 1 && planes * kk * ohw >= FS_IM2COL_PAR_MIN)
-#endif
+    FS_NT((double)planes * kk * ohw, FS_PAR_MIN_READS)
+    FS_PAR_FOR
     for (fs_idx pl = 0; pl < planes; pl++) {
         const fs_idx ni = pl / c, ci = pl % c;
         for (fs_idx r = ci * kk; r < (ci + 1) * kk; r++) {

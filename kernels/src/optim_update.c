@@ -5,21 +5,13 @@
 
 #include <math.h>
 
-#define FS_OPT_PAR_MIN ((fs_idx)1 << 16)
-
-#ifdef _OPENMP
-#define FS_PAR_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1 && count > FS_OPT_PAR_MIN)")
-#define FS_NT const int nt = fs_get_num_threads();
-#else
-#define FS_PAR_FOR
-#define FS_NT
-#endif
+#include "parallel.h"
 
 void fs_sgd_update(float *p, const float *g, float *buf, fs_idx count,
                    float lr, float momentum, float dampening,
                    float weight_decay, int nesterov, int first_step)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         float d = g[i];
@@ -44,7 +36,7 @@ void fs_adam_update(float *p, const float *g, float *m, float *v, fs_idx count,
     const float step_size = (float)((double)lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
     const float w1 = 1.0f - beta1, w2 = 1.0f - beta2;
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         float d = g[i];
@@ -63,7 +55,7 @@ void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
                      fs_idx count, float eta_minus, float eta_plus,
                      float step_min, float step_max)
 {
-    FS_NT
+    FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
     for (fs_idx i = 0; i < count; i++) {
         const float s = g[i] * prev[i];

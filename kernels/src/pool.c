@@ -5,10 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "window.h"
-
-/* Below this many window reads a thread team costs more than it saves. */
-#define FS_POOL_PAR_MIN ((fs_idx)1 << 15)
 
 void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           fs_idx k, fs_idx stride, float *y, int64_t *idx)
@@ -17,11 +15,8 @@ void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     const fs_idx oh = fs_out_extent(h, k, stride, 0), ow = fs_out_extent(w, k, stride, 0);
     if (oh == 0 || ow == 0) return;
     const fs_idx planes = n * c;
-#ifdef _OPENMP
-    const int nt = fs_get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (nt > 1 && planes * oh * ow * k * k >= FS_POOL_PAR_MIN)
-#endif
+    FS_NT((double)planes * oh * ow * k * k, FS_PAR_MIN_READS)
+    FS_PAR_FOR
     for (fs_idx pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
         float *yp = y + pl * oh * ow;
@@ -64,11 +59,8 @@ int fs_maxpool2d_backward(const float *dy, const int64_t *idx,
     for (fs_idx i = 0; i < total; i++)
         if (idx[i] < 0 || idx[i] >= plane) return FS_EINDEX;
     if (plane <= 0) return FS_OK;
-#ifdef _OPENMP
-    const int nt = fs_get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (nt > 1 && planes * (plane + oplane) >= FS_POOL_PAR_MIN)
-#endif
+    FS_NT((double)planes * (plane + oplane), FS_PAR_MIN_READS)
+    FS_PAR_FOR
     for (fs_idx pl = 0; pl < planes; pl++) {
         float *dp = dx + pl * plane;
         const float *gp = dy + pl * oplane;

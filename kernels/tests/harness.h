@@ -18,6 +18,10 @@
  *   fs_assert_close(name, got, want, count, rtol, atol)
  *                                   element-wise |got-want| <= atol + rtol*|want|,
  *                                   NaN only equal to NaN; reports the worst
+ *   fs_test_isa_from_env()          the ISA this run tests (FASTSEG_ISA; ctest
+ *                                   runs each test once per ISA): checks it is
+ *                                   in use, or exits 77 (skipped) saying why
+ *                                   this CPU cannot run it
  *   fs_test_done()                  print a summary, return the exit status
  */
 #ifndef FASTSEG_TEST_HARNESS_H
@@ -27,6 +31,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "fastseg/kernels.h"
 
 static int fs_test_failures = 0;
 static long fs_test_checks = 0;
@@ -136,6 +143,30 @@ static inline int fs_assert_close(const char *name, const float *got, const floa
         return 0;
     }
     return 1;
+}
+
+/* ---- the ISA under test ------------------------------------------------- */
+/* Exit status ctest reads as "skipped" (SKIP_RETURN_CODE in CMakeLists). */
+#define FS_TEST_SKIPPED 77
+
+static inline void fs_test_isa_from_env(void)
+{
+    const char *env = getenv("FASTSEG_ISA");
+    if (!env || !*env || strcmp(env, "auto") == 0) {
+        printf("isa: %s (this CPU's choice)\n", fs_isa_name());
+        return;
+    }
+    const int supported = fs_isa_supported(env);
+    FS_REQUIRE(supported >= 0, "FASTSEG_ISA=%s is not an ISA fastseg knows", env);
+    if (supported == 0) {
+        const char *why = fs_isa_env_error();
+        printf("skipped: %s\n", why ? why : "this CPU cannot run it");
+        exit(FS_TEST_SKIPPED);
+    }
+    FS_REQUIRE(fs_isa_env_error() == NULL, "FASTSEG_ISA rejected: %s", fs_isa_env_error());
+    FS_REQUIRE(strcmp(fs_isa_name(), env) == 0, "FASTSEG_ISA=%s ignored: %s in use", env,
+               fs_isa_name());
+    printf("isa: %s (forced by FASTSEG_ISA)\n", env);
 }
 
 /* Call last in main: `return fs_test_done();` */

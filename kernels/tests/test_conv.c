@@ -4,6 +4,7 @@
  * 0..2, h != w, k == h + 2p (1x1 output), input smaller than the kernel. */
 #include "fastseg/kernels.h"
 #include "harness.h"
+#include "window.h"
 
 #include <string.h>
 
@@ -34,14 +35,17 @@ static const shape SHAPES[] = {
     {2, 3, 6, 6, 150, 3, 1, 1},   /* more filters than one MC block */
     {1, 2, 5, 5, 300, 3, 1, 1},   /* dX's K (filters) over one KC block */
     {2, 64, 5, 6, 700, 5, 1, 0},  /* weight too big to pack per thread: im2col path */
+    /* Output rows 16 wide, as the gathered-B and scatter forms' 16-float
+     * segments: an odd number of them (no whole 32-pixel panels), rows 32
+     * wide (two segments of one row), fewer channels than the tile has
+     * rows (taps of one channel share a tile), and batch 1 over threads. */
+    {2, 3, 19, 20, 10, 5, 1, 0},
+    {1, 4, 10, 36, 12, 5, 1, 0},
+    {2, 3, 20, 20, 7, 5, 1, 0},
+    {1, 20, 20, 20, 50, 5, 1, 0},
+    {1, 7, 20, 20, 9, 5, 1, 0},
 };
 #define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
-
-static fs_idx ext(fs_idx size, fs_idx k, fs_idx s, fs_idx p)
-{
-    fs_idx span = size + 2 * p - k;
-    return span < 0 ? 0 : span / s + 1;
-}
 
 static float xat(const float *x, const shape *S, fs_idx ni, fs_idx ci, fs_idx iy, fs_idx ix)
 {
@@ -52,7 +56,7 @@ static float xat(const float *x, const shape *S, fs_idx ni, fs_idx ci, fs_idx iy
 /* ---- im2col / col2im --------------------------------------------------- */
 static void test_im2col(const shape *S, fs_rng *r)
 {
-    const fs_idx oh = ext(S->h, S->k, S->s, S->p), ow = ext(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const fs_idx rows = S->c * S->k * S->k, ncol = S->n * oh * ow, ld = ncol + 3;
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     float *x = fs_test_alloc(xs);
@@ -104,7 +108,7 @@ static void test_im2col(const shape *S, fs_rng *r)
 static void conv_ref(const shape *S, const float *x, const float *wt, const float *b,
                      const float *dy, float *y, float *dx, float *dw, float *db)
 {
-    const fs_idx oh = ext(S->h, S->k, S->s, S->p), ow = ext(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const fs_idx K = S->k;
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     double *adx = calloc(xs ? xs : 1, sizeof(double));
@@ -139,7 +143,7 @@ static void conv_ref(const shape *S, const float *x, const float *wt, const floa
 
 static void test_conv(const shape *S, fs_rng *r, int use_bias)
 {
-    const fs_idx oh = ext(S->h, S->k, S->s, S->p), ow = ext(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     const size_t ws = (size_t)(S->f * S->c * S->k * S->k);
     const size_t ys = (size_t)(S->n * S->f * oh * ow);
@@ -251,6 +255,7 @@ int main(void)
 {
     fs_rng r;
     fs_rng_seed(&r, 42);
+    fs_test_isa_from_env();
     /* One thread, then two: the image-parallel and the sequential paths. */
     const int threads[] = {1, 2, 3};
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {

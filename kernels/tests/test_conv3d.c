@@ -262,6 +262,7 @@ int main(void)
 {
     fs_rng r;
     fs_rng_seed(&r, 7);
+    fs_test_isa_from_env();
     const int threads[] = {1, 2, 3};
     const fs_idx pools[][3][3] = {
         {{2, 2, 2}, {2, 2, 2}, {2, 2, 2}},   /* lai3d's */

@@ -3,6 +3,7 @@
  * pooling index or label is reported before anything is written. */
 #include "fastseg/kernels.h"
 #include "harness.h"
+#include "window.h"
 
 #include <string.h>
 
@@ -10,7 +11,7 @@
 static void pool_ref(const float *x, fs_idx planes, fs_idx h, fs_idx w, fs_idx k, fs_idx s,
                      float *y, int64_t *idx)
 {
-    const fs_idx oh = h < k ? 0 : (h - k) / s + 1, ow = w < k ? 0 : (w - k) / s + 1;
+    const fs_idx oh = fs_out_extent(h, k, s, 0), ow = fs_out_extent(w, k, s, 0);
     for (fs_idx pl = 0; pl < planes; pl++)
         for (fs_idx oi = 0; oi < oh; oi++)
             for (fs_idx oj = 0; oj < ow; oj++) {
@@ -31,7 +32,7 @@ static void pool_ref(const float *x, fs_idx planes, fs_idx h, fs_idx w, fs_idx k
 
 static void test_pool(fs_idx n, fs_idx c, fs_idx h, fs_idx w, fs_idx k, fs_idx s, fs_rng *r)
 {
-    const fs_idx oh = h < k ? 0 : (h - k) / s + 1, ow = w < k ? 0 : (w - k) / s + 1;
+    const fs_idx oh = fs_out_extent(h, k, s, 0), ow = fs_out_extent(w, k, s, 0);
     const size_t xs = (size_t)(n * c * h * w), ys = (size_t)(n * c * oh * ow);
     float *x = fs_test_alloc(xs), *y = fs_test_alloc(ys), *yr = fs_test_alloc(ys);
     int64_t *idx = malloc((ys + 1) * sizeof(int64_t)), *idxr = malloc((ys + 1) * sizeof(int64_t));
@@ -340,6 +341,7 @@ int main(void)
 {
     fs_rng r;
     fs_rng_seed(&r, 7);
+    fs_test_isa_from_env();
     const int threads[] = {1, 2};
     for (size_t t = 0; t < 2; t++) {
         fs_set_num_threads(threads[t]);

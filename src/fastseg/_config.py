@@ -72,5 +72,26 @@ def openmp_enabled() -> bool:
 
 
 def isa() -> str:
-    """The GEMM micro-kernel chosen for this CPU: ``"avx2"`` or ``"generic"``."""
+    """The instruction set whose kernels run: ``"avx512"``, ``"avx2"`` or ``"generic"``.
+
+    By default the best this CPU (and its OS) can run; the environment
+    variable ``FASTSEG_ISA`` forces one, and names one the CPU cannot run
+    are refused with an ImportError when the kernels load.
+    """
     return _runtime().isa_name()
+
+
+def supported_isas() -> list[str]:
+    """The instruction sets this CPU, its OS and this build can run, best first."""
+    return _runtime().supported_isas()
+
+
+def blocking() -> dict:
+    """The GEMM blocking in use: micro-tile ``mr`` x ``nr`` and cache blocks
+    ``mc``, ``kc``, ``nc``, fitted to this CPU's caches."""
+    return _runtime().blocking()
+
+
+def cache_sizes() -> dict:
+    """The cache bytes per core (``l1d``, ``l2``, ``l3``; 0 unknown) the blocking fits."""
+    return _runtime().cache_sizes()

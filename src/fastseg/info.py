@@ -9,19 +9,40 @@ import fastseg
 from fastseg import _config
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def collect() -> dict:
-    """Version, backends, the GEMM instruction set, OpenMP and threads."""
+    """Version, backends, the CPU and the kernels' instruction set, blocking,
+    OpenMP and threads."""
     return {
         "fastseg": fastseg.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "backends": _config.available_backends(),
         "backend": _config.get_backend(),
         "isa": _config.isa(),
+        "isas": _config.supported_isas(),
+        "blocking": _config.blocking(),
+        "caches": _config.cache_sizes(),
         "openmp": _config.openmp_enabled(),
         "threads": _config.get_num_threads(),
     }
+
+
+def _kib(n: int) -> str:
+    return f"{n // 1024} KiB" if n else "unknown"
 
 
 def format_info(info: dict) -> str:
@@ -29,7 +50,12 @@ def format_info(info: dict) -> str:
         ("fastseg", info["fastseg"]),
         ("python / numpy", f"{info['python']} / {info['numpy']} ({info['machine']})"),
         ("backends", ", ".join(info["backends"]) + f"  (current: {info['backend']})"),
-        ("GEMM micro-kernel", info["isa"]),
+        ("CPU", info["cpu"]),
+        ("instruction set", f"{info['isa']}  (this CPU runs: {', '.join(info['isas'])})"),
+        ("GEMM blocking", "MR x NR {mr} x {nr}, MC {mc}, KC {kc}, NC {nc}".format(
+            **info["blocking"])),
+        ("caches per core", "L1d {}, L2 {}, L3 {}".format(
+            *(_kib(info["caches"][c]) for c in ("l1d", "l2", "l3")))),
         ("OpenMP", "on" if info["openmp"] else "off (kernels run on one thread)"),
         ("threads", str(info["threads"])),
     ]

@@ -1,54 +1,82 @@
 /*
- * fastseg/blocking.h -- the SGEMM blocking constants (BLIS naming).
+ * fastseg/blocking.h -- the SGEMM blocking constants (BLIS naming), per ISA.
  *
- * The loops of fs_sgemm (gemm.c) cut C = A*B as
+ * The loops of fs_sgemm (gemm.c) and of the fused convolution cut C = A*B as
  *   jc: NC columns of B  -> the packed KC x NC panel of B lives in L3
  *   pc: KC of the k dim  -> one rank-KC update at a time
  *   ic: MC rows of A     -> the packed MC x KC block of A lives in L2
  *   jr: NR columns       -> one KC x NR micro-panel of B stays in L1
  *   ir: MR rows          -> one MR x NR tile of C stays in registers
- * Sized for AMD Zen4 (32 KiB L1d, 1 MiB L2 per core, 32 MiB shared L3) with
- * the AVX2/FMA micro-kernel: 16 ymm registers, two 256-bit FMA pipes with a
- * 4-cycle latency. The portable micro-kernel uses the same MR/NR so one
- * packing format serves both.
+ * MR x NR is fixed per kernel table (it is the packing format); MC, KC and NC
+ * start from the ISA's values below and shrink to the caches this CPU has
+ * (fs_blocking_fit in gemm_dispatch.c, from the sizes cpu.c reads at run
+ * time), so one build serves a Zen 3 (32 KiB L1d, 512 KiB L2), a Zen 4
+ * (32 KiB, 1 MiB), a Zen 5 (48 KiB, 1 MiB) and a Xeon (48 KiB, 2 MiB).
  */
 #ifndef FASTSEG_BLOCKING_H
 #define FASTSEG_BLOCKING_H
 
-/* MR x NR = 6 x 16: 6*2 = 12 ymm accumulators + 2 for the B row + 1 for the
+/* ---- AVX2/FMA (and the portable kernel, which shares its packing) --------
+ * MR x NR = 6 x 16: 6*2 = 12 ymm accumulators + 2 for the B row + 1 for the
  * broadcast A element = 15 of 16 registers. 12 independent FMA chains cover
  * the 2 pipes x 4 cycles = 8 needed to keep both FMA units busy, and each
- * k step does 8 loads for 12 FMAs, within Zen4's load bandwidth. (8x8 would
- * need 8 accumulators only and 8 broadcasts per 8 FMAs: load-bound.) */
-#define FS_GEMM_MR 6
-#define FS_GEMM_NR 16
+ * k step does 8 loads for 12 FMAs. (8x8 would need 8 accumulators only and
+ * 8 broadcasts per 8 FMAs: load-bound.)
+ * KC 256: the B micro-panel (16 KiB) in half of a 32 KiB L1d (384 measured
+ * the same on Zen 4; 512 was slower on K = 500). MC 144: the A block
+ * (144 KiB) well inside L2 (72..288 measured within noise). NC 4080: a 4 MiB
+ * B panel in L3, 255 micro-panels. */
+#define FS_GEMM_MR_AVX2 6
+#define FS_GEMM_NR_AVX2 16
+#define FS_GEMM_KC_AVX2 256
+#define FS_GEMM_MC_AVX2 144
+#define FS_GEMM_NC_AVX2 4080
 
-/* KC: the B micro-panel (KC*NR*4 = 16 KiB) plus the streaming A micro-panel
- * (KC*MR*4 = 6 KiB) fit in the 32 KiB L1d with room for the C tile, and a
- * rank-256 update is long enough to amortise loading/storing the C tile.
- * (384 measured the same; 512 was slower on K = 500.) The
- * #ifndef lets a tuning build try other values with -DFS_GEMM_KC=... */
-#ifndef FS_GEMM_KC
-#define FS_GEMM_KC 256
-#endif
+/* ---- AVX-512F ---------------------------------------------------------------
+ * MR x NR = 10 x 32: 20 zmm accumulators + 2 for the B row + 1 broadcast =
+ * 23 of 32 registers; 12 loads per 20 FMAs (Intel's two load ports keep up).
+ * Every candidate from 6x32 to 14x32, 8x48 and 6x64 ran the kernel alone at
+ * the Zen 5's peak (~265 GFLOP/s a core), so the choice is the shapes': 10
+ * rows divide lai2d's 20 and 50 filters, its 500 = c*k*k and its 1000 units
+ * exactly (12 or 14 would pad 20 filters to 24 or 28), and 32 columns are
+ * two output rows of its 16-wide feature maps, which the convolution's
+ * gathered-B and scatter forms read and write as two 16-float segments.
+ * KC 256 where L1d holds the 32 KiB B micro-panel twice over (a 48 KiB L1d
+ * gets 192, a 32 KiB one 128); MC and NC as AVX2's, in rows and columns of
+ * this tile. */
+#define FS_GEMM_MR_AVX512 10
+#define FS_GEMM_NR_AVX512 32
+#define FS_GEMM_KC_AVX512 256
+#define FS_GEMM_MC_AVX512 150
+#define FS_GEMM_NC_AVX512 4096
 
-/* MC: the packed A block (MC*KC*4 = 144 KiB at 144) sits comfortably in the
- * 1 MiB L2 next to the B micro-panels streaming through it; a multiple of MR
- * so blocks hold whole micro-panels. 72..288 measured within noise of each
- * other; 144 keeps the block well inside L2 with room for prefetched B. */
-#ifndef FS_GEMM_MC
-#define FS_GEMM_MC 144
-#endif
+/* ---- fitting the blocks to the caches (fs_blocking_fit) --------------------
+ * KC: the B micro-panel (KC x NR floats) takes at most this share of L1d,
+ * leaving the rest to the streaming A micro-panel and the C tile.
+ * MC: the A block (MC x KC) at most this share of L2, the rest for the B
+ * micro-panels and C tiles passing through.
+ * NC: the B panel (KC x NC) at most this share of the core's part of L3. */
+#define FS_BLOCK_L1_SHARE 0.5
+#define FS_BLOCK_L2_SHARE 0.5
+#define FS_BLOCK_L3_SHARE 0.5
+/* Floors, so a CPU that reports tiny (or no) caches still gets sane blocks. */
+#define FS_GEMM_KC_MIN 64
 
-/* NC: the packed B panel (KC*NC*4 ~ 4 MiB) stays in the shared L3 and is
- * reused by every MC block; a multiple of NR (255 micro-panels) so blocks
- * hold whole micro-panels. */
-#ifndef FS_GEMM_NC
-#define FS_GEMM_NC 4080
-#endif
+/* The largest MR and NR of any table (stack arrays of tile rows) and the
+ * segment width of the convolution forms: a B row or C row of NR floats is
+ * NR/16 runs of 16 contiguous floats, each a 16-wide piece of an output row. */
+#define FS_GEMM_MR_MAX 16
+#define FS_GEMM_NR_MAX 64
+#define FS_GEMM_SEG 16
 
-#if FS_GEMM_MC % FS_GEMM_MR != 0 || FS_GEMM_NC % FS_GEMM_NR != 0
+#if FS_GEMM_MC_AVX2 % FS_GEMM_MR_AVX2 != 0 || FS_GEMM_NC_AVX2 % FS_GEMM_NR_AVX2 != 0 || \
+    FS_GEMM_MC_AVX512 % FS_GEMM_MR_AVX512 != 0 || FS_GEMM_NC_AVX512 % FS_GEMM_NR_AVX512 != 0
 #error "MC must be a multiple of MR and NC a multiple of NR"
+#endif
+#if FS_GEMM_NR_AVX2 % FS_GEMM_SEG != 0 || FS_GEMM_NR_AVX512 % FS_GEMM_SEG != 0 || \
+    FS_GEMM_MR_AVX2 > FS_GEMM_MR_MAX || FS_GEMM_MR_AVX512 > FS_GEMM_MR_MAX || \
+    FS_GEMM_NR_AVX2 > FS_GEMM_NR_MAX || FS_GEMM_NR_AVX512 > FS_GEMM_NR_MAX
+#error "NR must be whole segments and MR at most FS_GEMM_MR_MAX"
 #endif
 
 #endif /* FASTSEG_BLOCKING_H */

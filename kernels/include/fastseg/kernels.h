@@ -32,15 +32,37 @@ enum {
     FS_EVALUE = 3    /* an argument is outside its domain (stride 0, ...) */
 };
 
-/* ---- runtime: threads and the instruction set chosen (runtime.c) ------- */
+/* ---- runtime: threads, the instruction set and blocking chosen ----------
+ * (runtime.c; the ISA choice in gemm_dispatch.c) */
 void fs_set_num_threads(int n);        /* n < 1 is treated as 1 */
 int fs_get_num_threads(void);
 int fs_openmp_enabled(void);           /* 1 when compiled with OpenMP */
-const char *fs_isa_name(void);         /* "avx2" or "generic": the GEMM micro-kernel in use */
-/* Force an ISA by name ("avx2", "generic", or "auto" = CPU check). Returns
- * FS_OK, or FS_EVALUE when the name is unknown or the CPU lacks it. The
- * environment variable FASTSEG_ISA is read once, at the first GEMM. */
+/* The kernels in use: "avx512", "avx2" or "generic". By default the best
+ * this CPU, its OS and this build can run (avx512 > avx2 > generic). */
+const char *fs_isa_name(void);
+/* Force an ISA by name ("avx512", "avx2", "generic", or "auto" = the
+ * default). Returns FS_OK, or FS_EVALUE when the name is unknown or cannot
+ * run here (fs_isa_supported says which); nothing changes then. The
+ * environment variable FASTSEG_ISA is read once, at the first kernel call;
+ * a value that cannot be honoured leaves "auto" and fs_isa_env_error says
+ * why. */
 int fs_select_isa(const char *name);
+/* 1 when this CPU, OS and build can run ISA `name`, 0 when not, -1 when
+ * the name is unknown; fs_isa_why_not says why not (NULL when it can). */
+int fs_isa_supported(const char *name);
+const char *fs_isa_why_not(const char *name);
+/* NULL, or a sentence saying why FASTSEG_ISA was not honoured. */
+const char *fs_isa_env_error(void);
+/* The GEMM blocking of ISA `name` ("auto" or NULL: the one in use): the
+ * micro-tile and the cache blocks fitted to this CPU's caches
+ * (fastseg/blocking.h). Returns FS_OK, or FS_EVALUE as fs_select_isa. */
+typedef struct {
+    int mr, nr;          /* the tile of C kept in registers */
+    fs_idx mc, kc, nc;   /* rows of A, depth and columns of B per cache block */
+} fs_blocking;
+int fs_isa_blocking(const char *name, fs_blocking *out);
+/* The cache sizes the blocking was fitted to: bytes per core, 0 unknown. */
+void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3);
 
 /* ---- SGEMM (gemm.c): C = alpha * op(A) * op(B) + beta * C ---------------
  * op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading
@@ -71,7 +93,10 @@ void fs_col2im(const float *cols, fs_idx ldcols,
                fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                fs_idx k, fs_idx stride, fs_idx pad, float *dx);
 
-/* ---- conv2d (conv.c): im2col + GEMM, batch in bounded chunks ------------
+/* ---- conv2d (conv.c) --------------------------------------------------------
+ * GEMM loops around the micro-kernel that read the image in place
+ * (conv_fused.c) for every layer whose packed weight is small; im2col +
+ * fs_sgemm one image at a time for the rest (1x1 kernels, huge weights).
  * x (n, c, h, w), wt (f, c, k, k), bias (f) or NULL, y (n, f, oh, ow). */
 int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                       const float *wt, fs_idx f, fs_idx k, const float *bias,

@@ -16,6 +16,14 @@ cdef extern from "fastseg/kernels.h" nogil:
     int fs_openmp_enabled()
     const char *fs_isa_name()
     int fs_select_isa(const char *name)
+    int fs_isa_supported(const char *name)
+    const char *fs_isa_why_not(const char *name)
+    const char *fs_isa_env_error()
+    ctypedef struct fs_blocking:
+        int mr, nr
+        fs_idx mc, kc, nc
+    int fs_isa_blocking(const char *name, fs_blocking *out)
+    void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)
 
     int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
                  float alpha, const float *a, fs_idx lda,

@@ -150,12 +150,8 @@ static void bias_grad(const float *dy, fs_idx n, fs_idx f, fs_idx ohw, float *db
 {
     for (fs_idx fi = 0; fi < f; fi++) {
         double acc = 0.0;
-        for (fs_idx i = 0; i < n; i++) {
-            const float *row = dy + (i * f + fi) * ohw;
-            float part = 0.0f; /* float within a row vectorizes; double across */
-            for (fs_idx j = 0; j < ohw; j++) part += row[j];
-            acc += part;
-        }
+        /* float within a row (fs_row_sum), double across images */
+        for (fs_idx i = 0; i < n; i++) acc += fs_row_sum(dy + (i * f + fi) * ohw, ohw);
         db[fi] = (float)acc;
     }
 }

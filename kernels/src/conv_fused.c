@@ -306,16 +306,34 @@ static void pack_cols_t(const conv_job *J, const float *xi, const fs_colrun *run
     }
 }
 
+/* What the scatter form needs to know of the MR taps of one tile (tile_rows):
+ * the kernel rows they span, the output columns every one of them sees
+ * inside the image, and whether two share an input channel (or a channel
+ * and a kernel row), where their dx rows could overlap. */
+typedef struct {
+    fs_idx ki_min, ki_max, lo, hi;
+    int share_ci, share_ci_ki;
+} tap_group;
+
+/* ... and of one NR panel of output pixels: their box, whether they lie in
+ * one output row, and where the first one is (oy*w + ox). */
+typedef struct {
+    fs_idx oy_min, oy_max, ox_min, ox_end, base;
+    int one_row;
+} panel_box;
+
 typedef struct {
     /* dX: W^T rows [r0, r1) packed (K = f, blocks of kcf), dY blocks, tile,
      * the pixel runs of a block and where each NR panel's runs start */
     fs_idx r0, r1, kcf, ncp, maxruns_x;
     float *apt, *bpy, *tile;
-    fs_tap *taps_x; /* the rows of W^T in the order they are packed */
-    unsigned char *distinct_x; /* per MR taps: no two in one input channel */
+    fs_tap *taps_x;     /* the rows of W^T in the order they are packed */
+    fs_idx *tapoff_x;   /* each tap's offset in dx_i from its pixel's oy*w + ox */
+    tap_group *group_x; /* per MR taps */
     fs_colrun *runs_x;
     fs_idx *first_x;
-    fs_idx *seg_x; /* per NR panel: its segments' offsets in dx, or -1 */
+    fs_idx *seg_x;      /* per NR panel: its segments' offsets in dx, or -1 */
+    panel_box *box_x;   /* per NR panel */
     /* dW: columns [d0, d1), pixel blocks of kcp; dY_i block, cols^T panels */
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp;
@@ -339,10 +357,12 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
         total += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, J->mr) * J->f)) +
                  fs_ws_round16((size_t)(s->kcf * s->ncp)) + fs_ws_round16(J->mr * J->nr) +
                  floats_for(s->r1 - s->r0, sizeof(fs_tap)) +
-                 floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), 1) +
+                 floats_for(s->r1 - s->r0, sizeof(fs_idx)) +
+                 floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), sizeof(tap_group)) +
                  floats_for(s->maxruns_x, sizeof(fs_colrun)) +
                  floats_for(s->ncp / J->nr + 1, sizeof(fs_idx)) +
-                 floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
+                 floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx)) +
+                 floats_for(s->ncp / J->nr, sizeof(panel_box));
     if (want_dw)
         total += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp)) +
                  fs_ws_round16((size_t)(s->kcp * s->ncd)) +
@@ -365,14 +385,18 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
         p += fs_ws_round16(J->mr * J->nr);
         s->taps_x = (fs_tap *)p;
         p += floats_for(s->r1 - s->r0, sizeof(fs_tap));
-        s->distinct_x = (unsigned char *)p;
-        p += floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), 1);
+        s->tapoff_x = (fs_idx *)p;
+        p += floats_for(s->r1 - s->r0, sizeof(fs_idx));
+        s->group_x = (tap_group *)p;
+        p += floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), sizeof(tap_group));
         s->runs_x = (fs_colrun *)p;
         p += floats_for(s->maxruns_x, sizeof(fs_colrun));
         s->first_x = (fs_idx *)p;
         p += floats_for(s->ncp / J->nr + 1, sizeof(fs_idx));
         s->seg_x = (fs_idx *)p;
         p += floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
+        s->box_x = (panel_box *)p;
+        p += floats_for(s->ncp / J->nr, sizeof(panel_box));
     }
     if (want_dw) {
         s->apy = p;
@@ -394,8 +418,8 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
  * row is segments of several output rows, and the micro-kernel can add a
  * whole tile in place (tile_rows); in fs_im2col's order neighbouring taps
  * (kj, kj+1) hit overlapping spans of one row, and each row's add had to
- * wait for the previous one's store. distinct_x marks the groups of MR taps
- * (the rows of one tile) with no two in the same channel. */
+ * wait for the previous one's store. Also each tap's dx offset and each
+ * group of MR taps' tap_group. */
 static void order_taps(const conv_job *J, const bwd_space *s)
 {
     const fs_idx k = J->g.k, c0 = s->r0 / (k * k), c1 = s->r1 / (k * k);
@@ -403,19 +427,32 @@ static void order_taps(const conv_job *J, const bwd_space *s)
     fs_idx i = 0;
     for (fs_idx kj = 0; kj < k; kj++)
         for (fs_idx ki = 0; ki < k; ki++)
-            for (fs_idx ci = c0; ci < c1; ci++) {
-                fs_tap *t = &s->taps_x[i++];
+            for (fs_idx ci = c0; ci < c1; ci++, i++) {
+                fs_tap *t = &s->taps_x[i];
                 t->ci = ci;
                 t->ki = ki;
                 fs_tap_set_kj(&J->g, t, kj);
+                s->tapoff_x[i] = ci * J->plane + (ki - J->g.pad) * J->g.w + t->off;
             }
     for (fs_idx g = 0; g * J->mr < rows; g++) {
         const fs_idx a = g * J->mr, b = MIN(a + J->mr, rows);
-        int distinct = 1;
-        for (fs_idx x = a; x < b && distinct; x++)
+        const fs_tap *t = s->taps_x;
+        tap_group *tg = &s->group_x[g];
+        tg->ki_min = tg->ki_max = t[a].ki;
+        tg->lo = t[a].lo;
+        tg->hi = t[a].hi;
+        tg->share_ci = tg->share_ci_ki = 0;
+        for (fs_idx x = a; x < b; x++) {
+            tg->ki_min = MIN(tg->ki_min, t[x].ki);
+            tg->ki_max = MAX(tg->ki_max, t[x].ki);
+            tg->lo = MAX(tg->lo, t[x].lo);
+            tg->hi = MIN(tg->hi, t[x].hi);
             for (fs_idx y = a; y < x; y++)
-                if (s->taps_x[x].ci == s->taps_x[y].ci) distinct = 0;
-        s->distinct_x[g] = (unsigned char)distinct;
+                if (t[x].ci == t[y].ci) {
+                    tg->share_ci = 1;
+                    if (t[x].ki == t[y].ki) tg->share_ci_ki = 1;
+                }
+        }
     }
 }
 
@@ -444,16 +481,20 @@ static void pack_weight_t(const conv_job *J, const bwd_space *s)
 
 /* Where the scatter form can add panel q of a block: its runs (stride 1)
  * must be whole 16-pixel segments filling the panel; seg[0..NR/16) get
- * each segment's offset in a dx plane from the first one's. Otherwise
- * seg[0] = -1. */
+ * each segment's offset in a dx plane from the first one's, and box the
+ * panel's extent. Otherwise seg[0] = -1. */
 static void panel_segments(const conv_job *J, const fs_colrun *runs, fs_idx r0, fs_idx r1,
-                           fs_idx *seg)
+                           fs_idx *seg, panel_box *box)
 {
     const fs_idx nseg = J->nr / FS_GEMM_SEG;
     const fs_colrun *first = &runs[r0];
     fs_idx g = 0;
     seg[0] = -1;
     if (J->g.stride != 1) return;
+    box->oy_min = box->oy_max = first->oy;
+    box->ox_min = first->ox;
+    box->ox_end = first->ox + first->len;
+    box->base = first->oy * J->g.w + first->ox;
     for (fs_idx ri = r0; ri < r1; ri++) {
         const fs_colrun *run = &runs[ri];
         if (run->len % FS_GEMM_SEG != 0 || run->at % FS_GEMM_SEG != 0) {
@@ -462,36 +503,29 @@ static void panel_segments(const conv_job *J, const fs_colrun *runs, fs_idx r0, 
         }
         for (fs_idx o = 0; o < run->len && g < nseg; o += FS_GEMM_SEG)
             seg[g++] = (run->oy - first->oy) * J->g.w + (run->ox + o - first->ox);
+        box->oy_min = MIN(box->oy_min, run->oy);
+        box->oy_max = MAX(box->oy_max, run->oy);
+        box->ox_min = MIN(box->ox_min, run->ox);
+        box->ox_end = MAX(box->ox_end, run->ox + run->len);
     }
+    box->one_row = box->oy_min == box->oy_max;
     if (g != nseg) seg[0] = -1;
 }
 
-/* When every tap of a tile sees each run of the panel inside the image
- * (lai2d: always) and no two rows' segments overlap in dx, each tile row is
+/* When every tap of a tile sees the whole panel inside the image (lai2d:
+ * always) and no two rows' segments can overlap in dx, each tile row is
  * NR/16 runs of 16 floats of dx: row i's first one goes to rowp[i] (the
  * others follow at the panel's segment offsets) and the micro-kernel adds
- * the tile there itself. `distinct`: the taps are in different channels,
- * so nothing overlaps; else, with one segment, two taps overlap only when
- * they share a channel and a kernel row. */
-static int tile_rows(const conv_job *J, const fs_tap *taps, int mr, int distinct,
-                     const fs_colrun *runs, fs_idx r0, fs_idx r1, float *dxi, float **rowp)
+ * the tile there itself. Two taps' rows can overlap only when they share
+ * an input channel and, within one output row, a kernel row too. */
+static int tile_rows(const conv_job *J, const tap_group *tg, const fs_idx *tapoff, int mr,
+                     const panel_box *box, float *dxi, float **rowp)
 {
-    if (!distinct && J->nr != FS_GEMM_SEG) return 0;
-    const fs_colrun *first = &runs[r0];
-    for (int rr = 0; rr < mr; rr++) {
-        const fs_tap *t = &taps[rr];
-        for (fs_idx ri = r0; ri < r1; ri++) {
-            const fs_colrun *run = &runs[ri];
-            const fs_idx iy = run->oy + t->ki - J->g.pad;
-            if (iy < 0 || iy >= J->g.h || run->ox < t->lo || run->ox + run->len > t->hi)
-                return 0;
-        }
-        if (!distinct)
-            for (int o = 0; o < rr; o++)
-                if (taps[o].ci == t->ci && taps[o].ki == t->ki) return 0;
-        rowp[rr] = dxi + t->ci * J->plane + (first->oy + t->ki - J->g.pad) * J->g.w + t->off +
-                   first->ox;
-    }
+    if (box->oy_min + tg->ki_min - J->g.pad < 0 || box->oy_max + tg->ki_max - J->g.pad >= J->g.h ||
+        box->ox_min < tg->lo || box->ox_end > tg->hi)
+        return 0;
+    if (box->one_row ? tg->share_ci_ki : tg->share_ci) return 0;
+    for (int rr = 0; rr < mr; rr++) rowp[rr] = dxi + tapoff[rr] + box->base;
     return 1;
 }
 
@@ -509,7 +543,8 @@ static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
         const fs_idx npanels = CEIL_DIV(nc, J->nr);
         fs_col_runs(&J->g, jc, nc, J->nr, s->runs_x, s->first_x);
         for (fs_idx q = 0; q < npanels; q++)
-            panel_segments(J, s->runs_x, s->first_x[q], s->first_x[q + 1], s->seg_x + q * nseg);
+            panel_segments(J, s->runs_x, s->first_x[q], s->first_x[q + 1], s->seg_x + q * nseg,
+                           s->box_x + q);
         for (fs_idx pc = 0; pc < J->f; pc += s->kcf) {                 /* pc */
             /* Each K block's tile is added separately: col2im is linear. */
             const fs_idx kc = MIN(s->kcf, J->f - pc);
@@ -518,13 +553,13 @@ static void dx_image(const conv_job *J, const bwd_space *s, fs_idx ni)
             for (fs_idx i = 0; i < rows; i += J->mr) {                  /* ir */
                 const int mr = (int)MIN(J->mr, rows - i);
                 const fs_tap *taps = s->taps_x + i;
-                const int distinct = s->distinct_x[i / J->mr];
+                const tap_group *tg = &s->group_x[i / J->mr];
                 for (fs_idx q = 0; q < npanels; q++) {                 /* jr */
                     const float *bq = s->bpy + q * J->nr * kc;
                     const fs_idx *seg = s->seg_x + q * nseg;
                     float *rowp[FS_GEMM_MR_MAX];
-                    if (seg[0] == 0 && tile_rows(J, taps, mr, distinct, s->runs_x,
-                                                 s->first_x[q], s->first_x[q + 1], dxi, rowp)) {
+                    if (seg[0] == 0 &&
+                        tile_rows(J, tg, s->tapoff_x + i, mr, s->box_x + q, dxi, rowp)) {
                         J->kt->rows(kc, apk + i * kc, bq, rowp, seg, mr);
                         continue;
                     }
@@ -572,16 +607,11 @@ static void dw_image(const conv_job *J, const bwd_space *s, fs_idx ni, int first
 }
 
 /* acc[fi] += sum of row fi of dy_i, for fi in [f0, f1): float within a row
- * (vectorises), double across rows and images. */
+ * (fs_row_sum), double across rows and images. */
 static void bias_rows(const conv_job *J, fs_idx ni, fs_idx f0, fs_idx f1, double *acc)
 {
     const float *dyi = J->dy + ni * J->f * J->ohw;
-    for (fs_idx fi = f0; fi < f1; fi++) {
-        const float *row = dyi + fi * J->ohw;
-        float part = 0.0f;
-        for (fs_idx j = 0; j < J->ohw; j++) part += row[j];
-        acc[fi] += part;
-    }
+    for (fs_idx fi = f0; fi < f1; fi++) acc[fi] += fs_row_sum(dyi + fi * J->ohw, J->ohw);
 }
 
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,

@@ -1,16 +1,8 @@
-/* The packing routines (gemm_pack_impl.h), once per packing format of the
- * kernel tables (fastseg/blocking.h). Baseline flags: every ISA packs with
- * the same code, so a packed panel means the same thing whoever reads it. */
+/* The packing routines (gemm_pack_impl.h) of the 6 x 16 format, which the
+ * generic and AVX2 tables share: baseline flags, so the portable kernel can
+ * run on any x86-64. (The AVX-512 table's format: gemm_pack_avx512.c.) */
 #include "gemm_internal.h"
 
 #define PACK_MR FS_GEMM_MR_AVX2
 #define PACK_NR FS_GEMM_NR_AVX2
 #include "gemm_pack_impl.h"
-#undef PACK_MR
-#undef PACK_NR
-
-#define PACK_MR FS_GEMM_MR_AVX512
-#define PACK_NR FS_GEMM_NR_AVX512
-#include "gemm_pack_impl.h"
-#undef PACK_MR
-#undef PACK_NR

@@ -21,6 +21,45 @@
 #define FS_PACK_SSE 1
 #endif
 
+/* In a build with the AVX-512 flags (gemm_pack_avx512.c: only its format,
+ * which only the AVX-512 table uses) a transposed B goes 16 x 16 at a time:
+ * 3-10 % faster on lai2d's A*B^T shapes. (The same for A's MR = 10 strided
+ * rows was 10 % slower than the SSE 4 x 4 path: its 10-float masked stores
+ * straddle cache lines.) */
+#if defined(__AVX512F__) && !defined(FS_PACK_TRANSPOSE16_DEFINED)
+#define FS_PACK_TRANSPOSE16_DEFINED
+#include <immintrin.h>
+
+/* out[j][i] = r[i][j] for 16 rows of 16 floats: pairs interleaved, then
+ * quads (each 128-bit lane now holds 4 rows of one column), then the
+ * 128-bit lanes transposed 4 x 4 across the row groups. 64 shuffles. */
+static inline void transpose16(const __m512 r[16], __m512 out[16])
+{
+    __m512 t[16], u[16];
+    for (int a = 0; a < 8; a++) {
+        t[2 * a] = _mm512_unpacklo_ps(r[2 * a], r[2 * a + 1]);
+        t[2 * a + 1] = _mm512_unpackhi_ps(r[2 * a], r[2 * a + 1]);
+    }
+    /* u[4b + q], lane L: rows 4b..4b+3 of column 4L + q */
+    for (int b = 0; b < 4; b++) {
+        u[4 * b + 0] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+        u[4 * b + 1] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0xee);
+        u[4 * b + 2] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+        u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xee);
+    }
+    for (int q = 0; q < 4; q++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xee);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xee);
+        out[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        out[4 + q] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        out[8 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        out[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+    }
+}
+#endif
+
 #define FS_MR PACK_MR
 #define FS_NR PACK_NR
 /* This format's names: the two entry points, and its own copy of each
@@ -190,9 +229,20 @@ static void SFN(pack_b_panels_n)(fs_idx kc, fs_idx q0, fs_idx q1, const float *b
 /* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time.
  * `next`: the first row of the panel packed after this one, or NULL. */
 static void SFN(pack_b_panel_t)(fs_idx kc, const float *b, fs_idx ldb, float *bp,
-                           const float *next)
+                                const float *next)
 {
     fs_idx p = 0;
+#if defined(__AVX512F__) && FS_NR % 16 == 0
+    for (; p + 16 <= kc; p += 16) {
+        prefetch_rows(next, ldb, FS_NR, p);
+        for (int g = 0; g < FS_NR; g += 16) {
+            __m512 r[16], out[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (g + i) * ldb + p);
+            transpose16(r, out);
+            for (int q = 0; q < 16; q++) _mm512_store_ps(bp + (p + q) * FS_NR + g, out[q]);
+        }
+    }
+#endif
 #if defined(FS_PACK_SSE) && FS_NR % 4 == 0
     for (; p + 4 <= kc; p += 4) {
         prefetch_rows(next, ldb, FS_NR, p);

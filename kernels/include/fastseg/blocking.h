@@ -28,9 +28,15 @@
  * B panel in L3, 255 micro-panels. */
 #define FS_GEMM_MR_AVX2 6
 #define FS_GEMM_NR_AVX2 16
+#ifndef FS_GEMM_KC_AVX2 /* a tuning build may try others: -DFS_GEMM_KC_AVX2=... */
 #define FS_GEMM_KC_AVX2 256
+#endif
+#ifndef FS_GEMM_MC_AVX2
 #define FS_GEMM_MC_AVX2 144
+#endif
+#ifndef FS_GEMM_NC_AVX2
 #define FS_GEMM_NC_AVX2 4080
+#endif
 
 /* ---- AVX-512F ---------------------------------------------------------------
  * MR x NR = 10 x 32: 20 zmm accumulators + 2 for the B row + 1 broadcast =
@@ -44,11 +50,21 @@
  * KC 256 where L1d holds the 32 KiB B micro-panel twice over (a 48 KiB L1d
  * gets 192, a 32 KiB one 128); MC and NC as AVX2's, in rows and columns of
  * this tile. */
+#ifndef FS_GEMM_MR_AVX512
 #define FS_GEMM_MR_AVX512 10
+#endif
+#ifndef FS_GEMM_NR_AVX512
 #define FS_GEMM_NR_AVX512 32
+#endif
+#ifndef FS_GEMM_KC_AVX512 /* a tuning build may try others: -DFS_GEMM_KC_AVX512=... */
 #define FS_GEMM_KC_AVX512 256
+#endif
+#ifndef FS_GEMM_MC_AVX512
 #define FS_GEMM_MC_AVX512 150
+#endif
+#ifndef FS_GEMM_NC_AVX512
 #define FS_GEMM_NC_AVX512 4096
+#endif
 
 /* ---- fitting the blocks to the caches (fs_blocking_fit) --------------------
  * KC: the B micro-panel (KC x NR floats) takes at most this share of L1d,
@@ -56,9 +72,15 @@
  * MC: the A block (MC x KC) at most this share of L2, the rest for the B
  * micro-panels and C tiles passing through.
  * NC: the B panel (KC x NC) at most this share of the core's part of L3. */
+#ifndef FS_BLOCK_L1_SHARE
 #define FS_BLOCK_L1_SHARE 0.5
+#endif
+#ifndef FS_BLOCK_L2_SHARE
 #define FS_BLOCK_L2_SHARE 0.5
+#endif
+#ifndef FS_BLOCK_L3_SHARE
 #define FS_BLOCK_L3_SHARE 0.5
+#endif
 /* Floors, so a CPU that reports tiny (or no) caches still gets sane blocks. */
 #define FS_GEMM_KC_MIN 64
 

@@ -1,4 +1,4 @@
-"""The choice of instruction set for the C kernels (kernels/src/gemm_dispatch.c):
+"""The choice of instruction set for the C kernels (kernels/src/isa_dispatch.c):
 the default, forcing each one (FASTSEG_ISA or select_isa), refusing a name
 that is unknown or that this CPU cannot run with a clear error -- never an
 illegal instruction -- and the blocking reported for each.

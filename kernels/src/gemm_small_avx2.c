@@ -1,4 +1,4 @@
 /* The small-shape kernels (gemm_small_impl.h) built with the AVX2 flags;
- * called only after the run-time CPU check in gemm_dispatch.c. */
+ * called only after the run-time CPU check in isa_dispatch.c. */
 #define FS_SMALL_SUFFIX avx2
 #include "gemm_small_impl.h"

@@ -1,6 +1,6 @@
 /*
  * The AVX2/FMA 6 x 16 micro-kernel (built with -mavx2 -mfma, like
- * gemm_small_avx2.c; reached only after the CPU check of gemm_dispatch.c).
+ * gemm_small_avx2.c; reached only after the CPU check of isa_dispatch.c).
  *
  * Per k step: two aligned loads of the packed B row (16 floats), six
  * broadcasts of the packed A column, twelve FMAs into the C tile, which stays

@@ -1,7 +1,7 @@
 /*
  * The AVX-512F micro-kernel, MR x NR = FS_GEMM_MR_AVX512 x FS_GEMM_NR_AVX512
  * (blocking.h says why 10 x 32). Built with the AVX-512 flags, like
- * gemm_small_avx512.c; reached only after the CPU check of gemm_dispatch.c.
+ * gemm_small_avx512.c; reached only after the CPU check of isa_dispatch.c.
  *
  * Per k step: NR/16 aligned loads of the packed B row, MR broadcasts of the
  * packed A column, MR*NR/16 FMAs into the C tile, which stays in zmm

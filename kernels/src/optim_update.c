@@ -1,28 +1,35 @@
 /* Fused optimizer updates (kernels.h): one pass over each parameter, no
  * temporaries, following torch.optim's single-tensor (foreach=False) code
- * operation for operation, so results match torch to rounding. */
+ * operation for operation, so results match torch to rounding. The loops
+ * are optim_impl.h's, at the width of the ISA in use (pointwise.h); here the
+ * parameter is cut among threads. */
 #include "fastseg/kernels.h"
 
 #include <math.h>
 
 #include "parallel.h"
+#include "pointwise.h"
+
+/* Chunk t of nt of [0, count): *lo, and its length. */
+static fs_idx chunk(fs_idx count, int t, int nt, fs_idx *lo)
+{
+    fs_idx hi;
+    fs_split_range(count, t, nt, lo, &hi);
+    return hi - *lo;
+}
 
 void fs_sgd_update(float *p, const float *g, float *buf, fs_idx count,
                    float lr, float momentum, float dampening,
                    float weight_decay, int nesterov, int first_step)
 {
+    const fs_pointwise_table *pt = fs_pointwise_kernels();
     FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
-    for (fs_idx i = 0; i < count; i++) {
-        float d = g[i];
-        if (weight_decay != 0.0f) d = d + weight_decay * p[i];
-        if (momentum != 0.0f) {
-            /* torch clones the gradient into a fresh buffer: no dampening. */
-            const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-            buf[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        p[i] -= lr * d;
+    for (int t = 0; t < nt; t++) {
+        fs_idx lo;
+        const fs_idx n = chunk(count, t, nt, &lo);
+        pt->sgd(p + lo, g + lo, buf ? buf + lo : NULL, n, lr, momentum, dampening,
+                weight_decay, nesterov, first_step);
     }
 }
 
@@ -35,19 +42,14 @@ void fs_adam_update(float *p, const float *g, float *m, float *v, fs_idx count,
     const double bc2 = 1.0 - pow((double)beta2, (double)step);
     const float step_size = (float)((double)lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float w1 = 1.0f - beta1, w2 = 1.0f - beta2;
+    const fs_pointwise_table *pt = fs_pointwise_kernels();
     FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
-    for (fs_idx i = 0; i < count; i++) {
-        float d = g[i];
-        if (weight_decay != 0.0f) d = d + weight_decay * p[i];
-        /* exp_avg.lerp_(grad, 1 - beta1), with torch's lerp formula */
-        const float mi = w1 < 0.5f ? m[i] + w1 * (d - m[i]) : d - (d - m[i]) * (1.0f - w1);
-        const float vi = v[i] * beta2 + w2 * d * d;
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] -= step_size * (mi / denom);
+    for (int t = 0; t < nt; t++) {
+        fs_idx lo;
+        const fs_idx n = chunk(count, t, nt, &lo);
+        pt->adam(p + lo, g + lo, m + lo, v + lo, n, beta1, beta2, eps, weight_decay,
+                 step_size, bc2_sqrt);
     }
 }
 
@@ -55,20 +57,13 @@ void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
                      fs_idx count, float eta_minus, float eta_plus,
                      float step_min, float step_max)
 {
+    const fs_pointwise_table *pt = fs_pointwise_kernels();
     FS_NT(count, FS_PAR_MIN_ELEMENTS)
     FS_PAR_FOR
-    for (fs_idx i = 0; i < count; i++) {
-        const float s = g[i] * prev[i];
-        /* torch overwrites sign(g*prev) with the factors, NaN staying NaN */
-        const float factor = s > 0.0f ? eta_plus : s < 0.0f ? eta_minus : isnan(s) ? s : 1.0f;
-        float st = step_size[i] * factor;
-        st = st < step_min ? step_min : st; /* clamp that keeps NaN, as torch */
-        st = st > step_max ? step_max : st;
-        step_size[i] = st;
-        /* torch zeroes the gradient where the factor equals eta_minus */
-        const float d = factor == eta_minus ? 0.0f : g[i];
-        const float sg = d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : 0.0f;
-        p[i] -= sg * st;
-        prev[i] = d;
+    for (int t = 0; t < nt; t++) {
+        fs_idx lo;
+        const fs_idx n = chunk(count, t, nt, &lo);
+        pt->rprop(p + lo, g + lo, prev + lo, step_size + lo, n, eta_minus, eta_plus, step_min,
+                  step_max);
     }
 }

@@ -44,12 +44,17 @@ static inline int fs_threads_for(double work, double min_work)
 #endif
 }
 
-/* 3. The element-wise loops' team: `FS_NT(work, min)` declares nt, then
- *    FS_PAR_FOR goes right before the `for`:
+/* 3. The element-wise kernels' team: `FS_NT(work, min)` declares nt, then
+ *    FS_PAR_FOR goes right before a loop over the nt chunks, each thread
+ *    taking one (static schedule: no shared counter):
  *        FS_NT(count, FS_PAR_MIN_ELEMENTS)
  *        FS_PAR_FOR
- *        for (fs_idx i = 0; i < count; i++) ...
- *    Static schedule: equal chunks, no shared counter. */
+ *        for (int t = 0; t < nt; t++) {
+ *            fs_idx lo, hi;
+ *            fs_split_range(count, t, nt, &lo, &hi);
+ *            kernel(x + lo, y + lo, hi - lo);
+ *        }
+ *    It works as well over the elements themselves (one iteration each). */
 #define FS_NT(work, min_work) const int nt = fs_threads_for((double)(work), (min_work));
 #ifdef _OPENMP
 #define FS_PAR_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")

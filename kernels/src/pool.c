@@ -1,11 +1,12 @@
 /* Max pooling (kernels.h), PyTorch's semantics: floor output size, no
- * padding, argmax as a flat index within the (h, w) plane. */
+ * padding, argmax as a flat index within the (h, w) plane. The forward's
+ * loops are pool_impl.h's, at the width of the ISA in use (pointwise.h). */
 #include "fastseg/kernels.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "parallel.h"
+#include "pointwise.h"
 #include "window.h"
 
 void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
@@ -14,36 +15,17 @@ void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     if (n <= 0 || c <= 0 || k <= 0 || stride <= 0) return;
     const fs_idx oh = fs_out_extent(h, k, stride, 0), ow = fs_out_extent(w, k, stride, 0);
     if (oh == 0 || ow == 0) return;
+    /* The window's taps are numbered in 32 bits (pool_impl.h); k <= h, w. */
+    if (k > 46340) return;
     const fs_idx planes = n * c;
+    const fs_pointwise_table *pt = fs_pointwise_kernels();
     FS_NT((double)planes * oh * ow * k * k, FS_PAR_MIN_READS)
     FS_PAR_FOR
-    for (fs_idx pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int64_t *ip = idx + pl * oh * ow;
-        for (fs_idx oi = 0; oi < oh; oi++) {
-            for (fs_idx oj = 0; oj < ow; oj++) {
-                const fs_idx start = oi * stride * w + oj * stride;
-                float best = xp[start];
-                fs_idx at = start;
-                int nan_seen = isnan(best);
-                for (fs_idx a = 0; a < k && !nan_seen; a++) {
-                    const float *row = xp + start + a * w;
-                    for (fs_idx b = 0; b < k; b++) {
-                        const float v = row[b];
-                        /* Strictly greater keeps the first maximum; the first
-                         * NaN wins outright and ends the scan. */
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            at = start + a * w + b;
-                            if (isnan(v)) { nan_seen = 1; break; }
-                        }
-                    }
-                }
-                yp[oi * ow + oj] = best;
-                ip[oi * ow + oj] = (int64_t)at;
-            }
-        }
+    for (int t = 0; t < nt; t++) {
+        fs_idx p0, p1;
+        fs_split_range(planes, t, nt, &p0, &p1);
+        pt->maxpool(x + p0 * h * w, p1 - p0, h, w, k, stride, oh, ow, y + p0 * oh * ow,
+                    idx + p0 * oh * ow);
     }
 }
 

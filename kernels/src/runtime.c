@@ -1,5 +1,5 @@
 /* Process-wide thread count. The instruction-set choice lives beside the
- * GEMM that it serves (gemm_dispatch.c). */
+ * GEMM that it serves (isa_dispatch.c). */
 #include "fastseg/kernels.h"
 
 #ifdef _OPENMP

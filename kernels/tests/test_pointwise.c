@@ -352,6 +352,7 @@ int main(void)
         test_pool(1, 1, 2, 2, 3, 1, &r);   /* kernel larger than input: empty */
         test_pool(1, 1, 1, 1, 1, 1, &r);
         test_pool(4, 20, 40, 40, 2, 2, &r); /* large enough to run threaded */
+        test_pool(1, 2, 5, 1100, 3, 2, &r); /* output rows wider than one pass */
         test_activations(1, &r);
         test_activations(1000, &r);
         test_activations((1 << 16) + 37, &r);

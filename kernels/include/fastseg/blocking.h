@@ -9,7 +9,7 @@
  *   ir: MR rows          -> one MR x NR tile of C stays in registers
  * MR x NR is fixed per kernel table (it is the packing format); MC, KC and NC
  * start from the ISA's values below and shrink to the caches this CPU has
- * (fs_blocking_fit in gemm_dispatch.c, from the sizes cpu.c reads at run
+ * (fs_blocking_fit in isa_dispatch.c, from the sizes cpu.c reads at run
  * time), so one build serves a Zen 3 (32 KiB L1d, 512 KiB L2), a Zen 4
  * (32 KiB, 1 MiB), a Zen 5 (48 KiB, 1 MiB) and a Xeon (48 KiB, 2 MiB).
  */

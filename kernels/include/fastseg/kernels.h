@@ -33,7 +33,7 @@ enum {
 };
 
 /* ---- runtime: threads, the instruction set and blocking chosen ----------
- * (runtime.c; the ISA choice in gemm_dispatch.c) */
+ * (runtime.c; the ISA choice in isa_dispatch.c) */
 void fs_set_num_threads(int n);        /* n < 1 is treated as 1 */
 int fs_get_num_threads(void);
 int fs_openmp_enabled(void);           /* 1 when compiled with OpenMP */

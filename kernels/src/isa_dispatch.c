@@ -1,7 +1,7 @@
 /*
  * Which kernels run: one table per ISA (micro-kernel and its forms, the
- * packing of its format, the small-shape kernels, the cache blocks), and the
- * choice among them. By default the best the CPU, its OS and this build can
+ * packing of its format, the small-shape kernels, the cache blocks; and the
+ * element-wise kernels of pointwise.h), and the choice among them. By default the best the CPU, its OS and this build can
  * run: avx512 > avx2 > generic (cpu.c checks the CPUID flags and the XCR0
  * register state). FASTSEG_ISA (auto|avx512|avx2|generic) is read once, at
  * first use; fs_select_isa overrides it later. The choice is one atomic int:
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gemm_internal.h"
+#include "pointwise.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
@@ -38,6 +39,26 @@ static fs_gemm_kernel_table tables[FS_ISA_COUNT] = {
     TABLE(avx512, FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512),
 #else
     {"avx512", FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+#endif
+};
+
+/* The element-wise kernels of each ISA (pointwise.h); an ISA this build
+ * lacks is never chosen, its slot holds the portable ones. */
+#define PW_TABLE(isa)                                                                   \
+    {fs_pw_relu_##isa, fs_pw_relu_bwd_##isa, fs_pw_tanh_##isa, fs_pw_tanh_bwd_##isa,    \
+     fs_pw_sigmoid_##isa, fs_pw_sigmoid_bwd_##isa, fs_pw_sgd_##isa, fs_pw_adam_##isa,   \
+     fs_pw_rprop_##isa, fs_pw_maxpool_generic}
+static const fs_pointwise_table pw_tables[FS_ISA_COUNT] = {
+    PW_TABLE(generic),
+#ifdef FS_HAVE_AVX2_KERNEL
+    PW_TABLE(avx2),
+#else
+    PW_TABLE(generic),
+#endif
+#ifdef FS_HAVE_AVX512_KERNEL
+    PW_TABLE(avx512),
+#else
+    PW_TABLE(generic),
 #endif
 };
 
@@ -148,6 +169,8 @@ static int current_isa(void)
 }
 
 const fs_gemm_kernel_table *fs_gemm_kernels(void) { return &tables[current_isa()]; }
+
+const fs_pointwise_table *fs_pointwise_kernels(void) { return &pw_tables[current_isa()]; }
 
 const char *fs_isa_name(void) { return isa_names[current_isa()]; }
 

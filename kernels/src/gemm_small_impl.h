@@ -11,9 +11,14 @@
 
 #include "gemm_internal.h"
 
-/* Eight floats (GCC/Clang vector extension): two SSE registers in the
- * portable build, one ymm in the AVX2 and AVX-512 ones; kept in registers. */
-typedef float fs_v8 __attribute__((vector_size(32)));
+/* FS_SMALL_LANES floats (GCC/Clang vector extension; 8 unless the
+ * including file says otherwise): two SSE registers in the portable build,
+ * one ymm in the AVX2 one, one zmm (16) in the AVX-512 one. */
+#ifndef FS_SMALL_LANES
+#define FS_SMALL_LANES 8
+#endif
+#define LANES FS_SMALL_LANES
+typedef float fs_vsmall __attribute__((vector_size(4 * LANES)));
 
 #define FS_CAT_(x, y) x##y
 #define FS_CAT(x, y) FS_CAT_(x, y)
@@ -26,14 +31,14 @@ typedef float fs_v8 __attribute__((vector_size(32)));
                                     fs_idx lda, const float *b, fs_idx ldb,       \
                                     float beta, float *c, fs_idx ldc)             \
     {                                                                             \
-        fs_v8 acc[NI][NJ];                                                        \
+        fs_vsmall acc[NI][NJ];                                                 \
         for (int i = 0; i < NI; i++)                                              \
-            for (int j = 0; j < NJ; j++) acc[i][j] = (fs_v8){0};                  \
+            for (int j = 0; j < NJ; j++) acc[i][j] = (fs_vsmall){0};           \
         fs_idx p = 0;                                                             \
-        for (; p + 8 <= k; p += 8) {                                              \
-            fs_v8 av[NI], bv[NJ];                                                 \
-            for (int i = 0; i < NI; i++) memcpy(&av[i], a + i * lda + p, 32);     \
-            for (int j = 0; j < NJ; j++) memcpy(&bv[j], b + j * ldb + p, 32);     \
+        for (; p + LANES <= k; p += LANES) {                                      \
+            fs_vsmall av[NI], bv[NJ];                                          \
+            for (int i = 0; i < NI; i++) memcpy(&av[i], a + i * lda + p, 4 * LANES); \
+            for (int j = 0; j < NJ; j++) memcpy(&bv[j], b + j * ldb + p, 4 * LANES); \
             for (int i = 0; i < NI; i++)                                          \
                 for (int j = 0; j < NJ; j++) acc[i][j] += av[i] * bv[j];          \
         }                                                                         \
@@ -41,10 +46,14 @@ typedef float fs_v8 __attribute__((vector_size(32)));
             for (int j = 0; j < NJ; j++) {                                        \
                 float tail = 0.0f;                                                \
                 for (fs_idx q = p; q < k; q++) tail += a[i * lda + q] * b[j * ldb + q]; \
-                float s[8];                                                       \
-                memcpy(s, &acc[i][j], 32);                                        \
-                const float dot = ((s[0] + s[4]) + (s[1] + s[5])) +               \
-                                  ((s[2] + s[6]) + (s[3] + s[7])) + tail;         \
+                float dot = tail;                                                 \
+                if (p > 0) { /* lanes added pairwise: l + LANES/2, then /4 ... */ \
+                    float s[LANES];                                               \
+                    memcpy(s, &acc[i][j], 4 * LANES);                             \
+                    for (int half = LANES / 2; half > 0; half /= 2)               \
+                        for (int l = 0; l < half; l++) s[l] += s[l + half];       \
+                    dot = s[0] + tail;                                            \
+                }                                                                 \
                 float *cc = c + i * ldc + j;                                      \
                 *cc = beta == 0.0f ? alpha * dot : alpha * dot + beta * *cc;      \
             }                                                                     \

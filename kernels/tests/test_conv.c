@@ -32,7 +32,7 @@ static const shape SHAPES[] = {
     {2, 7, 15, 13, 11, 3, 1, 1},  /* 7 channels over 2 or 3 threads */
     {1, 5, 41, 37, 17, 3, 2, 1},  /* batch 1, stride 2, padding */
     {1, 2, 70, 66, 3, 3, 1, 1},   /* more pixels than one NC and one KC block */
-    {2, 3, 6, 6, 150, 3, 1, 1},   /* more filters than one MC block */
+    {2, 3, 6, 6, 151, 3, 1, 1},   /* more filters than one MC block (144 or 150) */
     {1, 2, 5, 5, 300, 3, 1, 1},   /* dX's K (filters) over one KC block */
     {2, 64, 5, 6, 700, 5, 1, 0},  /* weight too big to pack per thread: im2col path */
     /* Output rows 16 wide, as the gathered-B and scatter forms' 16-float

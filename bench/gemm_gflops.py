@@ -2,23 +2,29 @@
 
 Run as: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/gemm_gflops.py
 (those two variables, when set, make OpenBLAS pick slower kernels).
-The two libraries are timed alternately by fastseg's one benchmark timer
+
+The shapes are lai2d's GEMMs in the transposes its layers use, and 1024^3
+(fastseg.benchmarks.kernels.GEMM_SHAPES); --all-variants times every shape as
+A*B, A^T*B and A*B^T instead. --isa avx512,avx2 times fastseg once per
+instruction set, forced in turn (an ISA this CPU lacks is refused before
+anything runs), so two micro-kernels can be compared in one run. Every side
+is timed alternately by fastseg's one benchmark timer
 (:func:`fastseg.benchmarks.timer.alternate`), so drift in clock speed or noisy
-neighbours hits both alike; each figure is the median of the repeats.
+neighbours hits all alike; each figure is the median of the repeats.
 """
 import argparse
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
-from fastseg._cy import _gemm
+from fastseg import info
+from fastseg._cy import _gemm, _runtime
 from fastseg.benchmarks import timer
+from fastseg.benchmarks.kernels import GEMM_SHAPES
 
-# (M, K, N): square, then the convolution/linear shapes.
-SHAPES = [(1024, 1024, 1024), (50, 500, 32768), (20, 25, 51200),
-          (128, 12800, 1000), (1000, 12800, 128)]
-# op(A) @ op(B) variants: plain, A^T*B and A*B^T (conv backward).
-VARIANTS = [("A*B", False, False), ("A^T*B", True, False), ("A*B^T", False, True)]
+# op(A) @ op(B) variants for --all-variants: plain, A^T*B and A*B^T.
+VARIANTS = [(False, False), (True, False), (False, True)]
 
 
 def _operands(m, k, n, ta, tb, rng):
@@ -27,10 +33,42 @@ def _operands(m, k, n, ta, tb, rng):
     return a, b
 
 
+def _cases(all_variants):
+    if not all_variants:
+        return [(m, k, n, ta, tb) for m, k, n, ta, tb, _ in GEMM_SHAPES]
+    shapes = []
+    for m, k, n, *_ in GEMM_SHAPES:
+        if (m, k, n) not in shapes:
+            shapes.append((m, k, n))
+    return [(m, k, n, ta, tb) for m, k, n in shapes for ta, tb in VARIANTS]
+
+
+def _fastseg(a, b, ta, tb, isa):
+    def run():
+        _runtime.select_isa(isa)  # cheap: one atomic store
+        return _gemm.sgemm(a, b, ta, tb)
+
+    return run
+
+
+def _header(isas):
+    blas = next((lib.get("architecture", "?") for lib in threadpool_info()
+                 if lib.get("user_api") == "blas"), "?")
+    blocks = "; ".join(f"{n}: MR x NR {b['mr']} x {b['nr']}, MC {b['mc']}, KC {b['kc']}, "
+                       f"NC {b['nc']}" for n, b in ((n, _runtime.blocking(n)) for n in isas))
+    return f"CPU {info.cpu_model()}; fastseg {blocks}; numpy's OpenBLAS core: {blas}"
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--isa", default=_runtime.isa_name(),
+                    help="comma-separated instruction sets to time fastseg with "
+                         f"(this CPU runs: {','.join(_runtime.supported_isas())})")
+    ap.add_argument("--all-variants", action="store_true",
+                    help="every shape as A*B, A^T*B and A*B^T")
     ap.add_argument("--min-seconds", type=float, default=0.05,
                     help="minimum duration of one timed batch")
     ap.add_argument("--settle", type=float, default=0.2,
@@ -40,25 +78,38 @@ def main():
                          "single-thread figure on a machine shared with other work "
                          "(only meaningful with --threads 1)")
     args = ap.parse_args()
+    isas = [name.strip() for name in args.isa.split(",") if name.strip()]
+    before = _runtime.isa_name()
+    for name in isas:
+        _runtime.select_isa(name)  # ValueError, saying why, for one this CPU lacks
+    _runtime.select_isa(before)
     clock = time.perf_counter if args.clock == "wall" else time.thread_time
+    print(_header(isas))
+    sides = [f"fastseg-{n}" for n in isas] + ["numpy"]
+    print(f"{'thr':>3} {'shape (M,K,N)':>20} {'op':>6} "
+          + " ".join(f"{s:>15}" for s in sides) + "  "
+          + " ".join(f"{s[8:] + '/np':>10}" for s in sides[:-1]))
     rng = np.random.default_rng(0)
-    print(f"{'thr':>3} {'shape (M,K,N)':>20} {'op':>6} {'fastseg':>9} {'numpy':>9} {'ratio':>6}")
-    for nt in args.threads:
-        timer.set_threads(nt)  # fastseg's kernels and NumPy's BLAS alike
-        for (m, k, n) in SHAPES:
-            for name, ta, tb in VARIANTS:
+    try:
+        for nt in args.threads:
+            timer.set_threads(nt)  # fastseg's kernels and NumPy's BLAS alike
+            for m, k, n, ta, tb in _cases(args.all_variants):
                 a, b = _operands(m, k, n, ta, tb, rng)
-                opa = a.T if ta else a
-                opb = b.T if tb else b
-                runners = {"fastseg": lambda a=a, b=b, ta=ta, tb=tb: _gemm.sgemm(a, b, ta, tb),
-                           "numpy": lambda opa=opa, opb=opb: np.matmul(opa, opb)}
+                opa, opb = (a.T if ta else a), (b.T if tb else b)
+                runners = {f"fastseg-{i}": _fastseg(a, b, ta, tb, i) for i in isas}
+                runners["numpy"] = lambda opa=opa, opb=opb: np.matmul(opa, opb)
                 seconds = timer.alternate(runners, repeats=args.repeats,
                                           min_time=args.min_seconds, settle=args.settle,
                                           clock=clock)
                 flops = 2.0 * m * n * k
                 g = {key: flops / t / 1e9 for key, t in seconds.items()}
-                print(f"{nt:>3} {str((m, k, n)):>20} {name:>6} {g['fastseg']:9.1f} "
-                      f"{g['numpy']:9.1f} {g['fastseg'] / g['numpy']:6.2f}", flush=True)
+                op = ("A^T" if ta else "A") + "*" + ("B^T" if tb else "B")
+                print(f"{nt:>3} {str((m, k, n)):>20} {op:>6} "
+                      + " ".join(f"{g[s]:15.1f}" for s in sides) + "  "
+                      + " ".join(f"{g[s] / g['numpy']:10.2f}" for s in sides[:-1]),
+                      flush=True)
+    finally:
+        _runtime.select_isa(before)
 
 
 if __name__ == "__main__":

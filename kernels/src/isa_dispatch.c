@@ -1,11 +1,12 @@
 /*
  * Which kernels run: one table per ISA (micro-kernel and its forms, the
  * packing of its format, the small-shape kernels, the cache blocks; and the
- * element-wise kernels of pointwise.h), and the choice among them. By default the best the CPU, its OS and this build can
- * run: avx512 > avx2 > generic (cpu.c checks the CPUID flags and the XCR0
- * register state). FASTSEG_ISA (auto|avx512|avx2|generic) is read once, at
- * first use; fs_select_isa overrides it later. The choice is one atomic int:
- * callers read it once per call and keep that table for the whole call.
+ * element-wise kernels of pointwise.h), and the choice among them. By
+ * default the best the CPU, its OS and this build can run: avx512 > avx2 >
+ * generic (cpu.c checks the CPUID flags and the XCR0 register state).
+ * FASTSEG_ISA (auto|avx512|avx2|generic) is read once, at first use;
+ * fs_select_isa overrides it later. The choice is one atomic int: callers
+ * read it once per call and keep that table for the whole call.
  */
 #include <stdatomic.h>
 #include <stdio.h> /* snprintf */

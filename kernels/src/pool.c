@@ -15,9 +15,26 @@ void fs_maxpool2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     if (n <= 0 || c <= 0 || k <= 0 || stride <= 0) return;
     const fs_idx oh = fs_out_extent(h, k, stride, 0), ow = fs_out_extent(w, k, stride, 0);
     if (oh == 0 || ow == 0) return;
-    /* The window's taps are numbered in 32 bits (pool_impl.h); k <= h, w. */
-    if (k > 46340) return;
     const fs_idx planes = n * c;
+    /* pool_impl.h numbers a window's taps in 32 bits; a window of more than
+     * 2^31 taps (k > 46340: an image of 8 GB a plane) takes the plain scan. */
+    if (k > 46340) {
+        for (fs_idx pl = 0; pl < planes; pl++) {
+            const float *xp = x + pl * h * w;
+            for (fs_idx o = 0; o < oh * ow; o++) {
+                const fs_idx start = (o / ow) * stride * w + (o % ow) * stride;
+                fs_idx at = start;
+                for (fs_idx a = 0; a < k; a++)
+                    for (fs_idx b = 0; b < k; b++) {
+                        const float v = xp[start + a * w + b], best = xp[at];
+                        if (v > best || (v != v && best == best)) at = start + a * w + b;
+                    }
+                y[pl * oh * ow + o] = xp[at];
+                idx[pl * oh * ow + o] = at;
+            }
+        }
+        return;
+    }
     const fs_pointwise_table *pt = fs_pointwise_kernels();
     FS_NT((double)planes * oh * ow * k * k, FS_PAR_MIN_READS)
     FS_PAR_FOR

@@ -56,7 +56,8 @@ static float xat(const float *x, const shape *S, fs_idx ni, fs_idx ci, fs_idx iy
 /* ---- im2col / col2im --------------------------------------------------- */
 static void test_im2col(const shape *S, fs_rng *r)
 {
-    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p);
+    const fs_idx ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const fs_idx rows = S->c * S->k * S->k, ncol = S->n * oh * ow, ld = ncol + 3;
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     float *x = fs_test_alloc(xs);
@@ -108,7 +109,8 @@ static void test_im2col(const shape *S, fs_rng *r)
 static void conv_ref(const shape *S, const float *x, const float *wt, const float *b,
                      const float *dy, float *y, float *dx, float *dw, float *db)
 {
-    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p);
+    const fs_idx ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const fs_idx K = S->k;
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     double *adx = calloc(xs ? xs : 1, sizeof(double));
@@ -143,7 +145,8 @@ static void conv_ref(const shape *S, const float *x, const float *wt, const floa
 
 static void test_conv(const shape *S, fs_rng *r, int use_bias)
 {
-    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p), ow = fs_out_extent(S->w, S->k, S->s, S->p);
+    const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p);
+    const fs_idx ow = fs_out_extent(S->w, S->k, S->s, S->p);
     const size_t xs = (size_t)(S->n * S->c * S->h * S->w);
     const size_t ws = (size_t)(S->f * S->c * S->k * S->k);
     const size_t ys = (size_t)(S->n * S->f * oh * ow);

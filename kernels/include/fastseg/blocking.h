@@ -12,6 +12,9 @@
  * (fs_blocking_fit in isa_dispatch.c, from the sizes cpu.c reads at run
  * time), so one build serves a Zen 3 (32 KiB L1d, 512 KiB L2), a Zen 4
  * (32 KiB, 1 MiB), a Zen 5 (48 KiB, 1 MiB) and a Xeon (48 KiB, 2 MiB).
+ * Each value is #ifndef-guarded so a tuning build can try others
+ * (-DFS_GEMM_KC_AVX512=...); kernels/tests/test_dispatch.c checks the
+ * fitting on those CPUs' caches.
  */
 #ifndef FASTSEG_BLOCKING_H
 #define FASTSEG_BLOCKING_H
@@ -28,7 +31,7 @@
  * B panel in L3, 255 micro-panels. */
 #define FS_GEMM_MR_AVX2 6
 #define FS_GEMM_NR_AVX2 16
-#ifndef FS_GEMM_KC_AVX2 /* a tuning build may try others: -DFS_GEMM_KC_AVX2=... */
+#ifndef FS_GEMM_KC_AVX2
 #define FS_GEMM_KC_AVX2 256
 #endif
 #ifndef FS_GEMM_MC_AVX2
@@ -41,22 +44,26 @@
 /* ---- AVX-512F ---------------------------------------------------------------
  * MR x NR = 10 x 32: 20 zmm accumulators + 2 for the B row + 1 broadcast =
  * 23 of 32 registers; 12 loads per 20 FMAs (Intel's two load ports keep up).
- * Every candidate from 6x32 to 14x32, 8x48 and 6x64 ran the kernel alone at
- * the Zen 5's peak (~265 GFLOP/s a core), so the choice is the shapes': 10
- * rows divide lai2d's 20 and 50 filters, its 500 = c*k*k and its 1000 units
- * exactly (12 or 14 would pad 20 filters to 24 or 28), and 32 columns are
- * two output rows of its 16-wide feature maps, which the convolution's
- * gathered-B and scatter forms read and write as two 16-float segments.
- * KC 256 where L1d holds the 32 KiB B micro-panel twice over (a 48 KiB L1d
- * gets 192, a 32 KiB one 128); MC and NC as AVX2's, in rows and columns of
- * this tile. */
+ * Alone, every candidate from 6x32 to 14x32, 8x48 and 6x64 ran at the Zen 5's
+ * peak (~265 GFLOP/s a core), so the choice is the shapes': 10 rows divide
+ * lai2d's 20 and 50 filters, its 500 = c*k*k and its 1000 units exactly, and
+ * 32 columns are two output rows of its 16-wide feature maps, which the
+ * convolution's gathered-B and scatter forms read and write as two 16-float
+ * segments. Measured against it (one core, CPU time, medians): 12x32 and
+ * 14x32 5-17 % slower on the convolutions, 8x32 5-10 %, 8x48 18-37 %, 6x64
+ * 2-5 % there and up to 18 % on the GEMMs (6x64 won only lai2d's dX as a
+ * plain GEMM, 10 %, which the fused convolution does not run).
+ * KC: the B micro-panel (128 bytes a k step) in half of L1d: 192 on a
+ * 48 KiB L1d (Zen 5, Xeon), 128 on a 32 KiB one (Zen 4). On the Zen 5 256
+ * and 320 measured the same as 192 or 1-7 % slower, 128 1-7 % slower. MC
+ * 150 (80..600 within noise), NC 4096 (704..2048 within noise). */
 #ifndef FS_GEMM_MR_AVX512
 #define FS_GEMM_MR_AVX512 10
 #endif
 #ifndef FS_GEMM_NR_AVX512
 #define FS_GEMM_NR_AVX512 32
 #endif
-#ifndef FS_GEMM_KC_AVX512 /* a tuning build may try others: -DFS_GEMM_KC_AVX512=... */
+#ifndef FS_GEMM_KC_AVX512
 #define FS_GEMM_KC_AVX512 256
 #endif
 #ifndef FS_GEMM_MC_AVX512

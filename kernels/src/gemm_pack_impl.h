@@ -72,19 +72,25 @@ static inline void transpose16(const __m512 r[16], __m512 out[16])
 #define PACK_PREFETCH_ROWS 8
 #endif
 
-/* One A panel of mr (<= MR) rows, generic path: any trans, any edge. */
-static void SFN(pack_a_panel_scalar)(int trans, fs_idx mr, fs_idx kc, const float *a,
-                                fs_idx lda, float *ap)
+#ifndef FS_PACK_EDGE_DEFINED
+#define FS_PACK_EDGE_DEFINED
+/* One edge panel, any format: `count` (< width) rows or columns of a kc-long
+ * operand, dst[p*width + i] = src[p*ld + i] (along_k_rows: each k step is
+ * contiguous) or src[i*ld + p], zero past `count`. The scalar path, for the
+ * ragged last panel of A or B. */
+static void pack_edge(int along_k_rows, fs_idx count, fs_idx kc, const float *src, fs_idx ld,
+                      float *dst, fs_idx width)
 {
     for (fs_idx p = 0; p < kc; p++) {
         fs_idx i = 0;
-        if (trans)
-            for (; i < mr; i++) ap[p * FS_MR + i] = a[p * lda + i];
+        if (along_k_rows)
+            for (; i < count; i++) dst[p * width + i] = src[p * ld + i];
         else
-            for (; i < mr; i++) ap[p * FS_MR + i] = a[i * lda + p];
-        for (; i < FS_MR; i++) ap[p * FS_MR + i] = 0.0f;
+            for (; i < count; i++) dst[p * width + i] = src[i * ld + p];
+        for (; i < width; i++) dst[p * width + i] = 0.0f;
     }
 }
+#endif
 
 /* Prefetch one cache line of each of `rows` strided rows at column p, when
  * `next` (the following panel's first row) is set. The rows of a panel are
@@ -158,7 +164,7 @@ static void SFN(pack_a_panel_n)(fs_idx kc, const float *a, fs_idx lda, float *ap
  * contiguous floats. Row by row across the panels, so every cache line of A
  * is read once rather than once per panel it straddles. */
 static void SFN(pack_a_panels_t)(fs_idx kc, fs_idx q0, fs_idx q1, const float *a, fs_idx lda,
-                            float *ap)
+                                 float *ap)
 {
     for (fs_idx p = 0; p < kc; p++) {
         const float *src = a + p * lda + q0 * FS_MR;
@@ -192,23 +198,9 @@ void PFN(pack_a)(int trans, fs_idx mc, fs_idx kc, const float *a, fs_idx lda,
         const float *src = trans ? a + i0 : a + i0 * lda;
         float *dst = ap + q * FS_MR * kc;
         if (mr < FS_MR)
-            SFN(pack_a_panel_scalar)(trans, mr, kc, src, lda, dst);
+            pack_edge(trans, mr, kc, src, lda, dst, FS_MR);
         else
             SFN(pack_a_panel_n)(kc, src, lda, dst, q + 1 < full ? src + FS_MR * lda : NULL);
-    }
-}
-
-/* One B panel of nr (<= NR) columns, generic path: any trans, any edge. */
-static void SFN(pack_b_panel_scalar)(int trans, fs_idx nr, fs_idx kc, const float *b,
-                                fs_idx ldb, float *bp)
-{
-    for (fs_idx p = 0; p < kc; p++) {
-        fs_idx j = 0;
-        if (trans)
-            for (; j < nr; j++) bp[p * FS_NR + j] = b[j * ldb + p];
-        else
-            for (; j < nr; j++) bp[p * FS_NR + j] = b[p * ldb + j];
-        for (; j < FS_NR; j++) bp[p * FS_NR + j] = 0.0f;
     }
 }
 
@@ -216,7 +208,7 @@ static void SFN(pack_b_panel_scalar)(int trans, fs_idx nr, fs_idx kc, const floa
  * panels, so B is read as long unit-stride rows: going panel by panel would
  * touch a new page every 64 bytes when ldb is large (N = 32768). */
 static void SFN(pack_b_panels_n)(fs_idx kc, fs_idx q0, fs_idx q1, const float *b, fs_idx ldb,
-                            float *bp)
+                                 float *bp)
 {
     for (fs_idx p = 0; p < kc; p++) {
         const float *src = b + p * ldb + q0 * FS_NR;
@@ -278,7 +270,7 @@ void PFN(pack_b)(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
         const float *src = trans ? b + j0 * ldb : b + j0;
         float *dst = bp + q * FS_NR * kc;
         if (nr < FS_NR)
-            SFN(pack_b_panel_scalar)(trans, nr, kc, src, ldb, dst);
+            pack_edge(!trans, nr, kc, src, ldb, dst, FS_NR);
         else
             SFN(pack_b_panel_t)(kc, src, ldb, dst, q + 1 < full ? src + FS_NR * ldb : NULL);
     }

@@ -2,6 +2,8 @@
 """Thread count, OpenMP, the instruction set and the GEMM blocking of the C kernels."""
 from libc.stdint cimport int64_t
 
+from fastseg.errors import InvalidTypeError, InvalidValueError
+
 from fastseg._cy.kernels cimport (
     FS_OK, fs_blocking, fs_cache_info, fs_get_num_threads, fs_isa_blocking,
     fs_isa_env_error, fs_isa_name, fs_isa_supported, fs_isa_why_not, fs_openmp_enabled,
@@ -33,27 +35,27 @@ def supported_isas():
     return [name for name in ISAS if fs_isa_supported(name.encode("ascii")) == 1]
 
 
-def _check(str name):
-    """The name as bytes, or ValueError saying why it cannot be used here."""
+def _check(name):
+    """The name as bytes, or InvalidValueError saying why it cannot be used here."""
     if not isinstance(name, str):
-        raise TypeError(f"isa: expected a str, got {type(name).__name__}")
+        raise InvalidTypeError(f"isa: expected a str, got {type(name).__name__}")
     cdef bytes raw = name.encode("ascii", "replace")
     cdef int ok = fs_isa_supported(raw)
     if ok < 0:
-        raise ValueError(f"isa: unknown instruction set {name!r}; expected 'auto', "
-                         + ", ".join(repr(n) for n in ISAS))
+        raise InvalidValueError(f"isa: unknown instruction set {name!r}; expected 'auto', "
+                                + ", ".join(repr(n) for n in ISAS))
     if ok == 0:
         why = fs_isa_why_not(raw).decode("ascii")
-        raise ValueError(f"isa: {name!r} cannot run here: {why} "
-                         f"(this machine runs {', '.join(supported_isas())})")
+        raise InvalidValueError(f"isa: {name!r} cannot run here: {why} "
+                                f"(this machine runs {', '.join(supported_isas())})")
     return raw
 
 
-def select_isa(str name):
+def select_isa(name):
     """Force the kernels of one instruction set: "avx512", "avx2", "generic" or "auto"."""
     cdef bytes raw = _check(name)
     if fs_select_isa(raw) != FS_OK:  # the checks above make this unreachable
-        raise ValueError(f"isa: cannot select {name!r}")
+        raise InvalidValueError(f"isa: cannot select {name!r}")
 
 
 def blocking(name=None):
@@ -61,7 +63,7 @@ def blocking(name=None):
     cdef fs_blocking b
     cdef bytes raw = b"auto" if name is None else _check(name)
     if fs_isa_blocking(raw, &b) != FS_OK:
-        raise ValueError(f"isa: no blocking for {name!r}")
+        raise InvalidValueError(f"isa: no blocking for {name!r}")
     return {"mr": b.mr, "nr": b.nr, "mc": b.mc, "kc": b.kc, "nc": b.nc}
 
 

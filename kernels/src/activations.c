@@ -5,6 +5,8 @@
  * (pointwise.h); here an array is cut among threads. */
 #include "fastseg/kernels.h"
 
+#include <math.h>
+
 #include "parallel.h"
 #include "pointwise.h"
 
@@ -52,7 +54,8 @@ void fs_sigmoid_backward(const float *x, const float *dy, float *dx, fs_idx coun
 
 /* x*sin(x) is only used to show what a non-monotonic activation does to
  * training (fastseg experiment activations), so it calls libm's sinf/cosf
- * per element rather than carrying a vectorisable approximation. */
+ * per element rather than carrying a vectorisable approximation (and has no
+ * per-ISA chunk function). */
 void fs_xsin_forward(const float *x, float *y, fs_idx count)
 {
     FS_NT(count, FS_PAR_MIN_ELEMENTS)

@@ -16,6 +16,10 @@ The array helpers nn and optim use (``zeros_like``, ``to_device``, ...) live in
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from fastseg import _arrays, backends
@@ -33,22 +37,82 @@ __all__ = [
 ] + _arrays.__all__
 
 
+@dataclass(frozen=True)
+class _Rank:
+    """What differs between the 2-D and the 3-D convolution and pooling front doors;
+    every check is written once, for both."""
+
+    axes: str          # the spatial axes' letters, "HW" or "DHW"
+    conv: str          # the backend entry (and the name of its output in size errors)
+    cols: str          # the column matrix' name in size errors
+    pool: str          # the pooling backend entry
+    square: bool       # kernels must be square (the 2-D kernels' contract)
+    kernel: Callable   # reads kernel_size: (name, value) -> int or tuple
+    size: Callable     # reads stride or padding: (name, value, minimum=) -> int or tuple
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes) + 2
+
+    def layout(self, batch: str, channels: str, prefix: str = "") -> str:
+        """E.g. ``"(N, C, H, W)"``, ``"(F, C, KD, KH, KW)"``."""
+        return f"({batch}, {channels}, " + ", ".join(prefix + a for a in self.axes) + ")"
+
+
+_2D = _Rank("HW", "conv2d", "im2col", "max_pool2d", square=True, kernel=v.as_square,
+            size=v.as_int)
+_3D = _Rank("DHW", "conv3d", "vol2col", "max_pool3d", square=False,
+            kernel=lambda name, value: v.as_triple(name, value, minimum=1), size=v.as_triple)
+_AXIS_NAMES = {"D": "depth", "H": "height", "W": "width"}
+
+
+def _per_axis(value, n: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * n
+
+
 def _geometry(x_shape, k, stride, padding, x_name="x"):
-    """Output height and width of a k x k window sliding over padded x."""
-    _, c, h, w = x_shape
-    if c < 1 or h < 1 or w < 1:
-        raise InvalidValueError(f"{x_name}: channels, height and width must be >= 1, got "
-                                f"shape {tuple(x_shape)}")
-    if h + 2 * padding < k or w + 2 * padding < k:
-        raise InvalidValueError(f"kernel_size: {k} is larger than the padded input "
-                                f"({h}+2*{padding}, {w}+2*{padding}) of {x_name} "
-                                f"{tuple(x_shape)}")
-    return out_size(h, k, stride, padding), out_size(w, k, stride, padding)
+    """Output size along each spatial axis of x (N, C, *spatial) for a window k moved by
+    `stride` over x padded by `padding`: each an int for every axis, or a tuple per axis."""
+    size = tuple(x_shape[2:])
+    if min(x_shape[1:]) < 1:
+        names = [_AXIS_NAMES[a] for a in "DHW"[3 - len(size):]]
+        raise InvalidValueError(f"{x_name}: channels, {', '.join(names[:-1])} and {names[-1]} "
+                                f"must be >= 1, got shape {tuple(x_shape)}")
+    ks, ss, ps = (_per_axis(a, len(size)) for a in (k, stride, padding))
+    if any(n + 2 * p < kk for n, kk, p in zip(size, ks, ps, strict=True)):
+        padded = ", ".join(f"{n}+2*{p}" for n, p in zip(size, ps, strict=True))
+        raise InvalidValueError(f"kernel_size: {k} is larger than the padded input ({padded}) "
+                                f"of {x_name} {tuple(x_shape)}")
+    return tuple(out_size(n, kk, s, p) for n, kk, s, p in zip(size, ks, ss, ps, strict=True))
+
+
+def _shape(name, shape, rank: _Rank):
+    """An x_shape argument: `rank.ndim` non-negative ints of a size the kernels can index."""
+    try:
+        dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
+    except TypeError:
+        raise InvalidTypeError(f"{name}: expected a tuple of {rank.ndim} ints, got "
+                               f"{shape!r}") from None
+    if len(dims) != rank.ndim:
+        raise InvalidValueError(f"{name}: expected {rank.ndim} dimensions "
+                                f"{rank.layout('N', 'C')}, got {dims}")
+    v.check_size(name, dims)
+    return dims
 
 
 def _window_args(kernel_size, stride, padding):
-    k = v.as_square("kernel_size", kernel_size)
-    return k, v.as_int("stride", stride, minimum=1), v.as_int("padding", padding, minimum=0)
+    k = _2D.kernel("kernel_size", kernel_size)
+    return k, _2D.size("stride", stride, minimum=1), _2D.size("padding", padding, minimum=0)
+
+
+def _bias(be, b, count: int, layout: str):
+    """The optional bias of a layer with `count` outputs, checked by the backend."""
+    if b is None:
+        return None
+    b = be.as_float32("b", b, 1, layout)
+    if tuple(b.shape) != (count,):
+        raise InvalidValueError(f"b: expected shape ({count},), got {tuple(b.shape)}")
+    return b
 
 
 # ---- dense algebra -----------------------------------------------------------
@@ -112,11 +176,7 @@ def linear(x, w, b=None, *, backend=None):
     if w.shape[1] != x.shape[1]:
         raise InvalidValueError(f"w: expected {x.shape[1]} in_features to match x {x.shape}, "
                                 f"got shape {w.shape}")
-    if b is not None:
-        b = be.as_float32("b", b, 1, "(out_features,)")
-        if b.shape != (w.shape[0],):
-            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
-    return be.linear(x, w, b)
+    return be.linear(x, w, _bias(be, b, w.shape[0], "(out_features,)"))
 
 
 def linear_backward(x, w, dy, *, need_dx=True, backend=None):
@@ -159,7 +219,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, *, backend=None):
     """The adjoint of :func:`im2col`: sum the columns back into an (N, C, H, W) array."""
     be = backends.table(backend)
     k, stride, padding = _window_args(kernel_size, stride, padding)
-    x_shape = _shape4("x_shape", x_shape)
+    x_shape = _shape("x_shape", x_shape, _2D)
     oh, ow = _geometry(x_shape, k, stride, padding, x_name="x_shape")
     n, c = x_shape[:2]
     cols = be.as_float32("cols", cols, 2, "(C*k*k, N*OH*OW)")
@@ -169,34 +229,49 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, *, backend=None):
     return be.col2im(cols, x_shape, k, stride, padding)
 
 
-def _shape4(name, shape):
-    try:
-        dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
-    except TypeError:
-        raise InvalidTypeError(f"{name}: expected a tuple of 4 ints, got {shape!r}") from None
-    if len(dims) != 4:
-        raise InvalidValueError(f"{name}: expected 4 dimensions (N, C, H, W), got {dims}")
-    v.check_size(name, dims)
-    return dims
-
-
-def _conv_args(be, x, w, stride, padding):
-    x = be.as_float32("x", x, 4, "(N, C, H, W)")
-    w = be.as_float32("w", w, 4, "(F, C, KH, KW)")
-    if w.shape[2] != w.shape[3]:
-        raise InvalidValueError(f"w: only square kernels are supported, got shape {w.shape}")
-    if w.shape[0] < 1:
-        raise InvalidValueError(f"w: needs at least one output channel, got shape {w.shape}")
+def _conv_args(be, rank: _Rank, x, w, stride, padding):
+    x = be.as_float32("x", x, rank.ndim, rank.layout("N", "C"))
+    w = be.as_float32("w", w, rank.ndim, rank.layout("F", "C", "K"))
+    if rank.square and len(set(w.shape[2:])) != 1:
+        raise InvalidValueError(f"w: only square kernels are supported, got shape "
+                                f"{tuple(w.shape)}")
+    if w.shape[0] < 1 or min(w.shape[2:]) < 1:
+        raise InvalidValueError(f"w: needs at least one output channel and a kernel of at "
+                                f"least {'x'.join('1' * len(rank.axes))}, got shape "
+                                f"{tuple(w.shape)}")
     if w.shape[1] != x.shape[1]:
-        raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x {x.shape}, "
-                                f"got shape {w.shape}")
-    stride = v.as_int("stride", stride, minimum=1)
-    padding = v.as_int("padding", padding, minimum=0)
-    k = w.shape[2]
-    oh, ow = _geometry(x.shape, k, stride, padding)
-    v.check_size("conv2d", (x.shape[0], w.shape[0], oh, ow))
-    v.check_size("im2col", (x.shape[1] * k * k, oh * ow))
-    return x, w, stride, padding, (x.shape[0], w.shape[0], oh, ow)
+        raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x "
+                                f"{tuple(x.shape)}, got shape {tuple(w.shape)}")
+    stride = rank.size("stride", stride, minimum=1)
+    padding = rank.size("padding", padding, minimum=0)
+    k = w.shape[2] if rank.square else tuple(w.shape[2:])
+    out = _geometry(x.shape, k, stride, padding)
+    y_shape = (x.shape[0], w.shape[0], *out)
+    v.check_size(rank.conv, y_shape)
+    v.check_size(rank.cols, (x.shape[1] * math.prod(w.shape[2:]), math.prod(out)))
+    return x, w, stride, padding, y_shape
+
+
+def _conv(rank: _Rank, x, w, b, stride, padding, backend):
+    be = backends.table(backend)
+    x, w, stride, padding, y_shape = _conv_args(be, rank, x, w, stride, padding)
+    b = _bias(be, b, w.shape[0], "(F,)")
+    if x.shape[0] == 0:
+        return be.zeros(y_shape, np.float32, x)
+    return getattr(be, rank.conv)(x, w, b, stride, padding)
+
+
+def _conv_backward(rank: _Rank, x, w, dy, stride, padding, need_dx, backend):
+    be = backends.table(backend)
+    x, w, stride, padding, y_shape = _conv_args(be, rank, x, w, stride, padding)
+    dy = be.as_float32("dy", dy, rank.ndim, rank.layout("N", "F", "O"))
+    if tuple(dy.shape) != y_shape:
+        raise InvalidValueError(f"dy: expected shape {y_shape} (the output of {rank.conv}), "
+                                f"got {tuple(dy.shape)}")
+    if x.shape[0] == 0:
+        return (be.zeros(x.shape, np.float32, x) if need_dx else None,
+                be.zeros(w.shape, np.float32, x), be.zeros((w.shape[0],), np.float32, x))
+    return getattr(be, rank.conv + "_backward")(x, w, dy, stride, padding, bool(need_dx))
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
@@ -206,15 +281,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, backend=None):
     -------
     ndarray, shape (N, F, OH, OW) with ``OH = (H + 2*padding - k) // stride + 1``
     """
-    be = backends.table(backend)
-    x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
-    if b is not None:
-        b = be.as_float32("b", b, 1, "(F,)")
-        if b.shape != (w.shape[0],):
-            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {b.shape}")
-    if x.shape[0] == 0:
-        return be.zeros(y_shape, np.float32, x)
-    return be.conv2d(x, w, b, stride, padding)
+    return _conv(_2D, x, w, b, stride, padding, backend)
 
 
 def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None):
@@ -223,19 +290,36 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
     With ``need_dx=False`` dx is not computed and comes back as None (a network's first
     layer, whose input needs no gradient, as in PyTorch).
     """
-    be = backends.table(backend)
-    x, w, stride, padding, y_shape = _conv_args(be, x, w, stride, padding)
-    dy = be.as_float32("dy", dy, 4, "(N, F, OH, OW)")
-    if dy.shape != y_shape:
-        raise InvalidValueError(f"dy: expected shape {y_shape} (the output of conv2d), got "
-                                f"{dy.shape}")
-    if x.shape[0] == 0:
-        return (be.zeros(x.shape, np.float32, x) if need_dx else None,
-                be.zeros(w.shape, np.float32, x), be.zeros((w.shape[0],), np.float32, x))
-    return be.conv2d_backward(x, w, dy, stride, padding, bool(need_dx))
+    return _conv_backward(_2D, x, w, dy, stride, padding, need_dx, backend)
 
 
 # ---- pooling ----------------------------------------------------------------------
+
+
+def _max_pool(rank: _Rank, x, kernel_size, stride, backend):
+    be = backends.table(backend)
+    k = rank.kernel("kernel_size", kernel_size)
+    stride = k if stride is None else rank.size("stride", stride, minimum=1)
+    x = be.as_float32("x", x, rank.ndim, rank.layout("N", "C"))
+    out = _geometry(x.shape, k, stride, 0)
+    if x.shape[0] == 0:
+        shape = (0, x.shape[1], *out)
+        return be.zeros(shape, np.float32, x), be.zeros(shape, np.int64, x)
+    return getattr(be, rank.pool)(x, k, stride)
+
+
+def _max_pool_backward(rank: _Rank, dy, indices, x_shape, backend):
+    be = backends.table(backend)
+    x_shape = _shape("x_shape", x_shape, rank)
+    dy = be.as_float32("dy", dy, rank.ndim, rank.layout("N", "C", "O"))
+    if tuple(dy.shape[:2]) != x_shape[:2]:
+        raise InvalidValueError(f"dy: batch and channels {tuple(dy.shape[:2])} differ from "
+                                f"x_shape {x_shape}")
+    # Each index points into its own (H, W) plane, or (D, H, W) volume, of x.
+    indices = be.as_indices("indices", indices, dy.shape, math.prod(x_shape[2:]))
+    if x_shape[0] == 0:
+        return be.zeros(x_shape, np.float32, dy)
+    return getattr(be, rank.pool + "_backward")(dy, indices, x_shape)
 
 
 def max_pool2d(x, kernel_size=2, stride=None, *, backend=None):
@@ -248,79 +332,18 @@ def max_pool2d(x, kernel_size=2, stride=None, *, backend=None):
         Flat index ``h*W + w`` of each maximum inside its own (H, W) plane,
         as PyTorch's ``return_indices=True`` gives.
     """
-    be = backends.table(backend)
-    k = v.as_square("kernel_size", kernel_size)
-    stride = k if stride is None else v.as_int("stride", stride, minimum=1)
-    x = be.as_float32("x", x, 4, "(N, C, H, W)")
-    oh, ow = _geometry(x.shape, k, stride, 0)
-    if x.shape[0] == 0:
-        shape = (0, x.shape[1], oh, ow)
-        return be.zeros(shape, np.float32, x), be.zeros(shape, np.int64, x)
-    return be.max_pool2d(x, k, stride)
+    return _max_pool(_2D, x, kernel_size, stride, backend)
 
 
 def max_pool2d_backward(dy, indices, x_shape, *, backend=None):
     """Gradient of :func:`max_pool2d`: dy routed to the positions in `indices`."""
-    be = backends.table(backend)
-    x_shape = _shape4("x_shape", x_shape)
-    dy = be.as_float32("dy", dy, 4, "(N, C, OH, OW)")
-    if dy.shape[:2] != x_shape[:2]:
-        raise InvalidValueError(f"dy: batch and channels {dy.shape[:2]} differ from x_shape "
-                                f"{x_shape}")
-    # Each index points into its own (H, W) plane of x.
-    indices = be.as_indices("indices", indices, dy.shape, x_shape[2] * x_shape[3])
-    if x_shape[0] == 0:
-        return be.zeros(x_shape, np.float32, dy)
-    return be.max_pool2d_backward(dy, indices, x_shape)
+    return _max_pool_backward(_2D, dy, indices, x_shape, backend)
 
 
 # ---- 3-D convolution and pooling ---------------------------------------------------
 #
 # Volumes are (N, C, D, H, W); kernel sizes, strides and paddings are an int or a
 # (depth, height, width) triple, as in torch.nn.functional.conv3d / max_pool3d.
-
-
-def _geometry3(x_shape, k, stride, padding, x_name="x"):
-    """Output (depth, height, width) of a k window sliding over padded x."""
-    if min(x_shape[1:]) < 1:
-        raise InvalidValueError(f"{x_name}: channels, depth, height and width must be >= 1, "
-                                f"got shape {tuple(x_shape)}")
-    size = x_shape[2:]
-    if any(size[a] + 2 * padding[a] < k[a] for a in range(3)):
-        raise InvalidValueError(f"kernel_size: {tuple(k)} is larger than the padded input "
-                                f"{tuple(size)} + 2*{tuple(padding)} of {x_name} "
-                                f"{tuple(x_shape)}")
-    return tuple(out_size(size[a], k[a], stride[a], padding[a]) for a in range(3))
-
-
-def _shape5(name, shape):
-    try:
-        dims = tuple(v.as_int(name, d, minimum=0) for d in shape)
-    except TypeError:
-        raise InvalidTypeError(f"{name}: expected a tuple of 5 ints, got {shape!r}") from None
-    if len(dims) != 5:
-        raise InvalidValueError(f"{name}: expected 5 dimensions (N, C, D, H, W), got {dims}")
-    v.check_size(name, dims)
-    return dims
-
-
-def _conv3d_args(be, x, w, stride, padding):
-    x = be.as_float32("x", x, 5, "(N, C, D, H, W)")
-    w = be.as_float32("w", w, 5, "(F, C, KD, KH, KW)")
-    if w.shape[0] < 1 or min(w.shape[2:]) < 1:
-        raise InvalidValueError(f"w: needs at least one output channel and a kernel of at "
-                                f"least 1x1x1, got shape {tuple(w.shape)}")
-    if w.shape[1] != x.shape[1]:
-        raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x "
-                                f"{tuple(x.shape)}, got shape {tuple(w.shape)}")
-    stride = v.as_triple("stride", stride, minimum=1)
-    padding = v.as_triple("padding", padding, minimum=0)
-    k = tuple(w.shape[2:])
-    out = _geometry3(x.shape, k, stride, padding)
-    y_shape = (x.shape[0], w.shape[0], *out)
-    v.check_size("conv3d", y_shape)
-    v.check_size("vol2col", (x.shape[1] * k[0] * k[1] * k[2], out[0] * out[1] * out[2]))
-    return x, w, stride, padding, y_shape
 
 
 def conv3d(x, w, b=None, stride=1, padding=0, *, backend=None):
@@ -339,15 +362,7 @@ def conv3d(x, w, b=None, stride=1, padding=0, *, backend=None):
     ndarray, shape (N, F, OD, OH, OW) with ``OD = (D + 2*padding - KD) // stride + 1``
     (and likewise along height and width)
     """
-    be = backends.table(backend)
-    x, w, stride, padding, y_shape = _conv3d_args(be, x, w, stride, padding)
-    if b is not None:
-        b = be.as_float32("b", b, 1, "(F,)")
-        if tuple(b.shape) != (w.shape[0],):
-            raise InvalidValueError(f"b: expected shape ({w.shape[0]},), got {tuple(b.shape)}")
-    if x.shape[0] == 0:
-        return be.zeros(y_shape, np.float32, x)
-    return be.conv3d(x, w, b, stride, padding)
+    return _conv(_3D, x, w, b, stride, padding, backend)
 
 
 def conv3d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None):
@@ -356,16 +371,7 @@ def conv3d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
     With ``need_dx=False`` dx is not computed and comes back as None (a network's first
     layer, whose input needs no gradient, as in PyTorch).
     """
-    be = backends.table(backend)
-    x, w, stride, padding, y_shape = _conv3d_args(be, x, w, stride, padding)
-    dy = be.as_float32("dy", dy, 5, "(N, F, OD, OH, OW)")
-    if tuple(dy.shape) != y_shape:
-        raise InvalidValueError(f"dy: expected shape {y_shape} (the output of conv3d), "
-                                f"got {tuple(dy.shape)}")
-    if x.shape[0] == 0:
-        return (be.zeros(x.shape, np.float32, x) if need_dx else None,
-                be.zeros(w.shape, np.float32, x), be.zeros((w.shape[0],), np.float32, x))
-    return be.conv3d_backward(x, w, dy, stride, padding, bool(need_dx))
+    return _conv_backward(_3D, x, w, dy, stride, padding, need_dx, backend)
 
 
 def max_pool3d(x, kernel_size=2, stride=None, *, backend=None):
@@ -385,30 +391,12 @@ def max_pool3d(x, kernel_size=2, stride=None, *, backend=None):
         Flat index ``(d*H + h)*W + w`` of each maximum inside its own (D, H, W) volume,
         as PyTorch's ``return_indices=True`` gives.
     """
-    be = backends.table(backend)
-    k = v.as_triple("kernel_size", kernel_size, minimum=1)
-    stride = k if stride is None else v.as_triple("stride", stride, minimum=1)
-    x = be.as_float32("x", x, 5, "(N, C, D, H, W)")
-    out = _geometry3(x.shape, k, stride, (0, 0, 0))
-    if x.shape[0] == 0:
-        shape = (0, x.shape[1], *out)
-        return be.zeros(shape, np.float32, x), be.zeros(shape, np.int64, x)
-    return be.max_pool3d(x, k, stride)
+    return _max_pool(_3D, x, kernel_size, stride, backend)
 
 
 def max_pool3d_backward(dy, indices, x_shape, *, backend=None):
     """Gradient of :func:`max_pool3d`: dy routed to the positions in `indices`."""
-    be = backends.table(backend)
-    x_shape = _shape5("x_shape", x_shape)
-    dy = be.as_float32("dy", dy, 5, "(N, C, OD, OH, OW)")
-    if tuple(dy.shape[:2]) != x_shape[:2]:
-        raise InvalidValueError(f"dy: batch and channels {tuple(dy.shape[:2])} differ from "
-                                f"x_shape {x_shape}")
-    # Each index points into its own (D, H, W) volume of x.
-    indices = be.as_indices("indices", indices, dy.shape, x_shape[2] * x_shape[3] * x_shape[4])
-    if x_shape[0] == 0:
-        return be.zeros(x_shape, np.float32, dy)
-    return be.max_pool3d_backward(dy, indices, x_shape)
+    return _max_pool_backward(_3D, dy, indices, x_shape, backend)
 
 
 # ---- activations --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from _segment_helpers import usable_backend  # noqa: F401
 
 import fastseg
-from fastseg import _validate, errors, metrics, nn
+from fastseg import _shapes, _validate, errors, metrics, nn
 from fastseg.data import PatchSampler, preprocess, synthetic_fundus
 from fastseg.segmenter import Segmenter
 
@@ -41,6 +41,27 @@ def test_as_triple():
         _validate.as_triple("stride", (1, 0, 1), minimum=1)
     with pytest.raises(errors.InvalidTypeError, match="padding: expected an int"):
         _validate.as_triple("padding", (0, 1.5, 0), minimum=0)
+
+
+def test_window_sizes_by_rank():
+    # 2-D: one int (a kernel size may be a pair of equal ints); 3-D: a triple.
+    assert _validate.as_kernel_size("kernel_size", (3, 3), 2) == 3
+    assert _validate.as_kernel_size("kernel_size", 3, 3) == (3, 3, 3)
+    assert _validate.as_window_step("stride", 2, 2, minimum=1) == 2
+    assert _validate.as_window_step("padding", (0, 1, 2), 3, minimum=0) == (0, 1, 2)
+    with pytest.raises(errors.InvalidValueError, match="kernel_size: only square kernels"):
+        _validate.as_kernel_size("kernel_size", (3, 2), 2)
+    with pytest.raises(errors.InvalidTypeError, match="stride: expected an int"):
+        _validate.as_window_step("stride", (1, 1), 2, minimum=1)
+    with pytest.raises(errors.InvalidValueError, match="kernel_size: must be >= 1"):
+        _validate.as_kernel_size("kernel_size", (1, 0, 1), 3)
+
+
+def test_out_sizes_per_axis():
+    assert _shapes.per_axis(2, 3) == (2, 2, 2) and _shapes.per_axis([1, 2], 2) == (1, 2)
+    assert _shapes.out_sizes((7, 8), 3, 2, 1) == (4, 4)
+    assert _shapes.out_sizes((6, 7, 8), (3, 2, 1), (1, 2, 3)) == (4, 3, 3)
+    assert _shapes.out_sizes((2, 9), 3) == (0, 7)  # a window larger than the input: none
 
 
 def test_as_real():

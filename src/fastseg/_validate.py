@@ -128,6 +128,20 @@ def as_triple(name: str, value, minimum: int) -> tuple[int, int, int]:
     return d, d, d
 
 
+def as_kernel_size(name: str, value, dims: int):
+    """A convolution's or pooling's kernel size in `dims` (2 or 3) spatial dimensions:
+    in 2-D a square kernel's side (:func:`as_square`), in 3-D a (depth, height, width)
+    triple (:func:`as_triple`)."""
+    return as_square(name, value) if dims == 2 else as_triple(name, value, minimum=1)
+
+
+def as_window_step(name: str, value, dims: int, minimum: int):
+    """A convolution's or pooling's stride or padding in `dims` (2 or 3) spatial
+    dimensions: in 2-D one int for both axes, in 3-D a (depth, height, width) triple
+    (:func:`as_triple`)."""
+    return as_int(name, value, minimum=minimum) if dims == 2 else as_triple(name, value, minimum)
+
+
 def check_size(name: str, shape) -> None:
     """Refuse shapes whose element count would overflow the kernels' indexing."""
     total = 1

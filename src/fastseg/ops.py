@@ -17,7 +17,6 @@ The array helpers nn and optim use (``zeros_like``, ``to_device``, ...) live in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from fastseg import _arrays, backends
 from fastseg import _validate as v
 from fastseg._arrays import *  # noqa: F403  (the device/array helpers, re-exported)
-from fastseg._shapes import out_size
+from fastseg._shapes import out_sizes, per_axis
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
@@ -46,28 +45,31 @@ class _Rank:
     conv: str          # the backend entry (and the name of its output in size errors)
     cols: str          # the column matrix' name in size errors
     pool: str          # the pooling backend entry
-    square: bool       # kernels must be square (the 2-D kernels' contract)
-    kernel: Callable   # reads kernel_size: (name, value) -> int or tuple
-    size: Callable     # reads stride or padding: (name, value, minimum=) -> int or tuple
 
     @property
     def ndim(self) -> int:
         return len(self.axes) + 2
+
+    @property
+    def square(self) -> bool:
+        """Whether kernels must be square (the 2-D kernels' contract)."""
+        return len(self.axes) == 2
+
+    def kernel(self, value):
+        return v.as_kernel_size("kernel_size", value, len(self.axes))
+
+    def size(self, name: str, value, minimum: int):
+        """A stride or padding: an int in 2-D, a triple in 3-D."""
+        return v.as_window_step(name, value, len(self.axes), minimum)
 
     def layout(self, batch: str, channels: str, prefix: str = "") -> str:
         """E.g. ``"(N, C, H, W)"``, ``"(F, C, KD, KH, KW)"``."""
         return f"({batch}, {channels}, " + ", ".join(prefix + a for a in self.axes) + ")"
 
 
-_2D = _Rank("HW", "conv2d", "im2col", "max_pool2d", square=True, kernel=v.as_square,
-            size=v.as_int)
-_3D = _Rank("DHW", "conv3d", "vol2col", "max_pool3d", square=False,
-            kernel=lambda name, value: v.as_triple(name, value, minimum=1), size=v.as_triple)
+_2D = _Rank("HW", "conv2d", "im2col", "max_pool2d")
+_3D = _Rank("DHW", "conv3d", "vol2col", "max_pool3d")
 _AXIS_NAMES = {"D": "depth", "H": "height", "W": "width"}
-
-
-def _per_axis(value, n: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value,) * n
 
 
 def _geometry(x_shape, k, stride, padding, x_name="x"):
@@ -78,12 +80,12 @@ def _geometry(x_shape, k, stride, padding, x_name="x"):
         names = [_AXIS_NAMES[a] for a in "DHW"[3 - len(size):]]
         raise InvalidValueError(f"{x_name}: channels, {', '.join(names[:-1])} and {names[-1]} "
                                 f"must be >= 1, got shape {tuple(x_shape)}")
-    ks, ss, ps = (_per_axis(a, len(size)) for a in (k, stride, padding))
+    ks, ps = per_axis(k, len(size)), per_axis(padding, len(size))
     if any(n + 2 * p < kk for n, kk, p in zip(size, ks, ps, strict=True)):
         padded = ", ".join(f"{n}+2*{p}" for n, p in zip(size, ps, strict=True))
         raise InvalidValueError(f"kernel_size: {k} is larger than the padded input ({padded}) "
                                 f"of {x_name} {tuple(x_shape)}")
-    return tuple(out_size(n, kk, s, p) for n, kk, s, p in zip(size, ks, ss, ps, strict=True))
+    return out_sizes(size, k, stride, padding)
 
 
 def _shape(name, shape, rank: _Rank):
@@ -101,7 +103,7 @@ def _shape(name, shape, rank: _Rank):
 
 
 def _window_args(kernel_size, stride, padding):
-    k = _2D.kernel("kernel_size", kernel_size)
+    k = _2D.kernel(kernel_size)
     return k, _2D.size("stride", stride, minimum=1), _2D.size("padding", padding, minimum=0)
 
 
@@ -298,7 +300,7 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
 
 def _max_pool(rank: _Rank, x, kernel_size, stride, backend):
     be = backends.table(backend)
-    k = rank.kernel("kernel_size", kernel_size)
+    k = rank.kernel(kernel_size)
     stride = k if stride is None else rank.size("stride", stride, minimum=1)
     x = be.as_float32("x", x, rank.ndim, rank.layout("N", "C"))
     out = _geometry(x.shape, k, stride, 0)

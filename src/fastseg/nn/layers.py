@@ -11,7 +11,7 @@ import numpy as np
 
 from fastseg import _validate as v
 from fastseg import ops
-from fastseg._shapes import out_size
+from fastseg._shapes import out_sizes, per_axis
 from fastseg.errors import InvalidValueError
 from fastseg.nn import init
 from fastseg.nn.module import Module, Parameter
@@ -29,7 +29,82 @@ def _shape_of(x) -> tuple[int, ...]:
     return tuple(np.shape(x)) if shape is None else tuple(shape)
 
 
-class Conv2d(Module):
+def _jsonable(value):
+    """A size as a model file stores it: an int, or a list for a triple."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+class _ConvNd(Module):
+    """What Conv2d and Conv3d share: the weight and bias made as PyTorch makes them,
+    forward and backward through the rank's op pair (``ops.conv2d`` and
+    ``ops.conv2d_backward``, ...), the parameter gradients accumulated.
+
+    A subclass sets ``_dims`` (2 or 3; it decides how sizes are read and kept, see
+    :func:`fastseg._validate.as_kernel_size`), ``_op`` (the ``ops`` function) and
+    ``_axes`` (the spatial axes in messages).
+    """
+
+    _dims: int
+    _op: str
+    _axes: str
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias):
+        super().__init__()
+        self.in_channels = v.as_int("in_channels", in_channels, minimum=1)
+        self.out_channels = v.as_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = v.as_kernel_size("kernel_size", kernel_size, self._dims)
+        self.stride = v.as_window_step("stride", stride, self._dims, minimum=1)
+        self.padding = v.as_window_step("padding", padding, self._dims, minimum=0)
+        kernel = per_axis(self.kernel_size, self._dims)
+        fan_in = self.in_channels * math.prod(kernel)
+        shape = (self.out_channels, self.in_channels, *kernel)
+        self.weight = Parameter(init.default_weight(shape, fan_in))
+        if bias:
+            self.bias = Parameter(init.default_bias((self.out_channels,), fan_in))
+        else:
+            self.register_parameter("bias", None)
+        self._x = None
+
+    def _output_size(self, *size) -> tuple[int, ...]:
+        return out_sizes(size, self.kernel_size, self.stride, self.padding)
+
+    def forward(self, x):
+        shape = _shape_of(x)
+        if len(shape) != self._dims + 2 or shape[1] != self.in_channels:
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape "
+                                    f"(N, {self.in_channels}, {self._axes}), got {shape}")
+        bias = None if self.bias is None else self.bias.data
+        y = getattr(ops, self._op)(x, self.weight.data, bias, self.stride, self.padding)
+        self._x = x if self.training else None
+        return y
+
+    accepts_need_dx = True
+
+    def backward(self, dy, need_dx=True):
+        x = self._saved(self._x)
+        dx, dw, db = getattr(ops, self._op + "_backward")(x, self.weight.data, dy, self.stride,
+                                                          self.padding, need_dx=need_dx)
+        self.weight.accumulate_grad(dw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(db)
+        return dx
+
+    def config(self) -> dict:
+        """The constructor arguments (for :func:`fastseg.save`)."""
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _jsonable(self.kernel_size), "stride": _jsonable(self.stride),
+                "padding": _jsonable(self.padding), "bias": self.bias is not None}
+
+    def extra_repr(self) -> str:
+        k, s, p = (per_axis(a, self._dims) for a in (self.kernel_size, self.stride,
+                                                      self.padding))
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={k}, stride={s}"
+        if any(p):
+            text += f", padding={p}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class Conv2d(_ConvNd):
     """2-D convolution (cross-correlation), square kernels, as ``torch.nn.Conv2d``.
 
     Parameters
@@ -47,60 +122,14 @@ class Conv2d(Module):
     kernel_size, stride, padding : int
     """
 
+    _dims, _op, _axes = 2, "conv2d", "H, W"
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        super().__init__()
-        self.in_channels = v.as_int("in_channels", in_channels, minimum=1)
-        self.out_channels = v.as_int("out_channels", out_channels, minimum=1)
-        self.kernel_size = v.as_square("kernel_size", kernel_size)
-        self.stride = v.as_int("stride", stride, minimum=1)
-        self.padding = v.as_int("padding", padding, minimum=0)
-        fan_in = self.in_channels * self.kernel_size**2
-        shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
-        self.weight = Parameter(init.default_weight(shape, fan_in))
-        if bias:
-            self.bias = Parameter(init.default_bias((self.out_channels,), fan_in))
-        else:
-            self.register_parameter("bias", None)
-        self._x = None
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output (height, width) for an input of (height, width)."""
-        k, s, p = self.kernel_size, self.stride, self.padding
-        return out_size(height, k, s, p), out_size(width, k, s, p)
-
-    def forward(self, x):
-        shape = _shape_of(x)
-        if len(shape) != 4 or shape[1] != self.in_channels:
-            raise InvalidValueError(f"{self._short_name()}: expected input of shape "
-                                    f"(N, {self.in_channels}, H, W), got {shape}")
-        bias = None if self.bias is None else self.bias.data
-        y = ops.conv2d(x, self.weight.data, bias, self.stride, self.padding)
-        self._x = x if self.training else None
-        return y
-
-    accepts_need_dx = True
-
-    def backward(self, dy, need_dx=True):
-        x = self._saved(self._x)
-        dx, dw, db = ops.conv2d_backward(x, self.weight.data, dy, self.stride, self.padding,
-                                         need_dx=need_dx)
-        self.weight.accumulate_grad(dw)
-        if self.bias is not None:
-            self.bias.accumulate_grad(db)
-        return dx
-
-    def config(self) -> dict:
-        """The constructor arguments (for :func:`fastseg.save`)."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": self.kernel_size, "stride": self.stride,
-                "padding": self.padding, "bias": self.bias is not None}
-
-    def extra_repr(self) -> str:
-        k, s = self.kernel_size, self.stride
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size=({k}, {k}), stride=({s}, {s})"
-        if self.padding:
-            text += f", padding=({self.padding}, {self.padding})"
-        return text + ("" if self.bias is not None else ", bias=False")
+        return self._output_size(height, width)
 
 
 class Linear(Module):
@@ -152,38 +181,54 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class MaxPool2d(Module):
-    """Max pooling without padding (floor mode); ``stride`` defaults to ``kernel_size``."""
+class _MaxPoolNd(Module):
+    """What MaxPool2d and MaxPool3d share; a subclass sets ``_dims``, ``_op`` and
+    ``_axes`` as a :class:`_ConvNd` does."""
 
-    def __init__(self, kernel_size, stride=None):
+    _dims: int
+    _op: str
+    _axes: str
+
+    def __init__(self, kernel_size, stride):
         super().__init__()
-        self.kernel_size = v.as_square("kernel_size", kernel_size)
-        self.stride = self.kernel_size if stride is None else v.as_int("stride", stride,
-                                                                       minimum=1)
+        self.kernel_size = v.as_kernel_size("kernel_size", kernel_size, self._dims)
+        self.stride = (self.kernel_size if stride is None else
+                       v.as_window_step("stride", stride, self._dims, minimum=1))
         self._saved_state = None
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        k, s = self.kernel_size, self.stride
-        return out_size(height, k, s), out_size(width, k, s)
+    def _output_size(self, *size) -> tuple[int, ...]:
+        return out_sizes(size, self.kernel_size, self.stride)
 
     def forward(self, x):
         shape = _shape_of(x)
-        if len(shape) != 4:
-            raise InvalidValueError(f"{self._short_name()}: expected input of shape (N, C, H, W), "
-                                    f"got {shape}")
-        y, indices = ops.max_pool2d(x, self.kernel_size, self.stride)
+        if len(shape) != self._dims + 2:
+            raise InvalidValueError(f"{self._short_name()}: expected input of shape "
+                                    f"(N, C, {self._axes}), got {shape}")
+        y, indices = getattr(ops, self._op)(x, self.kernel_size, self.stride)
         self._saved_state = (indices, shape) if self.training else None
         return y
 
     def backward(self, dy):
         indices, shape = self._saved(self._saved_state)
-        return ops.max_pool2d_backward(dy, indices, shape)
+        return getattr(ops, self._op + "_backward")(dy, indices, shape)
 
     def config(self) -> dict:
-        return {"kernel_size": self.kernel_size, "stride": self.stride}
+        return {"kernel_size": _jsonable(self.kernel_size), "stride": _jsonable(self.stride)}
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max pooling without padding (floor mode); ``stride`` defaults to ``kernel_size``."""
+
+    _dims, _op, _axes = 2, "max_pool2d", "H, W"
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__(kernel_size, stride)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self._output_size(height, width)
 
 
 class Dropout(Module):

@@ -19,6 +19,8 @@ The kernels live in :mod:`fastseg.backends._cuda`.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fastseg import _validate as v
@@ -150,6 +152,17 @@ class _Placement:
         return a if self.device else a.copy_to_host()
 
 
+def _on_device(kernel, arrays, *rest):
+    """``kernel(*arrays, *rest)`` on device copies of the host `arrays` (None stays None);
+    its result, an array or a tuple of arrays (or None), goes back where the inputs came
+    from (:class:`_Placement`)."""
+    where = _Placement(*arrays)
+    result = kernel(*(where.put(a) for a in arrays), *rest)
+    if isinstance(result, tuple):
+        return tuple(None if r is None else where.get(r) for r in result)
+    return where.get(result)
+
+
 # ---- the operation table (names and signatures of numpy_backend) -----------------------
 
 
@@ -158,31 +171,24 @@ NOT_PROVIDED = {"gemm_batch": "its one caller, the FFT convolution of dense segm
 
 
 def gemm(a, b, trans_a, trans_b):
-    where = _Placement(a, b)
-    return where.get(_gemm.gemm(where.put(a), where.put(b), trans_a, trans_b))
+    return _on_device(_gemm.gemm, (a, b), trans_a, trans_b)
 
 
 def im2col(x, kernel_size, stride, padding):
-    where = _Placement(x)
-    return where.get(_conv.im2col(where.put(x), kernel_size, stride, padding))
+    return _on_device(_conv.im2col, (x,), kernel_size, stride, padding)
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding):
-    where = _Placement(cols)
     dx = _cuda_api.device_array(tuple(x_shape), dtype=np.float32)
-    return where.get(_conv.col2im(where.put(cols), dx, kernel_size, stride, padding))
+    return _on_device(lambda c: _conv.col2im(c, dx, kernel_size, stride, padding), (cols,))
 
 
 def conv2d(x, w, b, stride, padding):
-    where = _Placement(x, w, b)
-    return where.get(_conv.conv2d(where.put(x), where.put(w), where.put(b), stride, padding))
+    return _on_device(_conv.conv2d, (x, w, b), stride, padding)
 
 
 def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
-    where = _Placement(x, w, dy)
-    grads = _conv.conv2d_backward(where.put(x), where.put(w), where.put(dy), stride, padding,
-                                  need_dx)
-    return tuple(None if g is None else where.get(g) for g in grads)
+    return _on_device(_conv.conv2d_backward, (x, w, dy), stride, padding, need_dx)
 
 
 def linear(x, w, b):
@@ -202,49 +208,35 @@ def linear_backward(x, w, dy, need_dx=True):
 
 
 def max_pool2d(x, kernel_size, stride):
-    where = _Placement(x)
-    y, indices = _pool.max_pool2d(where.put(x), kernel_size, stride)
-    return where.get(y), where.get(indices)
+    return _on_device(_pool.max_pool2d, (x,), kernel_size, stride)
 
 
 def max_pool2d_backward(dy, indices, x_shape):
-    where = _Placement(dy, indices)
-    dx = _pool.max_pool2d_backward(where.put(dy), where.put(indices), tuple(x_shape))
-    return where.get(dx)
+    return _on_device(_pool.max_pool_backward, (dy, indices), tuple(x_shape))
 
 
 def conv3d(x, w, b, stride, padding):
-    where = _Placement(x, w, b)
-    return where.get(_conv3d.conv3d(where.put(x), where.put(w), where.put(b), stride, padding))
+    return _on_device(_conv3d.conv3d, (x, w, b), stride, padding)
 
 
 def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
-    where = _Placement(x, w, dy)
-    grads = _conv3d.conv3d_backward(where.put(x), where.put(w), where.put(dy), stride, padding,
-                                    need_dx)
-    return tuple(None if g is None else where.get(g) for g in grads)
+    return _on_device(_conv3d.conv3d_backward, (x, w, dy), stride, padding, need_dx)
 
 
 def max_pool3d(x, kernel_size, stride):
-    where = _Placement(x)
-    y, indices = _conv3d.max_pool3d(where.put(x), kernel_size, stride)
-    return where.get(y), where.get(indices)
+    return _on_device(_pool.max_pool3d, (x,), kernel_size, stride)
 
 
 def max_pool3d_backward(dy, indices, x_shape):
-    where = _Placement(dy, indices)
-    dx = _conv3d.max_pool3d_backward(where.put(dy), where.put(indices), tuple(x_shape))
-    return where.get(dx)
+    return _on_device(_pool.max_pool_backward, (dy, indices), tuple(x_shape))
 
 
 def _activation(name):
     def forward(x):
-        where = _Placement(x)
-        return where.get(_pointwise.activation(name, where.put(x)))
+        return _on_device(functools.partial(_pointwise.activation, name), (x,))
 
     def backward(x, dy):
-        where = _Placement(x, dy)
-        return where.get(_pointwise.activation_backward(name, where.put(x), where.put(dy)))
+        return _on_device(functools.partial(_pointwise.activation_backward, name), (x, dy))
 
     forward.__name__, backward.__name__ = name, f"{name}_backward"
     return forward, backward
@@ -257,8 +249,7 @@ xsin, xsin_backward = _activation("xsin")
 
 
 def softmax(x):
-    where = _Placement(x)
-    return where.get(_loss.softmax(where.put(x)))
+    return _on_device(_loss.softmax, (x,))
 
 
 def softmax_cross_entropy(logits, labels, class_weights):

@@ -63,6 +63,12 @@ def blocks_for(n: int, threads: int = THREADS) -> int:
     return max(1, min(math.ceil(n / threads), cap))
 
 
+def launch(kernel, total: int, *args) -> None:
+    """Run the grid-stride `kernel` over `total` items (nothing when there are none)."""
+    if total:
+        kernel[blocks_for(total), THREADS](*args)
+
+
 @cuda.jit
 def _fill(out, value):
     i = cuda.grid(1)

@@ -15,10 +15,12 @@ it) rather than a scatter: no atomics, so it is deterministic.
 """
 from __future__ import annotations
 
+import math
+
 from numba import cuda, float32
 
-from fastseg._shapes import out_size
-from fastseg.backends._cuda import THREADS, blocks_for, empty
+from fastseg._shapes import out_sizes
+from fastseg.backends._cuda import THREADS, empty, launch
 from fastseg.backends._cuda import gemm as _gemm
 
 #: Largest column buffer (in floats) a chunk may use: 32 Mi floats = 128 MiB.
@@ -143,11 +145,6 @@ def sum_outer_axes(a3):
     return out
 
 
-def _launch(kernel, total, *args):
-    if total:
-        kernel[blocks_for(total), THREADS](*args)
-
-
 def _chunk(n: int, per_image: int) -> int:
     """Images per chunk so that the column buffer stays under MAX_COLS_ELEMENTS."""
     return max(1, min(n, MAX_COLS_ELEMENTS // max(per_image, 1)))
@@ -162,9 +159,9 @@ def im2col(x, k, stride, padding, n0=0, count=None, out=None):
     """Columns of images ``n0 .. n0+count`` of device array x, shape (C*k*k, count*OH*OW)."""
     n, c, h, w = x.shape
     count = n - n0 if count is None else count
-    oh, ow = out_size(h, k, stride, padding), out_size(w, k, stride, padding)
+    oh, ow = out_sizes((h, w), k, stride, padding)
     cols = empty((c * k * k, count * oh * ow)) if out is None else out
-    _launch(_im2col_kernel, cols.size, x, n0, k, stride, padding, oh, ow, cols)
+    launch(_im2col_kernel, cols.size, x, n0, k, stride, padding, oh, ow, cols)
     return cols
 
 
@@ -172,61 +169,73 @@ def col2im(cols, dx, k, stride, padding, n0=0, count=None):
     """Write the col2im of `cols` into images ``n0 .. n0+count`` of device array dx."""
     n, c, h, w = dx.shape
     count = n - n0 if count is None else count
-    oh, ow = out_size(h, k, stride, padding), out_size(w, k, stride, padding)
-    _launch(_col2im_kernel, count * c * h * w, cols, n0, count, k, stride, padding, oh, ow, dx)
+    oh, ow = out_sizes((h, w), k, stride, padding)
+    launch(_col2im_kernel, count * c * h * w, cols, n0, count, k, stride, padding, oh, ow, dx)
     return dx
 
 
-def conv2d(x, w, b, stride, padding):
-    """Forward convolution of device arrays; returns y (N, F, OH, OW) on the device."""
-    n, c, h, wd = x.shape
-    f, _, k, _ = w.shape
-    oh, ow = out_size(h, k, stride, padding), out_size(wd, k, stride, padding)
-    plane, ckk = oh * ow, c * k * k
-    y = empty((n, f, oh, ow))
+def unfolded_conv(unfold, x, w, b, k, stride, padding):
+    """Forward convolution of device arrays x (N, C, *size) and w (F, C, *kernel) by
+    ``unfold`` (:func:`im2col`, or :func:`.conv3d.vol2col`) and GEMM, chunk by chunk of
+    the batch; `k`, `stride`, `padding` are what `unfold` takes. Returns y (N, F, *out)
+    on the device."""
+    n, f = x.shape[0], w.shape[0]
+    out = out_sizes(x.shape[2:], k, stride, padding)
+    plane, rows = math.prod(out), math.prod(w.shape[1:])
+    y = empty((n, f, *out))
     if y.size == 0:
         return y
     y3 = y.reshape(n, f, plane)
-    w2 = w.reshape(f, ckk)
-    nb = _chunk(n, ckk * plane)
-    cols_buf = empty(ckk * nb * plane)
+    w2 = w.reshape(f, rows)
+    nb = _chunk(n, rows * plane)
+    cols_buf = empty(rows * nb * plane)
     y2_buf = empty(f * nb * plane)
     bias_mode = _gemm.NO_BIAS if b is None else _gemm.BIAS_PER_ROW
     for n0 in range(0, n, nb):
         count = min(nb, n - n0)
-        cols = im2col(x, k, stride, padding, n0, count, _buffer(cols_buf, ckk, count * plane))
+        cols = unfold(x, k, stride, padding, n0, count, _buffer(cols_buf, rows, count * plane))
         y2 = _buffer(y2_buf, f, count * plane)
         _gemm.gemm(w2, cols, out=y2, bias=b, bias_mode=bias_mode)
-        _launch(_rows_to_nchw, y2.size, y2, n0, y3)
+        launch(_rows_to_nchw, y2.size, y2, n0, y3)
     return y
 
 
-def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
-    """Gradients ``(dx, dw, db)`` of :func:`conv2d`, all device arrays (dx None when
-    not `need_dx`)."""
-    n, c, h, wd = x.shape
-    f, _, k, _ = w.shape
-    oh, ow = dy.shape[2], dy.shape[3]
-    plane, ckk = oh * ow, c * k * k
+def unfolded_conv_backward(unfold, fold, x, w, dy, k, stride, padding, need_dx):
+    """Gradients ``(dx, dw, db)`` of :func:`unfolded_conv`, all device arrays (dx None
+    when not `need_dx`); `fold` (:func:`col2im`, or :func:`.conv3d.col2vol`) is the
+    adjoint of `unfold`."""
+    n, f = x.shape[0], w.shape[0]
+    plane, rows = math.prod(dy.shape[2:]), math.prod(w.shape[1:])
     dx = empty(x.shape) if need_dx else None
     dw = empty(w.shape)
-    dw2 = dw.reshape(f, ckk)
-    w2 = w.reshape(f, ckk)
+    dw2 = dw.reshape(f, rows)
+    w2 = w.reshape(f, rows)
     dy3 = dy.reshape(n, f, plane)
     db = sum_outer_axes(dy3)
-    nb = _chunk(n, ckk * plane)
-    cols_buf = empty(ckk * nb * plane)
-    dcols_buf = empty(ckk * nb * plane) if need_dx else None
+    nb = _chunk(n, rows * plane)
+    cols_buf = empty(rows * nb * plane)
+    dcols_buf = empty(rows * nb * plane) if need_dx else None
     dy2_buf = empty(f * nb * plane)
     for n0 in range(0, n, nb):
         count = min(nb, n - n0)
         ncols = count * plane
         dy2 = _buffer(dy2_buf, f, ncols)
-        _launch(_nchw_to_rows, dy2.size, dy3, n0, dy2)
-        cols = im2col(x, k, stride, padding, n0, count, _buffer(cols_buf, ckk, ncols))
+        launch(_nchw_to_rows, dy2.size, dy3, n0, dy2)
+        cols = unfold(x, k, stride, padding, n0, count, _buffer(cols_buf, rows, ncols))
         _gemm.gemm(dy2, cols, trans_b=True, out=dw2, accumulate=n0 > 0)
         if need_dx:
-            dcols = _gemm.gemm(w2, dy2, trans_a=True, out=_buffer(dcols_buf, ckk, ncols))
-            col2im(dcols, dx, k, stride, padding, n0, count)
+            dcols = _gemm.gemm(w2, dy2, trans_a=True, out=_buffer(dcols_buf, rows, ncols))
+            fold(dcols, dx, k, stride, padding, n0, count)
     return dx, dw, db
 
+
+def conv2d(x, w, b, stride, padding):
+    """Forward convolution of device arrays; returns y (N, F, OH, OW) on the device."""
+    return unfolded_conv(im2col, x, w, b, w.shape[2], stride, padding)
+
+
+def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
+    """Gradients ``(dx, dw, db)`` of :func:`conv2d`, all device arrays (dx None when
+    not `need_dx`)."""
+    return unfolded_conv_backward(im2col, col2im, x, w, dy, w.shape[2], stride, padding,
+                                  need_dx)

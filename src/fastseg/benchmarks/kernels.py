@@ -6,6 +6,7 @@ import numpy as np
 from fastseg import ops
 from fastseg._shapes import out_size
 from fastseg.benchmarks.case import Case, Runner, rand, torch_module
+from fastseg.benchmarks.ops_case import on_backend, pool_case, weighted_case
 
 # ---- gemm ------------------------------------------------------------------------------
 
@@ -32,10 +33,7 @@ def _gemm_case(m, k, n, ta, tb, note) -> Case:
             at, bt = torch.from_numpy(a), torch.from_numpy(b)
             at, bt = (at.T if ta else at), (bt.T if tb else bt)
             return lambda: torch.matmul(at, bt)
-        if backend == "cuda":
-            from numba import cuda
-
-            a, b = cuda.to_device(a), cuda.to_device(b)
+        a, b = on_backend(backend, a, b)
         return lambda: ops.gemm(a, b, ta, tb, backend=backend)
 
     t = ("T" if ta else "N") + ("T" if tb else "N")
@@ -56,85 +54,17 @@ CONV_SHAPES = [
 
 def _conv_case(name, n, c, s, f, k, pad, backward: bool) -> Case:
     o = out_size(s, k, 1, pad)
-
-    def prepare(backend: str) -> Runner:
-        rng = np.random.default_rng(0)
-        x, w, b = rand(rng, n, c, s, s), rand(rng, f, c, k, k), rand(rng, f)
-        dy = rand(rng, n, f, o, o)
-        if backend == "torch":
-            torch = torch_module()
-            tx = torch.from_numpy(x).requires_grad_(backward)
-            tw = torch.from_numpy(w).requires_grad_(backward)
-            tb = torch.from_numpy(b).requires_grad_(backward)
-            tdy = torch.from_numpy(dy)
-            conv = torch.nn.functional.conv2d
-            if not backward:
-                return lambda: conv(tx, tw, tb, padding=pad)
-
-            def torch_fb():
-                # PyTorch computes the gradients from the forward graph; the
-                # fair comparison is forward + backward against ours.
-                tx.grad = tw.grad = tb.grad = None
-                conv(tx, tw, tb, padding=pad).backward(tdy)
-
-            return torch_fb
-        if not backward:
-            return lambda: ops.conv2d(x, w, b, padding=pad, backend=backend)
-
-        def fb():
-            ops.conv2d(x, w, b, padding=pad, backend=backend)
-            return ops.conv2d_backward(x, w, dy, padding=pad, backend=backend)
-
-        return fb
-
     flops = 2.0 * n * f * o * o * c * k * k * (3 if backward else 1)
-    return Case("conv2d-bwd" if backward else "conv2d-fwd", name, flops, prepare)
+    shapes = (n, c, s, s), (f, c, k, k), (f,), (n, f, o, o)
+    return weighted_case("conv2d", name, shapes, flops, backward, padding=pad)
 
 
 LINEAR_SHAPES = [("lai2d-fc1-b128", 128, 12800, 1000), ("lai2d-fc2-b128", 128, 1000, 2)]
 
 
 def _linear_case(name, n, i, o, backward: bool) -> Case:
-    def prepare(backend: str) -> Runner:
-        rng = np.random.default_rng(0)
-        x, w, b, dy = rand(rng, n, i), rand(rng, o, i), rand(rng, o), rand(rng, n, o)
-        if backend == "torch":
-            torch = torch_module()
-            tx, tw, tb = (torch.from_numpy(a).requires_grad_(backward) for a in (x, w, b))
-            tdy = torch.from_numpy(dy)
-            lin = torch.nn.functional.linear
-            if not backward:
-                return lambda: lin(tx, tw, tb)
-
-            def torch_fb():
-                tx.grad = tw.grad = tb.grad = None
-                lin(tx, tw, tb).backward(tdy)
-
-            return torch_fb
-        if not backward:
-            return lambda: ops.linear(x, w, b, backend=backend)
-
-        def fb():
-            ops.linear(x, w, b, backend=backend)
-            return ops.linear_backward(x, w, dy, backend=backend)
-
-        return fb
-
     flops = 2.0 * n * i * o * (3 if backward else 1)
-    return Case("linear-bwd" if backward else "linear-fwd", name, flops, prepare)
-
-
-def _pool_case(shape) -> Case:
-    def prepare(backend: str) -> Runner:
-        x = rand(np.random.default_rng(0), *shape)
-        if backend == "torch":
-            torch = torch_module()
-            tx = torch.from_numpy(x)
-            return lambda: torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
-        return lambda: ops.max_pool2d(x, 2, backend=backend)
-
-    name = "b{}-c{}-{}x{}-k2".format(*shape)
-    return Case("max_pool2d", name, float(np.prod(shape)), prepare)
+    return weighted_case("linear", name, ((n, i), (o, i), (o,), (n, o)), flops, backward)
 
 
 # Small stand-ins with the same structure, for smoke runs (`quick=True`).
@@ -153,5 +83,5 @@ def cases(quick: bool) -> list[Case]:
     out += [_conv_case(*s, backward=True) for s in conv]
     out += [_linear_case(*s, backward=False) for s in linear]
     out += [_linear_case(*s, backward=True) for s in linear]
-    out.append(_pool_case((2, 3, 8, 8) if quick else (128, 20, 20, 20)))
+    out.append(pool_case("max_pool2d", (2, 3, 8, 8) if quick else (128, 20, 20, 20)))
     return out

@@ -2,10 +2,11 @@
 the experiments' set-ups (equal parameter counts, depth), and the errors."""
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from fastseg import experiments
+from fastseg import experiments, models, optim
 from fastseg.cli import main
 from fastseg.experiments import _common, depth, vanishing
 
@@ -100,3 +101,13 @@ def test_help(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--quick" in out and "vanishing" in out and "--threads" in out
+
+
+def test_a_run_that_diverges_is_recorded_not_raised():
+    data = _common.make_data(train_images=1, test_images=1, size=(64, 64), patch=12,
+                             batch_size=8, eval_every=2, test_pixels=40)
+    net = models.lai2d(patch_size=12, hidden=8)
+    with np.errstate(all="ignore"):  # the weights overflow on purpose
+        curves = _common.run_training(net, data, optim.SGD(net.parameters(), lr=1e30), 6)
+    assert curves.diverged is not None and curves.diverged_at().startswith("at step")
+    assert len(curves.step_loss) == curves.diverged

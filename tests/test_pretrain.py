@@ -189,6 +189,9 @@ def test_bad_arguments():
         pretrain.layerwise(net, bad)
     with pytest.raises(ValueError, match="patches"):
         pretrain.layerwise(net, np.zeros((0, 1, 12, 12), np.float32))
+    with pytest.raises(fastseg.errors.DivergedError, match="pre-training diverged"), \
+            np.errstate(all="ignore"):
+        pretrain.layerwise(small_lai2d(), patches(8), lr=1e30, batch_size=4)
     with pytest.raises(ValueError, match="expected input of shape"):
         pretrain.layerwise(net, np.zeros((4, 1, 10, 10), np.float32))
     pool = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 10 * 10, 2))

@@ -135,6 +135,35 @@ def test_batches_forms_and_errors():
         train.fit(net, data, nn.CrossEntropyLoss(), opt, progress=False)
 
 
+class _InfiniteLoss(nn.CrossEntropyLoss):
+    """Cross-entropy whose value overflows from the third call on."""
+
+    calls = 0
+
+    def __call__(self, logits, y):
+        self.calls += 1
+        loss = super().__call__(logits, y)
+        return loss if self.calls < 3 else float("inf")
+
+
+def test_divergence_is_a_fastseg_floating_point_error():
+    x, y = patch_task(32, seed=7)
+    data = [(x[:16], y[:16]), (x[16:], y[16:])]
+    # The loss itself stops being finite.
+    net = small_model()
+    opt = optim.SGD(net.parameters(), lr=0.01)
+    with pytest.raises(fastseg.errors.DivergedError, match="loss became inf at epoch 1, step 0"):
+        train.fit(net, data, _InfiniteLoss(), opt, epochs=2, progress=False)
+    # The logits stop being finite after an update that blew the weights up.
+    net = small_model()
+    opt = optim.SGD(net.parameters(), lr=1e30)
+    with pytest.raises(FloatingPointError, match="output became NaN or infinite") as caught, \
+            np.errstate(all="ignore"):
+        train.fit(net, data, nn.CrossEntropyLoss(), opt, epochs=2, progress=False)
+    assert isinstance(caught.value, fastseg.errors.FastsegError)
+    assert isinstance(caught.value.__cause__, fastseg.errors.NonFiniteError)
+
+
 def test_triplanar_trains_on_lists():
     rng = np.random.default_rng(0)
     net = models.lai_triplanar(patch_size=10, conv_channels=(2,), kernel_size=3, hidden=8)

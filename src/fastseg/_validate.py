@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from fastseg.errors import InvalidIndexError, InvalidTypeError, InvalidValueError
+from fastseg.errors import InvalidIndexError, InvalidTypeError, InvalidValueError, NonFiniteError
 
 # Sizes whose element count reaches this cannot be addressed safely by the
 # 64-bit index arithmetic of the kernels (products of two such values must
@@ -209,9 +209,15 @@ def as_labels(name: str, labels, n: int, num_classes: int) -> np.ndarray:
 
 
 def check_finite(name: str, a: np.ndarray) -> None:
-    """InvalidValueError if `a` holds a NaN or an infinity."""
+    """NonFiniteError (an InvalidValueError) if `a` holds a NaN or an infinity."""
     if not np.isfinite(a).all():
-        raise InvalidValueError(f"{name}: contains NaN or infinity")
+        raise non_finite(name)
+
+
+def non_finite(name: str) -> NonFiniteError:
+    """The error for argument `name` holding a NaN or an infinity (for the checks of
+    arrays NumPy cannot see, such as device arrays)."""
+    return NonFiniteError(f"{name}: contains NaN or infinity")
 
 
 def as_indices(name: str, indices, shape, limit: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "FastsegError", "InvalidValueError", "InvalidTypeError", "InvalidIndexError",
-    "UnavailableError", "MissingDependencyError",
+    "NonFiniteError", "UnavailableError", "MissingDependencyError", "DivergedError",
 ]
 
 
@@ -31,9 +31,18 @@ class InvalidIndexError(InvalidValueError, IndexError):
     """An index or label outside its range (both a ``ValueError`` and an ``IndexError``)."""
 
 
+class NonFiniteError(InvalidValueError):
+    """An array holds NaN or infinity where only finite values make sense."""
+
+
 class UnavailableError(FastsegError, RuntimeError):
     """Something that cannot run here: a backend, or an operation a backend lacks."""
 
 
 class MissingDependencyError(FastsegError, ImportError):
     """An optional package a feature needs is not installed; the message says which."""
+
+
+class DivergedError(FastsegError, FloatingPointError):
+    """Training stopped because its loss (or the network's output) became NaN or infinite:
+    the run diverged, typically from too high a learning rate."""

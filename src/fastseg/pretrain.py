@@ -22,7 +22,7 @@ import numpy as np
 
 from fastseg import _random, ops, optim
 from fastseg import _validate as v
-from fastseg.errors import InvalidTypeError, InvalidValueError
+from fastseg.errors import DivergedError, InvalidTypeError, InvalidValueError
 from fastseg.nn.activation import _Activation
 from fastseg.nn.containers import Sequential
 from fastseg.nn.layers import Conv2d, Linear
@@ -239,8 +239,9 @@ def layerwise(net, patches, *, epochs=1, batch_size=64, lr=0.01, momentum=0.9, n
                     loss = autoencoder_step(layer, activation, decoder_bias, clean,
                                             corrupted.astype(np.float32, copy=False))
                     if not np.isfinite(loss):
-                        raise FloatingPointError(f"layerwise: the reconstruction loss of "
-                                                 f"layer {name} became {loss}")
+                        raise DivergedError(f"layerwise: the reconstruction loss of layer "
+                                            f"{name} became {loss}: pre-training diverged "
+                                            "(a lower learning rate may help)")
                     opt.step()
                     total, count = total + loss * len(clean), count + len(clean)
                 losses.append(total / count)

@@ -20,7 +20,7 @@ import numpy as np
 
 from fastseg import _random, io
 from fastseg.diagnostics import Recorder
-from fastseg.errors import InvalidValueError
+from fastseg.errors import DivergedError, InvalidValueError, NonFiniteError
 from fastseg.nn.module import backward_params
 
 __all__ = ["fit", "mimic", "StopTraining", "save_checkpoint", "load_checkpoint",
@@ -79,6 +79,11 @@ def _bar(iterable, total, desc, progress):
                 disable=None if progress else True, dynamic_ncols=True)
 
 
+def _diverged(what: str, epoch: int, step: int) -> DivergedError:
+    return DivergedError(f"fit: {what} at epoch {epoch}, step {step}: training diverged "
+                         "(a lower learning rate may help)")
+
+
 def _batch_size(y) -> int:
     return len(y) if hasattr(y, "__len__") else 1
 
@@ -131,6 +136,12 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
         ``"loss"``: mean loss per epoch; ``"step_loss"``: every step's loss;
         ``"epoch"``: the finished epochs; ``"diagnostics"`` when asked for; plus one
         list per callback metric.
+
+    Raises
+    ------
+    fastseg.errors.DivergedError
+        (a ``FloatingPointError``) when a step's loss, or after the first update the
+        network's output, becomes NaN or infinite.
     """
     epochs = int(epochs)
     if checkpoint_every is not None and int(checkpoint_every) < 1:
@@ -152,7 +163,7 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
             save_checkpoint(checkpoint, model, optimizer, where, history)
 
     model.train()
-    stop = False
+    stop = updated = False
     for epoch in range(position["epoch"], epochs):
         skip = position["step"] if epoch == position["epoch"] else 0
         data = _epoch_batches(batches, epoch)
@@ -167,16 +178,22 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
                     continue
                 watch = recorder is not None and recorder.due(position["global_step"])
                 optimizer.zero_grad()
-                loss = float(loss_fn(model(x), y))
+                try:
+                    loss = float(loss_fn(model(x), y))
+                except NonFiniteError as exc:
+                    if not updated:  # the input or the starting weights, not the training
+                        raise
+                    raise _diverged("the network's output became NaN or infinite", epoch,
+                                    step) from exc
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"fit: the loss became {loss} at epoch {epoch}, "
-                                             f"step {step}")
+                    raise _diverged(f"the loss became {loss}", epoch, step)
                 if watch:
                     recorder.forward_done()
                 backward_params(model, loss_fn.backward())
                 if watch:
                     recorder.backward_done()
                 optimizer.step()
+                updated = True
                 if watch:
                     recorder.step_done(position["global_step"], epoch)
                 losses.append(loss)

@@ -118,7 +118,7 @@ def check_finite(name, a):
     if not is_device_array(a):
         v.check_finite(name, a)
     elif not _loss.all_finite(a):
-        raise InvalidValueError(f"{name}: contains NaN or infinity")
+        raise v.non_finite(name)
 
 
 def as_inplace(name, a, shape):

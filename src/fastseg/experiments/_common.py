@@ -22,6 +22,7 @@ import fastseg
 from fastseg import metrics, nn, ops, train, viz
 from fastseg._files import atomic_write
 from fastseg.data import PatchSampler, synthetic_fundus
+from fastseg.errors import NonFiniteError
 from fastseg.segmenter import Segmenter
 
 #: Share of vessel patches in each training batch (the Segmenter's default).
@@ -131,7 +132,7 @@ class Curves:
 
 def _non_finite(exc) -> bool:
     """Whether `exc` is training blowing up (the loss or the logits became NaN or inf)."""
-    return isinstance(exc, FloatingPointError) or "NaN or infinity" in str(exc)
+    return isinstance(exc, (FloatingPointError, NonFiniteError))
 
 
 def run_training(net, data: PatchData, optimizer, steps, *, teacher=None, diagnostics=None,

@@ -208,7 +208,7 @@ def linear_backward(x, w, dy, need_dx=True):
 
 
 def max_pool2d(x, kernel_size, stride):
-    return _on_device(_pool.max_pool2d, (x,), kernel_size, stride)
+    return _on_device(_pool.max_pool, (x,), kernel_size, stride)
 
 
 def max_pool2d_backward(dy, indices, x_shape):
@@ -224,7 +224,7 @@ def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
 
 
 def max_pool3d(x, kernel_size, stride):
-    return _on_device(_pool.max_pool3d, (x,), kernel_size, stride)
+    return _on_device(_pool.max_pool, (x,), kernel_size, stride)
 
 
 def max_pool3d_backward(dy, indices, x_shape):

@@ -3,9 +3,9 @@
 The forward records PyTorch's flat index of each maximum inside its own plane
 (``h*W + w``) or volume (``(d*H + h)*W + w``); the first maximum of a window
 wins ties and a NaN counts as the maximum, exactly as ``np.argmax`` in the
-reference. The backward (one for both ranks: the indices are flat) scatters
-with atomics, since overlapping windows (stride < k) may route several
-gradients to one pixel.
+reference. Forward and backward are each one kernel for both ranks (a plane is
+a volume of depth 1; the indices are flat); the backward scatters with atomics,
+since overlapping windows (stride < k) may route several gradients to one pixel.
 """
 from __future__ import annotations
 
@@ -14,40 +14,12 @@ import math
 import numpy as np
 from numba import cuda
 
-from fastseg._shapes import out_sizes
+from fastseg._shapes import out_sizes, per_axis
 from fastseg.backends._cuda import THREADS, blocks_for, empty, launch, zeros
 
 
 @cuda.jit
-def _max_pool(x, k, stride, y, indices):
-    # x (P, H, W) planes; y and indices (P, OH, OW)
-    oh = y.shape[1]
-    ow = y.shape[2]
-    width = x.shape[2]
-    i = cuda.grid(1)
-    while i < y.size:
-        c = i % ow
-        r = (i // ow) % oh
-        plane = i // (ow * oh)
-        h0 = r * stride
-        w0 = c * stride
-        best = x[plane, h0, w0]
-        where = h0 * width + w0
-        for ki in range(k):
-            for kj in range(k):
-                v = x[plane, h0 + ki, w0 + kj]
-                # strictly greater: the first maximum wins; once a NaN is
-                # found it stays (NaN compares false with everything).
-                if best == best and (v > best or v != v):
-                    best = v
-                    where = (h0 + ki) * width + w0 + kj
-        y[plane, r, c] = best
-        indices[plane, r, c] = where
-        i += cuda.gridsize(1)
-
-
-@cuda.jit
-def _max_pool3d(x, kd, kh, kw, sd, sh, sw, y, indices):
+def _max_pool(x, kd, kh, kw, sd, sh, sw, y, indices):
     # x (P, D, H, W) volumes; y and indices (P, OD, OH, OW)
     od = y.shape[1]
     oh = y.shape[2]
@@ -79,27 +51,21 @@ def _max_pool3d(x, kd, kh, kw, sd, sh, sw, y, indices):
         i += cuda.gridsize(1)
 
 
-def _pooled(kernel, x, out, *window):
-    """Run a max-pooling `kernel` over the N*C planes (volumes) of device array x;
-    returns device arrays (y, indices) of shape (N, C, *out)."""
-    n, c = x.shape[:2]
+def max_pool(x, kernel_size, stride):
+    """Max pooling of device array x (N, C, H, W) or (N, C, D, H, W) by a window and
+    stride each an int or one per spatial axis; returns device arrays (y, indices)."""
+    n, c, *size = x.shape
+    out = out_sizes(size, kernel_size, stride)
     y = empty((n, c, *out))
     indices = empty((n, c, *out), np.int64)
-    launch(kernel, y.size, x.reshape(n * c, *x.shape[2:]), *window, y.reshape(n * c, *out),
-           indices.reshape(n * c, *out))
+    # A plane is a volume of depth 1, so one kernel serves both ranks: its index
+    # (d*H + h)*W + w is then h*W + w, PyTorch's 2-D one.
+    depth = (1,) * (3 - len(size))
+    window = depth + per_axis(kernel_size, len(size))
+    steps = depth + per_axis(stride, len(size))
+    launch(_max_pool, y.size, x.reshape(n * c, *depth, *size), *window, *steps,
+           y.reshape(n * c, *depth, *out), indices.reshape(n * c, *depth, *out))
     return y, indices
-
-
-def max_pool2d(x, k, stride):
-    """Max pooling of device array x (N, C, H, W); returns device arrays (y, indices)."""
-    return _pooled(_max_pool, x, out_sizes(x.shape[2:], k, stride), k, stride)
-
-
-def max_pool3d(x, kernel_size, stride):
-    """Max pooling of device array x (N, C, D, H, W) by (depth, height, width) triples;
-    returns device arrays (y, indices)."""
-    return _pooled(_max_pool3d, x, out_sizes(x.shape[2:], kernel_size, stride), *kernel_size,
-                   *stride)
 
 
 @cuda.jit

@@ -28,7 +28,10 @@ def per_axis(value, dims: int) -> tuple[int, ...]:
 def out_sizes(size, kernel_size, stride=1, padding=0) -> tuple[int, ...]:
     """:func:`out_size` along each axis of `size`; the window's kernel size, stride and
     padding are each an int for every axis or one per axis (:func:`per_axis`)."""
+    if type(kernel_size) is int and type(stride) is int and type(padding) is int:
+        # The 2-D ops' case, on every call of the default path: no per-axis tuples.
+        return tuple([out_size(n, kernel_size, stride, padding) for n in size])
     dims = len(size)
-    return tuple(out_size(n, k, s, p) for n, k, s, p in
-                 zip(size, per_axis(kernel_size, dims), per_axis(stride, dims),
-                     per_axis(padding, dims), strict=True))
+    return tuple([out_size(n, k, s, p) for n, k, s, p in
+                  zip(size, per_axis(kernel_size, dims), per_axis(stride, dims),
+                      per_axis(padding, dims), strict=True)])

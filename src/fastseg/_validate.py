@@ -132,14 +132,30 @@ def as_kernel_size(name: str, value, dims: int):
     """A convolution's or pooling's kernel size in `dims` (2 or 3) spatial dimensions:
     in 2-D a square kernel's side (:func:`as_square`), in 3-D a (depth, height, width)
     triple (:func:`as_triple`)."""
-    return as_square(name, value) if dims == 2 else as_triple(name, value, minimum=1)
+    return kernel_size_check(dims)(name, value)
 
 
 def as_window_step(name: str, value, dims: int, minimum: int):
     """A convolution's or pooling's stride or padding in `dims` (2 or 3) spatial
     dimensions: in 2-D one int for both axes, in 3-D a (depth, height, width) triple
     (:func:`as_triple`)."""
-    return as_int(name, value, minimum=minimum) if dims == 2 else as_triple(name, value, minimum)
+    return window_step_check(dims)(name, value, minimum=minimum)
+
+
+def kernel_size_check(dims: int):
+    """The check :func:`as_kernel_size` applies in `dims` dimensions, ``(name, value)
+    -> size``: for a caller that checks on every call (ops' front doors), one call less."""
+    return as_square if dims == 2 else _as_kernel_triple
+
+
+def window_step_check(dims: int):
+    """The check :func:`as_window_step` applies in `dims` dimensions, ``(name, value,
+    minimum=) -> step``, for a caller that checks on every call."""
+    return as_int if dims == 2 else as_triple
+
+
+def _as_kernel_triple(name: str, value) -> tuple[int, int, int]:
+    return as_triple(name, value, minimum=1)
 
 
 def check_size(name: str, shape) -> None:

@@ -17,7 +17,6 @@ The array helpers nn and optim use (``zeros_like``, ``to_device``, ...) live in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,31 +35,27 @@ __all__ = [
 ] + _arrays.__all__
 
 
-@dataclass(frozen=True)
 class _Rank:
     """What differs between the 2-D and the 3-D convolution and pooling front doors;
-    every check is written once, for both."""
+    every check is written once, for both. What each call reads is worked out here,
+    once, since the front doors run on every layer of every step."""
 
-    axes: str          # the spatial axes' letters, "HW" or "DHW"
-    conv: str          # the backend entry (and the name of its output in size errors)
-    cols: str          # the column matrix' name in size errors
-    pool: str          # the pooling backend entry
-
-    @property
-    def ndim(self) -> int:
-        return len(self.axes) + 2
-
-    @property
-    def square(self) -> bool:
-        """Whether kernels must be square (the 2-D kernels' contract)."""
-        return len(self.axes) == 2
-
-    def kernel(self, value):
-        return v.as_kernel_size("kernel_size", value, len(self.axes))
-
-    def size(self, name: str, value, minimum: int):
-        """A stride or padding: an int in 2-D, a triple in 3-D."""
-        return v.as_window_step(name, value, len(self.axes), minimum)
+    def __init__(self, axes: str, conv: str, cols: str, pool: str):
+        self.axes = axes    # the spatial axes' letters, "HW" or "DHW"
+        self.conv = conv    # the backend entry (and the name of its output in size errors)
+        self.cols = cols    # the column matrix' name in size errors
+        self.pool = pool    # the pooling backend entry
+        self.dims = len(axes)
+        self.ndim = self.dims + 2
+        self.square = self.dims == 2  # the 2-D kernels' contract: square kernels
+        self.x_layout = self.layout("N", "C")
+        self.w_layout = self.layout("F", "C", "K")
+        self.dy_layout = self.layout("N", "F", "O")
+        self.pooled_layout = self.layout("N", "C", "O")
+        # kernel(name, value) and step(name, value, minimum=): an int (square) in 2-D, a
+        # triple in 3-D; bound here, not looked up per call.
+        self.kernel = v.kernel_size_check(self.dims)
+        self.step = v.window_step_check(self.dims)
 
     def layout(self, batch: str, channels: str, prefix: str = "") -> str:
         """E.g. ``"(N, C, H, W)"``, ``"(F, C, KD, KH, KW)"``."""
@@ -80,12 +75,13 @@ def _geometry(x_shape, k, stride, padding, x_name="x"):
         names = [_AXIS_NAMES[a] for a in "DHW"[3 - len(size):]]
         raise InvalidValueError(f"{x_name}: channels, {', '.join(names[:-1])} and {names[-1]} "
                                 f"must be >= 1, got shape {tuple(x_shape)}")
-    ks, ps = per_axis(k, len(size)), per_axis(padding, len(size))
-    if any(n + 2 * p < kk for n, kk, p in zip(size, ks, ps, strict=True)):
-        padded = ", ".join(f"{n}+2*{p}" for n, p in zip(size, ps, strict=True))
+    out = out_sizes(size, k, stride, padding)
+    if 0 in out:  # out_size is 0 exactly where the padded extent is shorter than the window
+        padded = ", ".join(f"{n}+2*{p}" for n, p in
+                           zip(size, per_axis(padding, len(size)), strict=True))
         raise InvalidValueError(f"kernel_size: {k} is larger than the padded input ({padded}) "
                                 f"of {x_name} {tuple(x_shape)}")
-    return out_sizes(size, k, stride, padding)
+    return out
 
 
 def _shape(name, shape, rank: _Rank):
@@ -97,14 +93,14 @@ def _shape(name, shape, rank: _Rank):
                                f"{shape!r}") from None
     if len(dims) != rank.ndim:
         raise InvalidValueError(f"{name}: expected {rank.ndim} dimensions "
-                                f"{rank.layout('N', 'C')}, got {dims}")
+                                f"{rank.x_layout}, got {dims}")
     v.check_size(name, dims)
     return dims
 
 
 def _window_args(kernel_size, stride, padding):
-    k = _2D.kernel(kernel_size)
-    return k, _2D.size("stride", stride, minimum=1), _2D.size("padding", padding, minimum=0)
+    k = _2D.kernel("kernel_size", kernel_size)
+    return k, _2D.step("stride", stride, minimum=1), _2D.step("padding", padding, minimum=0)
 
 
 def _bias(be, b, count: int, layout: str):
@@ -232,9 +228,9 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, *, backend=None):
 
 
 def _conv_args(be, rank: _Rank, x, w, stride, padding):
-    x = be.as_float32("x", x, rank.ndim, rank.layout("N", "C"))
-    w = be.as_float32("w", w, rank.ndim, rank.layout("F", "C", "K"))
-    if rank.square and len(set(w.shape[2:])) != 1:
+    x = be.as_float32("x", x, rank.ndim, rank.x_layout)
+    w = be.as_float32("w", w, rank.ndim, rank.w_layout)
+    if rank.square and w.shape[2] != w.shape[3]:
         raise InvalidValueError(f"w: only square kernels are supported, got shape "
                                 f"{tuple(w.shape)}")
     if w.shape[0] < 1 or min(w.shape[2:]) < 1:
@@ -244,8 +240,8 @@ def _conv_args(be, rank: _Rank, x, w, stride, padding):
     if w.shape[1] != x.shape[1]:
         raise InvalidValueError(f"w: expected {x.shape[1]} input channels to match x "
                                 f"{tuple(x.shape)}, got shape {tuple(w.shape)}")
-    stride = rank.size("stride", stride, minimum=1)
-    padding = rank.size("padding", padding, minimum=0)
+    stride = rank.step("stride", stride, minimum=1)
+    padding = rank.step("padding", padding, minimum=0)
     k = w.shape[2] if rank.square else tuple(w.shape[2:])
     out = _geometry(x.shape, k, stride, padding)
     y_shape = (x.shape[0], w.shape[0], *out)
@@ -266,7 +262,7 @@ def _conv(rank: _Rank, x, w, b, stride, padding, backend):
 def _conv_backward(rank: _Rank, x, w, dy, stride, padding, need_dx, backend):
     be = backends.table(backend)
     x, w, stride, padding, y_shape = _conv_args(be, rank, x, w, stride, padding)
-    dy = be.as_float32("dy", dy, rank.ndim, rank.layout("N", "F", "O"))
+    dy = be.as_float32("dy", dy, rank.ndim, rank.dy_layout)
     if tuple(dy.shape) != y_shape:
         raise InvalidValueError(f"dy: expected shape {y_shape} (the output of {rank.conv}), "
                                 f"got {tuple(dy.shape)}")
@@ -300,9 +296,9 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, *, need_dx=True, backend=None
 
 def _max_pool(rank: _Rank, x, kernel_size, stride, backend):
     be = backends.table(backend)
-    k = rank.kernel(kernel_size)
-    stride = k if stride is None else rank.size("stride", stride, minimum=1)
-    x = be.as_float32("x", x, rank.ndim, rank.layout("N", "C"))
+    k = rank.kernel("kernel_size", kernel_size)
+    stride = k if stride is None else rank.step("stride", stride, minimum=1)
+    x = be.as_float32("x", x, rank.ndim, rank.x_layout)
     out = _geometry(x.shape, k, stride, 0)
     if x.shape[0] == 0:
         shape = (0, x.shape[1], *out)
@@ -313,7 +309,7 @@ def _max_pool(rank: _Rank, x, kernel_size, stride, backend):
 def _max_pool_backward(rank: _Rank, dy, indices, x_shape, backend):
     be = backends.table(backend)
     x_shape = _shape("x_shape", x_shape, rank)
-    dy = be.as_float32("dy", dy, rank.ndim, rank.layout("N", "C", "O"))
+    dy = be.as_float32("dy", dy, rank.ndim, rank.pooled_layout)
     if tuple(dy.shape[:2]) != x_shape[:2]:
         raise InvalidValueError(f"dy: batch and channels {tuple(dy.shape[:2])} differ from "
                                 f"x_shape {x_shape}")

@@ -153,8 +153,10 @@ def test_bad_arguments_and_networks():
     with pytest.raises(ValueError, match="whole-image"):
         segment(whole, image, patch_size=16)
     tri = models.lai_triplanar(patch_size=12, hidden=4)
-    with pytest.raises(ValueError, match="several inputs"):
-        segment(tri, image, patch_size=12)
+    with pytest.raises(ValueError, match="smaller than the triplanar patch"):
+        segment(tri, image, patch_size=12)  # a tri-planar network segments volumes
+    with pytest.raises(ValueError, match=r"segments \(D, H, W\) volumes"):
+        segment(tri, image[0], patch_size=12)
     one_class = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 49, 1))
     with pytest.raises(ValueError, match="2 classes"):
         segment(one_class, image, patch_size=9)

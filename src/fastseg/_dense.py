@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import threading
 import weakref
@@ -230,6 +231,34 @@ class DensePlan:
             i += 1
         return ops.to_device(x, "cpu")
 
+    def run_block(self, padded: np.ndarray, origin, out_shape, schedule=None) -> np.ndarray:
+        """Outputs (channels, *out_shape) at dense positions ``origin + out_shape``, by
+        shift-and-stitch: one :meth:`run` per shift of the total strides.
+
+        `padded` is (C, *spatial) with the patch of output position ``o`` at
+        ``padded[:, o:o + K]`` on every axis (the image or volume padded by its
+        cutter). With strides S, position ``o + d + S*i`` (shift ``d < S``) is output
+        ``i`` of the window that starts at ``o + d``; the ``prod(S)`` windows together
+        fill the block. Returns the last step's raw output (class scores for a
+        classifier).
+        """
+        k, strides = self.patch_size, self.strides
+        block = None
+        for shift in itertools.product(*(range(min(s, n)) for s, n in zip(strides, out_shape,
+                                                                           strict=True))):
+            counts = [len(range(d, n, s)) for d, n, s in zip(shift, out_shape, strides,
+                                                              strict=True)]
+            window = padded[(None, slice(None)) + tuple(
+                slice(o + d, o + d + s * (c - 1) + k)
+                for o, d, s, c in zip(origin, shift, strides, counts, strict=True))]
+            out = self.run(np.ascontiguousarray(window), schedule)[0]
+            out = out[(slice(None),) + tuple(slice(0, c) for c in counts)]
+            if block is None:
+                block = np.empty((out.shape[0], *out_shape), np.float32)
+            block[(slice(None),) + tuple(slice(d, None, s) for d, s in zip(shift, strides,
+                                                                            strict=True))] = out
+        return block
+
     def _run_fft(self, x, i, how, workers):
         """Run conv step i by FFT, with the activations after it and, when a 1x1
         convolution follows them, that convolution too: its input then exists one
@@ -429,16 +458,23 @@ def plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
     return result
 
 
+def _digest(a):
+    """Shape, dtype and checksum of an array (None kept)."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(_host(a))
+    return a.shape, str(a.dtype), zlib.crc32(a)
+
+
+def _fingerprint_arrays(arrays) -> tuple:
+    """The digests of several arrays (a head's weights, say)."""
+    return tuple(_digest(a) for a in arrays)
+
+
 def _fingerprint(dense: DensePlan) -> tuple:
     """What the plan computes: its steps, with a checksum of every weight and bias."""
-    def digest(a):
-        if a is None:
-            return None
-        a = np.ascontiguousarray(_host(a))
-        return a.shape, str(a.dtype), zlib.crc32(a)
-
     return (dense.patch_size,) + tuple(
-        ("conv", digest(s.weight), digest(s.bias), s.stride) if isinstance(s, Conv) else s
+        ("conv", _digest(s.weight), _digest(s.bias), s.stride) if isinstance(s, Conv) else s
         for s in dense.steps)
 
 

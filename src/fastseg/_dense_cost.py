@@ -186,7 +186,7 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft)
     n_out = tuple(-(-min(tile, n) // s) for n in image_hw)  # outputs per window, full tile
     shapes = dense.shapes(n_out)
     tiles = math.prod(-(-n // tile) for n in image_hw)
-    windows = tiles * s * s
+    windows = tiles * s ** len(image_hw)  # shift-and-stitch: one window per shift
     budget = SPECTRA_BUDGET_BYTES
     # The costliest convolutions get the spectra budget first.
     order = sorted((i for i, st in enumerate(dense.steps) if isinstance(st, Conv)),
@@ -356,5 +356,5 @@ def _auto_tile(dense, image_hw, method, threads, with_fft) -> Schedule:
 
 def _direct_peak(dense: DensePlan, tile: int) -> int:
     n = -(-tile // dense.stride)
-    shapes = dense.shapes((n, n))
+    shapes = dense.shapes((n,) * dense.ndim)
     return max(_step_bytes(dense, i, st, shapes[i], None) for i, st in enumerate(dense.steps))

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from fastseg import _dense, _dense_cost, _rescale, _validate
+from fastseg import _dense, _dense_cost, _rescale, _segment_volume, _validate
 from fastseg.data.patches import _as_chw, pad_for_patches
 from fastseg.errors import InvalidValueError
 
@@ -59,19 +59,7 @@ def _tiles(h, w, tile, fov):
 
 def _segment_tile(dense, padded, y0, x0, th, tw, plan=None):
     """Class-1 probabilities of the th x tw output block at (y0, x0)."""
-    s, k = dense.stride, dense.patch_size
-    block = np.empty((th, tw), np.float32)
-    for dy in range(min(s, th)):
-        ny = len(range(dy, th, s))
-        for dx in range(min(s, tw)):
-            nx = len(range(dx, tw, s))
-            # Pixel (y0+dy+s*i, x0+dx+s*j) has its patch at padded[y0+dy+s*i :+k, ...];
-            # the dense network over this window gives exactly those ny x nx outputs.
-            window = padded[None, :, y0 + dy:y0 + dy + s * (ny - 1) + k,
-                            x0 + dx:x0 + dx + s * (nx - 1) + k]
-            logits = dense.run(np.ascontiguousarray(window), plan)[0, :, :ny, :nx]
-            block[dy::s, dx::s] = _dense.class1_probability(logits)
-    return block
+    return _dense.class1_probability(dense.run_block(padded, (y0, x0), (th, tw), plan))
 
 
 def _dense_probability(dense, arr, mask, tile, method, progress):
@@ -103,19 +91,25 @@ def _dense_probability(dense, arr, mask, tile, method, progress):
 
 
 def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *,
-            method="auto", scale=None):
-    """Class-1 (vessel) probability of every pixel of an image, from a patch classifier.
+            method="auto", scale=None, cutter=None):
+    """Class-1 probability of every pixel of an image, or voxel of a volume, from a
+    patch classifier.
 
     Parameters
     ----------
-    model : fastseg.nn.Module
+    model : fastseg.nn.Module or fastseg.Segmenter
         A patch classifier: convolutions (no padding), max pooling, activations and
         dropout, then ``Flatten`` and ``Linear`` layers, giving at least two class
-        scores per patch (class 1 is the foreground), e.g. ``models.lai2d()``.
-    image : array_like, (H, W) or (C, H, W)
+        scores per patch (class 1 is the foreground), e.g. ``models.lai2d()``; or a
+        tri-planar network (``models.lai_triplanar()``). A fitted
+        :class:`~fastseg.Segmenter` gives ``model.predict_proba(image, fov, ...)``
+        (its own preprocessing, patch size, kind and calibration).
+    image : array_like, (H, W) or (C, H, W); or (D, H, W) for a volume network
         The network's input (already preprocessed, e.g. by
-        :func:`fastseg.data.preprocess`); converted to float32.
-    fov : array_like, (H, W), optional
+        :func:`fastseg.data.preprocess` or :func:`fastseg.data.normalize_volume`);
+        converted to float32. It is a volume when the network segments volumes
+        (see `cutter`), else an image.
+    fov : array_like, (H, W) or (D, H, W), optional
         Field of view, read as every FOV in fastseg is (:func:`fastseg._validate.as_fov`:
         non-zero inside, None the whole image). Pixels outside it get probability 0,
         and tiles with no FOV pixel are not computed at all.
@@ -125,7 +119,8 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
         ``Linear`` layer.
     tile : int, optional
         Side of the square output block computed at once, from an input window of
-        (tile + K - 1)**2 pixels. Default: chosen with the method (see
+        (tile + K - 1)**2 pixels (for a 3-D network a cube, for a tri-planar one the
+        block's longest side). Default: chosen with the method (see
         :mod:`fastseg._dense_cost`): under :data:`TILE_BUDGET_BYTES` of intermediate
         arrays for direct layers, under ``FFT_TILE_BUDGET_BYTES`` with an FFT layer.
     progress : bool, optional
@@ -143,13 +138,24 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
         diameter of the training images, which :class:`fastseg.Segmenter` records)
         over the diameter of `fov`, skipped within 5 % of 1, when both are known;
         without a `fov` nothing is rescaled (:class:`fastseg.Segmenter` and
-        ``fastseg segment`` estimate one from the photo).
+        ``fastseg segment`` estimate one from the photo). Volumes are never rescaled.
+    cutter : fastseg.data.PatchCutter or str, optional
+        For volumes: the cutter whose patches the network classifies
+        (:func:`fastseg.data.make_cutter`, or a kind name with `patch_size`). Default:
+        the one the model records (``model.cutter``, set by :class:`~fastseg.Segmenter`
+        and kept in its model file); else ``"triplanar"`` for a tri-planar network and
+        ``"3d"`` for a 3-D one. A 2-D network records no kind of its own (its patches
+        could lie in any plane, alone or stacked), so without one it segments images.
 
     Returns
     -------
-    numpy.ndarray, (H, W) float32
+    numpy.ndarray, (H, W) or (D, H, W) float32
         Softmax probability of class 1. At scale 1 it equals at every pixel (to
-        float32 rounding) ``softmax(model(patches_at(image, [[r, c]], K)))[0, 1]``.
+        float32 rounding) ``softmax(model(patches_at(image, [[r, c]], K)))[0, 1]``;
+        at every voxel ``softmax(model(cutter(volume, [[d, h, w]])))[0, 1]``. Volumes
+        run densely for each kind (:mod:`fastseg._segment_volume`): 2-D and stacked
+        plane by plane, tri-planar as three towers summed at the hidden layer, 3-D
+        over cubic blocks.
 
     Raises
     ------
@@ -172,11 +178,28 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
     convolutions. For lai2d that first layer costs about 12.8 M multiply-adds per
     pixel directly and about 0.2 M by FFT.
     """
-    return _segment(model, image, fov, patch_size, tile, progress, method, scale, "segment")
+    from fastseg.segmenter import Segmenter
+
+    if isinstance(model, Segmenter):
+        if patch_size is not None or cutter is not None:
+            raise InvalidValueError("segment: a Segmenter brings its own patch size and kind; "
+                                    "pass neither patch_size nor cutter with it")
+        return model.predict_proba(image, fov, tile=tile, progress=progress, method=method,
+                                   scale=scale)
+    return _segment(model, image, fov, patch_size, tile, progress, method, scale, "segment",
+                    cutter)
 
 
-def _segment(model, image, fov, patch_size, tile, progress, method, scale, caller):
+def _segment(model, image, fov, patch_size, tile, progress, method, scale, caller,
+             cutter=None):
     """:func:`segment`, naming `caller` in the errors of the dense plan."""
+    kind = _segment_volume.volume_cutter(model, cutter, patch_size, caller)
+    if kind is not None:
+        if scale not in (None, 1):
+            raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
+                                    f"scale={scale!r}; resample the volume first")
+        return _segment_volume.segment_volume(model, image, kind, fov, tile, progress, method,
+                                              caller)
     if patch_size is None:
         patch_size = _dense.infer_patch_size(model, caller)
     patch_size = _check_int("patch_size", patch_size, 1)
@@ -192,6 +215,11 @@ def _segment(model, image, fov, patch_size, tile, progress, method, scale, calle
         if np.ndim(image) == 3 and np.shape(image)[2] in (1, 3):
             hint = ("; it looks like (H, W, C): pass fastseg.data.preprocess(image, fov) or "
                     "image.transpose(2, 0, 1)")
+        elif np.ndim(image) == 3:
+            hint = ("; if it is a (D, H, W) volume: this 2-D network records no volume kind "
+                    "(its patches could lie in any plane), so pass cutter="
+                    "fastseg.data.make_cutter('2d' or 'stacked2d', K, axis=...) or segment "
+                    "with the Segmenter trained on volumes")
         raise InvalidValueError(f"image: the network takes {dense.in_channels} channel(s), got "
                                 f"{arr.shape[0]} (image shape {np.shape(image)}, read as (C, H, W))"
                                 + hint)

@@ -109,12 +109,17 @@ class PatchCutter:
             than the patch along an axis the patch spans.
         """
         arr = as_volume(volume)
-        for axis, (n, need) in enumerate(zip(arr.shape, self.extent(), strict=True)):
+        self.check_fits(arr.shape)
+        return np.pad(arr, self.pad_widths(), mode=PAD_MODE)
+
+    def check_fits(self, shape, name="volume") -> None:
+        """Refuse a volume `shape` smaller than this kind's patch along an axis it spans
+        (reflection needs at least the patch's extent; :meth:`pad` checks this)."""
+        for axis, (n, need) in enumerate(zip(shape, self.extent(), strict=True)):
             if n < need:
-                raise InvalidValueError(f"volume: shape {arr.shape} is smaller than the "
+                raise InvalidValueError(f"{name}: shape {tuple(shape)} is smaller than the "
                                         f"{self.kind} patch along axis {axis} ({n} < {need} "
                                         "voxels)")
-        return np.pad(arr, self.pad_widths(), mode=PAD_MODE)
 
     def cut(self, padded, coords):
         """The patches of the given voxels, from a volume padded by :meth:`pad`.

@@ -1,0 +1,268 @@
+"""Volume segmentation: the probability map of a (D, H, W) scan for each network kind.
+
+A volume network classifies the patch its kind's cutter
+(:mod:`fastseg.data.volume_patches`) cuts around a voxel. Every kind runs densely
+(never cutting a patch), in blocks of bounded memory, giving at every voxel what the
+classifier gives for that voxel's patch:
+
+* ``"2d"``: the 2-D dense path of :func:`fastseg.segment` on each plane normal to the
+  cutter's axis (its tiles bound the memory);
+* ``"stacked2d"``: the same on each stack of ``slices`` neighbouring planes as
+  channels, the volume first mirrored along the axis as the cutter mirrors it;
+* ``"triplanar"``: the three towers densely over their planes, their terms of the
+  hidden layer summed before its activation (:mod:`fastseg._triplanar`), block by
+  block so the hidden maps stay under :data:`BLOCK_BUDGET_BYTES`;
+* ``"3d"``: the 3-D dense plan over cubic blocks, shift-and-stitch under pooling,
+  each convolution direct or by FFT as :mod:`fastseg._dense_cost` chooses.
+
+Padding is the cutter's (reflection, :data:`fastseg.data.patches.PAD_MODE`), which
+pads axis by axis, so padding one plane or one axis at a time gives the same
+values as padding the whole volume.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+
+import numpy as np
+
+from fastseg import _dense, _dense_cost, _triplanar, _validate
+from fastseg.data.patches import PAD_MODE
+from fastseg.data.volume_patches import (
+    CUTTER_KINDS,
+    Cube3D,
+    PatchCutter,
+    TriPlanar,
+    as_volume,
+    make_cutter,
+)
+from fastseg.errors import InvalidTypeError, InvalidValueError
+
+__all__ = ["volume_cutter", "segment_volume", "BLOCK_BUDGET_BYTES"]
+
+#: Hidden-layer maps of one tri-planar block (and the head's copies of them) stay under this.
+BLOCK_BUDGET_BYTES = _dense_cost.TILE_BUDGET_BYTES
+
+
+# ---- which kind a model segments ----------------------------------------------------------
+
+
+def _network_dims(model, caller) -> int:
+    return next((d for *_, d in _dense._geometry(model, caller) if d is not None), 2)
+
+
+def _as_cutter(cutter, patch_size) -> PatchCutter:
+    if isinstance(cutter, PatchCutter):
+        return cutter
+    if isinstance(cutter, str):
+        if patch_size is None:
+            raise InvalidValueError(f"cutter: a kind name ({cutter!r}) needs patch_size; or pass "
+                                    "fastseg.data.make_cutter(kind, size, ...)")
+        return make_cutter(cutter, patch_size)
+    raise InvalidTypeError(f"cutter: expected a PatchCutter (fastseg.data.make_cutter) or one of "
+                           f"{sorted(CUTTER_KINDS)}, got {type(cutter).__name__}")
+
+
+def volume_cutter(model, cutter=None, patch_size=None, caller="segment") -> PatchCutter | None:
+    """The cutter whose patches `model` classifies, or None for an image network.
+
+    In order: `cutter` when given (a :class:`~fastseg.data.PatchCutter` or a kind
+    name), the cutter the model records (``model.cutter``, set by
+    :class:`fastseg.Segmenter` and kept in its model file), the tri-planar cutter
+    for a network of three parallel towers, the cube for a 3-D network. A 2-D
+    network of one input records no kind of its own: it segments images unless
+    told (its patches could lie in any plane, alone or stacked).
+
+    Raises
+    ------
+    ValueError
+        A `patch_size` other than the cutter's, or a cutter that does not fit the
+        network (its kind, channels or patch size).
+    """
+    if cutter is None:
+        cutter = getattr(model, "cutter", None)
+        if cutter is not None and not isinstance(cutter, PatchCutter):
+            raise InvalidTypeError(f"model.cutter: expected a PatchCutter, got "
+                                   f"{type(cutter).__name__}")
+    if cutter is None:
+        if _triplanar.is_triplanar(model):
+            size = patch_size if patch_size is not None else _triplanar.infer_patch_size(model,
+                                                                                         caller)
+            return TriPlanar(size)
+        if _network_dims(model, caller) == 3:
+            size = patch_size if patch_size is not None else _dense.infer_patch_size(model,
+                                                                                     caller)
+            return Cube3D(size)
+        return None
+    cutter = _as_cutter(cutter, patch_size)
+    if patch_size is not None and _validate.as_int("patch_size", patch_size, 1) != cutter.size:
+        raise InvalidValueError(f"patch_size: {patch_size} differs from the {cutter.kind} "
+                                f"cutter's patch size {cutter.size}")
+    return cutter
+
+
+def _check_fits_network(model, cutter, caller):
+    """Refuse a cutter whose patches the network does not take."""
+    name = type(model).__name__
+    if cutter.kind == "triplanar":
+        if not _triplanar.is_triplanar(model):
+            raise InvalidValueError(f"{caller}: the triplanar kind needs a tri-planar network "
+                                    f"(three parallel towers); {name} is not one")
+        return None
+    if _triplanar.is_triplanar(model):
+        raise InvalidValueError(f"{caller}: a tri-planar network segments with the triplanar "
+                                f"kind, not {cutter.kind!r}")
+    dense = _dense.cached_plan(model, cutter.size, caller)
+    want_dims = 3 if cutter.kind == "3d" else 2
+    if dense.ndim != want_dims:
+        raise InvalidValueError(f"{caller}: the {cutter.kind} kind needs a {want_dims}-D "
+                                f"network; {name} is {dense.ndim}-D")
+    if dense.in_channels != cutter.in_channels:
+        raise InvalidValueError(f"{caller}: the {cutter!r} cutter gives {cutter.in_channels} "
+                                f"channel(s) per patch, but the network takes "
+                                f"{dense.in_channels}")
+    return dense
+
+
+# ---- blocks -------------------------------------------------------------------------------
+
+
+def _blocks(shape, block, mask):
+    """(origin, block shape) of the blocks tiling `shape` that hold a voxel of `mask`."""
+    for origin in itertools.product(*(range(0, n, b) for n, b in zip(shape, block,
+                                                                      strict=True))):
+        size = tuple(min(b, n - o) for o, b, n in zip(origin, block, shape, strict=True))
+        region = tuple(slice(o, o + s) for o, s in zip(origin, size, strict=True))
+        if mask is None or mask[region].any():
+            yield origin, size, region
+
+
+def _bar(total, progress, unit):
+    if progress is None:
+        progress = total >= 16 and sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="segment", unit=unit, leave=False)
+
+
+def _each(items, progress, unit):
+    items = list(items)
+    bar = _bar(len(items), progress, unit)
+    try:
+        for item in items:
+            yield item
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# ---- the kinds ----------------------------------------------------------------------------
+
+
+def _planes(dense, arr, mask, cutter, tile, method, progress):
+    """2d and stacked2d: the 2-D dense path on each plane (or stack of planes)."""
+    from fastseg.segment import _dense_probability
+
+    axis = cutter.axis
+    v = np.moveaxis(arr, axis, 0)
+    m = None if mask is None else np.moveaxis(mask, axis, 0)
+    depth = 1
+    if cutter.kind == "stacked2d":
+        depth = cutter.slices
+        before = depth // 2
+        v = np.pad(v, ((before, depth - 1 - before), (0, 0), (0, 0)), mode=PAD_MODE)
+    prob = np.zeros((arr.shape[axis], *v.shape[1:]), np.float32)
+    for d in _each(range(prob.shape[0]), progress, "slice"):
+        if m is not None and not m[d].any():
+            continue
+        prob[d] = _dense_probability(dense, np.ascontiguousarray(v[d:d + depth]),
+                                     None if m is None else m[d], tile, method, False)
+    return np.moveaxis(prob, 0, axis)
+
+
+def _cubes(dense, arr, mask, cutter, tile, method, progress):
+    """3d: the 3-D dense plan on cubic blocks of the volume."""
+    plan = _dense_cost.schedule(dense, arr.shape, method, tile)
+    padded = cutter.pad(arr)[None]
+    prob = np.zeros(arr.shape, np.float32)
+    blocks = _blocks(arr.shape, (plan.tile,) * 3, mask)
+    for origin, size, region in _each(blocks, progress, "block"):
+        prob[region] = _dense.class1_probability(dense.run_block(padded, origin, size, plan))
+    return prob
+
+
+def _triplanar_block(shape, hidden, tile):
+    """A block shape whose hidden maps fit :data:`BLOCK_BUDGET_BYTES`: the volume (or
+    `tile` cubes), its longest side halved until they fit."""
+    block = list(shape) if tile is None else [min(tile, n) for n in shape]
+    # The summed terms, and the head's transposed copy and activations of them.
+    while 3 * 4 * hidden * math.prod(block) > BLOCK_BUDGET_BYTES and max(block) > 1:
+        longest = block.index(max(block))
+        block[longest] = -(-block[longest] // 2)
+    return tuple(block)
+
+
+def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller):
+    """triplanar: each tower over its planes of a block, the terms summed, then the head."""
+    plan = _triplanar.cached_plan(model, cutter.size, caller)
+    block = _triplanar_block(arr.shape, plan.hidden, tile)
+    others = [tuple(a for a in range(3) if a != axis) for axis in range(3)]
+    schedules = [_dense_cost.schedule(tower, tuple(arr.shape[a] for a in others[axis]), method,
+                                      max(block[a] for a in others[axis]))
+                 for axis, tower in enumerate(plan.towers)]
+    padded = cutter.pad(arr)
+    before = cutter.size // 2
+    prob = np.zeros(arr.shape, np.float32)
+    for origin, size, region in _each(_blocks(arr.shape, block, mask), progress, "block"):
+        pre = np.zeros((plan.hidden, *size), np.float32)
+        for axis, tower in enumerate(plan.towers):
+            plane_origin = tuple(origin[a] for a in others[axis])
+            plane_size = tuple(size[a] for a in others[axis])
+            for i in range(size[axis]):
+                # The plane normal to `axis` through voxel index origin+i, padded on its
+                # two axes; the patch of its output position o starts at o.
+                at = [slice(None)] * 3
+                at[axis] = origin[axis] + i + before
+                terms = tower.run_block(padded[tuple(at)][None], plane_origin, plane_size,
+                                        schedules[axis])
+                into = [slice(None)] * 4
+                into[1 + axis] = i
+                pre[tuple(into)] += terms
+        prob[region] = plan.class1_probability(pre)
+    return prob
+
+
+def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, method="auto",
+                   caller="segment") -> np.ndarray:
+    """Class-1 probability (D, H, W) float32 of every voxel of `volume`, densely.
+
+    Parameters are :func:`fastseg.segment`'s; `cutter` says the kind
+    (:func:`volume_cutter`), `fov` is a (D, H, W) mask (voxels outside get 0, blocks
+    with none inside are skipped) and `tile` the side of a block (3d, triplanar) or
+    of a plane's tile (2d, stacked2d).
+    """
+    ndim = np.ndim(volume)
+    if ndim != 3:
+        hint = "; pick one 3-D volume (one channel, one time point) of it" if ndim > 3 else ""
+        raise InvalidValueError(f"volume: the network segments (D, H, W) volumes (its kind is "
+                                f"{cutter.kind}), got shape {np.shape(volume)}{hint}")
+    arr = as_volume(volume)
+    cutter.check_fits(arr.shape)
+    _dense_cost.check_method(method)
+    mask = None if fov is None else _validate.as_fov(fov, arr.shape)
+    tile = None if tile is None else _validate.as_int("tile", tile, minimum=1)
+    if cutter.kind == "triplanar":
+        _check_fits_network(model, cutter, caller)
+        prob = _tri_planar(model, arr, mask, cutter, tile, method, progress, caller)
+    else:
+        dense = _check_fits_network(model, cutter, caller)
+        run = _cubes if cutter.kind == "3d" else _planes
+        prob = run(dense, arr, mask, cutter, tile, method, progress)
+    if mask is not None:
+        prob[~mask] = 0.0
+    return prob

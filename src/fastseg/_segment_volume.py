@@ -102,7 +102,7 @@ def volume_cutter(model, cutter=None, patch_size=None, caller="segment") -> Patc
     return cutter
 
 
-def _check_fits_network(model, cutter, caller):
+def check_fits_network(model, cutter, caller):
     """Refuse a cutter whose patches the network does not take."""
     name = type(model).__name__
     if cutter.kind == "triplanar":
@@ -257,10 +257,10 @@ def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, me
     mask = None if fov is None else _validate.as_fov(fov, arr.shape)
     tile = None if tile is None else _validate.as_int("tile", tile, minimum=1)
     if cutter.kind == "triplanar":
-        _check_fits_network(model, cutter, caller)
+        check_fits_network(model, cutter, caller)
         prob = _tri_planar(model, arr, mask, cutter, tile, method, progress, caller)
     else:
-        dense = _check_fits_network(model, cutter, caller)
+        dense = check_fits_network(model, cutter, caller)
         run = _cubes if cutter.kind == "3d" else _planes
         prob = run(dense, arr, mask, cutter, tile, method, progress)
     if mask is not None:

@@ -17,7 +17,10 @@ built-in :mod:`fastseg.nn` classes of a whitelist.
 Model files (format ``"fastseg-model"``): version 1 holds ``"architecture"`` in
 its meta; version 2 may add ``"fov_diameter"``, the field-of-view diameter in
 pixels of the images the model was trained on (``model.fov_diameter``, which
-:func:`fastseg.segment` scales photos to). Both versions are read.
+:func:`fastseg.segment` scales photos to); version 3 may add ``"cutter"``, the
+patch cutter of a volume network (``model.cutter``: its kind, patch size and
+options, :meth:`fastseg.data.PatchCutter.config`), which tells
+:func:`fastseg.segment` how to segment a volume. Every version is read.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ __all__ = ["save", "load", "save_arrays", "load_arrays", "save_tree", "load_tree
 
 MODEL_FORMAT = "fastseg-model"
 #: The model-file version written; every version up to it is read.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 _HEADER = "header.json"
 _MAX_DEPTH = 64
 
@@ -342,13 +345,36 @@ def build(description, _depth: int = 0) -> nn.Module:
 
 
 def model_meta(model: nn.Module) -> dict:
-    """The meta of a model file: the architecture and, when the model has one, its
-    ``fov_diameter``."""
+    """The meta of a model file: the architecture and, when the model has them, its
+    ``fov_diameter`` and its volume ``cutter``."""
     meta = {"architecture": describe(model)}
     diameter = getattr(model, "fov_diameter", None)
     if diameter is not None:
         meta["fov_diameter"] = _check_diameter(diameter)
+    cutter = getattr(model, "cutter", None)
+    if cutter is not None:
+        meta["cutter"] = _cutter_config(cutter)
     return meta
+
+
+def _cutter_config(cutter) -> dict:
+    from fastseg.data.volume_patches import PatchCutter
+
+    if not isinstance(cutter, PatchCutter):
+        raise InvalidTypeError(f"model.cutter: expected a fastseg.data.PatchCutter, got "
+                               f"{type(cutter).__name__}")
+    return cutter.config()
+
+
+def _cutter_from(config):
+    from fastseg.data.volume_patches import make_cutter
+
+    if not isinstance(config, dict) or not all(_plain_arg(v) for v in config.values()):
+        raise InvalidValueError(f"cutter: expected a dict of plain values, got {config!r:.80}")
+    try:
+        return make_cutter(**config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"cutter: cannot rebuild {config!r:.80}: {exc}") from None
 
 
 def _check_diameter(value) -> float:
@@ -360,9 +386,12 @@ def _check_diameter(value) -> float:
 
 
 def apply_model_meta(model: nn.Module, meta: dict) -> nn.Module:
-    """Set what the meta of a model file records on `model` (its ``fov_diameter``)."""
+    """Set what the meta of a model file records on `model` (its ``fov_diameter`` and
+    ``cutter``)."""
     if meta.get("fov_diameter") is not None:
         model.fov_diameter = _check_diameter(meta["fov_diameter"])
+    if meta.get("cutter") is not None:
+        model.cutter = _cutter_from(meta["cutter"])
     return model
 
 
@@ -373,7 +402,7 @@ def save(model: nn.Module, path) -> None:
     ----------
     model : fastseg.nn.Module
         Built only from the built-in layers (what :mod:`fastseg.models` returns).
-        Its ``fov_diameter`` attribute, when set, is saved too.
+        Its ``fov_diameter`` and ``cutter`` attributes, when set, are saved too.
     path : str or os.PathLike
         Conventionally ``*.fseg``.
     """

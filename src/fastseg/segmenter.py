@@ -8,8 +8,22 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastseg import _config, _dense, _random, _rescale, _validate, io, models, nn, optim, train
-from fastseg.data import PatchSampler, preprocess
+from fastseg import (
+    _config,
+    _dense,
+    _random,
+    _rescale,
+    _segment_volume,
+    _validate,
+    io,
+    models,
+    nn,
+    optim,
+    postprocess,
+    train,
+)
+from fastseg import _segmenter_volumes as vol
+from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
 from fastseg.segment import _segment
@@ -17,8 +31,9 @@ from fastseg.segment import _segment
 __all__ = ["Segmenter"]
 
 _OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "rprop": optim.Rprop}
-#: Format version of the segmenter settings stored inside a model file.
-_SETTINGS_VERSION = 1
+#: Format version of the segmenter settings stored inside a model file: 2 adds the volume
+#: settings (kind, axis, slices, normalize, keep_largest, a threshold chosen by "auto").
+_SETTINGS_VERSION = 2
 
 
 class _EpochBatches:
@@ -36,18 +51,23 @@ class _EpochBatches:
 
 
 class Segmenter:
-    """A vessel segmenter: network + patch size + preprocessing, with a scikit-learn API.
+    """A segmenter of photos or volumes: network + patch size + kind + preprocessing,
+    with a scikit-learn API.
+
+    It segments 2-D photos (``kind="image"``: the vessels of fundus photographs) or 3-D
+    scans (``kind`` one of the report's four network kinds: the hippocampus in MRI).
 
     Parameters
     ----------
     model : str
-        A patch classifier of :mod:`fastseg.models` that takes one 2-D input
-        (``"lai2d"``, ``"lai_stacked2d"``).
+        A patch classifier of :mod:`fastseg.models`: ``"lai2d"`` or
+        ``"lai_stacked2d"`` (images, or the 2d and stacked2d volume kinds),
+        ``"lai_triplanar"`` or ``"lai3d"`` (volumes of their own kind).
     patch_size : int
         Side K of the patches (24 in Lai's report).
     channels : {"green", "grey", "rgb"}
-        Network input made by :func:`fastseg.data.preprocess`: one channel (green or
-        luma) or three (rgb).
+        Images: the network input made by :func:`fastseg.data.preprocess`: one
+        channel (green or luma) or three (rgb). Volumes have one channel per plane.
     epochs : int
     batch_size : int
     lr : float
@@ -62,11 +82,15 @@ class Segmenter:
     positive_fraction : float
         Share of vessel patches per batch (0.5: balanced).
     augment : bool
-        Random flips/rotations of the training patches.
+        Images: random flips/rotations of the training patches (volumes: none).
     model_kwargs : dict, optional
         Extra arguments for the model builder (e.g. ``{"hidden": 256}``).
-    threshold : float
-        Probability above which :meth:`predict` calls a pixel vessel.
+    threshold : float or "auto"
+        Probability from which :meth:`predict` calls a pixel vessel (a voxel
+        structure). ``"auto"`` (volumes): after training, the one of
+        ``_segmenter_volumes.AUTO_THRESHOLDS`` (0.05 to 0.95) that gives the best
+        mean Dice on the training volumes, post-processing included (``threshold_``).
+        Balanced batches make the raw network over-segment at 0.5.
     prior_correction : bool
         Undo the class balance of the training batches in :meth:`predict_proba`.
         A network trained on batches with a vessel share ``positive_fraction``
@@ -75,6 +99,22 @@ class Segmenter:
         (Saerens et al., 2002) maps ``p`` to ``p*a / (p*a + (1-p)*b)`` with
         ``a = pi/positive_fraction``, ``b = (1-pi)/(1-positive_fraction)``.
         Without it a balanced network calls far too many pixels vessel at 0.5.
+    kind : {None, "image", "2d", "stacked2d", "triplanar", "3d"}
+        What to segment: 2-D photos, or volumes cut by the kind's patch cutter
+        (:func:`fastseg.data.make_cutter`). None: ``"triplanar"`` for lai_triplanar,
+        ``"3d"`` for lai3d, else ``"image"``.
+    axis : {0, 1, 2}
+        Volumes, 2d and stacked2d kinds: the axis the patches' planes are normal to.
+    slices : int
+        Volumes, stacked2d kind: neighbouring planes stacked as channels (3).
+    normalize : bool
+        Volumes: z-score each scan over its non-zero voxels
+        (:func:`fastseg.data.normalize_volume`) before training and segmenting (MRI
+        intensities have no absolute scale).
+    keep_largest : int, optional
+        Volumes: :meth:`predict` keeps this many largest connected components of the
+        mask (1 where one structure per scan is known to be there, as in a crop
+        around one hippocampus); None keeps every voxel.
 
     Attributes
     ----------
@@ -89,12 +129,19 @@ class Segmenter:
         estimated from the photos where none was given); :meth:`predict_proba`
         scales photos so that their FOV matches it. Also ``model_.fov_diameter``,
         and kept in the model file.
+    threshold_ : float or None
+        The threshold chosen by ``threshold="auto"`` (None otherwise); see
+        :meth:`decision_threshold`.
+    cutter_ : fastseg.data.PatchCutter or None
+        Volumes: the patch cutter of the kind (also ``model_.cutter``, kept in the
+        model file, so that :func:`fastseg.segment` on the bare network knows it).
     """
 
     def __init__(self, model="lai2d", patch_size=24, channels="green", epochs=5, batch_size=128,
                  lr=0.01, optimizer="sgd", momentum=0.9, seed=0, batches_per_epoch=None,
                  positive_fraction=0.5, augment=True, model_kwargs=None, threshold=0.5,
-                 prior_correction=True):
+                 prior_correction=True, kind=None, axis=0, slices=3, normalize=True,
+                 keep_largest=None):
         self.model = model
         self.patch_size = patch_size
         self.channels = channels
@@ -110,6 +157,11 @@ class Segmenter:
         self.model_kwargs = model_kwargs
         self.threshold = threshold
         self.prior_correction = prior_correction
+        self.kind = kind
+        self.axis = axis
+        self.slices = slices
+        self.normalize = normalize
+        self.keep_largest = keep_largest
 
     # ---- scikit-learn protocol ----------------------------------------------------------
 
@@ -141,7 +193,20 @@ class Segmenter:
 
     # ---- building --------------------------------------------------------------------------
 
+    def _kind(self) -> str:
+        """What this segmenter segments: ``"image"`` or a volume kind."""
+        return vol.resolve_kind(self.kind, self.model)
+
+    def _volume_cutter(self):
+        return vol.volume_cutter(self._kind(), self.patch_size, self.axis, self.slices)
+
     def _check(self):
+        kind = self._kind()
+        vol.check_threshold(self.threshold, kind)
+        if kind != "image":
+            self._volume_cutter()  # axis, slices
+            if self.keep_largest is not None:
+                _validate.as_int("keep_largest", self.keep_largest, minimum=1)
         check_channels(self.channels)
         if str(self.optimizer).lower() not in _OPTIMIZERS:
             raise InvalidValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
@@ -153,9 +218,15 @@ class Segmenter:
 
     def _build(self):
         kwargs = dict(self.model_kwargs or {})
-        kwargs.setdefault("in_channels", CHANNELS[self.channels])
+        kind = self._kind()
+        channels = CHANNELS[self.channels] if kind == "image" else \
+            self._volume_cutter().in_channels
+        kwargs.setdefault("in_channels", channels)
         kwargs.setdefault("patch_size", int(self.patch_size))
-        return models.get(self.model, **kwargs)
+        net = models.get(self.model, **kwargs)
+        if kind != "image":
+            _segment_volume.check_fits_network(net, self._volume_cutter(), "Segmenter.fit")
+        return net
 
     def _optimizer(self, params):
         name = str(self.optimizer).lower()
@@ -204,25 +275,10 @@ class Segmenter:
             raise InvalidValueError(f"fit: need as many masks and fovs as images (got "
                                     f"{len(images)} "
                                     f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
-        samples = [SimpleNamespace(image=np.asarray(image), mask=np.asarray(mask, bool),
-                                   fov=_validate.as_fov(fov, np.shape(image)[:2],
-                                                        name=f"fovs[{i}]"))
-                   for i, (image, mask, fov) in enumerate(zip(images, masks, fovs, strict=True))]
-        sampler = PatchSampler(samples, size=int(self.patch_size), batch_size=self.batch_size,
-                               channels=self.channels, positive_fraction=self.positive_fraction,
-                               augment=self.augment, seed=self.seed,
-                               batches_per_epoch=self.batches_per_epoch)
-        vessel = fov_pixels = 0
-        for smp in samples:
-            vessel += int((smp.mask & smp.fov).sum())
-            fov_pixels += int(smp.fov.sum())
-        self.class_prior_ = vessel / max(fov_pixels, 1)
-        # FOVs not given are estimated from the photos, as predict_proba does.
-        diameters = [_rescale.fov_diameter(_rescale.estimate_fov(smp.image) if fov is None
-                                           else smp.fov)
-                     for smp, fov in zip(samples, fovs, strict=True)]
-        diameters = [d for d in diameters if d is not None]
-        self.fov_diameter_ = float(np.median(diameters)) if diameters else None
+        if self._kind() == "image":
+            sampler = self._image_sampler(images, masks, fovs)
+        else:
+            sampler = self._volume_sampler(images, masks, fovs)
         _random.seed(self.seed)
         net = self._build()
         if pretrain is not None and resume is None:
@@ -243,7 +299,50 @@ class Segmenter:
         self.model_ = net.to("cpu").eval()
         if self.fov_diameter_ is not None:
             self.model_.fov_diameter = self.fov_diameter_
+        if self.cutter_ is not None:
+            self.model_.cutter = self.cutter_
+        self.threshold_ = None
+        if self.threshold == "auto":
+            probs = [self.predict_proba(image, progress=False) for image in images]
+            self.threshold_ = vol.choose_threshold(probs, [np.asarray(m) != 0 for m in masks],
+                                                   self.mask_from)
         return self
+
+    def _image_sampler(self, images, masks, fovs):
+        """The photos' patch sampler; sets the class prior and the FOV diameter."""
+        samples = [SimpleNamespace(image=np.asarray(image), mask=np.asarray(mask, bool),
+                                   fov=_validate.as_fov(fov, np.shape(image)[:2],
+                                                        name=f"fovs[{i}]"))
+                   for i, (image, mask, fov) in enumerate(zip(images, masks, fovs, strict=True))]
+        sampler = PatchSampler(samples, size=int(self.patch_size), batch_size=self.batch_size,
+                               channels=self.channels, positive_fraction=self.positive_fraction,
+                               augment=self.augment, seed=self.seed,
+                               batches_per_epoch=self.batches_per_epoch)
+        vessel = fov_pixels = 0
+        for smp in samples:
+            vessel += int((smp.mask & smp.fov).sum())
+            fov_pixels += int(smp.fov.sum())
+        self.class_prior_ = vessel / max(fov_pixels, 1)
+        # FOVs not given are estimated from the photos, as predict_proba does.
+        diameters = [_rescale.fov_diameter(_rescale.estimate_fov(smp.image) if fov is None
+                                           else smp.fov)
+                     for smp, fov in zip(samples, fovs, strict=True)]
+        diameters = [d for d in diameters if d is not None]
+        self.fov_diameter_ = float(np.median(diameters)) if diameters else None
+        self.cutter_ = None
+        return sampler
+
+    def _volume_sampler(self, images, masks, fovs):
+        """The volumes' voxel sampler (the kind's cutter); sets the class prior."""
+        samples = vol.volume_samples(images, masks, fovs)
+        self.cutter_ = self._volume_cutter()
+        sampler = VolumePatchSampler(samples, self.cutter_, batch_size=self.batch_size,
+                                     positive_fraction=self.positive_fraction,
+                                     normalize=bool(self.normalize), seed=self.seed,
+                                     batches_per_epoch=self.batches_per_epoch)
+        self.class_prior_ = vol.structure_share(samples)
+        self.fov_diameter_ = None
+        return sampler
 
     def _fitted(self):
         net = getattr(self, "model_", None)
@@ -264,14 +363,20 @@ class Segmenter:
     def predict_proba(self, image, fov=None, *, tile=None, progress=None, method="auto",
                       scale=None):
         """Vessel probability (H, W) float32 of every pixel (0 outside `fov`, read as
-        :func:`fastseg._validate.as_fov` reads every FOV).
+        :func:`fastseg._validate.as_fov` reads every FOV); for a volume kind the
+        structure probability (D, H, W) of every voxel of a (D, H, W) scan.
 
         `method` and `tile` are :func:`fastseg.segment`'s. `scale`: None (default)
         resamples the photo so that its FOV diameter (of `fov`, or of a FOV
         estimated from the photo) matches :attr:`fov_diameter_`, and the
         probabilities back to the photo's size; a number scales by it; 1 is off.
+        Volumes are segmented at their own voxel size (`scale` None or 1), after the
+        segmenter's normalisation; at every voxel the network gives what it gives for
+        the patch its kind's cutter cuts there (before calibration).
         """
         net = self._fitted()
+        if self._kind() != "image":
+            return self._volume_proba(net, image, fov, tile, progress, method, scale)
         factor = _rescale.check_scale(scale)
         if factor is None:
             measured = _rescale.estimate_fov(image) if fov is None else \
@@ -281,10 +386,42 @@ class Segmenter:
                         progress, method, factor, "Segmenter.predict_proba")
         return self.calibrate(prob)
 
+    def _volume_proba(self, net, volume, fov, tile, progress, method, scale):
+        if scale not in (None, 1):
+            raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
+                                    f"scale={scale!r}; resample the volume first")
+        if np.ndim(volume) != 3:
+            raise InvalidValueError(f"volume: this segmenter ({self._kind()} kind) segments "
+                                    f"(D, H, W) volumes, got shape {np.shape(volume)}")
+        x = normalize_volume(volume) if self.normalize else volume
+        cutter = getattr(net, "cutter", None) or self._volume_cutter()
+        prob = _segment(net, x, fov, None, tile, progress, method, 1,
+                        "Segmenter.predict_proba", cutter)
+        return self.calibrate(prob)
+
+    def decision_threshold(self) -> float:
+        """The threshold :meth:`predict` applies: `threshold`, or the one ``"auto"`` chose."""
+        if self.threshold != "auto":
+            return float(self.threshold)
+        if getattr(self, "threshold_", None) is None:
+            raise RuntimeError("Segmenter: threshold='auto' is chosen by fit(); fit first")
+        return float(self.threshold_)
+
+    def mask_from(self, prob, threshold=None, fov=None):
+        """The mask :meth:`predict` makes of a probability map: ``prob >= threshold``
+        (default :meth:`decision_threshold`) inside `fov`, then for volumes the
+        `keep_largest` largest connected components."""
+        t = self.decision_threshold() if threshold is None else threshold
+        mask = np.asarray(prob) >= t
+        if fov is not None:
+            mask &= _validate.as_fov(fov, mask.shape)
+        if self._kind() != "image" and self.keep_largest is not None:
+            mask = postprocess.largest_components(mask, self.keep_largest)
+        return mask
+
     def predict(self, image, fov=None, threshold=None, **kwargs):
-        """Binary vessel mask (H, W): ``predict_proba >= threshold`` (default self.threshold)."""
-        t = self.threshold if threshold is None else threshold
-        return self.predict_proba(image, fov, **kwargs) >= t
+        """Binary mask (H, W) or (D, H, W): :meth:`mask_from` of :meth:`predict_proba`."""
+        return self.mask_from(self.predict_proba(image, fov, **kwargs), threshold, fov)
 
     # ---- files --------------------------------------------------------------------------
 
@@ -299,6 +436,7 @@ class Segmenter:
         meta["segmenter"] = {"version": _SETTINGS_VERSION,
                              "params": self.get_params(),
                              "class_prior": getattr(self, "class_prior_", None),
+                             "chosen_threshold": getattr(self, "threshold_", None),
                              "history": {k: v for k, v in getattr(self, "history_", {}).items()
                                          if k != "step_loss"}}
         io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT,
@@ -308,9 +446,10 @@ class Segmenter:
     def load(cls, path):
         """Load a segmenter saved by :meth:`save`.
 
-        A plain model file (from :func:`fastseg.save`) is accepted too: the patch
-        size is inferred from the network and the channels from its input
-        (1: green, 3: rgb).
+        A plain model file (from :func:`fastseg.save`) is accepted too: the kind is
+        the cutter the file records (or tri-planar, 3-D from the network), the patch
+        size is inferred from the network and an image network's channels from its
+        input (1: green, 3: rgb). Files of every earlier settings version load.
 
         Raises
         ------
@@ -330,7 +469,10 @@ class Segmenter:
             raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
         net.eval()
         info = meta.get("segmenter")
-        if info is None:
+        cutter = _segment_volume.volume_cutter(net, caller="Segmenter.load")
+        if info is None and cutter is not None:
+            self = cls(**vol.settings_of(cutter))
+        elif info is None:
             size = _dense.infer_patch_size(net, "Segmenter.load")
             in_channels = _dense.plan(net, size, "Segmenter.load").in_channels
             self = cls(patch_size=size, channels="rgb" if in_channels == 3 else "green")
@@ -344,6 +486,12 @@ class Segmenter:
             self.history_ = info.get("history") or {}
             prior = info.get("class_prior")
             self.class_prior_ = float(prior) if isinstance(prior, (int, float)) else None
+            chosen = info.get("chosen_threshold")
+            self.threshold_ = float(chosen) if isinstance(chosen, (int, float)) else None
+            self._check()
         self.model_ = net
         self.fov_diameter_ = getattr(net, "fov_diameter", None)
+        self.cutter_ = cutter
+        if cutter is not None:
+            net.cutter = cutter
         return self

@@ -95,8 +95,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.which == "mri":
+        from fastseg._commands import demo_mri
+
+        return demo_mri.run(args)
     from fastseg._commands import demo
 
+    if args.out is None:
+        args.out = "fastseg-demo"
     return demo.run(args)
 
 
@@ -126,15 +132,21 @@ def cmd_experiment(args) -> int:
 
 def _demo_parser(sub):
     p = sub.add_parser(
-        "demo", help="train and evaluate on the built-in synthetic fundus data",
-        description="Generate a synthetic fundus train/test split, train lai2d on patches, "
-        "segment the test images densely, train the re-implementation's whole-image network "
-        "for comparison, print the metrics and write pictures. The defaults (8 training and "
-        "8 test images of 292x282, half DRIVE's size, 12 epochs of 50 batches) take about 5 "
-        "minutes on 2 cores: dense lai2d costs ~13 M multiply-adds per pixel, so full-size "
-        "images would cost four times as much to segment.")
+        "demo", help="train and evaluate on built-in data: fundus photos or brain MRI",
+        description="fundus (the default): generate a synthetic fundus train/test split, train "
+        "lai2d on patches, segment the test images densely, train the re-implementation's "
+        "whole-image network for comparison, print the metrics and write pictures. The "
+        "defaults (8 training and 8 test images of 292x282, half DRIVE's size, 12 epochs of "
+        "50 batches) take about 5 minutes on 2 cores: dense lai2d costs ~13 M multiply-adds "
+        "per pixel, so full-size images would cost four times as much to segment. "
+        "mri: the report's comparison of its four networks (2-D, stacked 2-D, tri-planar, "
+        "3-D) on real brain MRI (pip install \"fastseg[mri]\"): train each on the MNI152 "
+        "template's hippocampi, segment the held-out ICBM 2009c template's, print Dice, "
+        "HD95 and the times, write pictures and metrics.json (under 10 minutes on 2 cores).")
     _add_common(p)
-    p.add_argument("--out", default="fastseg-demo", help="output folder (default ./fastseg-demo)")
+    p.add_argument("which", nargs="?", choices=["fundus", "mri"], default="fundus",
+                   help="which demo (default fundus)")
+    p.add_argument("--out", help="output folder (default ./fastseg-demo, or ./fastseg-demo-mri)")
     p.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
     knobs = p.add_argument_group("tuning (defaults depend on --quick)")
     knobs.add_argument("--size", type=POSITIVE, nargs=2, metavar=("H", "W"),
@@ -162,22 +174,37 @@ def _train_parser(sub):
         "DIR/checkpoint.fseg (written every epoch; --resume continues from it).")
     _add_common(p)
     p.add_argument("--data", default="synthetic",
-                   help="synthetic (built-in), drive:ROOT (DRIVE layout, training split) or "
-                   "folder:DIR (DIR/images, DIR/masks and optionally DIR/fov, paired by name); "
-                   "default synthetic")
-    p.add_argument("--model", default="lai2d", help="lai2d or lai_stacked2d (default lai2d)")
+                   help="photos: synthetic (built-in), drive:ROOT (DRIVE layout, training "
+                   "split) or folder:DIR (DIR/images, DIR/masks and optionally DIR/fov, paired "
+                   "by name); volumes (pip install \"fastseg[mri]\"): mri (the built-in "
+                   "hippocampus scans, training split), msd:ROOT (a Medical Segmentation "
+                   "Decathlon task folder, every non-zero label) or nifti:DIR (DIR/images and "
+                   "DIR/labels of .nii/.nii.gz, paired by name); default synthetic")
+    p.add_argument("--model", default="lai2d",
+                   help="photos: lai2d or lai_stacked2d; volumes: lai2d (2-D planes), "
+                   "lai_stacked2d (neighbouring planes as channels), lai_triplanar or lai3d "
+                   "(default lai2d)")
     p.add_argument("--epochs", type=POSITIVE, default=5, help="epochs (default 5)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.fseg")
-    p.add_argument("--patch-size", type=_int_at_least(10), default=24, help="default 24")
+    p.add_argument("--patch-size", type=_int_at_least(4),
+                   help="default 24 (volumes: 24 for lai2d and lai_stacked2d, 16 for "
+                   "lai_triplanar, 12 for lai3d); photos need at least 10")
     p.add_argument("--channels", choices=["green", "grey", "rgb"],
-                   help="network input (default green; rgb for lai_stacked2d)")
-    p.add_argument("--batch-size", type=POSITIVE, default=128, help="default 128")
+                   help="photos: network input (default green; rgb for lai_stacked2d)")
+    p.add_argument("--batch-size", type=POSITIVE, help="default 128 (volumes 64)")
     p.add_argument("--batches", type=POSITIVE,
-                   help="batches per epoch (default: about one visit per vessel pixel)")
-    p.add_argument("--lr", type=_positive_float, default=0.01, help="learning rate (0.01)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "rprop"], default="sgd")
-    p.add_argument("--hidden", type=POSITIVE, help="units of the hidden layer (default 1000)")
+                   help="batches per epoch (default: about one visit per vessel pixel; "
+                   "volumes 100)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default 0.01; volumes "
+                   "0.001)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "rprop"],
+                   help="default sgd (volumes adam)")
+    p.add_argument("--hidden", type=POSITIVE, help="units of the hidden layer (default 1000; "
+                   "volumes 128)")
+    p.add_argument("--keep-largest", type=NON_NEGATIVE, metavar="N",
+                   help="volumes: keep the N largest connected components of each mask "
+                   "(default 1: one structure per scan; 0 keeps every voxel)")
     p.add_argument("--images", type=POSITIVE, default=8,
                    help="synthetic only: number of training images (default 8)")
     p.add_argument("--size", type=POSITIVE, nargs=2, metavar=("H", "W"), default=(292, 282),
@@ -201,21 +228,26 @@ def _train_parser(sub):
 
 def _segment_parser(sub):
     p = sub.add_parser(
-        "segment", help="segment image files with a trained model",
+        "segment", help="segment image or volume files with a trained model",
         description="Segment each image (png, tif, jpg, gif; RGB or greyscale; any size). "
         "For INPUT <stem>.<ext> it writes <stem>_prob.png (probability x 255), "
         "<stem>_mask.png (0/255) and <stem>_overlay.png (the mask in green on the image). "
         "The field of view is read from --fov DIR (files paired by name, e.g. "
         "01_test_mask.gif for 01_test.tif) or estimated by thresholding the dark surround. "
         "A photo whose field of view is wider or narrower than the model's training images' "
-        "is resampled to their scale and its maps brought back to its own size (--scale).")
+        "is resampled to their scale and its maps brought back to its own size (--scale). "
+        "With a volume model (fastseg train --data mri|msd:|nifti:), each scan <stem>.nii or "
+        "<stem>.nii.gz gives <stem>_prob.nii.gz (float32) and <stem>_mask.nii.gz (uint8), "
+        "both with the scan's affine and header so they overlay on it in any viewer, and "
+        "<stem>_axial.png, _coronal.png, _sagittal.png: the central planes with the mask "
+        "in green.")
     _add_common(p)
     p.add_argument("model", metavar="MODEL", help="a model file (.fseg) from train or demo")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--fov", metavar="DIR", help="folder of FOV masks")
-    p.add_argument("--threshold", type=_fraction, help="mask threshold (default: the model's, "
-                   "0.5)")
+    p.add_argument("--threshold", type=_fraction, help="mask threshold (default: the model's: "
+                   "0.5, or for volumes the one chosen on its training scans)")
     p.add_argument("--tile", type=POSITIVE, help="output tile side (default: automatic)")
     p.add_argument("--method", choices=["auto", "direct", "fft"], default="auto",
                    help="convolutions run directly, by FFT, or per layer whichever is "
@@ -245,7 +277,10 @@ def _evaluate_parser(sub):
         "is its stem without trailing tags such as _prob, _mask, _manual1, _test, _training, "
         "so 01_test_prob.png pairs with 01_manual1.gif. Probability maps (_prob) are preferred "
         "to binary masks (_mask); _overlay files are ignored. Prints Dice, IoU, accuracy, "
-        "sensitivity, specificity, precision and AUC per image and their mean, inside the FOV.")
+        "sensitivity, specificity, precision and AUC per image and their mean, inside the FOV. "
+        "Volumes (.nii, .nii.gz) pair the same way (a prediction's _mask before its _prob; "
+        "every non-zero truth label is the structure) and add RVD, HD95 and ASSD in mm, from "
+        "the truth's voxel spacing.")
     _add_common(p)
     p.add_argument("pred_dir", metavar="PRED_DIR", help="folder of predictions")
     p.add_argument("truth_dir", metavar="TRUTH_DIR", help="folder of ground-truth masks")

@@ -24,7 +24,7 @@ from fastseg.errors import InvalidValueError
 __all__ = [
     "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
     "overlay_mask", "overlay_comparison", "save_image", "training_frames", "save_gif",
-    "plot_curves", "plot_panels",
+    "plot_curves", "plot_panels", "plane_pictures", "central_planes", "PLANE_NAMES",
 ]
 
 TP_COLOR = (0, 200, 0)
@@ -119,6 +119,79 @@ def overlay_comparison(image, pred, truth, fov=None, alpha=0.6) -> np.ndarray:
     for sel, color in ((p & t, TP_COLOR), (p & ~t, FP_COLOR), (~p & t, FN_COLOR)):
         out[sel] = (1 - alpha) * out[sel] + alpha * np.asarray(color, np.float32)
     return (out + 0.5).astype(np.uint8)
+
+
+# ---- volumes ---------------------------------------------------------------------------
+
+#: The three planes :func:`central_planes` shows, normal to axes 2, 1 and 0 of an RAS+ volume.
+PLANE_NAMES = ("axial", "coronal", "sagittal")
+
+
+def _plane(arr, axis, index):
+    """The plane of `arr` normal to `axis` at `index`, turned so that, for an RAS+ volume
+    (axis 0 left-to-right, 1 posterior-to-anterior, 2 inferior-to-superior), anterior or
+    superior is up."""
+    return np.rot90(np.take(arr, index, axis=axis))
+
+
+def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict:
+    """The volume's three central planes, each with a mask painted over it.
+
+    Parameters
+    ----------
+    volume : array_like, (D, H, W)
+        The scan (any real dtype; shown from its 1st to 99th percentile).
+    pred : array_like of bool, (D, H, W)
+        The mask: green alone, or with `truth` TP green, FP red, FN blue.
+    truth : array_like of bool, (D, H, W), optional
+    spacing : sequence of 3 float, optional
+        Voxel size (mm): planes are drawn at their physical aspect ratio.
+    min_side : int
+        Each plane is enlarged (nearest neighbour) until its shorter side reaches this.
+
+    Returns
+    -------
+    dict
+        ``{name: (H, W, 3) uint8}`` for the names of :data:`PLANE_NAMES`, each
+        captioned with its name and slice index.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3 or vol.size == 0:
+        raise InvalidValueError(f"volume: expected a (D, H, W) volume, got shape {vol.shape}")
+    p = _as_mask(pred, vol.shape, "pred")
+    t = None if truth is None else _as_mask(truth, vol.shape, "truth")
+    sp = np.ones(3) if spacing is None else np.asarray(spacing, np.float64).reshape(3)
+    grey = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)  # one stretch for all
+    pictures = {}
+    for name, axis in zip(PLANE_NAMES, (2, 1, 0), strict=True):
+        index = vol.shape[axis] // 2
+        image = _plane(grey, axis, index)
+        mp = _plane(p, axis, index)
+        pic = overlay_mask(image, mp) if t is None else \
+            overlay_comparison(image, mp, _plane(t, axis, index))
+        ry, rx = [sp[a] for a in range(3) if a != axis][::-1]  # rot90 swaps the axes
+        height, width = pic.shape[0] * ry, pic.shape[1] * rx
+        zoom = max(min_side / min(height, width), 1.0)
+        size = (max(round(width * zoom), 1), max(round(height * zoom), 1))
+        big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
+        pictures[name] = np.asarray(_captioned(big, f"{name} {index}", min_width=1))
+    return pictures
+
+
+def central_planes(volume, pred, truth=None, spacing=None, min_side=128, caption=""):
+    """:func:`plane_pictures` side by side in one (H, W, 3) uint8 picture, under
+    `caption` when one is given."""
+    tiles = list(plane_pictures(volume, pred, truth, spacing, min_side).values())
+    gap, strip = 4, 18 if caption else 0
+    out = Image.new("RGB", (sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1),
+                            max(t.shape[0] for t in tiles) + strip), (0, 0, 0))
+    x = 0
+    for tile in tiles:
+        out.paste(Image.fromarray(tile), (x, strip))
+        x += tile.shape[1] + gap
+    if caption:
+        ImageDraw.Draw(out).text((3, 3), caption, fill=(255, 255, 255))
+    return np.asarray(out)
 
 
 # ---- files -----------------------------------------------------------------------------

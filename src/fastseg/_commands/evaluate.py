@@ -1,4 +1,9 @@
-"""``fastseg evaluate PRED_DIR TRUTH_DIR``: the metrics table (and CSV/JSON files)."""
+"""``fastseg evaluate PRED_DIR TRUTH_DIR``: the metrics table (and CSV/JSON files).
+
+Images or volumes: NIfTI predictions (``fastseg segment``'s ``_mask.nii.gz``, else its
+``_prob.nii.gz``) pair with NIfTI label maps (every non-zero label is the structure),
+and the table adds RVD, HD95 and ASSD in mm, from the label map's voxel spacing.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,10 +17,20 @@ from fastseg import metrics
 from fastseg._commands import CLIError, files
 from fastseg._files import atomic_write
 from fastseg.data import read_image, read_mask
+from fastseg.viz import PLANE_NAMES
 
-# Which prediction to use when several files share a key: a probability map
-# (threshold-free AUC) before a binary mask before anything else.
+# Which prediction to use when several files share a key: for images a probability
+# map (threshold-free AUC) before a binary mask before anything else; for volumes the
+# mask, which is what the model decided (its own threshold, its largest components).
 _PREFERENCE = {"prob": 0, "probability": 0, "pred": 1, "prediction": 1, "mask": 2}
+_VOLUME_PREFERENCE = {"mask": 0, "pred": 1, "prediction": 1, "prob": 2, "probability": 2}
+# Pictures fastseg segment writes beside its maps: never predictions.
+_PICTURES = ("overlay", *PLANE_NAMES)
+
+
+def _rank(path) -> int:
+    table = _VOLUME_PREFERENCE if files.input_kind(path) == "volume" else _PREFERENCE
+    return table.get(files.tag(path), 3)
 
 
 def _predictions(directory) -> dict:
@@ -26,27 +41,59 @@ def _predictions(directory) -> dict:
         raise CLIError(f"prediction folder not found: {d}")
     best = {}
     for p in sorted(d.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in files.IMAGE_EXTENSIONS:
+        if not p.is_file() or not files.is_input(p) or files.tag(p) in _PICTURES:
             continue
-        if files.tag(p) == "overlay":
-            continue
-        rank = _PREFERENCE.get(files.tag(p), 3)
+        rank = _rank(p)
         k = files.key(p)
         if k not in best or rank < best[k][0]:
             best[k] = (rank, p)
     if not best:
-        raise CLIError(f"no prediction images in {d}")
+        raise CLIError(f"no prediction images or volumes in {d}")
     return {k: p for k, (_, p) in best.items()}
 
 
 def _read_prediction(path):
-    """A probability map in [0, 1]: grey levels / 255 for _prob files, else a binary mask."""
+    """A probability map in [0, 1]: grey levels / 255 for _prob files, else a binary mask;
+    for volumes the values of a _prob file, else voxels != 0."""
+    if files.input_kind(path) == "volume":
+        from fastseg.data import load_nifti
+
+        scan = load_nifti(path)
+        if files.tag(path) in ("prob", "probability"):
+            return scan.array, scan
+        return (scan.array != 0).astype(np.float32), scan
     if files.tag(path) in ("prob", "probability"):
         img = read_image(path)
         if img.ndim == 3:
             img = img.mean(axis=2)
-        return img.astype(np.float32) / 255.0
-    return read_mask(path).astype(np.float32)
+        return img.astype(np.float32) / 255.0, None
+    return read_mask(path).astype(np.float32), None
+
+
+def _read_truth(path):
+    """A ground-truth mask and, for a volume, its scan record (affine, spacing)."""
+    if files.input_kind(path) == "volume":
+        from fastseg.data import load_nifti
+
+        scan = load_nifti(path)
+        return scan.array != 0, scan
+    return read_mask(path), None
+
+
+def _check_volume_pair(pred_path, truth_path, pred_scan, truth_scan):
+    """One line naming both files when a prediction and its truth are not one space."""
+    if (pred_scan is None) != (truth_scan is None):
+        raise CLIError(f"{pred_path.name} and {truth_path.name}: one is a volume and the other "
+                       "an image")
+    if pred_scan is None:
+        return
+    if pred_scan.shape != truth_scan.shape:
+        raise CLIError(f"{pred_path.name} is {pred_scan.shape} but {truth_path.name} is "
+                       f"{truth_scan.shape} (voxels)")
+    if not np.allclose(pred_scan.affine, truth_scan.affine, rtol=0, atol=1e-3):
+        worst = float(np.abs(pred_scan.affine - truth_scan.affine).max())
+        raise CLIError(f"{pred_path.name} and {truth_path.name} are in different spaces: their "
+                       f"affines differ by up to {worst:.4g}")
 
 
 def _write_text(path, text):
@@ -67,13 +114,20 @@ def run(args) -> int:
                        f"{args.truth_dir} (e.g. {next(iter(truths))!r}); see --help for the "
                        "naming rule")
     missing = sorted(set(truths) - set(preds))
-    probs, masks, fov_list = [], [], []
+    if len({files.input_kind(preds[k]) for k in keys}) > 1:
+        raise CLIError(f"{args.pred_dir} mixes images and volumes; evaluate them apart")
+    probs, masks, fov_list, spacings = [], [], [], []
     for k in keys:
-        prob, truth = _read_prediction(preds[k]), read_mask(truths[k])
+        (prob, pred_scan), (truth, truth_scan) = _read_prediction(preds[k]), \
+            _read_truth(truths[k])
+        _check_volume_pair(preds[k], truths[k], pred_scan, truth_scan)
+        spacings.append(None if truth_scan is None else truth_scan.spacing)
         if prob.shape != truth.shape:
             raise CLIError(f"{preds[k].name} is {prob.shape[1]}x{prob.shape[0]} but "
                            f"{truths[k].name} is {truth.shape[1]}x{truth.shape[0]} (W x H)")
         fov = None
+        if args.fov and truth_scan is not None:
+            raise CLIError("--fov is for photos; volumes are evaluated whole")
         if args.fov:
             if k not in fovs:
                 raise CLIError(f"no FOV file for {truths[k].name} in {args.fov}")
@@ -86,14 +140,14 @@ def run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN metrics show as "nan"
         rows, mean = metrics.evaluate_dataset(probs, masks, fov_list, names=keys,
-                                              threshold=args.threshold)
+                                              threshold=args.threshold, spacings=spacings)
     print(metrics.format_table(rows, mean))
     if missing:
         print(f"note: {len(missing)} truth file(s) without a prediction were skipped: "
               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if args.csv:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["name", *metrics.METRICS])
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows + [mean])
         _write_text(args.csv, buf.getvalue())

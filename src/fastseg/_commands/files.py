@@ -1,13 +1,17 @@
-"""Files for the command line: finding input images, naming outputs, pairing, FOVs.
+"""Files for the command line: finding input images and volumes, naming outputs, pairing,
+FOVs.
 
-Naming rule (documented in ``fastseg segment --help``): an input ``<stem>.<ext>``
+Naming rule (documented in ``fastseg segment --help``): an input image ``<stem>.<ext>``
 gives ``<stem>_prob.png`` (probability x 255), ``<stem>_mask.png`` (0/255) and
-``<stem>_overlay.png``. To pair files across folders (``fastseg evaluate``), a
-file's *key* is its lower-case stem with trailing ``_<tag>``/``-<tag>`` parts
-removed, the tags being those of :data:`fastseg.data.MASK_TAGS` plus ``prob``,
-``pred``, ``overlay``, ``test`` and ``training``; so DRIVE's ``01_test.tif``,
-``01_manual1.gif`` and ``01_test_mask.gif`` and the prediction
-``01_test_prob.png`` all have the key ``01``.
+``<stem>_overlay.png``; an input volume ``<stem>.nii[.gz]`` gives
+``<stem>_prob.nii.gz`` (float32), ``<stem>_mask.nii.gz`` (uint8 0/1), both in the
+scan's space, and ``<stem>_{axial,coronal,sagittal}.png`` (its central planes with the
+mask in green); a NIfTI file's stem drops ``.nii.gz`` whole. To pair files across
+folders (``fastseg evaluate``), a file's *key* is its lower-case stem with trailing
+``_<tag>``/``-<tag>`` parts removed, the tags being those of
+:data:`fastseg.data.MASK_TAGS` plus ``prob``, ``pred``, ``overlay``, ``test`` and
+``training``; so DRIVE's ``01_test.tif``, ``01_manual1.gif`` and ``01_test_mask.gif``
+and the prediction ``01_test_prob.png`` all have the key ``01``.
 """
 from __future__ import annotations
 
@@ -19,21 +23,37 @@ from fastseg import _validate
 from fastseg._commands import CLIError
 from fastseg._rescale import estimate_fov  # noqa: F401  (the commands' FOV estimate)
 from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
+from fastseg.data.nifti import nifti_stem
+from fastseg.viz import PLANE_NAMES
 
 _EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
 _TAGS = frozenset(MASK_TAGS) | frozenset(_EXTRA_TAGS)
 
 
+#: What the file suffixes fastseg segments are, for messages.
+INPUT_SUFFIXES = ", ".join((*IMAGE_EXTENSIONS, ".nii", ".nii.gz"))
+
+
+def stem(path) -> str:
+    """A file's name without its suffix (``.nii.gz`` whole for NIfTI files)."""
+    return nifti_stem(path) or Path(path).stem
+
+
+def is_input(path) -> bool:
+    """Whether `path` names a file fastseg segments: an image or a NIfTI volume."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS or nifti_stem(path) is not None
+
+
 def image_files(inputs) -> list[Path]:
-    """The image files named by `inputs` (files, or folders scanned one level deep)."""
+    """The image and volume files named by `inputs` (files, or folders scanned one level
+    deep)."""
     files = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir()
-                           if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(q for q in p.iterdir() if q.is_file() and is_input(q))
             if not found:
-                raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {p}")
+                raise CLIError(f"no image or volume files ({INPUT_SUFFIXES}) in folder {p}")
             files += found
         elif p.is_file():
             input_kind(p)  # refuses what fastseg cannot segment
@@ -46,60 +66,70 @@ def image_files(inputs) -> list[Path]:
 
 
 def input_kind(path) -> str:
-    """What kind of input a file is, by its suffix: ``"image"`` (one of IMAGE_EXTENSIONS)."""
+    """What kind of input a file is, by its suffix: ``"image"`` (one of IMAGE_EXTENSIONS)
+    or ``"volume"`` (``.nii``, ``.nii.gz``)."""
+    if nifti_stem(path) is not None:
+        return "volume"
     if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
         return "image"
-    raise CLIError(f"{path}: not an image file (expected one of {', '.join(IMAGE_EXTENSIONS)})")
+    raise CLIError(f"{path}: not an image or volume file (expected one of {INPUT_SUFFIXES})")
 
 
-#: What ``fastseg segment`` writes for each input, in the order it writes them.
+#: What ``fastseg segment`` writes for each input image, in the order it writes them.
 OUTPUT_KINDS = ("prob", "mask", "overlay")
+#: ... and for each input volume.
+VOLUME_OUTPUT_KINDS = ("prob", "mask", *PLANE_NAMES)
 
 
 def output_paths(out, path) -> dict:
-    """``{kind: out/<stem>_<kind>.png}`` for the input `path` (see the module docstring)."""
-    stem = Path(path).stem
-    return {kind: Path(out) / f"{stem}_{kind}.png" for kind in OUTPUT_KINDS}
+    """``{kind: path}`` of the outputs of input `path` in folder `out` (see the module
+    docstring)."""
+    name = stem(path)
+    if nifti_stem(path) is not None:
+        return {kind: Path(out) / (f"{name}_{kind}.nii.gz" if kind in ("prob", "mask") else
+                                   f"{name}_{kind}.png") for kind in VOLUME_OUTPUT_KINDS}
+    return {kind: Path(out) / f"{name}_{kind}.png" for kind in OUTPUT_KINDS}
 
 
 def same_stem(paths):
     """The first two of `paths` with one stem (their outputs would collide), or None."""
     seen = {}
     for p in map(Path, paths):
-        if p.stem in seen:
-            return seen[p.stem], p
-        seen[p.stem] = p
+        if stem(p) in seen:
+            return seen[stem(p)], p
+        seen[stem(p)] = p
     return None
 
 
 def key(path) -> str:
     """The pairing key of a file name (see the module docstring)."""
-    stem = Path(path).stem.lower()
+    stem_ = stem(path).lower()
     for _ in range(3):
         for sep in ("_", "-"):
-            head, found, tag = stem.rpartition(sep)
+            head, found, tag = stem_.rpartition(sep)
             if found and head and tag in _TAGS:
-                stem = head
+                stem_ = head
                 break
         else:
             break
-    return stem
+    return stem_
 
 
 def tag(path) -> str:
     """The last ``_``-separated part of a file's stem, lower case ("" when none)."""
-    head, found, last = Path(path).stem.lower().rpartition("_")
+    head, found, last = stem(path).lower().rpartition("_")
     return last if found and head else ""
 
 
 def keyed(directory, what, skip_tags=()) -> dict:
-    """``{key: path}`` of the image files in `directory`; duplicate keys are an error."""
+    """``{key: path}`` of the image and volume files in `directory`; duplicate keys are an
+    error."""
     d = Path(directory)
     if not d.is_dir():
         raise CLIError(f"{what} folder not found: {d}")
     out = {}
     for p in sorted(d.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS or tag(p) in skip_tags:
+        if not p.is_file() or not is_input(p) or tag(p) in skip_tags:
             continue
         k = key(p)
         if k in out:
@@ -107,7 +137,7 @@ def keyed(directory, what, skip_tags=()) -> dict:
                            f"{p.name}")
         out[k] = p
     if not out:
-        raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {what} folder {d}")
+        raise CLIError(f"no image or volume files ({INPUT_SUFFIXES}) in {what} folder {d}")
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from fastseg import viz
 from fastseg._commands import CLIError, files
 from fastseg.data import read_image
+from fastseg.viz import PLANE_NAMES
 
 
 @dataclass
@@ -32,11 +33,11 @@ class FileReport:
     outputs : tuple of str
         The files written (``done`` only).
     shape : tuple of int, optional
-        (H, W) of the image.
+        (H, W) of the image, (D, H, W) of a volume.
     foreground : int, optional
-        Pixels in the mask (vessel pixels).
+        Pixels (voxels) in the mask: vessel pixels, structure voxels.
     fov_pixels : int, optional
-        Pixels in the field of view.
+        Pixels in the field of view (voxels of the volume).
     seconds : float
         Time spent on the file, reading and writing included.
     error : str, optional
@@ -65,10 +66,15 @@ class FileReport:
             return f"{self.name}: skipped (its outputs exist)"
         if self.status == "failed":
             return f"{self.name}: failed: {self.error}"
+        stem = os.path.join(os.path.dirname(self.outputs[0]), files.stem(self.path))
+        share = self.foreground / max(self.fov_pixels, 1)
+        if len(self.shape) == 3:
+            return (f"{self.name}: {'x'.join(map(str, self.shape))} voxels, "
+                    f"{self.foreground} in the mask ({share:.2%}) -> "
+                    f"{stem}_{{prob,mask}}.nii.gz, {stem}_{{{','.join(PLANE_NAMES)}}}.png")
         h, w = self.shape
-        stem = os.path.join(os.path.dirname(self.outputs[0]), Path(self.path).stem)
         return (f"{self.name}: {w}x{h}, {self.foreground} vessel pixels "
-                f"({self.foreground / max(self.fov_pixels, 1):.1%} of the FOV) -> "
+                f"({share:.1%} of the FOV) -> "
                 f"{stem}_{{{','.join(files.OUTPUT_KINDS)}}}.png")
 
 
@@ -87,6 +93,8 @@ def fov_file(path, fovs):
     """
     if fovs is None:
         return None
+    if files.input_kind(path) == "volume":
+        raise CLIError(f"{Path(path).name}: --fov is for photos; a volume is segmented whole")
     match = fovs.get(files.key(path))
     if match is None:
         raise CLIError(f"no FOV file for {Path(path).name} in the --fov folder (expected a "
@@ -106,6 +114,8 @@ def outputs_exist(out, path) -> bool:
 
 
 def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
+    _check_model_takes(seg, "image")
+    threshold = seg.threshold if threshold is None else threshold
     image = read_image(path)
     fov = _fov_for(path, image, fov_path)
     prob = seg.predict_proba(_network_input(image, seg.channels), fov, progress=None,
@@ -121,8 +131,33 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
                       fov_pixels=int(fov.sum()))
 
 
+def _check_model_takes(seg, what):
+    """A CLIError when the segmenter segments the other kind of input than `what`."""
+    kind = seg._kind()
+    if (kind == "image") != (what == "image"):
+        takes = "2-D images" if kind == "image" else f"3-D volumes ({kind} kind)"
+        raise CLIError(f"the model segments {takes}, not {what}s")
+
+
+def _segment_volume(seg, path, out, fov_path, threshold, predict_kwargs):
+    from fastseg.data import load_nifti, save_nifti
+
+    _check_model_takes(seg, "volume")
+    scan = load_nifti(path)
+    prob = seg.predict_proba(scan.array, progress=None, **predict_kwargs)
+    mask = seg.mask_from(prob, threshold)
+    targets = files.output_paths(out, path)
+    save_nifti(targets["prob"], prob.astype(np.float32), like=scan)  # each atomic
+    save_nifti(targets["mask"], mask.astype(np.uint8), like=scan)
+    for name, picture in viz.plane_pictures(scan.array, mask, spacing=scan.spacing).items():
+        viz.save_image(targets[name], picture)
+    return FileReport(str(path), "done", outputs=tuple(str(t) for t in targets.values()),
+                      shape=scan.shape, foreground=int(mask.sum()),
+                      fov_pixels=int(mask.size))
+
+
 #: The per-file work for each kind of input (:func:`fastseg._commands.files.input_kind`).
-_SEGMENT_BY_KIND = {"image": _segment_image}
+_SEGMENT_BY_KIND = {"image": _segment_image, "volume": _segment_volume}
 
 
 def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) -> FileReport:
@@ -139,7 +174,8 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
     fov : str or os.PathLike, optional
         Its FOV file (see :func:`fov_file`); None estimates the FOV from the image.
     threshold : float, optional
-        Mask threshold; default ``seg.threshold``.
+        Mask threshold; default the segmenter's (for volumes
+        ``seg.decision_threshold()``, then its ``keep_largest`` components).
     **predict_kwargs
         Passed to ``seg.predict_proba`` (e.g. ``tile``).
 
@@ -157,7 +193,6 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
     start = time.perf_counter()
     path = Path(path)
     work = _SEGMENT_BY_KIND[files.input_kind(path)]
-    threshold = seg.threshold if threshold is None else threshold
     report = work(seg, path, Path(out), fov, threshold, predict_kwargs)
     report.seconds = time.perf_counter() - start
     return report

@@ -1,5 +1,10 @@
 """``fastseg train``: train a patch network on a data set and save it as a segmenter.
 
+Photos (``--data synthetic | drive:ROOT | folder:DIR``) train lai2d or lai_stacked2d
+on 2-D patches; scans (``--data mri | msd:ROOT | nifti:DIR``) train one of the
+report's four volume kinds (:data:`VOLUME_KINDS`) with the settings the MRI trials
+found to work (:data:`VOLUME_DEFAULTS`), the threshold chosen on the training scans.
+
 With ``--pretrain layerwise`` the hidden layers are first pre-trained as denoising
 autoencoders (:func:`fastseg.pretrain.layerwise`); with ``--teacher MODEL.fseg`` the
 network learns a trained model's logits (:func:`fastseg.train.mimic`); with
@@ -15,8 +20,63 @@ from fastseg import viz
 from fastseg._commands import CLIError
 from fastseg._files import atomic_write
 
-#: Models `fastseg train` can fit: patch classifiers of one 2-D input.
+#: Models `fastseg train` can fit on photos: patch classifiers of one 2-D input.
 PATCH_MODELS = ("lai2d", "lai_stacked2d")
+#: Models it can fit on volumes, and the volume kind each is trained as.
+VOLUME_KINDS = {"lai2d": "2d", "lai_stacked2d": "stacked2d", "lai_triplanar": "triplanar",
+                "lai3d": "3d"}
+#: ``--data`` names of volume data sets.
+VOLUME_DATA = ("mri", "msd", "nifti")
+#: Defaults of the options left unset, for photos and for volumes (patch size per model).
+PHOTO_DEFAULTS = {"patch_size": 24, "batch_size": 128, "lr": 0.01, "optimizer": "sgd",
+                  "hidden": None, "batches": None}
+VOLUME_DEFAULTS = {"patch_size": {"lai2d": 24, "lai_stacked2d": 24, "lai_triplanar": 16,
+                                  "lai3d": 12},
+                   "batch_size": 64, "lr": 0.001, "optimizer": "adam", "hidden": 128,
+                   "batches": 100, "keep_largest": 1}
+
+
+def is_volume_data(spec: str) -> bool:
+    """Whether ``--data`` names scans (rather than photos)."""
+    return spec.partition(":")[0] in VOLUME_DATA
+
+
+def load_volumes(spec: str):
+    """The labelled scans named by ``--data``: ``mri`` (the built-in hippocampus set's
+    training split), ``msd:ROOT`` (a Decathlon task's training cases) or ``nifti:DIR``
+    (``DIR/images`` and ``DIR/labels``, or ``DIR/masks``, paired by name)."""
+    from fastseg import data
+
+    kind, _, where = spec.partition(":")
+    if kind == "mri" and not where:
+        return data.hippocampus_mri("train")
+    if kind == "msd" and where:
+        return data.load_msd(where, "training")
+    if kind == "nifti" and where:
+        root = Path(where)
+        if not root.is_dir():
+            raise CLIError(f"data folder not found: {root}")
+        labels = root / "labels" if (root / "labels").is_dir() else root / "masks"
+        return data.load_nifti_folder(root / "images", labels)
+    raise CLIError(f"--data: expected mri, msd:ROOT or nifti:DIR, got {spec!r}")
+
+
+def _fill_defaults(args, volumes: bool) -> None:
+    """Set the options the user left unset to the photo or volume defaults."""
+    defaults = VOLUME_DEFAULTS if volumes else PHOTO_DEFAULTS
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value[args.model] if isinstance(value, dict) else value)
+
+
+def _check_volume_args(args) -> None:
+    if args.model not in VOLUME_KINDS:
+        raise CLIError(f"--model {args.model}: cannot train it on volumes; choose one of "
+                       f"{', '.join(VOLUME_KINDS)}")
+    for flag, value in (("--channels", args.channels), ("--teacher", args.teacher),
+                        ("--pretrain", args.pretrain)):
+        if value is not None:
+            raise CLIError(f"{flag} is for photos; --data {args.data} holds volumes")
 
 
 def load_data(spec: str, images: int = 8, size=(292, 282), seed: int = 0):
@@ -58,8 +118,9 @@ def _load_teacher(args):
     return teacher
 
 
-def run(args) -> int:
-    from fastseg import diagnostics, models, pretrain
+def _photo_segmenter(args, seed):
+    """The photos' segmenter and training data (and the teacher, if any)."""
+    from fastseg import models
     from fastseg.segmenter import Segmenter
 
     if args.model not in PATCH_MODELS:
@@ -67,11 +128,10 @@ def run(args) -> int:
                "it is not a patch classifier of one 2-D input")
         raise CLIError(f"--model {args.model}: cannot train it here ({why}); choose one of "
                        f"{', '.join(PATCH_MODELS)}")
-    out = Path(args.out)
-    checkpoint = out / "checkpoint.fseg"
-    if args.resume and not checkpoint.is_file():
-        raise CLIError(f"--resume: no checkpoint to resume from at {checkpoint}")
-    seed = 0 if args.seed is None else args.seed
+    if args.keep_largest is not None:
+        raise CLIError("--keep-largest is for volumes; photos keep every vessel pixel")
+    if args.patch_size < 10:
+        raise CLIError(f"--patch-size {args.patch_size}: photo patches need at least 10 pixels")
     teacher = _load_teacher(args) if args.teacher else None
     samples = load_data(args.data, args.images, args.size, seed)
     channels = (args.channels or (teacher.channels if teacher is not None else None)
@@ -82,6 +142,37 @@ def run(args) -> int:
                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, seed=seed, batches_per_epoch=args.batches,
                     model_kwargs={"hidden": args.hidden} if args.hidden else None)
+    return seg, samples, [s.fov for s in samples], teacher
+
+
+def _volume_segmenter(args, seed):
+    """The scans' segmenter and training data."""
+    from fastseg.segmenter import Segmenter
+
+    samples = load_volumes(args.data)
+    seg = Segmenter(model=args.model, kind=VOLUME_KINDS[args.model],
+                    patch_size=args.patch_size, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                    seed=seed, batches_per_epoch=args.batches,
+                    model_kwargs={"hidden": args.hidden}, threshold="auto",
+                    keep_largest=args.keep_largest or None)
+    return seg, samples, None, None
+
+
+def run(args) -> int:
+    from fastseg import diagnostics, pretrain
+
+    volumes = is_volume_data(args.data)
+    if volumes:
+        _check_volume_args(args)  # before the defaults, which depend on the model
+    _fill_defaults(args, volumes)
+    out = Path(args.out)
+    checkpoint = out / "checkpoint.fseg"
+    if args.resume and not checkpoint.is_file():
+        raise CLIError(f"--resume: no checkpoint to resume from at {checkpoint}")
+    seed = 0 if args.seed is None else args.seed
+    make = _volume_segmenter if volumes else _photo_segmenter
+    seg, samples, fovs, teacher = make(args, seed)
     pretrained = {}
 
     def layerwise(net, sampler):
@@ -94,8 +185,9 @@ def run(args) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     how = f" on the logits of {args.teacher}" if teacher is not None else ""
-    print(f"training {seg!r}{how} on {len(samples)} image(s) from {args.data}")
-    seg.fit([s.image for s in samples], [s.mask for s in samples], [s.fov for s in samples],
+    what = "scan(s)" if volumes else "image(s)"
+    print(f"training {seg!r}{how} on {len(samples)} {what} from {args.data}")
+    seg.fit([s.image for s in samples], [s.mask for s in samples], fovs,
             checkpoint=checkpoint, resume=checkpoint if args.resume else None,
             diagnostics=args.diagnostics, pretrain=layerwise if args.pretrain else None,
             teacher=None if teacher is None else teacher.model_)
@@ -112,5 +204,7 @@ def run(args) -> int:
                          title=f"{args.model}: per-layer diagnostics")
         written += ", diagnostics.png"
     losses = ", ".join(f"{v:.4f}" for v in history["loss"])
-    print(f"epoch losses: {losses}\nwrote {out / 'model.fseg'}, {written}")
+    chosen = f"\nthreshold chosen on the training scans: {seg.decision_threshold():.2f}" \
+        if volumes else ""
+    print(f"epoch losses: {losses}{chosen}\nwrote {out / 'model.fseg'}, {written}")
     return 0

@@ -1,0 +1,266 @@
+"""The command line on volumes: train on NIfTI folders and the Decathlon layout, segment
+scans into NIfTI maps in the scan's space and plane pictures, evaluate in mm, the bad
+inputs' one-line errors, and ``fastseg demo mri --quick``."""
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastseg import metrics
+from fastseg.cli import main
+from fastseg.data import load_nifti
+from fastseg.segmenter import Segmenter
+
+# Oblique and anisotropic, so that a lost or transposed affine shows.
+AFFINE = np.array([[0.0, 0.0, -1.2, 30.0],
+                   [0.9, 0.0, 0.0, -12.0],
+                   [0.0, 1.5, 0.0, 4.0],
+                   [0.0, 0.0, 0.0, 1.0]])
+SHAPE = (18, 20, 17)
+TINY = ["--epochs", "1", "--batches", "3", "--batch-size", "16", "--hidden", "8"]
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, command):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"fastseg {command}: error: "), err
+    return lines[0]
+
+
+def _blob(seed, shape=SHAPE):
+    """A bright ellipsoid in noise (int16 like a scanner's file) and its label."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    c = np.array(shape) / 2 + rng.uniform(-2, 2, 3)
+    label = ((z - c[0]) ** 2 / 16 + (y - c[1]) ** 2 / 25 + (x - c[2]) ** 2 / 12) < 1
+    image = (200 + 300 * label + rng.normal(0, 60, shape)).astype(np.int16)
+    return image, label.astype(np.uint8)
+
+
+def _write(path, array, affine=AFFINE):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = nib.Nifti1Image(np.asarray(array), affine)
+    img.header["descrip"] = b"fastseg test scan"
+    img.header.set_xyzt_units("mm", "sec")
+    img.to_filename(path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """nifti:ROOT (images/, labels/), an MSD task (msd/) and held-out scans (test/, truth/)."""
+    root = tmp_path_factory.mktemp("mri")
+    entries = []
+    for i in range(2):
+        image, label = _blob(i)
+        _write(root / "images" / f"case{i}.nii.gz", image)
+        _write(root / "labels" / f"case{i}_seg.nii.gz", label)
+        _write(root / "msd" / "imagesTr" / f"hip_{i}.nii.gz", image)
+        _write(root / "msd" / "labelsTr" / f"hip_{i}.nii.gz", label * (1 + (np.arange(
+            SHAPE[2]) > SHAPE[2] // 2)).astype(np.uint8))  # labels 1 and 2, as Task04
+        entries.append({"image": f"./imagesTr/hip_{i}.nii.gz",
+                        "label": f"./labelsTr/hip_{i}.nii.gz"})
+    (root / "msd" / "dataset.json").write_text(json.dumps(
+        {"training": entries, "test": [], "labels": {"0": "bg", "1": "ant", "2": "post"}}))
+    for i, shape in ((5, (19, 21, 18)), (6, SHAPE)):
+        image, label = _blob(i, shape)
+        _write(root / "test" / f"scan{i}.nii", image)
+        _write(root / "truth" / f"scan{i}.nii.gz", label)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(data, tmp_path_factory):
+    """A tiny lai2d volume model trained by `fastseg train --data nifti:DIR`."""
+    out = tmp_path_factory.mktemp("model")
+    code = main(["train", "--data", f"nifti:{data}", "--model", "lai2d", "--patch-size", "12",
+                 "--out", str(out), *TINY])
+    assert code == 0
+    return out / "model.fseg"
+
+
+def test_train_on_a_nifti_folder_records_the_volume_settings(model):
+    seg = Segmenter.load(model)
+    assert seg._kind() == "2d" and seg.patch_size == 12 and seg.keep_largest == 1
+    assert seg.threshold == "auto" and 0 < seg.decision_threshold() < 1
+    assert seg.optimizer == "adam" and seg.model_kwargs == {"hidden": 8}
+
+
+def test_segment_writes_maps_in_the_scans_space_and_plane_pictures(data, model, tmp_path,
+                                                                   capsys):
+    code, out, err = run(["segment", model, data / "test", "--out", tmp_path], capsys)
+    assert code == 0, err
+    assert "scan5.nii: 19x21x18 voxels" in out and "2 done, 0 skipped, 0 failed" in out
+    seg = Segmenter.load(model)
+    for stem in ("scan5", "scan6"):
+        scan = load_nifti(data / "test" / f"{stem}.nii")
+        prob_img = nib.load(tmp_path / f"{stem}_prob.nii.gz")
+        mask_img = nib.load(tmp_path / f"{stem}_mask.nii.gz")
+        expected = seg.predict_proba(scan.array, progress=False)
+        np.testing.assert_array_equal(prob_img.get_fdata(dtype=np.float32), expected)
+        np.testing.assert_array_equal(np.asarray(mask_img.dataobj), seg.mask_from(expected))
+        assert mask_img.get_data_dtype() == np.uint8
+        for img in (prob_img, mask_img):  # the scan's space, and its header's facts
+            np.testing.assert_allclose(img.affine, AFFINE, atol=1e-6)
+            assert img.header["descrip"].tobytes().rstrip(b"\0") == b"fastseg test scan"
+            assert img.header.get_xyzt_units() == ("mm", "sec")
+        for plane in ("axial", "coronal", "sagittal"):
+            with Image.open(tmp_path / f"{stem}_{plane}.png") as pic:
+                assert pic.mode == "RGB" and min(pic.size) >= 128
+
+
+def test_segment_skips_existing_volume_outputs(data, model, tmp_path, capsys):
+    scan = data / "test" / "scan6.nii"
+    assert run(["segment", model, scan, "--out", tmp_path], capsys)[0] == 0
+    code, out, _ = run(["segment", model, scan, "--out", tmp_path, "--skip-existing"], capsys)
+    assert code == 0 and "scan6.nii: skipped" in out
+
+
+def test_evaluate_volumes_reports_distances_in_mm(data, model, tmp_path, capsys):
+    seg_dir = tmp_path / "seg"
+    assert run(["segment", model, data / "test", "--out", seg_dir], capsys)[0] == 0
+    code, out, err = run(["evaluate", seg_dir, data / "truth", "--json", tmp_path / "m.json"],
+                         capsys)
+    assert code == 0, err
+    assert "hd95" in out and "assd" in out
+    rows = {r["name"]: r for r in json.loads((tmp_path / "m.json").read_text())["images"]}
+    assert set(rows) == {"scan5", "scan6"}
+    for stem, row in rows.items():
+        pred = load_nifti(seg_dir / f"{stem}_mask.nii.gz").array  # the mask is preferred
+        truth = load_nifti(data / "truth" / f"{stem}.nii.gz")
+        expected = metrics.evaluate(pred, truth.array != 0, spacing=truth.spacing)
+        assert truth.spacing == pytest.approx((0.9, 1.5, 1.2))
+        for k in ("dice", "hd95", "assd", "rvd"):
+            assert row[k] == pytest.approx(expected[k], nan_ok=True)
+
+
+def test_evaluate_refuses_volumes_in_other_spaces(data, model, tmp_path, capsys):
+    seg_dir, truth_dir = tmp_path / "seg", tmp_path / "truth"
+    assert run(["segment", model, data / "test" / "scan6.nii", "--out", seg_dir], capsys)[0] == 0
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 5
+    _write(truth_dir / "scan6.nii.gz", _blob(6)[1], shifted)
+    line = one_line_error(*run(["evaluate", seg_dir, truth_dir], capsys)[::2], "evaluate")
+    assert "different spaces" in line and "scan6" in line
+
+
+def test_train_on_the_decathlon_layout_with_lai3d(data, tmp_path, capsys):
+    code, out, err = run(["train", "--data", f"msd:{data / 'msd'}", "--model", "lai3d",
+                          "--patch-size", "16", "--out", tmp_path, *TINY], capsys)
+    assert code == 0, err
+    assert "threshold chosen on the training scans" in out
+    seg = Segmenter.load(tmp_path / "model.fseg")
+    assert seg._kind() == "3d" and seg.patch_size == 16
+    code, _, err = run(["segment", tmp_path / "model.fseg", data / "test" / "scan6.nii",
+                        "--out", tmp_path / "seg"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "seg" / "scan6_mask.nii.gz").is_file()
+
+
+@pytest.fixture(scope="module")
+def bad_scans(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "text.nii.gz").write_bytes(b"not a scan at all")
+    (root / "plain.nii").write_bytes(b"\0" * 400)
+    good = root / "good.nii.gz"
+    _write(good, _blob(1)[0])
+    (root / "cut.nii.gz").write_bytes(good.read_bytes()[:300])
+    _write(root / "four.nii.gz", np.zeros((16, 16, 16, 2), np.float32))
+    nan = np.ones(SHAPE, np.float32)
+    nan[3, 4, 5] = np.nan
+    _write(root / "nan.nii.gz", nan)
+    _write(root / "small.nii.gz", np.ones((20, 5, 20), np.float32))  # planes of 5x20
+    good.unlink()
+    return root
+
+
+@pytest.mark.parametrize("name, why", [
+    ("text.nii.gz", "not a NIfTI file"), ("plain.nii", "not a NIfTI file"),
+    ("cut.nii.gz", "truncated or corrupt gzip"), ("four.nii.gz", "4-D"),
+    ("nan.nii.gz", "NaN"), ("small.nii.gz", "smaller than"),
+])
+def test_segment_bad_scans_get_one_line(bad_scans, model, tmp_path, capsys, name, why):
+    line = one_line_error(*run(["segment", model, bad_scans / name, "--out", tmp_path],
+                               capsys)[::2], "segment")
+    assert why in line
+    assert not list(tmp_path.iterdir())  # nothing written under an output's name
+
+
+def _pair_dir(root, image, label, label_affine=AFFINE):
+    _write(root / "images" / "a.nii.gz", image)
+    _write(root / "labels" / "a.nii.gz", label, label_affine)
+    return root
+
+
+@pytest.mark.parametrize("case, why", [
+    ("shapes", "differ in shape"), ("affines", "different spaces"), ("empty", "is empty"),
+])
+def test_train_bad_pairs_get_one_line(tmp_path, capsys, case, why):
+    image, label = _blob(0)
+    if case == "shapes":
+        _pair_dir(tmp_path, image, label[:-1])
+    elif case == "affines":
+        _pair_dir(tmp_path, image, label, AFFINE * np.array([[1], [1], [2], [1]]))
+    else:
+        _pair_dir(tmp_path, image, np.zeros_like(label))
+    line = one_line_error(*run(["train", "--data", f"nifti:{tmp_path}", "--out", tmp_path / "m",
+                                *TINY], capsys)[::2], "train")
+    assert why in line
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--model", "seo_whole_image"], "cannot train it on volumes"),
+    (["--channels", "rgb"], "--channels is for photos"),
+    (["--data", "nifti:/no/such/folder"], "data folder not found"),
+    (["--data", "msd"], "expected mri, msd:ROOT or nifti:DIR"),
+])
+def test_train_bad_volume_options_get_one_line(data, tmp_path, capsys, args, why):
+    base = {"--data": f"nifti:{data}", "--model": "lai2d"}
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    argv = ["train", *[x for kv in {**base, **given}.items() for x in kv], "--out", tmp_path,
+            *TINY]
+    line = one_line_error(*run(argv, capsys)[::2], "train")
+    assert why in line
+
+
+def test_a_model_refuses_the_other_kind_of_input(data, model, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(photo)
+    line = one_line_error(*run(["segment", model, photo, "--out", tmp_path / "o"], capsys)[::2],
+                          "segment")
+    assert "segments 3-D volumes" in line
+    photo_model = tmp_path / "photo_model"
+    assert run(["train", "--data", "synthetic", "--images", "1", "--size", "64", "64",
+                "--out", photo_model, "--patch-size", "12", *TINY], capsys)[0] == 0
+    line = one_line_error(*run(["segment", photo_model / "model.fseg", data / "test" /
+                                "scan6.nii", "--out", tmp_path / "o"], capsys)[::2], "segment")
+    assert "segments 2-D images, not volumes" in line
+
+
+def test_demo_mri_quick(tmp_path, capsys):
+    code, out, err = run(["demo", "mri", "--quick", "--out", tmp_path], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    names = [r["network"] for r in result["networks"]]
+    assert names == ["2d", "stacked2d", "triplanar", "3d"]
+    assert [v["volume"] for v in result["volumes"]][:2] == ["icbm2009c_left", "icbm2009c_right"]
+    for row in result["networks"]:
+        assert 0 <= row["dice"] <= 1 and row["train_s"] > 0 and row["infer_s_per_volume"] > 0
+        assert row["hd95"] is None or row["hd95"] >= 0
+        assert f"\n{row['network']:<11}" in out  # a line of the printed table
+        with Image.open(tmp_path / f"{row['network']}.png") as pic:
+            assert pic.mode == "RGB" and pic.height > pic.width / 3  # two rows of planes
+    assert "best:" in out
+
+
+def test_demo_mri_refuses_the_fundus_knobs(tmp_path, capsys):
+    line = one_line_error(*run(["demo", "mri", "--epochs", "3", "--out", tmp_path],
+                               capsys)[::2], "demo")
+    assert "--epochs tunes the fundus demo" in line

@@ -394,6 +394,89 @@ def test_segment_large_bad_input(network, big_image):
         distributed.segment_large(network, image, fov=np.full(fov.shape, "x"))
 
 
+# ---- volumes ---------------------------------------------------------------------------
+
+#: (model, kind, patch size) of small volume networks, one per kind that needs a margin
+#: along other axes: stacked planes (one plane each side along its axis), three planes,
+#: a pooled cube.
+VOLUME_KINDS = [("lai_stacked2d", "stacked2d", 7), ("lai_triplanar", "triplanar", 7),
+                ("lai3d", "3d", 8)]
+
+
+def _volume_segmenter(model, kind, size):
+    """An untrained small volume segmenter, its threshold the median probability of a noise
+    volume (masks neither empty nor full)."""
+    fastseg.seed(4)
+    seg = Segmenter(model=model, kind=kind, patch_size=size, prior_correction=False,
+                    model_kwargs={"hidden": 8, "conv_channels": (3, 4), "kernel_size": 3})
+    seg.model_ = seg._build().eval()
+    seg.cutter_ = seg.model_.cutter = seg._volume_cutter()
+    noise = np.random.default_rng(1).standard_normal((12, 13, 11)).astype(np.float32)
+    seg.threshold = float(np.median(seg.predict_proba(noise)))
+    return seg
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return np.random.default_rng(8).standard_normal((23, 19, 29)).astype(np.float32)
+
+
+@pytest.mark.parametrize("model, kind, size", VOLUME_KINDS)
+@pytest.mark.parametrize("chunks", [(7, 11, 13), (5, 19, 4)])
+def test_segment_large_on_a_volume_equals_segment(client, volume, model, kind, size, chunks):
+    """Chunk borders at odd places, chunks thinner than the patch (merged), per kind."""
+    seg = _volume_segmenter(model, kind, size)
+    prob = distributed.segment_large(seg, volume, client=client, chunks=chunks)
+    assert prob.shape == volume.shape and prob.dtype == np.float32
+    assert len(prob.chunks[0]) > 1 and len(prob.chunks[2]) > 1
+    np.testing.assert_array_equal(client.compute(prob).result(),
+                                  fastseg.segment(seg.model_, volume))
+
+
+def test_segment_large_volume_bad_input(volume):
+    seg = _volume_segmenter("lai3d", "3d", 8)
+    with pytest.raises(ValueError, match=r"chunks: expected an int or 3 ints \(D, H, W\)"):
+        distributed.segment_large(seg, volume, chunks=(10, 10))
+    with pytest.raises(ValueError, match="smaller than the 3d patch"):
+        distributed.segment_large(seg, volume[:5])
+    with pytest.raises(ValueError, match="differs from the 3d cutter"):
+        distributed.segment_large(seg, volume, patch_size=12)
+
+
+@pytest.fixture(scope="module")
+def volume_files(tmp_path_factory):
+    """Three small scans (.nii and .nii.gz, oblique affine), a lai3d segmenter's file and
+    what the sequential `fastseg segment` writes for them."""
+    import nibabel as nib
+
+    root = tmp_path_factory.mktemp("volumes")
+    (root / "in").mkdir()
+    rng = np.random.default_rng(9)
+    affine = np.array([[0, 0, 1.5, -3], [1.1, 0, 0, 7], [0, 0.9, 0, 2], [0, 0, 0, 1.0]])
+    for i, (shape, suffix) in enumerate([((12, 15, 11), ".nii.gz"), ((9, 13, 16), ".nii"),
+                                         ((14, 10, 12), ".nii.gz")]):
+        data = (rng.standard_normal(shape) * 100 + 400).astype(np.int16)
+        nib.Nifti1Image(data, affine).to_filename(root / "in" / f"scan{i}{suffix}")
+    model = root / "model.fseg"
+    _volume_segmenter("lai3d", "3d", 8).save(model)
+    assert main(["segment", str(model), str(root / "in"), "--out", str(root / "sequential")]) == 0
+    return root
+
+
+def test_segment_many_on_volumes_writes_the_sequential_files(client, volume_files, tmp_path):
+    names = sorted(os.listdir(volume_files / "sequential"))
+    assert len(names) == 3 * 5 and "scan1_prob.nii.gz" in names and "scan1_axial.png" in names
+    report = distributed.segment_many(volume_files / "model.fseg", [volume_files / "in"],
+                                      tmp_path, client=client)
+    assert [r.status for r in report] == ["done"] * 3
+    assert [r.shape for r in report] == [(12, 15, 11), (9, 13, 16), (14, 10, 12)]
+    assert sorted(os.listdir(tmp_path)) == names
+    assert_same_files(tmp_path, volume_files / "sequential", names)
+    again = distributed.segment_many(volume_files / "model.fseg", [volume_files / "in"],
+                                     tmp_path, client=client, skip_existing=True)
+    assert [r.status for r in again] == ["skipped"] * 3
+
+
 # ---- the command line, shutdown, no Dask ----------------------------------------------
 
 

@@ -32,10 +32,12 @@ def require(what: str) -> None:
 def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=None,
                  threshold=None, n_workers=None, threads_per_worker=None, progress=None,
                  **predict_kwargs):
-    """Segment many image files on a Dask cluster; write what ``fastseg segment`` writes.
+    """Segment many image or volume files on a Dask cluster; write what ``fastseg segment``
+    writes.
 
     Each input ``<stem>.<ext>`` gives ``out/<stem>_prob.png``, ``<stem>_mask.png``
-    and ``<stem>_overlay.png``, byte for byte those of the sequential
+    and ``<stem>_overlay.png`` (a volume ``<stem>.nii[.gz]``: ``<stem>_prob.nii.gz``,
+    ``<stem>_mask.nii.gz`` and the three plane PNGs), byte for byte those of the sequential
     ``fastseg segment``, each written atomically by the worker that segmented it
     (``out`` must be on storage the workers share with the caller). The model
     file's bytes go once to each worker (a worker plugin, also given to workers
@@ -97,31 +99,37 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
 def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
                   patch_size=None, overwrite=False, n_workers=None, threads_per_worker=None,
                   **segment_kwargs):
-    """Segment one image too large for one process, chunk by chunk, as a dask array.
+    """Segment one image or volume too large for one process, chunk by chunk, as a dask
+    array.
 
     Each chunk runs :func:`fastseg.segment` with the margin of neighbouring pixels
     its patches need (``map_overlap``, ``K // 2`` before and ``K - 1 - K // 2``
-    after on each axis, K the patch size), so the result equals
+    after on each axis, K the patch's extent on that axis), so the result equals
     ``fastseg.segment(model, image, fov)`` bit for bit, wherever the chunk
-    borders fall.
+    borders fall. A volume network (one that records a volume kind's cutter, as a
+    volume :class:`~fastseg.Segmenter`'s does) takes a (D, H, W) volume and needs a
+    margin only along the axes its kind's patch spans.
 
     Parameters
     ----------
     model : fastseg.nn.Module, fastseg.Segmenter or str
         The patch network (a segmenter's network and patch size; a model file).
-        Like :func:`fastseg.segment`, no preprocessing or calibration is applied.
-    image : array_like or dask.array.Array, (H, W) or (C, H, W)
+        Like :func:`fastseg.segment`, no preprocessing or calibration is applied
+        (a volume segmenter's z-score is a statistic of the whole scan: apply
+        :func:`fastseg.data.normalize_volume` first when the model was trained
+        with it).
+    image : array_like or dask.array.Array, (H, W), (C, H, W) or (D, H, W)
         The network input (e.g. from :func:`fastseg.data.preprocess`); NumPy,
         dask, zarr or any array with ``shape``/``dtype`` and slicing.
     client : distributed.Client or str, optional
         Where to compute when writing `out` (None: a local cluster of processes,
         shut down afterwards). With `out` None nothing is computed; a client given
         then only gets its workers' thread settings.
-    chunks : int or (int, int)
-        Chunk side(s) in pixels; a chunk smaller than the patch is merged with its
-        neighbour. Memory per task is about that of ``fastseg.segment`` on a
-        (chunk + K)**2 image.
-    fov : array_like of bool, (H, W), optional
+    chunks : int or (int, int) or (int, int, int)
+        Chunk side(s) in pixels (voxels); a chunk smaller than the patch is merged
+        with its neighbour. Memory per task is about that of ``fastseg.segment`` on
+        a (chunk + K)**2 image (**3 volume).
+    fov : array_like of bool, (H, W) or (D, H, W), optional
         Field of view, as in :func:`fastseg.segment`.
     out : str or os.PathLike, optional
         A zarr store to write the probability map to, chunk by chunk, each chunk
@@ -137,7 +145,7 @@ def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
 
     Returns
     -------
-    dask.array.Array, (H, W) float32
+    dask.array.Array, (H, W) or (D, H, W) float32
         Lazy when `out` is None (compute it on any scheduler; each process loads
         the model once and runs one chunk at a time on its kernel threads);
         otherwise the array read back from `out`.

@@ -10,6 +10,11 @@ inside the image their patches are all real pixels, and at the image's edges
 edge pixel), provided a chunk holds at least K pixels on each axis, which
 :func:`_chunks_of_at_least` ensures. The result is bit for bit that of one
 ``fastseg.segment`` call.
+
+A volume (a network that records a volume kind's cutter) is cut the same way in
+three axes: its cutter pads by reflection too, and the margin on each axis is half
+the extent of the kind's patch there (none along a 2-D kind's slicing axis, the
+stacked planes' half-depth for stacked 2-D, the patch's half-width elsewhere).
 """
 from __future__ import annotations
 
@@ -20,13 +25,13 @@ import dask.array as da
 import numpy as np
 
 import fastseg
-from fastseg import _dense, _validate
+from fastseg import _dense, _segment_volume, _validate
 from fastseg.distributed import _cluster, _worker
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
-#: Spatial axes of the images segment_large takes; a volume will bring 3 (see
-#: :func:`overlap_depth`, already per axis).
+#: Spatial axes of the images segment_large takes (a volume has 3).
 SPATIAL_AXES = 2
+VOLUME_AXES = 3
 
 
 def overlap_depth(patch_shape) -> dict:
@@ -61,9 +66,11 @@ def _fov_channel(fov):
     return (fov != 0).astype(np.float32)
 
 
-def _segment_block(block, payload, patch_size, has_fov, options):
+def _segment_block(block, payload, patch_size, has_fov, options, volume=False):
     seg = _worker.segmenter(payload)
     image, fov = (block[:-1], block[-1]) if has_fov else (block, None)
+    if volume:
+        image = image[0]  # (D, H, W): the cutter makes the network's channels
     with _worker.compute_lock:
         return fastseg.segment(seg.model_, image, fov=fov, patch_size=patch_size,
                                progress=False, **options)
@@ -84,25 +91,26 @@ def _network(model):
                            f"or a model file path, got {type(model).__name__}")
 
 
-def _as_dask(array, spatial):
+def _as_dask(array, spatial, axes=SPATIAL_AXES):
     """A dask array of `array`; one read straight into the spatial chunks when it is not one
     already (a zarr or other lazy array is never loaded whole)."""
     if isinstance(array, da.Array):
         return array
     arr = array if hasattr(array, "shape") and hasattr(array, "dtype") else np.asarray(array)
-    if spatial is None or arr.ndim < SPATIAL_AXES:
+    if spatial is None or arr.ndim < axes:
         return da.from_array(arr, chunks="auto")
-    return da.from_array(arr, chunks=(-1,) * (arr.ndim - SPATIAL_AXES) + spatial)
+    return da.from_array(arr, chunks=(-1,) * (arr.ndim - axes) + spatial)
 
 
-def _spatial_chunks(chunks):
+def _spatial_chunks(chunks, axes=SPATIAL_AXES):
     if chunks is None or chunks == "auto":
         return None
     if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
-        chunks = (chunks,) * SPATIAL_AXES
+        chunks = (chunks,) * axes
     chunks = tuple(chunks)
-    if len(chunks) != SPATIAL_AXES:
-        raise InvalidValueError(f"chunks: expected an int or {SPATIAL_AXES} ints (H, W), got "
+    if len(chunks) != axes:
+        layout = "(H, W)" if axes == SPATIAL_AXES else "(D, H, W)"
+        raise InvalidValueError(f"chunks: expected an int or {axes} ints {layout}, got "
                                 f"{chunks!r}")
     return tuple(_validate.as_int("chunks", c, minimum=1) for c in chunks)
 
@@ -115,39 +123,49 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
                                 "FOV cut in chunks has no one diameter); resample the image "
                                 "first")
     segment_kwargs = {**segment_kwargs, "scale": 1}
-    if patch_size is None:
-        patch_size = size if size is not None else _dense.infer_patch_size(net)
-    patch_size = _validate.as_int("patch_size", patch_size, minimum=1)
-    plan = _dense.plan(net, patch_size)  # refuses a network that cannot run densely
-    spatial = _spatial_chunks(chunks)
+    cutter = _segment_volume.volume_cutter(net, patch_size=patch_size, caller="segment_large")
+    if cutter is None:
+        if patch_size is None:
+            patch_size = size if size is not None else _dense.infer_patch_size(net)
+        patch_size = _validate.as_int("patch_size", patch_size, minimum=1)
+        in_channels = _dense.plan(net, patch_size).in_channels  # refuses what cannot run dense
+        extent, axes, layout = (patch_size,) * SPATIAL_AXES, SPATIAL_AXES, "(H, W) or (C, H, W)"
+    else:
+        patch_size, in_channels = None, 1
+        extent, axes, layout = cutter.extent(), VOLUME_AXES, "(D, H, W)"
+        segment_kwargs = {**segment_kwargs, "cutter": cutter}
+    spatial = _spatial_chunks(chunks, axes)
 
-    x = _as_dask(image, spatial)
-    if x.ndim == SPATIAL_AXES:
+    x = _as_dask(image, spatial, axes)
+    if x.ndim == axes:
         x = x[None]
-    if x.ndim != SPATIAL_AXES + 1 or 0 in x.shape or x.dtype.kind not in "biuf":
-        raise InvalidValueError(f"image: expected a non-empty real (H, W) or (C, H, W) array, "
-                                f"got shape {x.shape} dtype {x.dtype}")
-    if x.shape[0] != plan.in_channels:
-        raise InvalidValueError(f"image: the network takes {plan.in_channels} channel(s), got "
+    if x.ndim != axes + 1 or 0 in x.shape or x.dtype.kind not in "biuf":
+        raise InvalidValueError(f"image: expected a non-empty real {layout} array, got shape "
+                                f"{x.shape} dtype {x.dtype}")
+    if x.shape[0] != in_channels:
+        raise InvalidValueError(f"image: the network takes {in_channels} channel(s), got "
                                 f"{x.shape[0]} (image shape {x.shape}, read as (C, H, W))")
+    if cutter is not None:
+        cutter.check_fits(x.shape[1:], "image")
     x = x.astype(np.float32)
     if fov is not None:
-        f = _as_dask(fov, spatial)
+        f = _as_dask(fov, spatial, axes)
         if f.shape != x.shape[1:]:
             raise InvalidValueError(f"fov: expected shape {x.shape[1:]} (that of the image), "
                                     f"got {f.shape}")
         x = da.concatenate([x, _fov_channel(f)[None]], axis=0)
     x = x.rechunk((-1,) + (spatial if spatial is not None else x.chunks[1:]))
-    x = x.rechunk((-1,) + tuple(_chunks_of_at_least(patch_size, c) for c in x.chunks[1:]))
+    x = x.rechunk((-1,) + tuple(_chunks_of_at_least(k, c)
+                                for k, c in zip(extent, x.chunks[1:], strict=True)))
 
     payload = _worker.ModelPayload.from_model(net)
     model_key = dask.delayed(payload, pure=True)  # one key: each worker fetches it once
     prob = da.map_overlap(
-        _segment_block, x, depth=overlap_depth((patch_size,) * SPATIAL_AXES),
+        _segment_block, x, depth=overlap_depth(extent),
         boundary="none", trim=True, drop_axis=0, dtype=np.float32,
-        meta=np.empty((0,) * SPATIAL_AXES, np.float32), payload=model_key,
+        meta=np.empty((0,) * axes, np.float32), payload=model_key,
         patch_size=patch_size, has_fov=fov is not None, options=segment_kwargs,
-        name="fastseg-segment-large")
+        volume=cutter is not None, name="fastseg-segment-large")
     return prob, payload
 
 

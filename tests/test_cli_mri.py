@@ -264,3 +264,20 @@ def test_demo_mri_refuses_the_fundus_knobs(tmp_path, capsys):
     line = one_line_error(*run(["demo", "mri", "--epochs", "3", "--out", tmp_path],
                                capsys)[::2], "demo")
     assert "--epochs tunes the fundus demo" in line
+
+
+def test_without_nibabel_the_commands_give_the_install_command(data, model, tmp_path, capsys,
+                                                               monkeypatch):
+    import sys
+
+    import fastseg.data.hippocampus as hippocampus
+
+    monkeypatch.setitem(sys.modules, "nibabel", None)
+    hippocampus._template_samples.cache_clear()  # not what an earlier test read
+    for argv, command in (
+            (["segment", model, data / "test" / "scan6.nii", "--out", tmp_path], "segment"),
+            (["train", "--data", "mri", "--out", tmp_path], "train"),
+            (["evaluate", data / "truth", data / "truth"], "evaluate"),
+            (["demo", "mri", "--quick", "--out", tmp_path], "demo")):
+        line = one_line_error(*run(argv, capsys)[::2], command)
+        assert line.endswith('pip install "fastseg[mri]"'), line

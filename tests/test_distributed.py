@@ -195,7 +195,7 @@ def test_segment_many_bad_arguments(client, model_file, images, tmp_path):
                                  tmp_path)
     with pytest.raises(ValueError, match="FOV folder not found"):
         distributed.segment_many(model_file, images, tmp_path, fovs=tmp_path / "nofov")
-    with pytest.raises(ValueError, match="no image files"):
+    with pytest.raises(ValueError, match="no image or volume files"):
         distributed.segment_many(model_file, [tmp_path / "twin" / ".."], tmp_path / "o")
     with pytest.raises(ValueError, match="n_workers"):
         distributed.segment_many(model_file, images, tmp_path, client=client, n_workers=2)

@@ -66,7 +66,7 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     start, reports = time.perf_counter(), []
-    for path in tqdm(inputs, desc="images", unit="image", disable=None if len(inputs) > 1
+    for path in tqdm(inputs, desc="files", unit="file", disable=None if len(inputs) > 1
                      else True):
         if args.skip_existing and outputs_exist(out, path):
             reports.append(FileReport(str(path), "skipped"))

@@ -131,7 +131,7 @@ def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progres
                              pure=False, digest=payload.digest, out=str(out),
                              threshold=threshold, predict_kwargs=predict_kwargs)
         index = {future: (i, path) for future, (i, path, _) in zip(futures, todo, strict=True)}
-        with tqdm(total=len(todo), desc="images", unit="image",
+        with tqdm(total=len(todo), desc="files", unit="file",
                   disable=None if progress is None else not progress) as bar:
             for batch in as_completed(futures, loop=client.loop).batches():
                 finished = [f for f in batch if f.status == "finished"]

@@ -131,7 +131,7 @@ def _format_table(rows) -> str:
 def _picture(net, seg_masks, test, path):
     """One PNG: a row per held-out crop, its three central planes, truth against prediction."""
     rows = [viz.central_planes(s.image, mask, s.mask, s.spacing,
-                               caption=f"{net.name} on {s.name}: green TP, red FP, blue FN")
+                               caption=f"{net.name} on {s.name} (green TP, red FP, blue FN)")
             for s, mask in zip(test, seg_masks, strict=True)]
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows]

@@ -98,7 +98,7 @@ def test_model_file_keeps_fov_diameter_and_old_files_load(tmp_path):
     fastseg.save(net, tmp_path / "m.fseg")
     with zipfile.ZipFile(tmp_path / "m.fseg") as zf:
         header = json.loads(zf.read("header.json"))
-    assert header["version"] == fio.MODEL_VERSION == 2
+    assert header["version"] == fio.MODEL_VERSION == 3  # 3: volume models record their cutter
     assert header["meta"]["fov_diameter"] == 540.5
     assert fastseg.load(tmp_path / "m.fseg").fov_diameter == 540.5
     # A version-1 file, as fastseg wrote before the field existed, still loads.

@@ -36,6 +36,14 @@ VOLUME_DEFAULTS = {"patch_size": {"lai2d": 24, "lai_stacked2d": 24, "lai_triplan
                    "batches": 100, "keep_largest": 1}
 
 
+def _data_folder(where) -> Path:
+    """The folder a ``--data kind:DIR`` names, which must exist."""
+    root = Path(where)
+    if not root.is_dir():
+        raise CLIError(f"data folder not found: {root}")
+    return root
+
+
 def is_volume_data(spec: str) -> bool:
     """Whether ``--data`` names scans (rather than photos)."""
     return spec.partition(":")[0] in VOLUME_DATA
@@ -53,9 +61,7 @@ def load_volumes(spec: str):
     if kind == "msd" and where:
         return data.load_msd(where, "training")
     if kind == "nifti" and where:
-        root = Path(where)
-        if not root.is_dir():
-            raise CLIError(f"data folder not found: {root}")
+        root = _data_folder(where)
         labels = root / "labels" if (root / "labels").is_dir() else root / "masks"
         return data.load_nifti_folder(root / "images", labels)
     raise CLIError(f"--data: expected mri, msd:ROOT or nifti:DIR, got {spec!r}")
@@ -94,9 +100,7 @@ def load_data(spec: str, images: int = 8, size=(292, 282), seed: int = 0):
     if kind == "drive" and where:
         return data.load_drive(where, "training")
     if kind == "folder" and where:
-        root = Path(where)
-        if not root.is_dir():
-            raise CLIError(f"data folder not found: {root}")
+        root = _data_folder(where)
         fov = root / "fov"
         return data.load_folder(root / "images", root / "masks",
                                 fov if fov.is_dir() else None)

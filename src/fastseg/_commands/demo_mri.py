@@ -155,13 +155,15 @@ def run_comparison(networks, out, seed=0, note=print) -> dict:
     rows, per_volume = [], []
     for net in networks:
         seg = _segmenter(net, seed)
+        note(f"{net.name}: training {net.model} on {net.batches} batches of {BATCH_SIZE} "
+             f"patches of {net.patch_size} voxels")
         t0 = time.perf_counter()
-        seg.fit([s.image for s in train], [s.mask for s in train], progress=False)
+        seg.fit([s.image for s in train], [s.mask for s in train], progress=True)
         train_s = time.perf_counter() - t0
         masks, results, seconds = [], [], []
         for s in test:
             t0 = time.perf_counter()
-            masks.append(seg.predict(s.image, progress=False))
+            masks.append(seg.predict(s.image, progress=None))
             seconds.append(time.perf_counter() - t0)
             results.append(_evaluate(masks[-1], s))
             per_volume.append({"network": net.name, "volume": s.name, **results[-1],
@@ -190,7 +192,9 @@ def run(args) -> int:
     networks = QUICK_NETWORKS if args.quick else NETWORKS
     out = Path(args.out or "fastseg-demo-mri")
     seed = 0 if args.seed is None else args.seed
-    result = run_comparison(networks, out, seed)
+    from tqdm.auto import tqdm
+
+    result = run_comparison(networks, out, seed, note=tqdm.write)  # lines between the bars
     print("\nheld-out scan (ICBM 2009c), mean of the left and right hippocampus:")
     print(_format_table(result["networks"]))
     best = max(result["networks"], key=lambda r: r["dice"])

@@ -86,3 +86,43 @@ def test_curves_fall_back_to_pillow_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     viz.plot_curves(tmp_path / "c.png", {"loss": [3, 2, 1]})
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def _green_rows_and_columns(picture, caption_rows=18):
+    """Rows and columns (below the caption strip) where a plane picture is painted green."""
+    body = picture[caption_rows:].astype(int)
+    green = (body[..., 1] > body[..., 0] + 60) & (body[..., 1] > body[..., 2] + 60)
+    rows, cols = np.nonzero(green)
+    return rows, cols, body.shape[:2]
+
+
+def test_plane_pictures_orientation_aspect_and_colours():
+    """RAS+ volume: anterior (high axis 1) up in the axial plane, superior (high axis 2) up in
+    the coronal and sagittal planes; voxels drawn at their physical size."""
+    vol = np.linspace(0, 1, 8 * 10 * 12, dtype=np.float32).reshape(8, 10, 12)
+    mask = np.zeros(vol.shape, bool)
+    mask[4, 8, 6] = True  # the central axial and sagittal planes; anterior
+    mask[4, 5, 10] = True  # the central coronal and sagittal planes; superior
+    pics = viz.plane_pictures(vol, mask, spacing=(1.0, 1.0, 2.0), min_side=40)
+    assert list(pics) == list(viz.PLANE_NAMES)
+    rows, cols, (h, w) = _green_rows_and_columns(pics["axial"])
+    assert (h, w) == (50, 40)  # 10 x 8 voxels of 1 mm, enlarged 5x to a 40-pixel side
+    assert rows.max() < h / 2 and cols.min() >= w / 2  # anterior up; right of centre
+    rows, cols, (h, w) = _green_rows_and_columns(pics["coronal"])
+    assert (h, w) == (120, 40)  # 12 voxels of 2 mm tall, 8 of 1 mm wide, enlarged 5x
+    assert rows.max() < h / 3  # superior up
+    rows, cols, (h, w) = _green_rows_and_columns(pics["sagittal"])
+    assert (h, w) == (96, 40)  # 12 voxels of 2 mm tall, 10 of 1 mm wide, enlarged 4x
+    top = rows < h / 3  # the superior voxel; the other sits mid-height, anterior to it
+    assert top.any() and (~top).any() and cols[top].max() < cols[~top].min()
+    truth = np.zeros_like(mask)
+    with_truth = viz.plane_pictures(vol, mask, truth, min_side=40)["axial"]
+    body = with_truth[18:].astype(int)
+    assert (body[..., 0] > body[..., 1] + 60).any()  # predicted, not true: red
+    strip = viz.central_planes(vol, mask, caption="x")
+    assert strip.ndim == 3 and strip.shape[1] > sum(p.shape[1] for p in
+                                                    viz.plane_pictures(vol, mask).values())
+    with pytest.raises(ValueError, match="pred"):
+        viz.plane_pictures(vol, mask[:-1])
+    with pytest.raises(ValueError, match="volume"):
+        viz.plane_pictures(vol[0], mask[0])

@@ -146,16 +146,6 @@ static int backward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
     return FS_OK;
 }
 
-static void bias_grad(const float *dy, fs_idx n, fs_idx f, fs_idx ohw, float *db)
-{
-    for (fs_idx fi = 0; fi < f; fi++) {
-        double acc = 0.0;
-        /* float within a row (fs_row_sum), double across images */
-        for (fs_idx i = 0; i < n; i++) acc += fs_row_sum(dy + (i * f + fi) * ohw, ohw);
-        db[fi] = (float)acc;
-    }
-}
-
 int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                        const float *wt, fs_idx f, fs_idx k,
                        fs_idx stride, fs_idx pad, const float *dy,
@@ -172,10 +162,7 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
     if (n > 0 && f > 0 && ohw > 0 && ckk > 0 && !direct && fs_conv_fused_fits(c, f, k))
         return fs_conv_fused_backward(x, n, c, h, w, wt, f, k, stride, pad, dy, dx, dw, db);
 
-    if (db) {
-        if (n > 0 && ohw > 0) bias_grad(dy, n, f, ohw, db);
-        else if (f > 0) memset(db, 0, (size_t)f * sizeof(float));
-    }
+    if (db) fs_conv_bias_grad(dy, n, f, ohw, db);
     /* Nothing flows back: the outputs are zero. */
     if (n <= 0 || f <= 0 || ohw == 0 || ckk == 0) {
         if (dx && n > 0 && xs > 0) memset(dx, 0, (size_t)(n * xs) * sizeof(float));

@@ -17,29 +17,17 @@
  * is small (every layer of lai3d), else block by block as fs_sgemm does, so
  * a fully connected layer run as a 3-D convolution works too.
  *
- * Threads: with at least as many volumes as threads, threads take whole
- * volumes -- the forward one at a time as they come free, the backward a
- * contiguous run each (dW and db as private partials, summed at the end in
- * thread order, so results do not depend on timing); with fewer, every
- * thread works on its own slice of every volume: output voxels (forward),
- * input channels (dX), dW columns and db rows (backward). Nothing but a
- * volume counter is shared, so there is no barrier.
+ * Threads: conv_batch.h's plan (whole volumes, or a slice of every volume),
+ * with its dW/db reduction, shared with the 2-D conv_fused.c.
  */
 #include "fastseg/kernels.h"
 
-#include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "conv_fused.h"
+#include "conv_batch.h"
 #include "gemm_internal.h"
-#include "parallel.h"
 #include "thread_workspace.h"
 #include "vol2col_row.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Largest packed weight (floats) a thread keeps for a whole call: lai3d's
  * layers need 3K and 135K. Bigger weights are packed one MC x KC block at a
@@ -57,9 +45,6 @@
 #ifndef FS_CONV3D_DX_BLOCK_FLOATS
 #define FS_CONV3D_DX_BLOCK_FLOATS ((fs_idx)4096)
 #endif
-
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define FS_CONV3D_PARALLEL_MIN_FMAS (64.0 * 64.0 * 64.0)
 
 typedef struct {
     fs_volgeom g;
@@ -103,17 +88,10 @@ static void job_init(conv3d_job *J, const fs_conv3d_geom *s, const float *x, con
     J->pack_b = kt->pack_b;
 }
 
-/* How many threads, and whether they take whole volumes. */
-static int plan_threads(const conv3d_job *J, int *by_image)
+/* Multiply-adds of the forward (and of each half of the backward). */
+static double conv_fmas(const conv3d_job *J)
 {
-    int nt = 1;
-#ifdef _OPENMP
-    nt = fs_get_num_threads();
-#endif
-    const double fmas = (double)J->n * (double)J->f * (double)J->ckkk * (double)J->g.odhw;
-    if (fmas < FS_CONV3D_PARALLEL_MIN_FMAS) nt = 1;
-    *by_image = nt > 1 && J->n >= nt;
-    return nt;
+    return (double)J->n * (double)J->f * (double)J->ckkk * (double)J->g.odhw;
 }
 
 /* A thread's workspace is carved into pieces by one layout function run
@@ -253,14 +231,23 @@ static void fwd_volume(const conv3d_job *J, const fwd_space *s, fs_idx ni, fs_id
     if (J->bias) fs_conv_add_bias(yi, J->f, odhw, j0, j1, J->bias);
 }
 
-/* No input channels: the output is the bias alone. */
-static void bias_only(const conv3d_job *J, float *y)
+/* One thread's forward (conv_batch.h): the weight packed once when it is
+ * small, then the volumes it is given, over its voxels. */
+static int fwd_thread(const void *job, fs_conv_fwd_part *part)
 {
-    const fs_idx odhw = J->g.odhw;
-    for (fs_idx i = 0; i < J->n * J->f; i++) {
-        const float bv = J->bias ? J->bias[i % J->f] : 0.0f;
-        for (fs_idx j = 0; j < odhw; j++) y[i * odhw + j] = bv;
-    }
+    const conv3d_job *J = job;
+    fwd_space s;
+    arena a = {NULL, 0};
+    fwd_layout(J, part->j1 - part->j0, &s, &a);
+    a.base = fs_ws_get(a.used);
+    if (!a.base) return FS_ENOMEM;
+    a.used = 0;
+    fwd_layout(J, part->j1 - part->j0, &s, &a);
+    if (s.whole) pack_weight(J, 0, J->wt, J->ckkk, J->f, J->ckkk, s.kcb, s.ap);
+    fs_idx ni;
+    while (fs_conv_next_image(part, &ni)) fwd_volume(J, &s, ni, part->j0, part->j1);
+    fs_ws_put(a.base);
+    return FS_OK;
 }
 
 int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *wt,
@@ -273,58 +260,10 @@ int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *w
     J.y = y;
     if (J.n <= 0 || J.f <= 0 || J.g.odhw == 0) return FS_OK;
     if (J.ckkk == 0) {
-        bias_only(&J, y);
+        fs_conv_bias_only(y, J.n, J.f, J.g.odhw, bias);
         return FS_OK;
     }
-    int by_image;
-    const int nt = plan_threads(&J, &by_image);
-    (void)nt; /* only the OpenMP pragma reads it */
-    int status = FS_OK;
-    /* Whole volumes are handed out one at a time, so a thread the OS
-     * preempts holds up only its volume. */
-    atomic_llong next = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        const int volume_mode = T > 1 && by_image;
-        fs_idx j0 = 0, j1 = J.g.odhw;
-        if (T > 1 && !volume_mode) { /* an NR-aligned slice of every volume */
-            fs_split_range(CEIL_DIV(J.g.odhw, J.nr), t, T, &j0, &j1);
-            j0 *= J.nr;
-            j1 = MIN(j1 * J.nr, J.g.odhw);
-        }
-        if (j1 > j0) {
-            fwd_space s;
-            arena a = {NULL, 0};
-            fwd_layout(&J, j1 - j0, &s, &a);
-            a.base = fs_ws_get(a.used);
-            if (!a.base) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = FS_ENOMEM;
-            } else {
-                a.used = 0;
-                fwd_layout(&J, j1 - j0, &s, &a);
-                if (s.whole) pack_weight(&J, 0, J.wt, J.ckkk, J.f, J.ckkk, s.kcb, s.ap);
-                if (volume_mode) {
-                    fs_idx ni;
-                    while ((ni = (fs_idx)atomic_fetch_add(&next, 1)) < J.n)
-                        fwd_volume(&J, &s, ni, j0, j1);
-                } else {
-                    for (fs_idx ni = 0; ni < J.n; ni++) fwd_volume(&J, &s, ni, j0, j1);
-                }
-                fs_ws_put(a.base);
-            }
-        }
-    }
-    return status;
+    return fs_conv_forward_threads(J.n, J.g.odhw, J.nr, conv_fmas(&J), fwd_thread, &J);
 }
 
 /* ==== backward =========================================================== */
@@ -546,42 +485,26 @@ static void dx_volume(const conv3d_job *J, const bwd_space *s, fs_idx ni)
     }
 }
 
-/* The sum of row[0:len] in 8 interleaved float partials, added in a fixed
- * order: it vectorises (one float chain is a 4-cycle add per element: 20 M
- * of them in lai3d's first layer) and does not depend on threads. */
-static double row_sum(const float *row, fs_idx len)
+/* One thread's dX and dW (conv_batch.h): its rows of W^T packed once when
+ * they are small, then its volumes. */
+static int bwd_thread(const void *job, fs_conv_bwd_part *part)
 {
-    float part[8] = {0};
-    fs_idx j = 0;
-    for (; j + 8 <= len; j += 8)
-        for (int l = 0; l < 8; l++) part[l] += row[j + l];
-    double acc = 0.0;
-    for (int l = 0; l < 8; l++) acc += part[l];
-    for (; j < len; j++) acc += row[j];
-    return acc;
-}
-
-/* acc[fi - f0] += sum of row fi of dy_i, for fi in [f0, f1): float within a
- * row, double across rows and volumes. */
-static void bias_rows(const conv3d_job *J, fs_idx ni, fs_idx f0, fs_idx f1, double *acc)
-{
-    const fs_idx odhw = J->g.odhw;
-    const float *dyi = J->dy + ni * J->f * odhw;
-    for (fs_idx fi = f0; fi < f1; fi++) acc[fi - f0] += row_sum(dyi + fi * odhw, odhw);
-}
-
-/* A backward pass through which nothing flows (no volume, no filter, no
- * output voxel or no input channel): dx and dw are zero, db the sum of dy. */
-static void backward_trivial(const conv3d_job *J, float *dx, float *dw, float *db)
-{
-    const fs_idx n = J->n, f = J->f;
-    if (dx && n > 0) memset(dx, 0, (size_t)(n * J->g.c * J->g.dhw) * sizeof(float));
-    if (dw && f > 0) memset(dw, 0, (size_t)(f * J->ckkk) * sizeof(float));
-    for (fs_idx fi = 0; db && fi < f; fi++) {
-        double acc = 0.0;
-        for (fs_idx ni = 0; ni < n && J->g.odhw > 0; ni++) bias_rows(J, ni, fi, fi + 1, &acc);
-        db[fi] = (float)acc;
+    const conv3d_job *J = job;
+    bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
+    arena a = {NULL, 0};
+    bwd_layout(J, part->want_dx, part->want_dw, part->partial, &s, &a);
+    a.base = fs_ws_get(a.used);
+    if (!a.base) return FS_ENOMEM;
+    a.used = 0;
+    bwd_layout(J, part->want_dx, part->want_dw, part->partial, &s, &a);
+    if (!part->partial) s.dw = part->dw;
+    if (part->want_dx && s.whole) pack_weight_t(J, &s, s.r0, s.r1 - s.r0);
+    for (fs_idx ni = part->i0; ni < part->i1; ni++) {
+        if (part->want_dw) dw_volume(J, &s, ni, ni == part->i0);
+        if (part->want_dx) dx_volume(J, &s, ni);
     }
+    fs_conv_bwd_finish(part, a.base, s.dw);
+    return FS_OK;
 }
 
 int fs_conv3d_backward(const fs_conv3d_geom *geom, const float *x, const float *wt,
@@ -594,113 +517,12 @@ int fs_conv3d_backward(const fs_conv3d_geom *geom, const float *x, const float *
     J.dx = dx;
     const fs_idx n = J.n, f = J.f, c = J.g.c;
     if (n <= 0 || f <= 0 || J.g.odhw == 0 || J.ckkk == 0) {
-        backward_trivial(&J, dx, dw, db);
+        /* Nothing flows through: dx and dw are zero, db the sum of dy. */
+        if (dx && n > 0) memset(dx, 0, (size_t)(n * c * J.g.dhw) * sizeof(float));
+        if (dw && f > 0) memset(dw, 0, (size_t)(f * J.ckkk) * sizeof(float));
+        if (db) fs_conv_bias_grad(dy, n, f, J.g.odhw, db);
         return FS_OK;
     }
-    int by_image;
-    const int nt = plan_threads(&J, &by_image);
-    int status = FS_OK;
-    /* Volume mode: each thread's dW partial, summed below in thread order. */
-    float **partials = NULL, **held = NULL;
-    if (dw && nt > 1 && by_image) {
-        partials = calloc(2 * (size_t)nt, sizeof *partials);
-        if (!partials) return FS_ENOMEM;
-        held = partials + nt; /* workspaces handed back after the sum */
-    }
-    /* db: each thread's sums (its volumes, or its rows of every volume). */
-    double *dbacc = NULL;
-    if (db) {
-        dbacc = calloc((size_t)nt * (size_t)f, sizeof *dbacc);
-        if (!dbacc) {
-            free(partials);
-            return FS_ENOMEM;
-        }
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        const int volume_mode = T > 1 && by_image;
-        bwd_space s;
-        memset(&s, 0, sizeof s);
-        fs_idx i0 = 0, i1 = n, f0 = 0, f1 = f;
-        s.r1 = J.ckkk;
-        s.d1 = J.ckkk;
-        if (volume_mode) {
-            fs_split_range(n, t, T, &i0, &i1);
-        } else if (T > 1) {
-            fs_split_range(f, t, T, &f0, &f1);
-            /* dX by input channels (each owns its dx volumes), dW by NR-aligned columns. */
-            fs_idx c0, c1, u0, u1;
-            fs_split_range(c, t, T, &c0, &c1);
-            s.r0 = c0 * J.g.kkk;
-            s.r1 = c1 * J.g.kkk;
-            fs_split_range(CEIL_DIV(J.ckkk, J.nr), t, T, &u0, &u1);
-            s.d0 = MIN(u0 * J.nr, J.ckkk);
-            s.d1 = MIN(u1 * J.nr, J.ckkk);
-        }
-        const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
-        const int want_dw = dw && s.d1 > s.d0 && i1 > i0;
-        const int partial = want_dw && volume_mode;
-        if (dbacc)
-            for (fs_idx ni = i0; ni < i1; ni++)
-                bias_rows(&J, ni, f0, f1, dbacc + (size_t)t * f + f0);
-        arena a = {NULL, 0};
-        if (want_dx || want_dw) {
-            bwd_layout(&J, want_dx, want_dw, partial, &s, &a);
-            a.base = fs_ws_get(a.used);
-            if (!a.base) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = FS_ENOMEM;
-            }
-        }
-        if (a.base) {
-            a.used = 0;
-            bwd_layout(&J, want_dx, want_dw, partial, &s, &a);
-            if (want_dw && !partial) s.dw = dw;
-            if (want_dx && s.whole) pack_weight_t(&J, &s, s.r0, s.r1 - s.r0);
-            for (fs_idx ni = i0; ni < i1; ni++) {
-                if (want_dw) dw_volume(&J, &s, ni, ni == i0);
-                if (want_dx) dx_volume(&J, &s, ni);
-            }
-            if (partial) {
-                partials[t] = s.dw;
-                held[t] = a.base;
-            } else {
-                fs_ws_put(a.base);
-            }
-        }
-    }
-    if (partials) {
-        if (status == FS_OK) {
-            const fs_idx cnt = f * J.ckkk;
-            int first = 1;
-            for (int t = 0; t < nt; t++) {
-                if (!partials[t]) continue;
-                if (first) memcpy(dw, partials[t], (size_t)cnt * sizeof(float));
-                else
-                    for (fs_idx j = 0; j < cnt; j++) dw[j] += partials[t][j];
-                first = 0;
-            }
-        }
-        for (int t = 0; t < nt; t++)
-            if (held[t]) fs_ws_put(held[t]);
-        free(partials);
-    }
-    if (dbacc) {
-        for (fs_idx fi = 0; fi < f; fi++) {
-            double sum = 0.0;
-            for (int t = 0; t < nt; t++) sum += dbacc[(size_t)t * f + fi];
-            db[fi] = (float)sum;
-        }
-        free(dbacc);
-    }
-    return status;
+    const fs_conv_bwd_job B = {n, f, c, J.g.kkk, J.g.odhw, J.nr, conv_fmas(&J), dy, dx, dw, db};
+    return fs_conv_backward_threads(&B, bwd_thread, &J);
 }

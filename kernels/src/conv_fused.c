@@ -20,30 +20,18 @@
  * image. The entries of the column matrix come from im2col_row.h, the same
  * walk fs_im2col uses, so both paths compute identical values.
  *
- * Threads: with at least as many images as threads, threads take whole
- * images -- the forward one at a time as they come free, the backward a
- * contiguous run each (dW and db as private partials, summed at the end in
- * thread order, so results do not depend on timing); with fewer,
- * every thread works on every image on its own slice: output pixels for
- * the forward, input channels (dX), dW columns and db rows for the backward.
- * Nothing but an image counter is shared, so there is no barrier.
+ * Threads: conv_batch.h's plan (whole images, or a slice of every image),
+ * with its dW/db reduction.
  */
 #include "conv_fused.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm_internal.h"
 #include "im2col_row.h"
-#include "parallel.h"
 #include "thread_workspace.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 
 /* Largest packed weight (floats) a thread keeps: lai2d's layers need 27K and
  * 7K; a fully connected layer run as a convolution (segment.py: 1000 x
@@ -93,11 +81,10 @@ static void job_init(conv_job *J, const float *x, fs_idx n, fs_idx c, fs_idx h, 
     J->nr = J->kt->nr;
 }
 
-/* How many threads, and whether they take whole images (parallel.h). */
-static int plan_threads(const conv_job *J, int *by_image)
+/* Multiply-adds of the forward (and of each half of the backward). */
+static double conv_fmas(const conv_job *J)
 {
-    const double fmas = (double)J->n * (double)J->f * (double)J->ckk * (double)J->ohw;
-    return fs_plan_images(fmas, J->n, by_image);
+    return (double)J->n * (double)J->f * (double)J->ckk * (double)J->ohw;
 }
 
 /* ==== forward ============================================================ */
@@ -228,6 +215,22 @@ static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j
     if (J->bias) fs_conv_add_bias(yi, J->f, ohw, j0, j1, J->bias);
 }
 
+/* One thread's forward (conv_batch.h): the weight packed once, then the
+ * images it is given, over its pixels. */
+static int fwd_thread(const void *job, fs_conv_fwd_part *part)
+{
+    const conv_job *J = job;
+    fwd_space s;
+    float *ws = fs_ws_get(fwd_space_size(J, part->j1 - part->j0, &s));
+    if (!ws) return FS_ENOMEM;
+    fwd_space_bind(J, ws, &s);
+    pack_weight(J, s.kcb, s.ap);
+    fs_idx ni;
+    while (fs_conv_next_image(part, &ni)) fwd_image(J, &s, ni, part->j0, part->j1);
+    fs_ws_put(ws);
+    return FS_OK;
+}
+
 int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y)
@@ -236,53 +239,7 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
     J.bias = bias;
     J.y = y;
-    int by_image;
-    const int nt = plan_threads(&J, &by_image);
-    (void)nt; /* only the OpenMP pragma reads it */
-    int status = FS_OK;
-    /* Whole images are handed out one at a time (no reduction to keep in
-     * order here), so a thread the OS preempts holds up only its image. */
-    atomic_llong next_image = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        /* Whole images, or this thread's NR-aligned slice of every image. */
-        const int image_mode = T > 1 && by_image;
-        fs_idx i0 = 0, i1 = n, j0 = 0, j1 = J.ohw;
-        if (T > 1 && !image_mode) {
-            fs_split_range(CEIL_DIV(J.ohw, J.nr), t, T, &j0, &j1);
-            j0 *= J.nr;
-            j1 = MIN(j1 * J.nr, J.ohw);
-        }
-        if (i1 > i0 && j1 > j0) {
-            fwd_space s;
-            float *ws = fs_ws_get(fwd_space_size(&J, j1 - j0, &s));
-            if (!ws) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = FS_ENOMEM;
-            } else {
-                fwd_space_bind(&J, ws, &s);
-                pack_weight(&J, s.kcb, s.ap);
-                if (image_mode) {
-                    fs_idx ni;
-                    while ((ni = (fs_idx)atomic_fetch_add(&next_image, 1)) < n)
-                        fwd_image(&J, &s, ni, j0, j1);
-                } else {
-                    for (fs_idx ni = i0; ni < i1; ni++) fwd_image(&J, &s, ni, j0, j1);
-                }
-                fs_ws_put(ws);
-            }
-        }
-    }
-    return status;
+    return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
 }
 
 /* ==== backward =========================================================== */
@@ -606,12 +563,26 @@ static void dw_image(const conv_job *J, const bwd_space *s, fs_idx ni, int first
     }
 }
 
-/* acc[fi] += sum of row fi of dy_i, for fi in [f0, f1): float within a row
- * (fs_row_sum), double across rows and images. */
-static void bias_rows(const conv_job *J, fs_idx ni, fs_idx f0, fs_idx f1, double *acc)
+/* One thread's dX and dW (conv_batch.h): its rows of W^T packed once, then
+ * its images. */
+static int bwd_thread(const void *job, fs_conv_bwd_part *part)
 {
-    const float *dyi = J->dy + ni * J->f * J->ohw;
-    for (fs_idx fi = f0; fi < f1; fi++) acc[fi] += fs_row_sum(dyi + fi * J->ohw, J->ohw);
+    const conv_job *J = job;
+    bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
+    float *ws = fs_ws_get(bwd_space_size(J, part->want_dx, part->want_dw, part->partial, &s));
+    if (!ws) return FS_ENOMEM;
+    bwd_space_bind(J, part->want_dx, part->want_dw, part->partial, ws, &s);
+    if (!part->partial) s.dw = part->dw;
+    if (part->want_dx) {
+        order_taps(J, &s);
+        pack_weight_t(J, &s);
+    }
+    for (fs_idx ni = part->i0; ni < part->i1; ni++) {
+        if (part->want_dw) dw_image(J, &s, ni, ni == part->i0);
+        if (part->want_dx) dx_image(J, &s, ni);
+    }
+    fs_conv_bwd_finish(part, ws, s.dw);
+    return FS_OK;
 }
 
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
@@ -622,111 +593,6 @@ int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx 
     job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
     J.dy = dy;
     J.dx = dx;
-    int by_image;
-    const int nt = plan_threads(&J, &by_image);
-    const fs_idx kk = k * k;
-    int status = FS_OK;
-    /* Image mode: each thread's dW partial, summed below in thread order. */
-    float **partials = NULL, **held = NULL;
-    if (dw && nt > 1 && by_image) {
-        partials = calloc(2 * (size_t)nt, sizeof *partials);
-        if (!partials) return FS_ENOMEM;
-        held = partials + nt; /* workspaces handed back after the sum */
-    }
-    /* db: each thread's sums (its images, or its rows of every image). */
-    double *dbacc = NULL;
-    if (db) {
-        dbacc = calloc((size_t)nt * (size_t)f, sizeof *dbacc);
-        if (!dbacc) {
-            free(partials);
-            return FS_ENOMEM;
-        }
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        const int image_mode = T > 1 && by_image;
-        bwd_space s;
-        memset(&s, 0, sizeof s);
-        fs_idx i0 = 0, i1 = n, f0 = 0, f1 = f;
-        s.r1 = J.ckk;
-        s.d1 = J.ckk;
-        if (image_mode) {
-            fs_split_range(n, t, T, &i0, &i1);
-        } else if (T > 1) {
-            fs_split_range(f, t, T, &f0, &f1);
-            /* dX by input channels (each owns its dx planes), dW by NR-aligned columns. */
-            fs_idx c0, c1, u0, u1;
-            fs_split_range(c, t, T, &c0, &c1);
-            s.r0 = c0 * kk;
-            s.r1 = c1 * kk;
-            fs_split_range(CEIL_DIV(J.ckk, J.nr), t, T, &u0, &u1);
-            s.d0 = MIN(u0 * J.nr, J.ckk);
-            s.d1 = MIN(u1 * J.nr, J.ckk);
-        }
-        const int want_dx = dx && s.r1 > s.r0 && i1 > i0;
-        const int want_dw = dw && s.d1 > s.d0 && i1 > i0;
-        const int partial = want_dw && image_mode;
-        if (dbacc)
-            for (fs_idx ni = i0; ni < i1; ni++) bias_rows(&J, ni, f0, f1, dbacc + (size_t)t * f);
-        float *ws = NULL;
-        if (want_dx || want_dw) {
-            ws = fs_ws_get(bwd_space_size(&J, want_dx, want_dw, partial, &s));
-            if (!ws) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = FS_ENOMEM;
-            }
-        }
-        if (ws) {
-            bwd_space_bind(&J, want_dx, want_dw, partial, ws, &s);
-            if (want_dw && !partial) s.dw = dw;
-            if (want_dx) {
-                order_taps(&J, &s);
-                pack_weight_t(&J, &s);
-            }
-            for (fs_idx ni = i0; ni < i1; ni++) {
-                if (want_dw) dw_image(&J, &s, ni, ni == i0);
-                if (want_dx) dx_image(&J, &s, ni);
-            }
-            if (partial) {
-                partials[t] = s.dw;
-                held[t] = ws;
-            } else {
-                fs_ws_put(ws);
-            }
-        }
-    }
-    if (partials) {
-        if (status == FS_OK) {
-            const fs_idx cnt = f * J.ckk;
-            int first = 1;
-            for (int t = 0; t < nt; t++) {
-                if (!partials[t]) continue;
-                if (first) memcpy(dw, partials[t], (size_t)cnt * sizeof(float));
-                else
-                    for (fs_idx j = 0; j < cnt; j++) dw[j] += partials[t][j];
-                first = 0;
-            }
-        }
-        for (int t = 0; t < nt; t++)
-            if (held[t]) fs_ws_put(held[t]);
-        free(partials);
-    }
-    if (dbacc) {
-        for (fs_idx fi = 0; fi < f; fi++) {
-            double sum = 0.0;
-            for (int t = 0; t < nt; t++) sum += dbacc[(size_t)t * f + fi];
-            db[fi] = (float)sum;
-        }
-        free(dbacc);
-    }
-    return status;
+    const fs_conv_bwd_job B = {n, f, c, k * k, J.ohw, J.nr, conv_fmas(&J), dy, dx, dw, db};
+    return fs_conv_backward_threads(&B, bwd_thread, &J);
 }

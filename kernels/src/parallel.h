@@ -21,6 +21,10 @@
 
 #include "fastseg/kernels.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* multiply-adds of a packed GEMM or convolution (~100 GFLOP/s a core) */
 #define FS_PAR_MIN_FMAS (64.0 * 64.0 * 64.0)
 /* multiply-adds of the no-packing small GEMM: memory-bound, a few per load */
@@ -61,6 +65,42 @@ static inline int fs_threads_for(double work, double min_work)
 #else
 #define FS_PAR_FOR (void)nt;
 #endif
+
+/* A team that is not a plain loop: FS_PARALLEL goes right before the block
+ * every thread runs (nt declared, as for FS_PAR_FOR), fs_team tells each
+ * thread its number and the team's size, and fs_fail records an error from
+ * inside the team (the region's status variable, written atomically):
+ *        FS_PARALLEL
+ *        {
+ *            int t, T;
+ *            fs_team(&t, &T);
+ *            if (work(t, T) != FS_OK) fs_fail(&status, FS_ENOMEM);
+ *        } */
+#ifdef _OPENMP
+#define FS_PARALLEL _Pragma("omp parallel num_threads(nt) if (nt > 1)")
+#else
+#define FS_PARALLEL (void)nt;
+#endif
+
+static inline void fs_team(int *t, int *T)
+{
+#ifdef _OPENMP
+    *t = omp_get_thread_num();
+    *T = omp_get_num_threads();
+#else
+    *t = 0;
+    *T = 1;
+#endif
+}
+
+static inline void fs_fail(int *status, int code)
+{
+    (void)code; /* gcc 12 calls a parameter read only by an atomic write unused */
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+    *status = code;
+}
 
 /* 4. Splitting. [lo, hi): part t of nt of [0, count), sizes differing by at
  *    most one (the planners below and every kernel's own slices use it). */

@@ -4,10 +4,8 @@
 
 #include <stdlib.h>
 
+#include "parallel.h"
 #include "window.h"
-
-/* Below this many window reads a thread team costs more than it saves. */
-#define FS_POOL3D_PAR_MIN ((fs_idx)1 << 15)
 
 /* The winner among a window's elements so far (the best value, and j: which
  * element, in scan order): a later element wins only when strictly greater,
@@ -99,11 +97,9 @@ int fs_maxpool3d_forward(const float *x, fs_idx n, fs_idx c, const fs_idx size[3
     if (!woff) return FS_ENOMEM;
     for (fs_idx j = 0; j < kkk; j++)
         woff[j] = (j / (k[1] * k[2]) * h + j / k[2] % k[1]) * w + j % k[2];
-#ifdef _OPENMP
-    const int nt = fs_get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (nt > 1 && vols * ovol * k[0] * k[1] * k[2] >= FS_POOL3D_PAR_MIN)
-#endif
+    /* Threads take whole volumes (parallel.h: counted in window reads). */
+    FS_NT((double)vols * (double)ovol * (double)kkk, FS_PAR_MIN_READS)
+    FS_PAR_FOR
     for (fs_idx v = 0; v < vols; v++) {
         const float *xv = x + v * vol;
         for (fs_idx oz = 0; oz < od; oz++)

@@ -271,7 +271,7 @@ int fs_conv3d_forward(const fs_conv3d_geom *geom, const float *x, const float *w
 typedef struct {
     /* dW: columns (taps) [d0, d1) in blocks of ncd, voxels in blocks of kcp;
      * the dY block (A), the cols^T block (B), a gather tile, the voxel runs;
-     * dw: where this thread's dW goes (ld ckkk) */
+     * dw: where this part's dW goes (ld ckkk) */
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp, *dw;
     fs_volrun *runs_w;
@@ -290,8 +290,7 @@ typedef struct {
     fs_idx *ord;             /* packed row -> tap, see pack_weight_t */
 } bwd_space;
 
-static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partial,
-                       bwd_space *s, arena *a)
+static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, bwd_space *s, arena *a)
 {
     if (want_dw) {
         s->kcp = fs_even_block(J->g.odhw, J->kc, 1);
@@ -305,7 +304,6 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, int partia
         s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
         s->roff_w = take(a, s->maxruns_w, sizeof(fs_idx));
         s->toff_w = take(a, J->nr, sizeof(fs_idx));
-        if (partial) s->dw = take(a, J->f * J->ckkk, sizeof(float));
     }
     if (want_dx) {
         const fs_idx rows = s->r1 - s->r0;
@@ -492,18 +490,18 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
     const conv3d_job *J = job;
     bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
     arena a = {NULL, 0};
-    bwd_layout(J, part->want_dx, part->want_dw, part->partial, &s, &a);
+    bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
     a.base = fs_ws_get(a.used);
     if (!a.base) return FS_ENOMEM;
     a.used = 0;
-    bwd_layout(J, part->want_dx, part->want_dw, part->partial, &s, &a);
-    if (!part->partial) s.dw = part->dw;
+    bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
+    s.dw = part->dw;
     if (part->want_dx && s.whole) pack_weight_t(J, &s, s.r0, s.r1 - s.r0);
     for (fs_idx ni = part->i0; ni < part->i1; ni++) {
         if (part->want_dw) dw_volume(J, &s, ni, ni == part->i0);
         if (part->want_dx) dx_volume(J, &s, ni);
     }
-    fs_conv_bwd_finish(part, a.base, s.dw);
+    fs_ws_put(a.base);
     return FS_OK;
 }
 

@@ -5,13 +5,16 @@
  * too). Not part of the public contract.
  *
  * The plan is parallel.h's fs_plan_images. With at least as many images as
- * threads, threads take whole images: the forward one at a time as they come
- * free (nothing to reduce, so a thread the OS preempts holds up only its
- * image), the backward a contiguous run each, its dW and db as private
- * partials summed at the end in thread order, so results do not depend on
- * timing. With fewer images, every thread works on its own slice of every
- * image: output pixels (forward); input channels (dX), dW columns and db rows
- * (backward). Nothing but an image counter is shared, so there is no barrier.
+ * threads, threads take whole images as they come free, so a thread the OS
+ * preempts (the cores are shared) holds up only what it has taken: the
+ * forward one image at a time (nothing to reduce); the backward a run of
+ * images at a time, each run's dW and db going to a partial of its own that
+ * is summed at the end in run order. The runs are cut from n, the team size
+ * and the size of dW alone, never from timing, so results do not depend on
+ * which thread took which run. With fewer images, every thread works on its
+ * own slice of every image: output pixels (forward); input channels (dX), dW
+ * columns and db rows (backward). Nothing but a counter is shared, so there
+ * is no barrier.
  *
  * "Pixels" are output positions (voxels in 3-D) and "taps" the rows of the
  * column matrix: c * (kernel taps per channel) of them.
@@ -22,7 +25,6 @@
 #include <stdatomic.h>
 
 #include "fastseg/kernels.h"
-#include "thread_workspace.h"
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -64,38 +66,22 @@ typedef struct {
     float *dx, *dw, *db; /* each may be NULL (not wanted) */
 } fs_conv_bwd_job;
 
-/* One thread's share of a backward pass. */
+/* One thread's share of a backward pass (a run of images, or its slice of
+ * all of them). */
 typedef struct {
     fs_idx i0, i1;       /* images [i0, i1) */
     fs_idx r0, r1;       /* dX: taps [r0, r1), whole input channels, whose dx it writes */
     fs_idx d0, d1;       /* dW: columns [d0, d1) */
     int want_dx, want_dw;
-    /* dW goes to dw (ld c*taps), overwritten by the first image. With
-     * `partial` the thread provides it: dw = f x c*taps floats of its own
-     * scratch, `hold` the scratch to hand back once the partials are summed. */
-    int partial;
-    float *dw, *hold;
+    float *dw;           /* where dW goes (ld c*taps), overwritten by image i0 */
 } fs_conv_bwd_part;
-
-/* The end of a thread's dX/dW work: with `partial` its dW (dw, inside
- * `scratch`) is kept for the sum and the scratch handed back after it;
- * otherwise the scratch is handed back now. */
-static inline void fs_conv_bwd_finish(fs_conv_bwd_part *part, float *scratch, float *dw)
-{
-    if (part->partial) {
-        part->dw = dw;
-        part->hold = scratch;
-    } else {
-        fs_ws_put(scratch);
-    }
-}
 
 /* A thread's dX/dW work on its part (called only when it wants either). */
 typedef int (*fs_conv_bwd_fn)(const void *job, fs_conv_bwd_part *part);
 
 /* Splits the backward pass B (n, f, pixels, c*taps all > 0) among the team,
- * sums db itself, runs `thread` for dX and dW, then sums the dW partials.
- * Returns FS_OK or an error code. */
+ * sums db itself, runs `thread` for dX and dW (once per part: a thread may
+ * get several), then sums the dW partials. Returns FS_OK or an error code. */
 int fs_conv_backward_threads(const fs_conv_bwd_job *B, fs_conv_bwd_fn thread, const void *job);
 
 /* ---- bias ----------------------------------------------------------------- */

@@ -295,11 +295,10 @@ typedef struct {
     fs_idx d0, d1, kcp, ncd, maxruns_w;
     float *apy, *bpc, *tmp;
     fs_colrun *runs_w;
-    float *dw; /* where this thread's dW goes (ld ckk) */
+    float *dw; /* where this part's dW goes (ld ckk) */
 } bwd_space;
 
-static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int partial,
-                             bwd_space *s)
+static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, bwd_space *s)
 {
     size_t total = 0;
     s->kcf = fs_even_block(J->f, J->kt->kc, 1);
@@ -324,13 +323,11 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, int pa
         total += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp)) +
                  fs_ws_round16((size_t)(s->kcp * s->ncd)) +
                  fs_ws_round16((size_t)(J->nr * s->kcp)) +
-                 floats_for(s->maxruns_w, sizeof(fs_colrun)) +
-                 (partial ? fs_ws_round16((size_t)(J->f * J->ckk)) : 0);
+                 floats_for(s->maxruns_w, sizeof(fs_colrun));
     return total;
 }
 
-static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int partial,
-                           float *ws, bwd_space *s)
+static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, float *ws, bwd_space *s)
 {
     float *p = ws;
     if (want_dx) {
@@ -363,8 +360,6 @@ static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, int part
         s->tmp = p;
         p += fs_ws_round16((size_t)(J->nr * s->kcp));
         s->runs_w = (fs_colrun *)p;
-        p += floats_for(s->maxruns_w, sizeof(fs_colrun));
-        if (partial) s->dw = p;
     }
 }
 
@@ -569,10 +564,10 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
 {
     const conv_job *J = job;
     bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
-    float *ws = fs_ws_get(bwd_space_size(J, part->want_dx, part->want_dw, part->partial, &s));
+    float *ws = fs_ws_get(bwd_space_size(J, part->want_dx, part->want_dw, &s));
     if (!ws) return FS_ENOMEM;
-    bwd_space_bind(J, part->want_dx, part->want_dw, part->partial, ws, &s);
-    if (!part->partial) s.dw = part->dw;
+    bwd_space_bind(J, part->want_dx, part->want_dw, ws, &s);
+    s.dw = part->dw;
     if (part->want_dx) {
         order_taps(J, &s);
         pack_weight_t(J, &s);
@@ -581,7 +576,7 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
         if (part->want_dw) dw_image(J, &s, ni, ni == part->i0);
         if (part->want_dx) dx_image(J, &s, ni);
     }
-    fs_conv_bwd_finish(part, ws, s.dw);
+    fs_ws_put(ws);
     return FS_OK;
 }
 

@@ -151,6 +151,24 @@ def test_segment_rgb_and_grey_of_other_sizes(trained, image_folder, tmp_path, ca
     assert [r["name"] for r in data["images"]] == ["a", "b"]
 
 
+def test_segment_of_many_files_goes_past_a_bad_one(trained, image_folder, tmp_path, capsys):
+    # As on a cluster: the bad file is reported with its reason, the others are written,
+    # the summary counts it and the status is 1; one bad file alone stays a one-line error.
+    bad = tmp_path / "c_broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = image_folder / "images" / "a_test.png"
+    out = tmp_path / "seg"
+    code, stdout, err = run_main(["segment", trained / "model.fseg", bad, good, "--out", out],
+                                 capsys)
+    assert code == 1
+    assert (out / "a_test_mask.png").is_file() and not list(out.glob("c_broken*"))
+    assert "1 done, 0 skipped, 1 failed" in stdout
+    lines = [line for line in err.splitlines() if "c_broken.png" in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    code, _, err = run_main(["segment", trained / "model.fseg", bad, "--out", out], capsys)
+    assert_one_line_error(code, err, "segment")
+
+
 @pytest.mark.parametrize("args,command", [
     (["segment", "{tmp}/missing.fseg", "{tmp}", "--out", "{tmp}/o"], "segment"),
     (["segment", "{model}", "{tmp}/nope.png", "--out", "{tmp}/o"], "segment"),

@@ -18,8 +18,7 @@ import os
 import sys
 import traceback
 
-from fastseg._commands import CLIError, bench
-from fastseg.errors import FastsegError
+from fastseg._commands import USER_ERRORS, CLIError, bench
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -327,11 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_parser(sub)
     return parser
 
-
-#: What a command expects to go wrong, each fixable by the user: fastseg's own errors
-#: and the operating system's (OSError: missing files, permissions, a full disk; and
-#: running out of memory on a huge image). Anything else escaping a command is a bug.
-USER_ERRORS = (FastsegError, OSError, MemoryError)
 
 
 def main(argv: list[str] | None = None) -> int:

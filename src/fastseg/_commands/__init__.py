@@ -9,6 +9,11 @@ the user can fix.
 
 from fastseg.errors import FastsegError
 
+#: What a command expects to go wrong, each fixable by the user: fastseg's own errors
+#: and the operating system's (OSError: missing files, permissions, a full disk; and
+#: running out of memory on a huge image). Anything else escaping a command is a bug.
+USER_ERRORS = (FastsegError, OSError, MemoryError)
+
 
 class CLIError(FastsegError):
     """An error whose message is the whole story for the user (printed on one line)."""

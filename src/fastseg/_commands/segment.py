@@ -5,12 +5,14 @@ The work on each file is :func:`fastseg._commands.segment_file.segment_file`; wi
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
-from fastseg._commands import CLIError, files
+from fastseg._commands import USER_ERRORS, CLIError, files
 from fastseg._commands.segment_file import (
     FileReport,
+    describe_error,
     fov_file,
     outputs_exist,
     segment_file,
@@ -71,12 +73,20 @@ def run(args) -> int:
         if args.skip_existing and outputs_exist(out, path):
             reports.append(FileReport(str(path), "skipped"))
         else:
-            reports.append(segment_file(seg, path, out, fov=fov_file(path, fovs),
-                                        threshold=args.threshold, **options))
+            try:
+                reports.append(segment_file(seg, path, out, fov=fov_file(path, fovs),
+                                            threshold=args.threshold, **options))
+            except USER_ERRORS as exc:
+                if len(inputs) == 1:
+                    raise  # one file: the command's own one-line error, exit 2
+                # Of many files, a bad one is reported and the others go on, as on a cluster.
+                reports.append(FileReport(str(path), "failed", error=describe_error(exc)))
+                print(f"fastseg segment: {reports[-1].line()}", file=sys.stderr)
+                continue
         print(reports[-1].line())
     # Temporary files a killed earlier run left behind (never under an output's name).
     remove_stale_temporaries(out, [p.name for path in inputs
                                    for p in files.output_paths(out, path).values()])
     if len(inputs) > 1:
         print(summary_line(reports, time.perf_counter() - start))
-    return 0
+    return 1 if any(r.status == "failed" for r in reports) else 0

@@ -198,6 +198,16 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
     return report
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line: the message of an expected failure, the type too for anything else."""
+    from fastseg.errors import FastsegError
+
+    message = " ".join(str(exc).split())
+    if isinstance(exc, (FastsegError, OSError)) and message:
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 def summary_line(reports, seconds=None) -> str:
     """``"N done, N skipped, N failed"`` (+ the time taken) of a list of FileReports."""
     counts = {s: sum(r.status == s for r in reports) for s in ("done", "skipped", "failed")}

@@ -12,7 +12,13 @@ from distributed import as_completed
 
 import fastseg
 from fastseg._commands import CLIError, files
-from fastseg._commands.segment_file import FileReport, fov_file, outputs_exist, summary_line
+from fastseg._commands.segment_file import (
+    FileReport,
+    describe_error,
+    fov_file,
+    outputs_exist,
+    summary_line,
+)
 from fastseg._files import remove_stale_temporaries
 from fastseg.distributed import _cluster, _worker
 from fastseg.errors import InvalidValueError
@@ -142,7 +148,7 @@ def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progres
                     if future in results:
                         reports[i] = results[future]
                     else:  # e.g. KilledWorker: workers died too often running it
-                        reports[i] = FileReport(str(path), "failed", error=_worker.describe_error(
+                        reports[i] = FileReport(str(path), "failed", error=describe_error(
                             future.exception()))
                     failed += reports[i].status == "failed"
                 if failed:

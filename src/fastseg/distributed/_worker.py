@@ -23,7 +23,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 import fastseg
-from fastseg._commands.segment_file import FileReport, segment_file
+from fastseg._commands.segment_file import FileReport, describe_error, segment_file
 from fastseg.errors import InvalidTypeError
 
 #: One segmentation at a time per process (see the module docstring).
@@ -169,16 +169,6 @@ class _OneAtATime:
 
     def __getattr__(self, name):
         return getattr(self._seg, name)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line: the message of an expected failure, the type too for anything else."""
-    from fastseg.errors import FastsegError
-
-    message = " ".join(str(exc).split())
-    if isinstance(exc, (FastsegError, OSError)) and message:
-        return message
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def segment_task(path, fov, *, digest, out, threshold, predict_kwargs) -> FileReport:

@@ -23,6 +23,7 @@ from fastseg import (
     train,
 )
 from fastseg import _segmenter_volumes as vol
+from fastseg._rows import row_blocks
 from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
@@ -350,15 +351,38 @@ class Segmenter:
             raise RuntimeError("Segmenter: not fitted yet; call fit() or Segmenter.load()")
         return net
 
-    def calibrate(self, prob):
-        """Apply the prior correction (see `prior_correction`) to raw network probabilities."""
+    def _prior_ratios(self):
+        """``(a, b)`` of the prior correction, or None where it does not apply."""
         prior = getattr(self, "class_prior_", None)
         share = self.positive_fraction
         if not self.prior_correction or prior is None or share is None or not 0 < share < 1:
-            return prob  # trained at the natural class ratio, or the prior is unknown
-        a, b = prior / share, (1 - prior) / (1 - share)
-        prob = np.asarray(prob, np.float32)
-        return (prob * a / np.maximum(prob * a + (1 - prob) * b, 1e-30)).astype(np.float32)
+            return None  # trained at the natural class ratio, or the prior is unknown
+        return prior / share, (1 - prior) / (1 - share)
+
+    def calibrate(self, prob):
+        """Apply the prior correction (see `prior_correction`) to raw network probabilities.
+
+        Returns a new float32 array (`prob` itself where no correction applies); `prob`
+        is left as it was.
+        """
+        if self._prior_ratios() is None:
+            return prob
+        return self._calibrate_own(np.array(prob, dtype=np.float32))
+
+    def _calibrate_own(self, prob):
+        """:meth:`calibrate` in place on `prob`, a float32 array of our own (a
+        probability map :meth:`predict_proba` just made): no image-sized temporary."""
+        ratios = self._prior_ratios()
+        if ratios is None:
+            return prob
+        if not (prob.dtype == np.float32 and prob.flags.c_contiguous and prob.flags.writeable):
+            prob = np.array(prob, dtype=np.float32)
+        a, b = ratios
+        flat = prob.reshape(-1)  # a view: prob is C-contiguous
+        for rows in row_blocks(flat.size, prob.itemsize):
+            p = flat[rows]
+            p[...] = p * a / np.maximum(p * a + (1 - p) * b, 1e-30)
+        return prob
 
     def predict_proba(self, image, fov=None, *, tile=None, progress=None, method="auto",
                       scale=None):
@@ -384,7 +408,7 @@ class Segmenter:
             factor = _rescale.auto_scale(getattr(net, "fov_diameter", None), measured)
         prob = _segment(net, self._input(image, fov), fov, int(self.patch_size), tile,
                         progress, method, factor, "Segmenter.predict_proba")
-        return self.calibrate(prob)
+        return self._calibrate_own(prob)
 
     def _volume_proba(self, net, volume, fov, tile, progress, method, scale):
         if scale not in (None, 1):
@@ -397,7 +421,7 @@ class Segmenter:
         cutter = getattr(net, "cutter", None) or self._volume_cutter()
         prob = _segment(net, x, fov, None, tile, progress, method, 1,
                         "Segmenter.predict_proba", cutter)
-        return self.calibrate(prob)
+        return self._calibrate_own(prob)
 
     def decision_threshold(self) -> float:
         """The threshold :meth:`predict` applies: `threshold`, or the one ``"auto"`` chose."""

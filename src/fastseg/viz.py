@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fastseg._files import atomic_write
+from fastseg._rows import row_blocks
 from fastseg.errors import InvalidValueError
 
 __all__ = [
@@ -77,19 +78,28 @@ def mask_image(mask) -> np.ndarray:
 
 def probability_image(prob) -> np.ndarray:
     """Probabilities in [0, 1] as an (H, W) uint8 picture (0 -> black, 1 -> white)."""
-    p = np.asarray(prob, dtype=np.float32)
+    p = np.asarray(prob)
     if p.ndim != 2:
         raise InvalidValueError(f"prob: expected (H, W), got shape {p.shape}")
-    return (np.clip(np.nan_to_num(p), 0, 1) * 255 + 0.5).astype(np.uint8)
+    out = np.empty(p.shape, np.uint8)
+    for rows in row_blocks(p.shape[0], 4 * p.shape[1]):  # no image-sized temporaries
+        block = np.asarray(p[rows], dtype=np.float32)
+        out[rows] = (np.clip(np.nan_to_num(block), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return out
 
 
 def overlay_mask(image, mask, color=TP_COLOR, alpha=0.6) -> np.ndarray:
     """Paint `mask` over `image` in one colour; returns (H, W, 3) uint8."""
     rgb = to_rgb(image)
     m = _as_mask(mask, rgb.shape[:2])
-    out = rgb.astype(np.float32)
-    out[m] = (1 - alpha) * out[m] + alpha * np.asarray(color, np.float32)
-    return (out + 0.5).astype(np.uint8)
+    paint = alpha * np.asarray(color, np.float32)
+    out = np.empty_like(rgb)
+    for rows in row_blocks(rgb.shape[0], 12 * rgb.shape[1]):  # no image-sized float copy
+        block = rgb[rows].astype(np.float32)
+        inside = m[rows]
+        block[inside] = (1 - alpha) * block[inside] + paint
+        out[rows] = (block + 0.5).astype(np.uint8)
+    return out
 
 
 def overlay_comparison(image, pred, truth, fov=None, alpha=0.6) -> np.ndarray:

@@ -122,10 +122,10 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
                              **predict_kwargs)
     mask = (prob >= threshold) & fov
     targets = files.output_paths(out, path)
-    pictures = {"prob": viz.probability_image(prob), "mask": viz.mask_image(mask),
-                "overlay": viz.overlay_mask(image, mask)}
-    for kind in files.OUTPUT_KINDS:
-        viz.save_image(targets[kind], pictures[kind])  # atomic: never half a file
+    pictures = {"prob": lambda: viz.probability_image(prob), "mask": lambda: viz.mask_image(mask),
+                "overlay": lambda: viz.overlay_mask(image, mask)}
+    for kind in files.OUTPUT_KINDS:  # one picture in memory at a time
+        viz.save_image(targets[kind], pictures[kind]())  # atomic: never half a file
     return FileReport(str(path), "done", outputs=tuple(str(targets[k]) for k in targets),
                       shape=image.shape[:2], foreground=int(mask.sum()),
                       fov_pixels=int(fov.sum()))

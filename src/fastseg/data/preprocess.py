@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import _validate
+from fastseg._rows import row_blocks
 from fastseg.errors import InvalidValueError
 
 __all__ = ["CHANNELS", "preprocess"]
@@ -55,22 +56,31 @@ def preprocess(image, fov=None, channels="green"):
         raise InvalidValueError(f"image: expected a non-empty (H, W, 3) or (H, W) real array, "
                                 f"got shape {img.shape} dtype {img.dtype}")
     fov = _validate.as_fov(fov, img.shape[:2], need_inside=True)
-    img = img.astype(np.float32, copy=False)
-    if img.ndim == 2:
-        if channels == "rgb":
-            raise InvalidValueError("channels: 'rgb' needs an (H, W, 3) image, got a greyscale "
-                                    "one")
-        x = img[None]
-    elif channels == "green":
-        x = img[None, :, :, 1]
-    elif channels == "grey":
-        x = (img @ _LUMA)[None]
-    else:
-        x = img.transpose(2, 0, 1)
-    out = np.empty(x.shape, dtype=np.float32)
-    for c in range(x.shape[0]):
-        vals = x[c][fov].astype(np.float64)
-        std = vals.std()
-        out[c] = (x[c] - vals.mean()) / (std if std > 0 else 1.0)
-        out[c][~fov] = 0.0
+    if img.ndim == 2 and channels == "rgb":
+        raise InvalidValueError("channels: 'rgb' needs an (H, W, 3) image, got a greyscale one")
+    h, w = img.shape[:2]
+    out = np.empty((CHANNELS[channels], h, w), dtype=np.float32)
+    # One float32 plane at a time, made in `out` itself: never the whole image in float.
+    for c in range(out.shape[0]):
+        plane = out[c]
+        _float_plane(img, channels, c, plane)
+        vals = plane[fov].astype(np.float64)
+        mean, std = vals.mean(), vals.std()
+        del vals
+        scale = std if std > 0 else 1.0
+        for rows in row_blocks(h, 8 * w):  # the arithmetic promotes to float64
+            plane[rows] = (plane[rows] - mean) / scale
+        plane[~fov] = 0.0
     return out
+
+
+def _float_plane(img, channels, c, plane):
+    """Write input channel `c` of `img` into the float32 `plane`: the values
+    ``img.astype(np.float32)`` would give, taken a block of rows at a time."""
+    if img.ndim == 2:
+        plane[...] = img
+    elif channels == "grey":
+        for rows in row_blocks(img.shape[0], 12 * img.shape[1]):
+            plane[rows] = img[rows].astype(np.float32) @ _LUMA
+    else:
+        plane[...] = img[:, :, 1 if channels == "green" else c]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import fastseg._rows
 from fastseg.data import PatchSampler, Sample, patches_at, preprocess
 
 
@@ -36,6 +37,39 @@ def test_preprocess_channels_and_normalisation():
         preprocess(s.image, s.fov, "red")
     with pytest.raises(ValueError, match="fov"):
         preprocess(s.image, np.ones((3, 3), bool))
+
+
+def _whole_image_preprocess(image, fov, channels):
+    """preprocess as one whole-image float32 expression (what it computes by rows)."""
+    img = np.asarray(image).astype(np.float32)
+    if img.ndim == 2:
+        x = img[None]
+    else:
+        x = {"green": lambda: img[None, :, :, 1], "rgb": lambda: img.transpose(2, 0, 1),
+             "grey": lambda: (img @ np.array([0.299, 0.587, 0.114], np.float32))[None]}[
+                 channels]()
+    out = np.empty(x.shape, np.float32)
+    for c in range(len(x)):
+        vals = x[c][fov].astype(np.float64)
+        std = vals.std()
+        out[c] = (x[c] - vals.mean()) / (std if std > 0 else 1.0)
+        out[c][~fov] = 0.0
+    return out
+
+
+def test_preprocess_by_blocks_of_rows_is_the_whole_image_formula(monkeypatch):
+    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 200)  # a few rows per block
+    rng = np.random.default_rng(7)
+    fov = rng.random((31, 23)) < 0.7
+    for image in (rng.integers(0, 256, (31, 23, 3)).astype(np.uint8),
+                  rng.random((31, 23, 3)) * 300 - 20,
+                  rng.integers(0, 256, (62, 69, 3)).astype(np.uint8)[::2, ::3],
+                  rng.integers(0, 4096, (31, 23)).astype(np.uint16)):
+        before = image.copy()
+        for channels in ("green", "grey", "rgb")[:3 if image.ndim == 3 else 1]:
+            np.testing.assert_array_equal(preprocess(image, fov, channels),
+                                          _whole_image_preprocess(image, fov, channels))
+        np.testing.assert_array_equal(image, before)
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.25, 1.0, 0.0])

@@ -4,6 +4,7 @@ import pytest
 from _segment_helpers import usable_backend  # noqa: F401
 
 import fastseg
+import fastseg._rows
 from fastseg import Segmenter
 from fastseg.data import synthetic_fundus
 
@@ -110,6 +111,24 @@ def test_prior_correction(fitted, data):
     assert (np.diff(corrected[inside][order]) >= -1e-6).all()
     # p = positive_fraction maps to p = class prior.
     np.testing.assert_allclose(fitted.calibrate(np.float32(0.5)), fitted.class_prior_, atol=1e-6)
+    # predict_proba calibrates its own map in place: exactly what calibrate gives.
+    np.testing.assert_array_equal(corrected, fitted.calibrate(raw))
+
+
+def test_calibrate_leaves_the_callers_array_and_is_bayes_rule(fitted, monkeypatch):
+    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 40)  # many blocks of rows
+    rng = np.random.default_rng(3)
+    a = fitted.class_prior_ / fitted.positive_fraction
+    b = (1 - fitted.class_prior_) / (1 - fitted.positive_fraction)
+    for prob in (rng.random((37, 29), dtype=np.float32), rng.random((5, 6)),
+                 rng.random((40, 30), dtype=np.float32)[::3, ::2]):
+        before = prob.copy()
+        got = fitted.calibrate(prob)
+        np.testing.assert_array_equal(prob, before)  # the caller's array is not touched
+        p = np.asarray(prob, np.float32)
+        want = (p * a / np.maximum(p * a + (1 - p) * b, 1e-30)).astype(np.float32)
+        assert got.dtype == np.float32 and got.shape == prob.shape
+        np.testing.assert_array_equal(got, want)
 
 
 def test_fov_diameter_recorded_saved_and_used(fitted, data, tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fastseg._rows
 from fastseg import viz
 
 
@@ -20,6 +21,25 @@ def test_overlay_comparison_colours():
     fov = np.array([[1, 0], [0, 0]], bool)
     out = viz.overlay_comparison(image, pred, truth, fov=fov, alpha=1.0)
     assert tuple(out[0, 1]) == (0, 0, 0)     # outside the FOV: not coloured
+
+
+def test_pictures_by_blocks_of_rows_equal_the_whole_image_formulas(monkeypatch):
+    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 100)  # a few rows per block
+    rng = np.random.default_rng(5)
+    prob = rng.random((23, 17)) * 1.4 - 0.2
+    prob[3, 4] = np.nan
+    p = np.asarray(prob, np.float32)
+    np.testing.assert_array_equal(viz.probability_image(prob),
+                                  (np.clip(np.nan_to_num(p), 0, 1) * 255 + 0.5).astype(np.uint8))
+    mask = rng.random((23, 17)) < 0.4
+    for image in (rng.integers(0, 256, (23, 17, 3)).astype(np.uint8),
+                  rng.integers(0, 256, (23, 17)).astype(np.uint8)):
+        before = image.copy()
+        whole = viz.to_rgb(image).astype(np.float32)
+        whole[mask] = 0.4 * whole[mask] + 0.6 * np.asarray(viz.TP_COLOR, np.float32)
+        np.testing.assert_array_equal(viz.overlay_mask(image, mask),
+                                      (whole + 0.5).astype(np.uint8))
+        np.testing.assert_array_equal(image, before)
 
 
 def test_to_rgb_layouts_and_pictures():

@@ -12,9 +12,10 @@ from __future__ import annotations
 BLOCK_BYTES = 4 * 2**20
 
 
-def row_blocks(n_rows: int, row_bytes: int, block_bytes: int = BLOCK_BYTES):
-    """Slices covering ``range(n_rows)`` in order, each of about `block_bytes` (at least
-    one row)."""
+def row_blocks(n_rows: int, row_bytes: int, block_bytes: int | None = None):
+    """Slices covering ``range(n_rows)`` in order, each of about `block_bytes` (default
+    :data:`BLOCK_BYTES`; at least one row)."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     step = max(1, block_bytes // max(1, row_bytes))
     for r0 in range(0, n_rows, step):
         yield slice(r0, min(n_rows, r0 + step))

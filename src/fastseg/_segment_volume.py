@@ -166,7 +166,7 @@ def _each(items, progress, unit):
 
 def _planes(dense, arr, mask, cutter, tile, method, progress):
     """2d and stacked2d: the 2-D dense path on each plane (or stack of planes)."""
-    from fastseg.segment import _dense_probability
+    from fastseg.segment import Handover, _dense_probability
 
     axis = cutter.axis
     v = np.moveaxis(arr, axis, 0)
@@ -180,7 +180,7 @@ def _planes(dense, arr, mask, cutter, tile, method, progress):
     for d in _each(range(prob.shape[0]), progress, "slice"):
         if m is not None and not m[d].any():
             continue
-        prob[d] = _dense_probability(dense, np.ascontiguousarray(v[d:d + depth]),
+        prob[d] = _dense_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
                                      None if m is None else m[d], tile, method, False)
     return np.moveaxis(prob, 0, axis)
 

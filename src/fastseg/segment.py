@@ -62,11 +62,30 @@ def _segment_tile(dense, padded, y0, x0, th, tw, plan=None):
     return _dense.class1_probability(dense.run_block(padded, (y0, x0), (th, tw), plan))
 
 
-def _dense_probability(dense, arr, mask, tile, method, progress):
-    """The probability map of a (C, H, W) network input at its own scale."""
+class Handover:
+    """A network input handed to :func:`_segment` by a caller that keeps no other
+    reference to it (:meth:`fastseg.Segmenter.predict_proba`'s preprocessed photo):
+    it is let go once padded, so a large photo's input does not stay in memory beside
+    its padded copy for the whole segmentation."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def take(self):
+        array, self.array = self.array, None
+        return array
+
+
+def _dense_probability(dense, source, mask, tile, method, progress):
+    """The probability map of a (C, H, W) network input at its own scale (in the
+    :class:`Handover` `source`, let go once padded)."""
+    arr = source.take()
     h, w = arr.shape[1:]
     plan = _dense_cost.schedule(dense, (h, w), method, tile)
     padded = pad_for_patches(arr, dense.patch_size)
+    del arr
     prob = np.zeros((h, w), np.float32)
     corners = list(_tiles(h, w, plan.tile, mask))
     if progress is None:
@@ -192,7 +211,10 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
 
 def _segment(model, image, fov, patch_size, tile, progress, method, scale, caller,
              cutter=None):
-    """:func:`segment`, naming `caller` in the errors of the dense plan."""
+    """:func:`segment`, naming `caller` in the errors of the dense plan; `image` may
+    be a :class:`Handover`."""
+    if isinstance(image, Handover):
+        image = image.take()
     kind = _segment_volume.volume_cutter(model, cutter, patch_size, caller)
     if kind is not None:
         if scale not in (None, 1):
@@ -229,13 +251,14 @@ def _segment(model, image, fov, patch_size, tile, progress, method, scale, calle
     if factor is None:  # measured on a FOV the caller gave, never on the whole image
         factor = _rescale.auto_scale(getattr(model, "fov_diameter", None),
                                      None if fov is None else mask)
+    del image  # with a Handover, arr is now held here alone, and let go below
     if factor == 1.0:
-        return _dense_probability(dense, arr, mask, tile, method, progress)
+        source, arr = Handover(arr), None
+        return _dense_probability(dense, source, mask, tile, method, progress)
     small = _rescale.scaled_shape((h, w), factor)
     small_mask = _rescale.resize_mask(mask, small)
-    prob = _dense_probability(dense, _rescale.resize(arr, small), small_mask, tile, method,
-                              progress)
-    del arr
+    source, arr = Handover(_rescale.resize(arr, small)), None
+    prob = _dense_probability(dense, source, small_mask, tile, method, progress)
     prob = np.clip(_rescale.resize(prob, (h, w)), 0.0, 1.0)
     prob[~mask] = 0.0
     return prob

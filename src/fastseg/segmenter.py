@@ -27,7 +27,7 @@ from fastseg._rows import row_blocks
 from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
-from fastseg.segment import _segment
+from fastseg.segment import Handover, _segment
 
 __all__ = ["Segmenter"]
 
@@ -406,8 +406,8 @@ class Segmenter:
             measured = _rescale.estimate_fov(image) if fov is None else \
                 _validate.as_fov(fov, np.shape(image)[:2])
             factor = _rescale.auto_scale(getattr(net, "fov_diameter", None), measured)
-        prob = _segment(net, self._input(image, fov), fov, int(self.patch_size), tile,
-                        progress, method, factor, "Segmenter.predict_proba")
+        prob = _segment(net, Handover(self._input(image, fov)), fov, int(self.patch_size),
+                        tile, progress, method, factor, "Segmenter.predict_proba")
         return self._calibrate_own(prob)
 
     def _volume_proba(self, net, volume, fov, tile, progress, method, scale):

@@ -64,14 +64,21 @@ def preprocess(image, fov=None, channels="green"):
     for c in range(out.shape[0]):
         plane = out[c]
         _float_plane(img, channels, c, plane)
-        vals = plane[fov].astype(np.float64)
-        mean, std = vals.mean(), vals.std()
-        del vals
+        mean, std = _mean_and_std(plane[fov].astype(np.float64))
         scale = std if std > 0 else 1.0
         for rows in row_blocks(h, 8 * w):  # the arithmetic promotes to float64
             plane[rows] = (plane[rows] - mean) / scale
         plane[~fov] = 0.0
     return out
+
+
+def _mean_and_std(vals):
+    """``vals.mean()`` and ``vals.std()`` of a float64 array of our own, without std's
+    array-sized temporary: the same sums, with ``(vals - mean)**2`` made in place."""
+    mean = vals.mean()
+    vals -= mean
+    np.multiply(vals, vals, out=vals)
+    return mean, np.sqrt(vals.sum() / vals.size)
 
 
 def _float_plane(img, channels, c, plane):

@@ -24,8 +24,10 @@ Memory limits, both stated here and kept:
   channels are grouped to fit, groups running on ``threads`` threads at once);
 * no working array of the FFT path exceeds ``fastseg._fftconv.ARRAY_MAX_BYTES``.
 
-With them, lai2d on a 4096x4096 image peaks under 1 GB (image-sized planes
-included).
+With them, lai2d on a 4096x4096 photo peaks under 1 GB for the whole process,
+image-sized planes included (scale 1, 2 threads, the AMD EPYC above, maximum RSS:
+``fastseg segment`` end to end 888 MiB, ``segment`` with a fitted Segmenter 904 MiB,
+with the bare network 898 MiB; bench/README.md). The spectra are the largest part.
 """
 from __future__ import annotations
 

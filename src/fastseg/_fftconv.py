@@ -284,7 +284,8 @@ def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(
         Output channels computed at a time by one thread (default all): the memory
         of one group is ``group * group_bytes(...)``, and `workers` groups run at once.
     activations : sequence of callables
-        Applied in order to each group's maps (after the bias).
+        Applied in order to each group's maps (after the bias); they may work in place,
+        the maps being this call's own arrays.
     project : (numpy.ndarray (P, F), numpy.ndarray (P,) or None), optional
         A 1x1 convolution applied to the activated maps; the result is its output.
     workers : int, optional

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 
 import numpy as np
 
-from fastseg import _dense, _dense_cost, _triplanar, _validate
+from fastseg import _dense, _dense_cost, _progress, _triplanar, _validate
 from fastseg.data.patches import PAD_MODE
 from fastseg.data.volume_patches import (
     CUTTER_KINDS,
@@ -138,29 +137,6 @@ def _blocks(shape, block, mask):
             yield origin, size, region
 
 
-def _bar(total, progress, unit):
-    if progress is None:
-        progress = total >= 16 and sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="segment", unit=unit, leave=False)
-
-
-def _each(items, progress, unit):
-    items = list(items)
-    bar = _bar(len(items), progress, unit)
-    try:
-        for item in items:
-            yield item
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-
-
 # ---- the kinds ----------------------------------------------------------------------------
 
 
@@ -177,7 +153,7 @@ def _planes(dense, arr, mask, cutter, tile, method, progress):
         before = depth // 2
         v = np.pad(v, ((before, depth - 1 - before), (0, 0), (0, 0)), mode=PAD_MODE)
     prob = np.zeros((arr.shape[axis], *v.shape[1:]), np.float32)
-    for d in _each(range(prob.shape[0]), progress, "slice"):
+    for d in _progress.each(range(prob.shape[0]), progress, "slice"):
         if m is not None and not m[d].any():
             continue
         prob[d] = _dense_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
@@ -191,7 +167,7 @@ def _cubes(dense, arr, mask, cutter, tile, method, progress):
     padded = cutter.pad(arr)[None]
     prob = np.zeros(arr.shape, np.float32)
     blocks = _blocks(arr.shape, (plan.tile,) * 3, mask)
-    for origin, size, region in _each(blocks, progress, "block"):
+    for origin, size, region in _progress.each(blocks, progress, "block"):
         prob[region] = _dense.class1_probability(dense.run_block(padded, origin, size, plan))
     return prob
 
@@ -218,7 +194,7 @@ def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller):
     padded = cutter.pad(arr)
     before = cutter.size // 2
     prob = np.zeros(arr.shape, np.float32)
-    for origin, size, region in _each(_blocks(arr.shape, block, mask), progress, "block"):
+    for origin, size, region in _progress.each(_blocks(arr.shape, block, mask), progress, "block"):
         pre = np.zeros((plan.hidden, *size), np.float32)
         for axis, tower in enumerate(plan.towers):
             plane_origin = tuple(origin[a] for a in others[axis])

@@ -19,11 +19,9 @@ scale the model was trained at is resampled to it first (``scale``,
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from fastseg import _dense, _dense_cost, _rescale, _segment_volume, _validate
+from fastseg import _dense, _dense_cost, _progress, _rescale, _segment_volume, _validate
 from fastseg.data.patches import _as_chw, pad_for_patches
 from fastseg.errors import InvalidValueError
 
@@ -87,23 +85,9 @@ def _dense_probability(dense, source, mask, tile, method, progress):
     padded = pad_for_patches(arr, dense.patch_size)
     del arr
     prob = np.zeros((h, w), np.float32)
-    corners = list(_tiles(h, w, plan.tile, mask))
-    if progress is None:
-        progress = len(corners) >= 16 and sys.stderr.isatty()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(corners), desc="segment", unit="tile", leave=False)
-    try:
-        for y0, x0 in corners:
-            th, tw = min(plan.tile, h - y0), min(plan.tile, w - x0)
-            prob[y0:y0 + th, x0:x0 + tw] = _segment_tile(dense, padded, y0, x0, th, tw, plan)
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
+    for y0, x0 in _progress.each(_tiles(h, w, plan.tile, mask), progress, "tile"):
+        th, tw = min(plan.tile, h - y0), min(plan.tile, w - x0)
+        prob[y0:y0 + th, x0:x0 + tw] = _segment_tile(dense, padded, y0, x0, th, tw, plan)
     if mask is not None:
         prob[~mask] = 0.0
     return prob

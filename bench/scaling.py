@@ -50,7 +50,7 @@ def _model(path, hidden, patch_size):
 
 def _sequential(model, inputs, out, threads):
     import fastseg
-    from fastseg._commands.segment_file import segment_file
+    from fastseg._files.segment_file import segment_file
     from fastseg.segmenter import Segmenter
 
     fastseg.set_num_threads(threads)
@@ -91,7 +91,7 @@ def _on_cluster(model, inputs, out, workers, threads):
 def _overheads(model, inputs, out):
     from distributed import Client
 
-    from fastseg._commands.segment_file import segment_file
+    from fastseg._files.segment_file import segment_file
     from fastseg.distributed._cluster import local_cluster
     from fastseg.distributed._worker import ModelPayload
     from fastseg.segmenter import Segmenter

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import _buffers, ops
+from fastseg import ops
+from fastseg._cy import _buffers
 
 
 @pytest.mark.parametrize("threads", [1, 2])

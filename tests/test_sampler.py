@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import fastseg._rows
+import fastseg._row_blocks
 from fastseg.data import PatchSampler, Sample, patches_at, preprocess
 
 
@@ -58,7 +58,7 @@ def _whole_image_preprocess(image, fov, channels):
 
 
 def test_preprocess_by_blocks_of_rows_is_the_whole_image_formula(monkeypatch):
-    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 200)  # a few rows per block
+    monkeypatch.setattr(fastseg._row_blocks, "BLOCK_BYTES", 200)  # a few rows per block
     rng = np.random.default_rng(7)
     fov = rng.random((31, 23)) < 0.7
     for image in (rng.integers(0, 256, (31, 23, 3)).astype(np.uint8),

@@ -4,7 +4,7 @@ import pytest
 from _segment_helpers import usable_backend  # noqa: F401
 
 import fastseg
-import fastseg._rows
+import fastseg._row_blocks
 from fastseg import Segmenter
 from fastseg.data import synthetic_fundus
 
@@ -116,7 +116,7 @@ def test_prior_correction(fitted, data):
 
 
 def test_calibrate_leaves_the_callers_array_and_is_bayes_rule(fitted, monkeypatch):
-    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 40)  # many blocks of rows
+    monkeypatch.setattr(fastseg._row_blocks, "BLOCK_BYTES", 40)  # many blocks of rows
     rng = np.random.default_rng(3)
     a = fitted.class_prior_ / fitted.positive_fraction
     b = (1 - fitted.class_prior_) / (1 - fitted.positive_fraction)

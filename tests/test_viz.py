@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fastseg._rows
+import fastseg._row_blocks
 from fastseg import viz
 
 
@@ -24,7 +24,7 @@ def test_overlay_comparison_colours():
 
 
 def test_pictures_by_blocks_of_rows_equal_the_whole_image_formulas(monkeypatch):
-    monkeypatch.setattr(fastseg._rows, "BLOCK_BYTES", 100)  # a few rows per block
+    monkeypatch.setattr(fastseg._row_blocks, "BLOCK_BYTES", 100)  # a few rows per block
     rng = np.random.default_rng(5)
     prob = rng.random((23, 17)) * 1.4 - 0.2
     prob[3, 4] = np.nan

@@ -18,7 +18,8 @@ import os
 import sys
 import traceback
 
-from fastseg._commands import USER_ERRORS, CLIError, bench
+from fastseg._commands import CLIError, bench
+from fastseg.errors import USER_ERRORS
 
 __all__ = ["main", "build_parser", "CLIError"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "FastsegError", "InvalidValueError", "InvalidTypeError", "InvalidIndexError",
     "NonFiniteError", "UnavailableError", "MissingDependencyError", "DivergedError",
+    "USER_ERRORS",
 ]
 
 
@@ -46,3 +47,9 @@ class MissingDependencyError(FastsegError, ImportError):
 class DivergedError(FastsegError, FloatingPointError):
     """Training stopped because its loss (or the network's output) became NaN or infinite:
     the run diverged, typically from too high a learning rate."""
+
+
+#: What a command or a file job expects to go wrong, each fixable by the user: fastseg's own
+#: errors and the operating system's (OSError: missing files, permissions, a full disk; and
+#: running out of memory on a huge image). Anything else escaping one is a bug.
+USER_ERRORS = (FastsegError, OSError, MemoryError)

@@ -34,7 +34,7 @@ from collections import OrderedDict
 import numpy as np
 
 from fastseg import nn
-from fastseg._files import atomic_write
+from fastseg._atomic import atomic_write
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["save", "load", "save_arrays", "load_arrays", "save_tree", "load_tree",

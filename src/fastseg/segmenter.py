@@ -23,7 +23,7 @@ from fastseg import (
     train,
 )
 from fastseg import _segmenter_volumes as vol
-from fastseg._rows import row_blocks
+from fastseg._row_blocks import row_blocks
 from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from fastseg._mri_deps import require
+from fastseg._optional import require
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["surface", "surface_distances", "volume_metrics", "VOLUME_METRICS", "check_spacing"]

@@ -18,8 +18,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fastseg._files import atomic_write
-from fastseg._rows import row_blocks
+from fastseg._atomic import atomic_write
+from fastseg._row_blocks import row_blocks
 from fastseg.errors import InvalidValueError
 
 __all__ = [

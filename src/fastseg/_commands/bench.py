@@ -51,7 +51,7 @@ def run(args) -> int:
     print(timer.format_table(rows, backends))
     if args.json:
         from fastseg import info
-        from fastseg._files import atomic_write_text
+        from fastseg._atomic import atomic_write_text
 
         payload = {"machine": info.collect(), "rows": rows}
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")

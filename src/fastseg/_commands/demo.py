@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from fastseg import metrics, viz
+from fastseg._atomic import atomic_write
 from fastseg._commands import CLIError
-from fastseg._files import atomic_write
 
 #: Columns of the printed tables.
 COLUMNS = ("dice", "auc", "accuracy", "sensitivity", "specificity")

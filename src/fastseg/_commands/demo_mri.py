@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from fastseg import metrics, viz
+from fastseg._atomic import atomic_write
 from fastseg._commands import CLIError
-from fastseg._files import atomic_write
 
 
 @dataclass(frozen=True)

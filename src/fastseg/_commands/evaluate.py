@@ -14,8 +14,9 @@ import math
 import numpy as np
 
 from fastseg import metrics
-from fastseg._commands import CLIError, files
-from fastseg._files import atomic_write
+from fastseg._atomic import atomic_write
+from fastseg._commands import CLIError
+from fastseg._files import naming
 from fastseg.data import read_image, read_mask
 from fastseg.viz import PLANE_NAMES
 
@@ -29,8 +30,8 @@ _PICTURES = ("overlay", *PLANE_NAMES)
 
 
 def _rank(path) -> int:
-    table = _VOLUME_PREFERENCE if files.input_kind(path) == "volume" else _PREFERENCE
-    return table.get(files.tag(path), 3)
+    table = _VOLUME_PREFERENCE if naming.input_kind(path) == "volume" else _PREFERENCE
+    return table.get(naming.tag(path), 3)
 
 
 def _predictions(directory) -> dict:
@@ -41,10 +42,10 @@ def _predictions(directory) -> dict:
         raise CLIError(f"prediction folder not found: {d}")
     best = {}
     for p in sorted(d.iterdir()):
-        if not p.is_file() or not files.is_input(p) or files.tag(p) in _PICTURES:
+        if not p.is_file() or not naming.is_input(p) or naming.tag(p) in _PICTURES:
             continue
         rank = _rank(p)
-        k = files.key(p)
+        k = naming.key(p)
         if k not in best or rank < best[k][0]:
             best[k] = (rank, p)
     if not best:
@@ -55,14 +56,14 @@ def _predictions(directory) -> dict:
 def _read_prediction(path):
     """A probability map in [0, 1]: grey levels / 255 for _prob files, else a binary mask;
     for volumes the values of a _prob file, else voxels != 0."""
-    if files.input_kind(path) == "volume":
+    if naming.input_kind(path) == "volume":
         from fastseg.data import load_nifti
 
         scan = load_nifti(path)
-        if files.tag(path) in ("prob", "probability"):
+        if naming.tag(path) in ("prob", "probability"):
             return scan.array, scan
         return (scan.array != 0).astype(np.float32), scan
-    if files.tag(path) in ("prob", "probability"):
+    if naming.tag(path) in ("prob", "probability"):
         img = read_image(path)
         if img.ndim == 3:
             img = img.mean(axis=2)
@@ -72,7 +73,7 @@ def _read_prediction(path):
 
 def _read_truth(path):
     """A ground-truth mask and, for a volume, its scan record (affine, spacing)."""
-    if files.input_kind(path) == "volume":
+    if naming.input_kind(path) == "volume":
         from fastseg.data import load_nifti
 
         scan = load_nifti(path)
@@ -106,15 +107,15 @@ def _nan_to_none(value):
 
 def run(args) -> int:
     preds = _predictions(args.pred_dir)
-    truths = files.keyed(args.truth_dir, "truth")
-    fovs = files.keyed(args.fov, "FOV") if args.fov else {}
+    truths = naming.keyed(args.truth_dir, "truth")
+    fovs = naming.keyed(args.fov, "FOV") if args.fov else {}
     keys = sorted(k for k in truths if k in preds)
     if not keys:
         raise CLIError(f"no prediction in {args.pred_dir} pairs with a truth file in "
                        f"{args.truth_dir} (e.g. {next(iter(truths))!r}); see --help for the "
                        "naming rule")
     missing = sorted(set(truths) - set(preds))
-    if len({files.input_kind(preds[k]) for k in keys}) > 1:
+    if len({naming.input_kind(preds[k]) for k in keys}) > 1:
         raise CLIError(f"{args.pred_dir} mixes images and volumes; evaluate them apart")
     probs, masks, fov_list, spacings = [], [], [], []
     for k in keys:
@@ -131,7 +132,7 @@ def run(args) -> int:
         if args.fov:
             if k not in fovs:
                 raise CLIError(f"no FOV file for {truths[k].name} in {args.fov}")
-            fov = files.read_fov(fovs[k], truth.shape, truths[k].name)
+            fov = naming.read_fov(fovs[k], truth.shape, truths[k].name)
         probs.append(prob)
         masks.append(truth)
         fov_list.append(fov)

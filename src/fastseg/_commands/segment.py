@@ -1,6 +1,6 @@
 """``fastseg segment MODEL INPUT... --out DIR``: masks, probability maps and overlays.
 
-The work on each file is :func:`fastseg._commands.segment_file.segment_file`; with
+The work on each file is :func:`fastseg._files.segment_file.segment_file`; with
 ``--workers``/``--scheduler`` the files go to a Dask cluster (:mod:`fastseg.distributed`).
 """
 from __future__ import annotations
@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from fastseg._commands import USER_ERRORS, CLIError, files
-from fastseg._commands.segment_file import (
+from fastseg._atomic import remove_stale_temporaries
+from fastseg._commands import CLIError
+from fastseg._files import naming
+from fastseg._files.segment_file import (
     FileReport,
     describe_error,
     fov_file,
@@ -18,7 +20,7 @@ from fastseg._commands.segment_file import (
     segment_file,
     summary_line,
 )
-from fastseg._files import remove_stale_temporaries
+from fastseg.errors import USER_ERRORS
 
 
 def _load_segmenter(path):
@@ -56,10 +58,10 @@ def run(args) -> int:
 
         distributed.require("--workers/--scheduler")
     seg = _load_segmenter(args.model)
-    inputs = files.image_files(args.inputs)
-    fovs = files.keyed(args.fov, "FOV") if args.fov else None
+    inputs = naming.image_files(args.inputs)
+    fovs = naming.keyed(args.fov, "FOV") if args.fov else None
     out = Path(args.out)
-    if files.same_stem(inputs):
+    if naming.same_stem(inputs):
         raise CLIError("two inputs have the same file stem; their outputs would collide")
     out.mkdir(parents=True, exist_ok=True)
     options = predict_options(args)
@@ -86,7 +88,7 @@ def run(args) -> int:
         print(reports[-1].line())
     # Temporary files a killed earlier run left behind (never under an output's name).
     remove_stale_temporaries(out, [p.name for path in inputs
-                                   for p in files.output_paths(out, path).values()])
+                                   for p in naming.output_paths(out, path).values()])
     if len(inputs) > 1:
         print(summary_line(reports, time.perf_counter() - start))
     return 1 if any(r.status == "failed" for r in reports) else 0

@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from fastseg import viz
+from fastseg._atomic import atomic_write
 from fastseg._commands import CLIError
-from fastseg._files import atomic_write
 
 #: Models `fastseg train` can fit on photos: patch classifiers of one 2-D input.
 PATCH_MODELS = ("lai2d", "lai_stacked2d")

@@ -4,7 +4,7 @@ conv.c). Every shape relation the C code relies on is re-checked here, so no
 call can make it read or write outside the arrays it is given."""
 import numpy as np
 
-from fastseg._buffers import empty as _empty
+from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidValueError
 
 from fastseg._cy._status cimport check_status

@@ -6,7 +6,7 @@ is given. Kernel sizes, strides and paddings are (depth, height, width)
 triples."""
 import numpy as np
 
-from fastseg._buffers import empty as _empty
+from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidIndexError, InvalidValueError
 
 from libc.stdint cimport int64_t

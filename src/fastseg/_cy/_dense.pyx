@@ -2,7 +2,7 @@
 """Fully connected layer wrappers (kernels/src/dense.c)."""
 import numpy as np
 
-from fastseg._buffers import empty as _empty
+from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidValueError
 
 from fastseg._cy._status cimport check_status

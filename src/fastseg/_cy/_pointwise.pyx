@@ -3,7 +3,7 @@
 the arrays are seen flat. Backward passes take the forward input x."""
 import numpy as np
 
-from fastseg._buffers import empty as _empty
+from fastseg._cy._buffers import empty as _empty
 
 from fastseg.errors import InvalidValueError
 

@@ -2,7 +2,7 @@
 """Max pooling wrappers (kernels/src/pool.c)."""
 import numpy as np
 
-from fastseg._buffers import empty as _empty
+from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidIndexError, InvalidValueError
 
 from libc.stdint cimport int64_t

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastseg._mri_deps import INSTALL, require
+from fastseg._optional import INSTALL, require
 from fastseg.errors import InvalidValueError, MissingDependencyError
 
 from .resample import bounding_box, resample_to_grid

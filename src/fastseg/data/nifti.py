@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fastseg import _files, _validate
-from fastseg._mri_deps import require
+from fastseg import _atomic, _validate
+from fastseg._optional import require
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 from .volume import Volume, VolumeSample, spacing_of
@@ -242,4 +242,4 @@ def save_nifti(path, array, like=None, affine=None) -> None:
     data = img.to_bytes()
     if path.name.lower().endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    _files.atomic_write(path, lambda f: f.write(data))
+    _atomic.atomic_write(path, lambda f: f.write(data))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg import _validate
-from fastseg._rows import row_blocks
+from fastseg._row_blocks import row_blocks
 from fastseg.errors import InvalidValueError
 
 __all__ = ["CHANNELS", "preprocess"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg._mri_deps import require
+from fastseg._optional import require
 from fastseg.errors import InvalidValueError
 
 from .volume import spacing_of

@@ -74,7 +74,7 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
     Returns
     -------
     ManyReport
-        One :class:`fastseg._commands.segment_file.FileReport` per input, in order
+        One :class:`fastseg._files.segment_file.FileReport` per input, in order
         (``status`` "done", "skipped" or "failed" with its ``error``), with
         ``.done``, ``.skipped``, ``.failed`` and ``.summary()``.
 

@@ -11,15 +11,15 @@ from pathlib import Path
 from distributed import as_completed
 
 import fastseg
-from fastseg._commands import CLIError, files
-from fastseg._commands.segment_file import (
+from fastseg._atomic import remove_stale_temporaries
+from fastseg._files import naming
+from fastseg._files.segment_file import (
     FileReport,
     describe_error,
     fov_file,
     outputs_exist,
     summary_line,
 )
-from fastseg._files import remove_stale_temporaries
 from fastseg.distributed import _cluster, _worker
 from fastseg.errors import InvalidValueError
 
@@ -64,15 +64,6 @@ class ManyReport:
         return self.files[i]
 
 
-def _as_value_error(call, *args):
-    """`call(*args)`, the command line's CLIError raised as the ValueError an API raises
-    (an InvalidValueError: still a FastsegError)."""
-    try:
-        return call(*args)
-    except CLIError as exc:
-        raise InvalidValueError(str(exc)) from None
-
-
 def _input_files(inputs) -> list[Path]:
     """Folders expanded (one level, image files); files kept as given, even missing ones
     (each fails on its own, with its reason, while the others run)."""
@@ -81,10 +72,10 @@ def _input_files(inputs) -> list[Path]:
     paths = []
     for item in inputs:
         p = Path(item)
-        paths += _as_value_error(files.image_files, [p]) if p.is_dir() else [p]
+        paths += naming.image_files([p]) if p.is_dir() else [p]
     if not paths:
         raise InvalidValueError("inputs: no input files given")
-    pair = files.same_stem(paths)
+    pair = naming.same_stem(paths)
     if pair:
         raise InvalidValueError(f"inputs: {pair[0]} and {pair[1]} have the same stem; their "
                                 "outputs would collide")
@@ -97,7 +88,7 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
     start = time.perf_counter()
     payload = _worker.ModelPayload.from_model(model)
     paths = _input_files(inputs)
-    fov_files = _as_value_error(files.keyed, fovs, "FOV") if fovs is not None else None
+    fov_files = naming.keyed(fovs, "FOV") if fovs is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -109,16 +100,16 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
             continue
         try:
             todo.append((i, path, fov_file(path, fov_files)))
-        except CLIError as exc:
+        except InvalidValueError as exc:
             reports[i] = FileReport(str(path), "failed", error=str(exc))
 
     with _cluster.connect(client, n_workers, threads_per_worker) as c:
         cluster = _cluster.describe(c)
         if todo:
             _run(c, payload, todo, out, threshold, predict_kwargs, reports, progress)
-    # A worker killed while writing leaves a temporary file, never an output (_files).
+    # A worker killed while writing leaves a temporary file, never an output (_atomic).
     remove_stale_temporaries(out, [p.name for path in paths
-                                   for p in files.output_paths(out, path).values()])
+                                   for p in naming.output_paths(out, path).values()])
     return ManyReport(reports, time.perf_counter() - start, cluster)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 
 import fastseg
-from fastseg._commands.segment_file import FileReport, describe_error, segment_file
+from fastseg._files.segment_file import FileReport, describe_error, segment_file
 from fastseg.errors import InvalidTypeError
 
 #: One segmentation at a time per process (see the module docstring).

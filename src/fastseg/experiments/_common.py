@@ -20,7 +20,7 @@ import numpy as np
 
 import fastseg
 from fastseg import metrics, nn, ops, train, viz
-from fastseg._files import atomic_write
+from fastseg._atomic import atomic_write
 from fastseg.data import PatchSampler, synthetic_fundus
 from fastseg.errors import NonFiniteError
 from fastseg.segmenter import Segmenter

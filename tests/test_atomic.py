@@ -1,15 +1,15 @@
-"""fastseg._files: a write killed outright leaves a temporary file, never the real name, and
+"""fastseg._atomic: a write killed outright leaves a temporary file, never the real name, and
 remove_stale_temporaries clears exactly those temporaries."""
 import os
 import signal
 import subprocess
 import sys
 
-from fastseg._files import atomic_write, remove_stale_temporaries
+from fastseg._atomic import atomic_write, remove_stale_temporaries
 
 KILLED_WRITER = """
 import sys, time
-from fastseg._files import atomic_write
+from fastseg._atomic import atomic_write
 def write(f):
     f.write(b"half of it")
     f.flush()

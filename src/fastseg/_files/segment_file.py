@@ -1,9 +1,9 @@
 """The work of ``fastseg segment`` on one input file, shared by the command's sequential
-loop and the Dask workers of :mod:`fastseg.distributed`, so both write the same files.
+loop and the Dask workers of :mod:`fastseg.distributed`, so both write the same naming.
 
 :func:`segment_file` reads the input, segments it and writes its outputs (named by
-:func:`fastseg._commands.files.output_paths`), each atomically; the kind of input
-(:func:`fastseg._commands.files.input_kind`) picks the work.
+:func:`fastseg._files.naming.output_paths`), each atomically; the kind of input
+(:func:`fastseg._files.naming.input_kind`) picks the work.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from fastseg import viz
-from fastseg._commands import CLIError, files
+from fastseg._files import naming
 from fastseg.data import read_image
+from fastseg.errors import InvalidValueError
 from fastseg.viz import PLANE_NAMES
 
 
@@ -66,7 +67,7 @@ class FileReport:
             return f"{self.name}: skipped (its outputs exist)"
         if self.status == "failed":
             return f"{self.name}: failed: {self.error}"
-        stem = os.path.join(os.path.dirname(self.outputs[0]), files.stem(self.path))
+        stem = os.path.join(os.path.dirname(self.outputs[0]), naming.stem(self.path))
         share = self.foreground / max(self.fov_pixels, 1)
         if len(self.shape) == 3:
             return (f"{self.name}: {'x'.join(map(str, self.shape))} voxels, "
@@ -75,7 +76,7 @@ class FileReport:
         h, w = self.shape
         return (f"{self.name}: {w}x{h}, {self.foreground} vessel pixels "
                 f"({share:.1%} of the FOV) -> "
-                f"{stem}_{{{','.join(files.OUTPUT_KINDS)}}}.png")
+                f"{stem}_{{{','.join(naming.OUTPUT_KINDS)}}}.png")
 
 
 def _network_input(image, channels):
@@ -93,24 +94,25 @@ def fov_file(path, fovs):
     """
     if fovs is None:
         return None
-    if files.input_kind(path) == "volume":
-        raise CLIError(f"{Path(path).name}: --fov is for photos; a volume is segmented whole")
-    match = fovs.get(files.key(path))
+    if naming.input_kind(path) == "volume":
+        raise InvalidValueError(f"{Path(path).name}: --fov is for photos; a volume is segmented "
+                                "whole")
+    match = fovs.get(naming.key(path))
     if match is None:
-        raise CLIError(f"no FOV file for {Path(path).name} in the --fov folder (expected a "
-                       f"name like {files.key(path)}_mask.png)")
+        raise InvalidValueError(f"no FOV file for {Path(path).name} in the --fov folder "
+                                f"(expected a name like {naming.key(path)}_mask.png)")
     return match
 
 
 def _fov_for(path, image, fov_path):
     if fov_path is None:
-        return files.estimate_fov(image)
-    return files.read_fov(fov_path, image.shape[:2], f"image {path.name}")
+        return naming.estimate_fov(image)
+    return naming.read_fov(fov_path, image.shape[:2], f"image {path.name}")
 
 
 def outputs_exist(out, path) -> bool:
     """Whether every output of input `path` is in folder `out` (what resuming skips)."""
-    return all(p.is_file() for p in files.output_paths(out, path).values())
+    return all(p.is_file() for p in naming.output_paths(out, path).values())
 
 
 def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
@@ -121,10 +123,10 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
     prob = seg.predict_proba(_network_input(image, seg.channels), fov, progress=None,
                              **predict_kwargs)
     mask = (prob >= threshold) & fov
-    targets = files.output_paths(out, path)
+    targets = naming.output_paths(out, path)
     pictures = {"prob": lambda: viz.probability_image(prob), "mask": lambda: viz.mask_image(mask),
                 "overlay": lambda: viz.overlay_mask(image, mask)}
-    for kind in files.OUTPUT_KINDS:  # one picture in memory at a time
+    for kind in naming.OUTPUT_KINDS:  # one picture in memory at a time
         viz.save_image(targets[kind], pictures[kind]())  # atomic: never half a file
     return FileReport(str(path), "done", outputs=tuple(str(targets[k]) for k in targets),
                       shape=image.shape[:2], foreground=int(mask.sum()),
@@ -132,11 +134,11 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
 
 
 def _check_model_takes(seg, what):
-    """A CLIError when the segmenter segments the other kind of input than `what`."""
+    """An InvalidValueError when the segmenter segments the other kind of input than `what`."""
     kind = seg._kind()
     if (kind == "image") != (what == "image"):
         takes = "2-D images" if kind == "image" else f"3-D volumes ({kind} kind)"
-        raise CLIError(f"the model segments {takes}, not {what}s")
+        raise InvalidValueError(f"the model segments {takes}, not {what}s")
 
 
 def _segment_volume(seg, path, out, fov_path, threshold, predict_kwargs):
@@ -146,7 +148,7 @@ def _segment_volume(seg, path, out, fov_path, threshold, predict_kwargs):
     scan = load_nifti(path)
     prob = seg.predict_proba(scan.array, progress=None, **predict_kwargs)
     mask = seg.mask_from(prob, threshold)
-    targets = files.output_paths(out, path)
+    targets = naming.output_paths(out, path)
     save_nifti(targets["prob"], prob.astype(np.float32), like=scan)  # each atomic
     save_nifti(targets["mask"], mask.astype(np.uint8), like=scan)
     for name, picture in viz.plane_pictures(scan.array, mask, spacing=scan.spacing).items():
@@ -156,7 +158,7 @@ def _segment_volume(seg, path, out, fov_path, threshold, predict_kwargs):
                       fov_pixels=int(mask.size))
 
 
-#: The per-file work for each kind of input (:func:`fastseg._commands.files.input_kind`).
+#: The per-file work for each kind of input (:func:`fastseg._files.naming.input_kind`).
 _SEGMENT_BY_KIND = {"image": _segment_image, "volume": _segment_volume}
 
 
@@ -168,9 +170,9 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
     seg : fastseg.Segmenter
         A fitted segmenter.
     path : str or os.PathLike
-        The input file; its kind (:func:`files.input_kind`) picks the work.
+        The input file; its kind (:func:`naming.input_kind`) picks the work.
     out : str or os.PathLike
-        An existing folder; the outputs are named by :func:`files.output_paths`.
+        An existing folder; the outputs are named by :func:`naming.output_paths`.
     fov : str or os.PathLike, optional
         Its FOV file (see :func:`fov_file`); None estimates the FOV from the image.
     threshold : float, optional
@@ -192,7 +194,7 @@ def segment_file(seg, path, out, *, fov=None, threshold=None, **predict_kwargs) 
     """
     start = time.perf_counter()
     path = Path(path)
-    work = _SEGMENT_BY_KIND[files.input_kind(path)]
+    work = _SEGMENT_BY_KIND[naming.input_kind(path)]
     report = work(seg, path, Path(out), fov, threshold, predict_kwargs)
     report.seconds = time.perf_counter() - start
     return report

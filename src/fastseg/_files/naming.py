@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from fastseg import _validate
-from fastseg._commands import CLIError
 from fastseg._rescale import estimate_fov  # noqa: F401  (the commands' FOV estimate)
 from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
 from fastseg.data.nifti import nifti_stem
+from fastseg.errors import InvalidValueError
 from fastseg.viz import PLANE_NAMES
 
 _EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
@@ -53,15 +53,16 @@ def image_files(inputs) -> list[Path]:
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.is_file() and is_input(q))
             if not found:
-                raise CLIError(f"no image or volume files ({INPUT_SUFFIXES}) in folder {p}")
+                raise InvalidValueError(f"no image or volume files ({INPUT_SUFFIXES}) in "
+                                        f"folder {p}")
             files += found
         elif p.is_file():
             input_kind(p)  # refuses what fastseg cannot segment
             files.append(p)
         else:
-            raise CLIError(f"no such file or folder: {p}")
+            raise InvalidValueError(f"no such file or folder: {p}")
     if not files:
-        raise CLIError("no input images given")
+        raise InvalidValueError("no input images given")
     return files
 
 
@@ -72,7 +73,8 @@ def input_kind(path) -> str:
         return "volume"
     if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
         return "image"
-    raise CLIError(f"{path}: not an image or volume file (expected one of {INPUT_SUFFIXES})")
+    raise InvalidValueError(f"{path}: not an image or volume file (expected one of "
+                            f"{INPUT_SUFFIXES})")
 
 
 #: What ``fastseg segment`` writes for each input image, in the order it writes them.
@@ -126,18 +128,18 @@ def keyed(directory, what, skip_tags=()) -> dict:
     error."""
     d = Path(directory)
     if not d.is_dir():
-        raise CLIError(f"{what} folder not found: {d}")
+        raise InvalidValueError(f"{what} folder not found: {d}")
     out = {}
     for p in sorted(d.iterdir()):
         if not p.is_file() or not is_input(p) or tag(p) in skip_tags:
             continue
         k = key(p)
         if k in out:
-            raise CLIError(f"two {what} files have the same key {k!r}: {out[k].name} and "
-                           f"{p.name}")
+            raise InvalidValueError(f"two {what} files have the same key {k!r}: {out[k].name} "
+                                    f"and {p.name}")
         out[k] = p
     if not out:
-        raise CLIError(f"no image or volume files ({INPUT_SUFFIXES}) in {what} folder {d}")
+        raise InvalidValueError(f"no image or volume files ({INPUT_SUFFIXES}) in {what} folder {d}")
     return out
 
 
@@ -150,6 +152,6 @@ def read_fov(path, shape, image_name) -> np.ndarray:
     path = Path(path)
     fov = read_mask(path)
     if fov.shape != tuple(shape):
-        raise CLIError(f"FOV {path.name} is {fov.shape[1]}x{fov.shape[0]} but {image_name} is "
-                       f"{shape[1]}x{shape[0]} (W x H)")
+        raise InvalidValueError(f"FOV {path.name} is {fov.shape[1]}x{fov.shape[0]} but "
+                                f"{image_name} is {shape[1]}x{shape[0]} (W x H)")
     return _validate.as_fov(fov, shape, name=f"FOV {path.name}")

@@ -144,7 +144,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
 
-    from fastseg import _config
+    from fastseg import backends
 
     root = Path(tempfile.mkdtemp(prefix="fastseg-scaling-"))
     try:
@@ -162,7 +162,8 @@ def main():
                 times[name].append(run(out))
                 shutil.rmtree(out)
         print(f"model lai2d hidden={args.hidden} patch={args.patch_size}; {args.images} images "
-              f"of {args.size}x{args.size}; {os.cpu_count()} CPUs; isa {_config.isa()}; "
+              f"of {args.size}x{args.size}; {os.cpu_count()} CPUs; "
+              f"isa {backends.runtime().isa_name()}; "
               f"load average {os.getloadavg()[0]:.1f}")
         print(f"{'layout':24} {'start s':>8} {'run s':>8} {'images/s':>9} {'CPU s/image':>12}"
               f"   (medians of {args.repeats})")

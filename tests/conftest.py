@@ -34,10 +34,10 @@ HOST_BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
 def host_backend(request, monkeypatch):
     """Runs a test once per host backend, made current, with fastseg seeded
     (the nn / optim / train tests use it for every test of their module)."""
-    from fastseg import _config, backends
+    from fastseg import backends
 
     backends.load(request.param)
-    monkeypatch.setattr(_config, "_current", request.param)
+    monkeypatch.setattr(backends, "_current", request.param)
     fastseg.seed(0)
     return request.param
 

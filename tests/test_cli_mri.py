@@ -88,7 +88,7 @@ def model(data, tmp_path_factory):
 
 def test_train_on_a_nifti_folder_records_the_volume_settings(model):
     seg = Segmenter.load(model)
-    assert seg._kind() == "2d" and seg.patch_size == 12 and seg.keep_largest == 1
+    assert seg.resolved_kind() == "2d" and seg.patch_size == 12 and seg.keep_largest == 1
     assert seg.threshold == "auto" and 0 < seg.decision_threshold() < 1
     assert seg.optimizer == "adam" and seg.model_kwargs == {"hidden": 8}
 
@@ -157,7 +157,7 @@ def test_train_on_the_decathlon_layout_with_lai3d(data, tmp_path, capsys):
     assert code == 0, err
     assert "threshold chosen on the training scans" in out
     seg = Segmenter.load(tmp_path / "model.fseg")
-    assert seg._kind() == "3d" and seg.patch_size == 16
+    assert seg.resolved_kind() == "3d" and seg.patch_size == 16
     code, _, err = run(["segment", tmp_path / "model.fseg", data / "test" / "scan6.nii",
                         "--out", tmp_path / "seg"], capsys)
     assert code == 0, err

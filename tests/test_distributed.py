@@ -410,7 +410,7 @@ def _volume_segmenter(model, kind, size):
     seg = Segmenter(model=model, kind=kind, patch_size=size, prior_correction=False,
                     model_kwargs={"hidden": 8, "conv_channels": (3, 4), "kernel_size": 3})
     seg.model_ = seg._build().eval()
-    seg.cutter_ = seg.model_.cutter = seg._volume_cutter()
+    seg.cutter_ = seg.model_.cutter = seg.kind_cutter()
     noise = np.random.default_rng(1).standard_normal((12, 13, 11)).astype(np.float32)
     seg.threshold = float(np.median(seg.predict_proba(noise)))
     return seg

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import _config, backends, models, nn
+from fastseg import backends, models, nn
 from fastseg import io as fio
 
 
@@ -17,7 +17,7 @@ from fastseg import io as fio
 def backend(monkeypatch):
     name = "c" if "c" in fastseg.available_backends() else "numpy"
     backends.load(name)
-    monkeypatch.setattr(_config, "_current", name)
+    monkeypatch.setattr(backends, "_current", name)
     fastseg.seed(0)
 
 

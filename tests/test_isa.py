@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastseg import _config, info
+from fastseg import backends, info
 from fastseg._cy import _runtime
 
 ISAS = _runtime.ISAS
@@ -26,13 +26,13 @@ TILES = {"avx512": (10, 32), "avx2": (6, 16), "generic": (6, 16)}
 # the ISA it ran; its result is compared with NumPy's.
 CHILD = """
 import numpy as np, fastseg
-from fastseg import _config, ops
+from fastseg import backends, ops
 r = np.random.default_rng(0).standard_normal
 a, b = r((37, 300), np.float32), r((300, 41), np.float32)
 x, w = r((2, 3, 20, 20), np.float32), r((5, 3, 5, 5), np.float32)
 err = float(np.abs(ops.gemm(a, b) - a.astype(float) @ b).max())
 y = ops.conv2d(x, w)
-print(_config.isa(), err, float(np.abs(ops.relu(y)).sum()) > 0)
+print(backends.runtime().isa_name(), err, float(np.abs(ops.relu(y)).sum()) > 0)
 """
 
 
@@ -96,7 +96,7 @@ def test_select_isa_in_process(name, rng):
     before = _runtime.isa_name()
     try:
         _runtime.select_isa(name)
-        assert _config.isa() == name
+        assert backends.runtime().isa_name() == name
         assert _runtime.blocking()["mr"] == TILES[name][0]
         a, b = rng.standard_normal((13, 70), np.float32), rng.standard_normal((70, 35), np.float32)
         from fastseg import ops
@@ -141,7 +141,7 @@ def test_blocking_fits_the_tile_and_the_caches(name):
 
 def test_info_reports_the_isa_and_the_blocking_in_use():
     data = info.collect()
-    assert data["isa"] == _config.isa()
+    assert data["isa"] == backends.runtime().isa_name()
     assert data["isas"] == SUPPORTED
     assert data["blocking"] == _runtime.blocking()
     assert set(data["caches"]) == {"l1d", "l2", "l3"}

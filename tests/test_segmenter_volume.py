@@ -68,7 +68,7 @@ def test_fit_predict_save_load(kind, model, options, data, tmp_path):
     # Save and load: the same kind, cutter, threshold and probabilities.
     seg.save(tmp_path / "m.fseg")
     back = Segmenter.load(tmp_path / "m.fseg")
-    assert back._kind() == expected_kind and back.threshold_ == seg.threshold_
+    assert back.resolved_kind() == expected_kind and back.threshold_ == seg.threshold_
     assert back.cutter_.config() == seg.cutter_.config()
     np.testing.assert_array_equal(back.predict_proba(test), prob)
     np.testing.assert_array_equal(back.predict(test), mask)
@@ -78,7 +78,7 @@ def test_fit_predict_save_load(kind, model, options, data, tmp_path):
     plain = tmp_path / "plain.fseg"
     fastseg.save(net, plain)
     from_plain = Segmenter.load(plain)
-    assert from_plain._kind() == expected_kind and from_plain.patch_size == seg.patch_size
+    assert from_plain.resolved_kind() == expected_kind and from_plain.patch_size == seg.patch_size
     assert from_plain.cutter_.config() == seg.cutter_.config()
 
 
@@ -156,7 +156,8 @@ def test_settings_of_version_1_load_as_an_image_segmenter(tmp_path):
     del meta["segmenter"]["chosen_threshold"]
     io.save_arrays(tmp_path / "old.fseg", arrays, meta, format=io.MODEL_FORMAT, version=2)
     old = Segmenter.load(tmp_path / "old.fseg")
-    assert old._kind() == "image" and old.patch_size == 9 and old.decision_threshold() == 0.3
+    assert old.resolved_kind() == "image" and old.patch_size == 9
+    assert old.decision_threshold() == 0.3
     image = np.random.default_rng(0).integers(0, 255, (30, 28), dtype=np.uint8)
     np.testing.assert_array_equal(old.predict_proba(image, scale=1),
                                   seg.predict_proba(image, scale=1))

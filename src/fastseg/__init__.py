@@ -7,21 +7,20 @@ the networks of Lai (arXiv 1505.02000); :func:`segment` and :class:`Segmenter`
 run them over whole images.
 """
 from fastseg import data, errors, metrics, models, nn, ops, optim, pretrain, train
-from fastseg._config import (
-    available_backends,
+from fastseg._random import seed
+from fastseg._version import __version__
+from fastseg.backends import available as available_backends
+from fastseg.backends import (
     get_backend,
     get_num_threads,
     set_backend,
     set_num_threads,
 )
-from fastseg._random import seed
 from fastseg.io import load, save
 
 # The function shadows its module's name on purpose: fastseg.segment(model, image).
 from fastseg.segment import segment
 from fastseg.segmenter import Segmenter
-
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__", "available_backends", "get_backend", "set_backend",

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fastseg import _validate
+from fastseg import _validate, metrics
 from fastseg.data.volume_patches import CUTTER_KINDS, make_cutter
-from fastseg.errors import InvalidTypeError, InvalidValueError
+from fastseg.errors import InvalidValueError
 
-__all__ = ["KINDS", "MODEL_KINDS", "AUTO_THRESHOLDS", "resolve_kind", "volume_cutter",
+__all__ = ["KINDS", "MODEL_KINDS", "AUTO_THRESHOLDS", "resolve_kind", "kind_cutter",
            "settings_of", "volume_samples", "structure_share", "choose_threshold",
            "check_threshold"]
 
@@ -39,7 +39,7 @@ def resolve_kind(kind, model) -> str:
     return kind
 
 
-def volume_cutter(kind, patch_size, axis, slices):
+def kind_cutter(kind, patch_size, axis, slices):
     """The cutter of a volume kind with a Segmenter's options."""
     options = {}
     if kind in ("2d", "stacked2d"):
@@ -63,21 +63,6 @@ def settings_of(cutter) -> dict:
     return settings
 
 
-def _as_mask(mask, shape, name):
-    m = np.asarray(mask)
-    if m.shape != tuple(shape):
-        raise InvalidValueError(f"{name}: expected shape {tuple(shape)} (that of its volume), "
-                                f"got {m.shape}")
-    if m.dtype == np.bool_:
-        return m
-    if m.dtype.kind not in "iuf":
-        raise InvalidTypeError(f"{name}: expected a bool or 0/1 label, got dtype {m.dtype}")
-    if not np.isin(m, (0, 1)).all():
-        raise InvalidValueError(f"{name}: expected a bool or 0/1 label; it holds other values "
-                                "(select the structure's label first)")
-    return m.astype(bool)
-
-
 def volume_samples(images, masks, fovs):
     """Training volumes as the samples :class:`~fastseg.data.VolumePatchSampler` takes."""
     if fovs is not None and any(f is not None for f in fovs):
@@ -89,8 +74,8 @@ def volume_samples(images, masks, fovs):
         if arr.ndim != 3:
             raise InvalidValueError(f"images[{i}]: expected a (D, H, W) volume, got shape "
                                     f"{arr.shape}")
-        samples.append(SimpleNamespace(image=arr, mask=_as_mask(mask, arr.shape,
-                                                                f"masks[{i}]"),
+        samples.append(SimpleNamespace(image=arr, mask=_validate.as_mask(
+                                           mask, arr.shape, name=f"masks[{i}]", binary=True),
                                        name=f"volumes[{i}]"))
     return samples
 
@@ -100,16 +85,11 @@ def structure_share(samples) -> float:
     return sum(int(s.mask.sum()) for s in samples) / max(sum(s.mask.size for s in samples), 1)
 
 
-def _dice(pred, truth) -> float:
-    total = int(pred.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2.0 * int((pred & truth).sum()) / total
-
-
 def choose_threshold(probs, masks, to_mask) -> float:
     """The threshold of :data:`AUTO_THRESHOLDS` with the best mean Dice over the
     training volumes, their masks made by ``to_mask(prob, threshold)`` (thresholding
     and the Segmenter's post-processing). Ties go to the lowest."""
-    scores = [np.mean([_dice(to_mask(p, t), m) for p, m in zip(probs, masks, strict=True)])
+    scores = [np.mean([metrics.dice(to_mask(p, t), m) for p, m in zip(probs, masks, strict=True)])
               for t in AUTO_THRESHOLDS]
     return AUTO_THRESHOLDS[int(np.argmax(scores))]
 

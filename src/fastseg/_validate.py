@@ -55,6 +55,49 @@ def as_real(name: str, value, minimum: float, maximum: float) -> float:
     return float(value)
 
 
+def as_mask(mask, shape, *, name: str = "mask", binary: bool = False) -> np.ndarray:
+    """A mask as a bool array of `shape`: the one conversion of masks in fastseg.
+
+    Parameters
+    ----------
+    mask : array_like
+        Bool or numeric, of `shape`.
+    shape : tuple of int
+        The shape of the image (or volume) the mask belongs to.
+    name : str
+        The argument's name, for the messages.
+    binary : bool
+        False: any non-zero value is inside (bool masks, 0/1 labels, 0/255 masks read
+        from image files). True: the values must be 0 and 1 (a truth or training mask:
+        a label map with other labels is refused, since which label is meant is not
+        for fastseg to guess).
+
+    Raises
+    ------
+    TypeError
+        A dtype that is neither bool nor numeric.
+    ValueError
+        Another shape, NaN, or (`binary`) values other than 0 and 1.
+    """
+    refuse_device(name, mask)
+    arr = np.asarray(mask)
+    if arr.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{name}: expected a bool or numeric mask, got dtype "
+                               f"{arr.dtype}")
+    if arr.shape != tuple(shape):
+        raise InvalidValueError(f"{name}: expected shape {tuple(shape)} (that of its image or "
+                                f"volume), got {arr.shape}")
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise InvalidValueError(f"{name}: contains NaN; a mask is zero outside and non-zero "
+                                "inside")
+    if binary and arr.size and not np.isin(arr, (0, 1)).all():
+        raise InvalidValueError(f"{name}: expected a binary mask (bool or 0/1); it holds other "
+                                "values (threshold it, or select the structure's label, first)")
+    return arr != 0
+
+
 def as_fov(fov, shape, *, name: str = "fov", need_inside: bool = False) -> np.ndarray:
     """A field of view as a bool array of `shape`: the one meaning of a FOV in fastseg.
 
@@ -88,18 +131,7 @@ def as_fov(fov, shape, *, name: str = "fov", need_inside: bool = False) -> np.nd
     shape = tuple(int(d) for d in shape)
     if fov is None:
         return np.ones(shape, dtype=bool)
-    refuse_device(name, fov)
-    arr = np.asarray(fov)
-    if arr.dtype.kind not in "biuf":
-        raise InvalidTypeError(f"{name}: expected a bool or numeric mask, got dtype "
-                               f"{arr.dtype}")
-    if arr.shape != shape:
-        raise InvalidValueError(f"{name}: expected shape {shape} (that of the image), "
-                                f"got {arr.shape}")
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise InvalidValueError(f"{name}: contains NaN; a FOV is zero outside and non-zero "
-                                "inside")
-    inside = arr if arr.dtype == np.bool_ else arr != 0
+    inside = as_mask(fov, shape, name=name)
     if need_inside and not inside.any():
         raise InvalidValueError(f"{name}: is empty (no pixel inside), but at least one is "
                                 "needed")

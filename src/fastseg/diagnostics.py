@@ -38,7 +38,7 @@ __all__ = ["Recorder", "layer_names", "plot"]
 
 
 def _own_parameters(module) -> list:
-    return [p for p in module._parameters.values() if p is not None]
+    return module.parameters(recurse=False)
 
 
 def _key(name: str, module) -> str:
@@ -94,7 +94,7 @@ class Recorder:
         """After the forward pass: the ReLUs still hold their inputs."""
         dead = {}
         for key, relu in self.relus:
-            x = relu._x
+            x = relu.saved_input
             if x is None:
                 dead[key] = float("nan")
                 continue

@@ -6,7 +6,7 @@ import platform
 import numpy as np
 
 import fastseg
-from fastseg import _config
+from fastseg import backends
 
 
 def cpu_model() -> str:
@@ -24,20 +24,21 @@ def cpu_model() -> str:
 def collect() -> dict:
     """Version, backends, the CPU and the kernels' instruction set, blocking,
     OpenMP and threads."""
+    runtime = backends.runtime()
     return {
         "fastseg": fastseg.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpu": cpu_model(),
-        "backends": _config.available_backends(),
-        "backend": _config.get_backend(),
-        "isa": _config.isa(),
-        "isas": _config.supported_isas(),
-        "blocking": _config.blocking(),
-        "caches": _config.cache_sizes(),
-        "openmp": _config.openmp_enabled(),
-        "threads": _config.get_num_threads(),
+        "backends": backends.available(),
+        "backend": backends.get_backend(),
+        "isa": runtime.isa_name(),
+        "isas": runtime.supported_isas(),
+        "blocking": runtime.blocking(),
+        "caches": runtime.cache_sizes(),
+        "openmp": runtime.openmp_enabled(),
+        "threads": runtime.get_num_threads(),
     }
 
 

@@ -58,9 +58,9 @@ _WHITELIST = {
 
 
 def _fastseg_version() -> str:
-    import fastseg
+    from fastseg._version import __version__
 
-    return getattr(fastseg, "__version__", "unknown")
+    return __version__
 
 
 class _Refused(ValueError):

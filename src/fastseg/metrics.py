@@ -16,7 +16,8 @@ import numpy as np
 from fastseg import _validate, surface_distance
 from fastseg.errors import InvalidValueError, MissingDependencyError
 
-__all__ = ["METRICS", "evaluate", "roc_auc", "cldice", "evaluate_dataset", "format_table"]
+__all__ = ["METRICS", "evaluate", "dice", "roc_auc", "cldice", "evaluate_dataset",
+           "format_table"]
 
 #: Keys of the dict returned by :func:`evaluate`, in table order.
 METRICS = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision", "auc")
@@ -38,17 +39,21 @@ def _check_prob(prob, name="prob"):
     return arr
 
 
-def _check_binary(mask, shape, name):
-    arr = np.asarray(mask)
-    if arr.shape != shape:
-        raise InvalidValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if arr.dtype == np.bool_:
-        return arr
-    if arr.dtype.kind not in "fiu":
-        raise InvalidValueError(f"{name} must be bool or 0/1, got dtype {arr.dtype}")
-    if arr.size and not np.isin(arr, (0, 1)).all():
-        raise InvalidValueError(f"{name} must be binary (bool or 0/1); threshold it first")
-    return arr.astype(bool)
+def _dice_of_counts(tp: int, fp: int, fn: int) -> float:
+    """2 TP / (2 TP + FP + FN); 1.0 when neither mask has a pixel."""
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+
+def dice(pred_mask, true_mask) -> float:
+    """Dice overlap of two masks of one shape (bool or 0/1): 1.0 when both are empty.
+
+    The formula of :func:`evaluate`'s ``dice``, without its probability checks, for
+    masks already made (a threshold chosen on training volumes, say).
+    """
+    t = _validate.as_mask(true_mask, np.shape(pred_mask), name="true_mask", binary=True)
+    p = _validate.as_mask(pred_mask, t.shape, name="pred_mask", binary=True)
+    tp = int(np.count_nonzero(p & t))
+    return _dice_of_counts(tp, int(np.count_nonzero(p)) - tp, int(np.count_nonzero(t)) - tp)
 
 
 def roc_auc(scores, labels):
@@ -133,7 +138,7 @@ def evaluate(prob, mask, fov=None, threshold=0.5, spacing=None):
     Surface distances are 0 when both masks are empty and NaN when one is.
     """
     p = _check_prob(prob)
-    m = _check_binary(mask, p.shape, "mask")
+    m = _validate.as_mask(mask, p.shape, name="mask", binary=True)
     f = _validate.as_fov(fov, p.shape, need_inside=True)  # metrics need a pixel to count
     threshold = _validate.as_real("threshold", threshold, 0, 1)
     volume = None
@@ -147,7 +152,7 @@ def evaluate(prob, mask, fov=None, threshold=0.5, spacing=None):
     fn = int(np.count_nonzero(~pred & m))
     tn = m.size - tp - fp - fn
     res = {
-        "dice": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
+        "dice": _dice_of_counts(tp, fp, fn),
         "iou": tp / (tp + fp + fn) if tp + fp + fn else 1.0,
         "accuracy": (tp + tn) / m.size,
         "sensitivity": _ratio(tp, tp + fn),
@@ -202,8 +207,8 @@ def cldice(pred_mask, true_mask, fov=None):
     p = np.asarray(pred_mask)
     if p.ndim != 2 or p.size == 0:
         raise InvalidValueError(f"pred_mask must be a non-empty 2-D mask, got shape {p.shape}")
-    p = _check_binary(p, p.shape, "pred_mask")
-    t = _check_binary(true_mask, p.shape, "true_mask")
+    p = _validate.as_mask(p, p.shape, name="pred_mask", binary=True)
+    t = _validate.as_mask(true_mask, p.shape, name="true_mask", binary=True)
     f = _validate.as_fov(fov, p.shape, need_inside=True)  # metrics need a pixel to count
     p, t = p & f, t & f
     if not p.any() and not t.any():

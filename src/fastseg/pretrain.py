@@ -23,7 +23,7 @@ import numpy as np
 from fastseg import _random, ops, optim
 from fastseg import _validate as v
 from fastseg.errors import DivergedError, InvalidTypeError, InvalidValueError
-from fastseg.nn.activation import _Activation
+from fastseg.nn.activation import Activation
 from fastseg.nn.containers import Sequential
 from fastseg.nn.layers import Conv2d, Linear
 from fastseg.nn.loss import MSELoss
@@ -124,7 +124,7 @@ def _steps(net, layers):
     steps = []
     for i in hidden[:count]:
         after = modules[i + 1] if i + 1 < len(modules) else None
-        steps.append((i, modules[i], after if isinstance(after, _Activation) else None))
+        steps.append((i, modules[i], after if isinstance(after, Activation) else None))
     return steps, modules
 
 

@@ -9,12 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from fastseg import (
-    _config,
-    _dense,
     _random,
-    _rescale,
-    _segment_volume,
     _validate,
+    backends,
     io,
     models,
     nn,
@@ -23,11 +20,12 @@ from fastseg import (
     train,
 )
 from fastseg import _segmenter_volumes as vol
+from fastseg._inference import Handover, fcn, rescale, segment_array
+from fastseg._inference.volume import check_fits_network, network_cutter
 from fastseg._row_blocks import row_blocks
 from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
 from fastseg.errors import InvalidValueError
-from fastseg.segment import Handover, _segment
 
 __all__ = ["Segmenter"]
 
@@ -194,18 +192,19 @@ class Segmenter:
 
     # ---- building --------------------------------------------------------------------------
 
-    def _kind(self) -> str:
+    def resolved_kind(self) -> str:
         """What this segmenter segments: ``"image"`` or a volume kind."""
         return vol.resolve_kind(self.kind, self.model)
 
-    def _volume_cutter(self):
-        return vol.volume_cutter(self._kind(), self.patch_size, self.axis, self.slices)
+    def kind_cutter(self):
+        """The patch cutter of this segmenter's volume kind, with its options."""
+        return vol.kind_cutter(self.resolved_kind(), self.patch_size, self.axis, self.slices)
 
     def _check(self):
-        kind = self._kind()
+        kind = self.resolved_kind()
         vol.check_threshold(self.threshold, kind)
         if kind != "image":
-            self._volume_cutter()  # axis, slices
+            self.kind_cutter()  # axis, slices
             if self.keep_largest is not None:
                 _validate.as_int("keep_largest", self.keep_largest, minimum=1)
         check_channels(self.channels)
@@ -219,14 +218,14 @@ class Segmenter:
 
     def _build(self):
         kwargs = dict(self.model_kwargs or {})
-        kind = self._kind()
+        kind = self.resolved_kind()
         channels = CHANNELS[self.channels] if kind == "image" else \
-            self._volume_cutter().in_channels
+            self.kind_cutter().in_channels
         kwargs.setdefault("in_channels", channels)
         kwargs.setdefault("patch_size", int(self.patch_size))
         net = models.get(self.model, **kwargs)
         if kind != "image":
-            _segment_volume.check_fits_network(net, self._volume_cutter(), "Segmenter.fit")
+            check_fits_network(net, self.kind_cutter(), "Segmenter.fit")
         return net
 
     def _optimizer(self, params):
@@ -276,7 +275,7 @@ class Segmenter:
             raise InvalidValueError(f"fit: need as many masks and fovs as images (got "
                                     f"{len(images)} "
                                     f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
-        if self._kind() == "image":
+        if self.resolved_kind() == "image":
             sampler = self._image_sampler(images, masks, fovs)
         else:
             sampler = self._volume_sampler(images, masks, fovs)
@@ -284,7 +283,7 @@ class Segmenter:
         net = self._build()
         if pretrain is not None and resume is None:
             pretrain(net, sampler)
-        if _config.get_backend() == "cuda":
+        if backends.get_backend() == "cuda":
             net.to("cuda")  # weights, gradients and optimizer state stay on the GPU
         opt = self._optimizer(net.parameters())
         batches = lambda epoch: _EpochBatches(sampler, epoch)  # noqa: E731
@@ -325,7 +324,7 @@ class Segmenter:
             fov_pixels += int(smp.fov.sum())
         self.class_prior_ = vessel / max(fov_pixels, 1)
         # FOVs not given are estimated from the photos, as predict_proba does.
-        diameters = [_rescale.fov_diameter(_rescale.estimate_fov(smp.image) if fov is None
+        diameters = [rescale.fov_diameter(rescale.estimate_fov(smp.image) if fov is None
                                            else smp.fov)
                      for smp, fov in zip(samples, fovs, strict=True)]
         diameters = [d for d in diameters if d is not None]
@@ -336,7 +335,7 @@ class Segmenter:
     def _volume_sampler(self, images, masks, fovs):
         """The volumes' voxel sampler (the kind's cutter); sets the class prior."""
         samples = vol.volume_samples(images, masks, fovs)
-        self.cutter_ = self._volume_cutter()
+        self.cutter_ = self.kind_cutter()
         sampler = VolumePatchSampler(samples, self.cutter_, batch_size=self.batch_size,
                                      positive_fraction=self.positive_fraction,
                                      normalize=bool(self.normalize), seed=self.seed,
@@ -399,28 +398,25 @@ class Segmenter:
         the patch its kind's cutter cuts there (before calibration).
         """
         net = self._fitted()
-        if self._kind() != "image":
+        if self.resolved_kind() != "image":
             return self._volume_proba(net, image, fov, tile, progress, method, scale)
-        factor = _rescale.check_scale(scale)
+        factor = rescale.check_scale(scale)
         if factor is None:
-            measured = _rescale.estimate_fov(image) if fov is None else \
+            measured = rescale.estimate_fov(image) if fov is None else \
                 _validate.as_fov(fov, np.shape(image)[:2])
-            factor = _rescale.auto_scale(getattr(net, "fov_diameter", None), measured)
-        prob = _segment(net, Handover(self._input(image, fov)), fov, int(self.patch_size),
-                        tile, progress, method, factor, "Segmenter.predict_proba")
+            factor = rescale.auto_scale(getattr(net, "fov_diameter", None), measured)
+        prob = segment_array(net, Handover(self._input(image, fov)), fov, int(self.patch_size),
+                             tile, progress, method, factor, "Segmenter.predict_proba")
         return self._calibrate_own(prob)
 
     def _volume_proba(self, net, volume, fov, tile, progress, method, scale):
-        if scale not in (None, 1):
-            raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
-                                    f"scale={scale!r}; resample the volume first")
         if np.ndim(volume) != 3:
-            raise InvalidValueError(f"volume: this segmenter ({self._kind()} kind) segments "
-                                    f"(D, H, W) volumes, got shape {np.shape(volume)}")
+            raise InvalidValueError(f"volume: this segmenter ({self.resolved_kind()} kind) "
+                                    f"segments (D, H, W) volumes, got shape {np.shape(volume)}")
         x = normalize_volume(volume) if self.normalize else volume
-        cutter = getattr(net, "cutter", None) or self._volume_cutter()
-        prob = _segment(net, x, fov, None, tile, progress, method, 1,
-                        "Segmenter.predict_proba", cutter)
+        cutter = getattr(net, "cutter", None) or self.kind_cutter()
+        prob = segment_array(net, x, fov, None, tile, progress, method, scale,
+                             "Segmenter.predict_proba", cutter)
         return self._calibrate_own(prob)
 
     def decision_threshold(self) -> float:
@@ -439,7 +435,7 @@ class Segmenter:
         mask = np.asarray(prob) >= t
         if fov is not None:
             mask &= _validate.as_fov(fov, mask.shape)
-        if self._kind() != "image" and self.keep_largest is not None:
+        if self.resolved_kind() != "image" and self.keep_largest is not None:
             mask = postprocess.largest_components(mask, self.keep_largest)
         return mask
 
@@ -493,12 +489,12 @@ class Segmenter:
             raise InvalidValueError(f"cannot load {os.fspath(path)!r}: {exc}") from None
         net.eval()
         info = meta.get("segmenter")
-        cutter = _segment_volume.volume_cutter(net, caller="Segmenter.load")
+        cutter = network_cutter(net, caller="Segmenter.load")
         if info is None and cutter is not None:
             self = cls(**vol.settings_of(cutter))
         elif info is None:
-            size = _dense.infer_patch_size(net, "Segmenter.load")
-            in_channels = _dense.plan(net, size, "Segmenter.load").in_channels
+            size = fcn.infer_patch_size(net, "Segmenter.load")
+            in_channels = fcn.plan(net, size, "Segmenter.load").in_channels
             self = cls(patch_size=size, channels="rgb" if in_channels == 3 else "green")
         else:
             if not isinstance(info, dict) or info.get("version", 0) > _SETTINGS_VERSION:

@@ -18,6 +18,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fastseg import _validate
 from fastseg._atomic import atomic_write
 from fastseg._row_blocks import row_blocks
 from fastseg.errors import InvalidValueError
@@ -61,13 +62,6 @@ def to_rgb(image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _as_mask(mask, shape, name="mask") -> np.ndarray:
-    m = np.asarray(mask)
-    if m.shape != tuple(shape):
-        raise InvalidValueError(f"{name}: expected shape {tuple(shape)}, got {m.shape}")
-    return m.astype(bool, copy=False)
-
-
 def mask_image(mask) -> np.ndarray:
     """A binary mask as an (H, W) uint8 picture: 255 for True, 0 for False."""
     m = np.asarray(mask)
@@ -91,7 +85,7 @@ def probability_image(prob) -> np.ndarray:
 def overlay_mask(image, mask, color=TP_COLOR, alpha=0.6) -> np.ndarray:
     """Paint `mask` over `image` in one colour; returns (H, W, 3) uint8."""
     rgb = to_rgb(image)
-    m = _as_mask(mask, rgb.shape[:2])
+    m = _validate.as_mask(mask, rgb.shape[:2])
     paint = alpha * np.asarray(color, np.float32)
     out = np.empty_like(rgb)
     for rows in row_blocks(rgb.shape[0], 12 * rgb.shape[1]):  # no image-sized float copy
@@ -121,9 +115,9 @@ def overlay_comparison(image, pred, truth, fov=None, alpha=0.6) -> np.ndarray:
     """
     rgb = to_rgb(image)
     hw = rgb.shape[:2]
-    p, t = _as_mask(pred, hw, "pred"), _as_mask(truth, hw, "truth")
+    p, t = _validate.as_mask(pred, hw, name="pred"), _validate.as_mask(truth, hw, name="truth")
     if fov is not None:
-        f = _as_mask(fov, hw, "fov")
+        f = _validate.as_mask(fov, hw, name="fov")
         p, t = p & f, t & f
     out = rgb.astype(np.float32)
     for sel, color in ((p & t, TP_COLOR), (p & ~t, FP_COLOR), (~p & t, FN_COLOR)):
@@ -168,8 +162,8 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict
     vol = np.asarray(volume)
     if vol.ndim != 3 or vol.size == 0:
         raise InvalidValueError(f"volume: expected a (D, H, W) volume, got shape {vol.shape}")
-    p = _as_mask(pred, vol.shape, "pred")
-    t = None if truth is None else _as_mask(truth, vol.shape, "truth")
+    p = _validate.as_mask(pred, vol.shape, name="pred")
+    t = None if truth is None else _validate.as_mask(truth, vol.shape, name="truth")
     sp = np.ones(3) if spacing is None else np.asarray(spacing, np.float64).reshape(3)
     grey = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)  # one stretch for all
     pictures = {}

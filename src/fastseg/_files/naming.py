@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fastseg import _validate
-from fastseg._rescale import estimate_fov  # noqa: F401  (the commands' FOV estimate)
+from fastseg._inference.rescale import estimate_fov  # noqa: F401  (the commands' FOV estimate)
 from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
 from fastseg.data.nifti import nifti_stem
 from fastseg.errors import InvalidValueError

@@ -135,7 +135,7 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
 
 def _check_model_takes(seg, what):
     """An InvalidValueError when the segmenter segments the other kind of input than `what`."""
-    kind = seg._kind()
+    kind = seg.resolved_kind()
     if (kind == "image") != (what == "image"):
         takes = "2-D images" if kind == "image" else f"3-D volumes ({kind} kind)"
         raise InvalidValueError(f"the model segments {takes}, not {what}s")

@@ -1,4 +1,5 @@
-"""The registry of backends: each one's operation table, by name, imported lazily.
+"""The registry of backends: each one's operation table, by name, imported lazily, and
+the process-wide settings that pick among them (the current backend, the kernel threads).
 
 A backend is a module that fills the table declared in
 :mod:`fastseg.backends.contract` (the kernels, the array helpers nn and optim
@@ -9,9 +10,11 @@ checked. ``"numpy"`` is the reference every other backend is tested against.
 from __future__ import annotations
 
 import importlib
+import os
 
+from fastseg import _validate
 from fastseg.backends.contract import Table, build_table
-from fastseg.errors import InvalidValueError, UnavailableError
+from fastseg.errors import InvalidTypeError, InvalidValueError, UnavailableError
 
 # name -> module path; import happens on first use, so a missing compiled
 # extension or CUDA toolkit only matters to whoever asks for that backend.
@@ -24,6 +27,8 @@ _MODULES = {
 _DEVICE_BACKENDS = {"cuda": "cuda"}
 _loaded: dict[str, Table] = {}
 _unavailable: dict[str, str] = {}
+_DEFAULT_BACKEND = "c"
+_current: str | None = None  # set on first use: FASTSEG_BACKEND, else the default
 
 
 def names() -> list[str]:
@@ -64,11 +69,7 @@ def load(name: str) -> Table:
 def table(name: str | None = None) -> Table:
     """The table of backend `name`, or of the current one (:func:`fastseg.get_backend`)
     when `name` is None."""
-    if name is None:
-        from fastseg import _config  # _config imports this module
-
-        name = _config.get_backend()
-    return load(name)
+    return load(get_backend() if name is None else name)
 
 
 def for_device(device: str) -> Table:
@@ -86,3 +87,62 @@ def available() -> list[str]:
             continue
         usable.append(name)
     return usable
+
+
+# ---- the current backend ----------------------------------------------------------------
+
+
+def _initial_backend() -> str:
+    # FASTSEG_BACKEND overrides the default; an unknown name is an error
+    # rather than a silent fallback, so a typo cannot change results.
+    name = os.environ.get("FASTSEG_BACKEND", "").strip()
+    if name:
+        load(name)
+        return name
+    return _DEFAULT_BACKEND
+
+
+def get_backend() -> str:
+    """Name of the backend that ``fastseg.ops`` uses when given ``backend=None``."""
+    global _current
+    if _current is None:
+        _current = _initial_backend()
+    return _current
+
+
+def set_backend(name: str) -> None:
+    """Make `name` the current backend (``"c"``, ``"numpy"`` or ``"cuda"``).
+
+    Raises
+    ------
+    ValueError
+        For a name fastseg does not know.
+    RuntimeError
+        For a known backend that cannot run here (the message says why).
+    """
+    global _current
+    if not isinstance(name, str):
+        raise InvalidTypeError(f"set_backend: name must be a str, got {type(name).__name__}")
+    load(name)
+    _current = name
+
+
+# ---- the compiled kernels' threads and instruction set ---------------------------------
+
+
+def runtime():
+    """The compiled kernels' process-wide runtime (threads, ISA, blocking), through the
+    ``"c"`` backend, the one module that imports the compiled extensions."""
+    from fastseg.backends import c  # the compiled library loads on first use
+
+    return c.runtime
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads the compiled kernels use (process-wide)."""
+    runtime().set_num_threads(_validate.as_int("set_num_threads: n", n, minimum=1))
+
+
+def get_num_threads() -> int:
+    """Threads the compiled kernels use; defaults to OMP_NUM_THREADS or the core count."""
+    return runtime().get_num_threads()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastseg._cy import _conv, _conv3d, _dense, _gemm, _loss, _optim, _pointwise, _pool
+from fastseg._cy import _runtime as runtime  # noqa: F401  (threads, ISA: fastseg.backends)
 from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     NOT_PROVIDED,
     add_,

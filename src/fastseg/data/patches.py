@@ -9,13 +9,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fastseg import _validate
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
-__all__ = ["pad_for_patches", "patches_at", "patches_from_padded"]
+__all__ = ["pad_for_patches", "patches_at", "patches_from_padded", "as_chw"]
 
 #: NumPy padding mode used at image borders (mirror without repeating the edge pixel).
 PAD_MODE = "reflect"
 
 
-def _as_chw(image, name="image"):
+def as_chw(image, name="image"):
+    """`image` as a C-contiguous float32 (C, H, W) array ((H, W) gains C = 1); a clear
+    error naming `name` for another dtype, rank or an empty array."""
     arr = np.asarray(image)
     if arr.dtype.kind not in "fiub":
         raise InvalidTypeError(f"{name}: expected a real-valued array, got dtype {arr.dtype}")
@@ -56,7 +58,7 @@ def pad_for_patches(image, size):
     dimension of length 1 is repeated.
     """
     size = _validate.as_int("size", size, minimum=1)
-    arr = _as_chw(image)
+    arr = as_chw(image)
     before = size // 2
     after = size - 1 - before
     return np.pad(arr, ((0, 0), (before, after), (before, after)), mode=PAD_MODE)
@@ -147,6 +149,6 @@ def patches_at(image, coords, size):
     :func:`pad_for_patches`, of which this is a slice.
     """
     size = _validate.as_int("size", size, minimum=1)
-    arr = _as_chw(image)
+    arr = as_chw(image)
     check_coords(coords, arr.shape[1:])  # fail before padding
     return patches_from_padded(pad_for_patches(arr, size), coords, size)

@@ -25,7 +25,9 @@ import dask.array as da
 import numpy as np
 
 import fastseg
-from fastseg import _dense, _segment_volume, _validate
+from fastseg import _validate
+from fastseg._inference import fcn
+from fastseg._inference.volume import network_cutter
 from fastseg.distributed import _cluster, _worker
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
@@ -123,12 +125,12 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
                                 "FOV cut in chunks has no one diameter); resample the image "
                                 "first")
     segment_kwargs = {**segment_kwargs, "scale": 1}
-    cutter = _segment_volume.volume_cutter(net, patch_size=patch_size, caller="segment_large")
+    cutter = network_cutter(net, patch_size=patch_size, caller="segment_large")
     if cutter is None:
         if patch_size is None:
-            patch_size = size if size is not None else _dense.infer_patch_size(net)
+            patch_size = size if size is not None else fcn.infer_patch_size(net)
         patch_size = _validate.as_int("patch_size", patch_size, minimum=1)
-        in_channels = _dense.plan(net, patch_size).in_channels  # refuses what cannot run dense
+        in_channels = fcn.plan(net, patch_size).in_channels  # refuses what cannot run dense
         extent, axes, layout = (patch_size,) * SPATIAL_AXES, SPATIAL_AXES, "(H, W) or (C, H, W)"
     else:
         patch_size, in_channels = None, 1

@@ -99,7 +99,8 @@ def run(s: dict, seed: int, say) -> Result:
             dice.append(curves.final()["dice"])
             auc.append(curves.final()["auc"])
             curves_by_seed.append(curves.as_json())
-        weighted = sum(1 for m in net.modules() if m._parameters.get("weight") is not None)
+        weighted = sum(1 for m in net.modules()
+                       if dict(m.named_parameters(recurse=False)).get("weight") is not None)
         rows.append({"network": name, "layers with weights": weighted, "shape": what,
                      "parameters": parameter_count(net),
                      "test Dice (mean)": float(np.mean(dice)),

@@ -56,7 +56,7 @@ def deep_plain_net(activation, s):
 def he_init(net):
     """He et al.'s uniform initialisation of every weight (biases zero), in place."""
     for module in net.modules():
-        weight = module._parameters.get("weight")
+        weight = dict(module.named_parameters(recurse=False)).get("weight")
         if weight is not None:
             fan_in = math.prod(weight.shape[1:])
             weight.data[...] = init.uniform(weight.shape, math.sqrt(6.0 / fan_in))

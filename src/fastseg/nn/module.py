@@ -216,8 +216,11 @@ class Module:
         for name, child in self._modules.items():
             yield from child._all_named_parameters(f"{prefix}.{name}" if prefix else name)
 
-    def named_parameters(self) -> list[tuple[str, Parameter]]:
-        """``(dotted name, Parameter)`` pairs, each shared parameter once."""
+    def named_parameters(self, recurse: bool = True) -> list[tuple[str, Parameter]]:
+        """``(dotted name, Parameter)`` pairs, each shared parameter once; with
+        ``recurse=False`` only this module's own (as in PyTorch)."""
+        if not recurse:
+            return [(name, p) for name, p in self._parameters.items() if p is not None]
         seen, out = set(), []
         for name, param in self._all_named_parameters():
             if id(param) not in seen:
@@ -225,9 +228,10 @@ class Module:
                 out.append((name, param))
         return out
 
-    def parameters(self) -> list[Parameter]:
-        """Every :class:`Parameter`, in ``state_dict`` order (a list, reusable)."""
-        return [param for _, param in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        """Every :class:`Parameter`, in ``state_dict`` order (a list, reusable); with
+        ``recurse=False`` only this module's own."""
+        return [param for _, param in self.named_parameters(recurse)]
 
     # ---- modes and gradients -----------------------------------------------------
 

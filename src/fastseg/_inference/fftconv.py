@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from fastseg import _config, backends
+from fastseg import backends
 from fastseg.errors import InvalidValueError
 
 __all__ = ["KernelSpectra", "correlate", "fast_length", "half_shape"]
@@ -262,12 +262,12 @@ def _one_kernel_thread():
     threads meanwhile also run on one thread (slower, never wrong).
     """
     with _pin:
-        before = _config.get_num_threads()
-        _config.set_num_threads(1)
+        before = backends.get_num_threads()
+        backends.set_num_threads(1)
         try:
             yield
         finally:
-            _config.set_num_threads(before)
+            backends.set_num_threads(before)
 
 
 def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(),
@@ -303,8 +303,8 @@ def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(
     if x.ndim != d + 1 or x.shape[0] != c or any(n < k for n, k in zip(x.shape[1:], kernel,
                                                                        strict=True)):
         raise InvalidValueError(f"x: expected ({c}, *S) with S >= {kernel}, got {x.shape}")
-    workers = _config.get_num_threads() if workers is None else max(1, int(workers))
-    table = backends.load(_config.get_backend() if backend is None else backend)
+    workers = backends.get_num_threads() if workers is None else max(1, int(workers))
+    table = backends.load(backends.get_backend() if backend is None else backend)
     job = _Job(x, spectra, bias, activations, project, table)
     job.right = _input_spectra(x, kernel, fft_shape, job.nb, workers)
     group = f if group is None else max(1, min(f, int(group)))

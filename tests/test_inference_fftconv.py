@@ -1,4 +1,4 @@
-"""Overlap-save FFT convolution (fastseg._fftconv) against the direct convolution and
+"""Overlap-save FFT convolution (fastseg._inference.fftconv) against the direct convolution and
 against a plain NumPy reference of its own, in 2-D and 3-D, on awkward shapes."""
 import itertools
 
@@ -7,8 +7,8 @@ import pytest
 from _segment_helpers import usable_backend  # noqa: F401
 
 import fastseg
-from fastseg import _fftconv as fc
 from fastseg import ops
+from fastseg._inference import fftconv as fc
 
 
 def reference(x, w, b=None):

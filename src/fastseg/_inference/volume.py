@@ -10,10 +10,10 @@ classifier gives for that voxel's patch:
 * ``"stacked2d"``: the same on each stack of ``slices`` neighbouring planes as
   channels, the volume first mirrored along the axis as the cutter mirrors it;
 * ``"triplanar"``: the three towers densely over their planes, their terms of the
-  hidden layer summed before its activation (:mod:`fastseg._triplanar`), block by
+  hidden layer summed before its activation (:mod:`fastseg._inference.triplanar`), block by
   block so the hidden maps stay under :data:`BLOCK_BUDGET_BYTES`;
 * ``"3d"``: the 3-D dense plan over cubic blocks, shift-and-stitch under pooling,
-  each convolution direct or by FFT as :mod:`fastseg._dense_cost` chooses.
+  each convolution direct or by FFT as :mod:`fastseg._inference.cost` chooses.
 
 Padding is the cutter's (reflection, :data:`fastseg.data.patches.PAD_MODE`), which
 pads axis by axis, so padding one plane or one axis at a time gives the same
@@ -26,7 +26,9 @@ import math
 
 import numpy as np
 
-from fastseg import _dense, _dense_cost, _progress, _triplanar, _validate
+from fastseg import _validate
+from fastseg._inference import cost, fcn, progress_bar, triplanar
+from fastseg._inference.tiles import Handover, image_probability
 from fastseg.data.patches import PAD_MODE
 from fastseg.data.volume_patches import (
     CUTTER_KINDS,
@@ -38,17 +40,17 @@ from fastseg.data.volume_patches import (
 )
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
-__all__ = ["volume_cutter", "segment_volume", "BLOCK_BUDGET_BYTES"]
+__all__ = ["network_cutter", "check_fits_network", "segment_volume", "BLOCK_BUDGET_BYTES"]
 
 #: Hidden-layer maps of one tri-planar block (and the head's copies of them) stay under this.
-BLOCK_BUDGET_BYTES = _dense_cost.TILE_BUDGET_BYTES
+BLOCK_BUDGET_BYTES = cost.TILE_BUDGET_BYTES
 
 
 # ---- which kind a model segments ----------------------------------------------------------
 
 
 def _network_dims(model, caller) -> int:
-    return next((d for *_, d in _dense._geometry(model, caller) if d is not None), 2)
+    return next((d for *_, d in fcn.geometry(model, caller) if d is not None), 2)
 
 
 def _as_cutter(cutter, patch_size) -> PatchCutter:
@@ -63,7 +65,7 @@ def _as_cutter(cutter, patch_size) -> PatchCutter:
                            f"{sorted(CUTTER_KINDS)}, got {type(cutter).__name__}")
 
 
-def volume_cutter(model, cutter=None, patch_size=None, caller="segment") -> PatchCutter | None:
+def network_cutter(model, cutter=None, patch_size=None, caller="segment") -> PatchCutter | None:
     """The cutter whose patches `model` classifies, or None for an image network.
 
     In order: `cutter` when given (a :class:`~fastseg.data.PatchCutter` or a kind
@@ -85,12 +87,12 @@ def volume_cutter(model, cutter=None, patch_size=None, caller="segment") -> Patc
             raise InvalidTypeError(f"model.cutter: expected a PatchCutter, got "
                                    f"{type(cutter).__name__}")
     if cutter is None:
-        if _triplanar.is_triplanar(model):
-            size = patch_size if patch_size is not None else _triplanar.infer_patch_size(model,
+        if triplanar.is_triplanar(model):
+            size = patch_size if patch_size is not None else triplanar.infer_patch_size(model,
                                                                                          caller)
             return TriPlanar(size)
         if _network_dims(model, caller) == 3:
-            size = patch_size if patch_size is not None else _dense.infer_patch_size(model,
+            size = patch_size if patch_size is not None else fcn.infer_patch_size(model,
                                                                                      caller)
             return Cube3D(size)
         return None
@@ -105,14 +107,14 @@ def check_fits_network(model, cutter, caller):
     """Refuse a cutter whose patches the network does not take."""
     name = type(model).__name__
     if cutter.kind == "triplanar":
-        if not _triplanar.is_triplanar(model):
+        if not triplanar.is_triplanar(model):
             raise InvalidValueError(f"{caller}: the triplanar kind needs a tri-planar network "
                                     f"(three parallel towers); {name} is not one")
         return None
-    if _triplanar.is_triplanar(model):
+    if triplanar.is_triplanar(model):
         raise InvalidValueError(f"{caller}: a tri-planar network segments with the triplanar "
                                 f"kind, not {cutter.kind!r}")
-    dense = _dense.cached_plan(model, cutter.size, caller)
+    dense = fcn.cached_plan(model, cutter.size, caller)
     want_dims = 3 if cutter.kind == "3d" else 2
     if dense.ndim != want_dims:
         raise InvalidValueError(f"{caller}: the {cutter.kind} kind needs a {want_dims}-D "
@@ -142,8 +144,6 @@ def _blocks(shape, block, mask):
 
 def _planes(dense, arr, mask, cutter, tile, method, progress):
     """2d and stacked2d: the 2-D dense path on each plane (or stack of planes)."""
-    from fastseg.segment import Handover, _dense_probability
-
     axis = cutter.axis
     v = np.moveaxis(arr, axis, 0)
     m = None if mask is None else np.moveaxis(mask, axis, 0)
@@ -153,22 +153,22 @@ def _planes(dense, arr, mask, cutter, tile, method, progress):
         before = depth // 2
         v = np.pad(v, ((before, depth - 1 - before), (0, 0), (0, 0)), mode=PAD_MODE)
     prob = np.zeros((arr.shape[axis], *v.shape[1:]), np.float32)
-    for d in _progress.each(range(prob.shape[0]), progress, "slice"):
+    for d in progress_bar.each(range(prob.shape[0]), progress, "slice"):
         if m is not None and not m[d].any():
             continue
-        prob[d] = _dense_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
+        prob[d] = image_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
                                      None if m is None else m[d], tile, method, False)
     return np.moveaxis(prob, 0, axis)
 
 
 def _cubes(dense, arr, mask, cutter, tile, method, progress):
     """3d: the 3-D dense plan on cubic blocks of the volume."""
-    plan = _dense_cost.schedule(dense, arr.shape, method, tile)
+    plan = cost.schedule(dense, arr.shape, method, tile)
     padded = cutter.pad(arr)[None]
     prob = np.zeros(arr.shape, np.float32)
     blocks = _blocks(arr.shape, (plan.tile,) * 3, mask)
-    for origin, size, region in _progress.each(blocks, progress, "block"):
-        prob[region] = _dense.class1_probability(dense.run_block(padded, origin, size, plan))
+    for origin, size, region in progress_bar.each(blocks, progress, "block"):
+        prob[region] = fcn.class1_probability(dense.run_block(padded, origin, size, plan))
     return prob
 
 
@@ -185,16 +185,17 @@ def _triplanar_block(shape, hidden, tile):
 
 def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller):
     """triplanar: each tower over its planes of a block, the terms summed, then the head."""
-    plan = _triplanar.cached_plan(model, cutter.size, caller)
+    plan = triplanar.cached_plan(model, cutter.size, caller)
     block = _triplanar_block(arr.shape, plan.hidden, tile)
     others = [tuple(a for a in range(3) if a != axis) for axis in range(3)]
-    schedules = [_dense_cost.schedule(tower, tuple(arr.shape[a] for a in others[axis]), method,
+    schedules = [cost.schedule(tower, tuple(arr.shape[a] for a in others[axis]), method,
                                       max(block[a] for a in others[axis]))
                  for axis, tower in enumerate(plan.towers)]
     padded = cutter.pad(arr)
     before = cutter.size // 2
     prob = np.zeros(arr.shape, np.float32)
-    for origin, size, region in _progress.each(_blocks(arr.shape, block, mask), progress, "block"):
+    blocks = _blocks(arr.shape, block, mask)
+    for origin, size, region in progress_bar.each(blocks, progress, "block"):
         pre = np.zeros((plan.hidden, *size), np.float32)
         for axis, tower in enumerate(plan.towers):
             plane_origin = tuple(origin[a] for a in others[axis])
@@ -218,7 +219,7 @@ def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, me
     """Class-1 probability (D, H, W) float32 of every voxel of `volume`, densely.
 
     Parameters are :func:`fastseg.segment`'s; `cutter` says the kind
-    (:func:`volume_cutter`), `fov` is a (D, H, W) mask (voxels outside get 0, blocks
+    (:func:`network_cutter`), `fov` is a (D, H, W) mask (voxels outside get 0, blocks
     with none inside are skipped) and `tile` the side of a block (3d, triplanar) or
     of a plane's tile (2d, stacked2d).
     """
@@ -229,7 +230,7 @@ def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, me
                                 f"{cutter.kind}), got shape {np.shape(volume)}{hint}")
     arr = as_volume(volume)
     cutter.check_fits(arr.shape)
-    _dense_cost.check_method(method)
+    cost.check_method(method)
     mask = None if fov is None else _validate.as_fov(fov, arr.shape)
     tile = None if tile is None else _validate.as_int("tile", tile, minimum=1)
     if cutter.kind == "triplanar":

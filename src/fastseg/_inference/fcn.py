@@ -10,14 +10,15 @@ number at every position; each later ``Linear`` is a 1 x 1 convolution.
 
 Layers with a stride (pooling, strided convolutions) make the dense network
 produce one output per ``S`` pixels, ``S`` being the product of the strides.
-:meth:`DensePlan.run` therefore expects to be called on each of the ``S**2``
-shifted windows by the caller (shift-and-stitch, see :mod:`fastseg.segment`).
+:meth:`DensePlan.run` computes one such window; :meth:`DensePlan.run_block` runs it
+on each of the ``S**2`` shifted windows and interleaves them (shift-and-stitch), which
+fills every position.
 
 The plan is N-D: its steps (:class:`Conv`, :class:`Pool`, :class:`Act`) carry
 2-D or 3-D kernels and strides per axis (``Conv2d``/``MaxPool2d`` and
-``Conv3d``/``MaxPool3d`` layers), and :mod:`fastseg._fftconv` convolves in any
+``Conv3d``/``MaxPool3d`` layers), and :mod:`fastseg._inference.fftconv` convolves in any
 number of dimensions. How each convolution runs (direct or FFT) is decided per
-call by :mod:`fastseg._dense_cost`; the kernel spectra an FFT step needs are
+call by :mod:`fastseg._inference.cost`; the kernel spectra an FFT step needs are
 kept on the plan (:meth:`DensePlan.spectra`), and :func:`cached_plan` keeps the
 plan of the model segmented last, so they are computed once per model and FFT
 size.
@@ -35,12 +36,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastseg import _fftconv, nn, ops
+from fastseg import nn, ops
+from fastseg._inference import fftconv
 from fastseg._shapes import out_size
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["Conv", "Pool", "Act", "DensePlan", "plan", "cached_plan", "infer_patch_size",
-           "class1_probability"]
+           "class1_probability", "ACTIVATIONS", "leaf_layers", "refuse", "geometry", "host",
+           "fingerprint_arrays"]
 
 
 # ---- the steps ------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ class Act:
     name: str
 
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 # Spatial layer classes by dimension.
 _CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
 _POOLS = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -181,18 +184,18 @@ class DensePlan:
         return result
 
     def spectra(self, index: int, fft_shape: tuple[int, ...],
-                workers: int) -> _fftconv.KernelSpectra:
+                workers: int) -> fftconv.KernelSpectra:
         """Kernel spectra of conv step `index` at `fft_shape`, computed once and kept.
 
         One FFT shape per step is kept: asking for another replaces it, so the plan
-        holds at most the spectra of one schedule (:mod:`fastseg._dense_cost` keeps
+        holds at most the spectra of one schedule (:mod:`fastseg._inference.cost` keeps
         those under ``SPECTRA_BUDGET_BYTES``).
         """
         with self._lock:
             have = self._spectra.get(index)
             if have is None or have.fft_shape != tuple(fft_shape):
                 self._spectra.pop(index, None)  # free the old spectra before making new ones
-                have = _fftconv.KernelSpectra(_host(self.steps[index].weight), fft_shape,
+                have = fftconv.KernelSpectra(host(self.steps[index].weight), fft_shape,
                                               workers)
                 self._spectra[index] = have
             return have
@@ -211,7 +214,7 @@ class DensePlan:
     def run(self, x: np.ndarray, schedule=None) -> np.ndarray:
         """Logits (1, num_classes, *out) of the dense network on x (1, C, *in), as a
         NumPy array (a model on the GPU computes on the device; only the logits
-        come back). `schedule` (:class:`fastseg._dense_cost.Schedule`) says which
+        come back). `schedule` (:class:`fastseg._inference.cost.Schedule`) says which
         convolutions run by FFT; None runs every one directly."""
         fft = {} if schedule is None else schedule.fft
         i, n = 0, len(self.steps)
@@ -269,9 +272,9 @@ class DensePlan:
         project = None
         if proj is not None:
             w, b = self.steps[proj].weight, self.steps[proj].bias
-            project = (_host(w).reshape(w.shape[:2]), _host(b))
-        y = _fftconv.correlate(_host(x)[0], self.spectra(i, how.fft_shape, workers),
-                               _host(self.steps[i].bias), group=how.group, activations=acts,
+            project = (host(w).reshape(w.shape[:2]), host(b))
+        y = fftconv.correlate(host(x)[0], self.spectra(i, how.fft_shape, workers),
+                               host(self.steps[i].bias), group=how.group, activations=acts,
                                project=project, workers=workers)
         return y[None], end
 
@@ -289,7 +292,7 @@ def _tanh_in_place(maps):
     return np.tanh(maps, out=maps)
 
 
-def _host(a):
+def host(a):
     """`a` as a NumPy array (the FFT path computes on the host), None kept."""
     return None if a is None else ops.to_device(a, "cpu")
 
@@ -302,35 +305,35 @@ def _is_pointwise(step) -> bool:
 # ---- building a plan from a model -----------------------------------------------------------
 
 
-def _layers(model):
+def leaf_layers(model):
     """The leaf layers of `model`, nested Sequentials unrolled, in order."""
     if isinstance(model, nn.Sequential):
         for child in model:
-            yield from _layers(child)
+            yield from leaf_layers(child)
     else:
         yield model
 
 
-def _refuse(caller, model, layer, why):
+def refuse(caller, model, layer, why):
     raise InvalidValueError(f"{caller}: cannot run {type(model).__name__} densely: layer "
                             f"{type(layer).__name__}({layer.extra_repr()}) {why}")
 
 
-def _geometry(model, caller):
+def geometry(model, caller):
     """(layer, kind, kernel, stride, ndim) for each layer, kernel and stride per axis;
     refuses what cannot run densely."""
     if not isinstance(model, nn.Module):
         raise InvalidTypeError(f"model: expected a fastseg.nn.Module, got "
                                f"{type(model).__name__}")
-    layers = list(_layers(model))
+    layers = list(leaf_layers(model))
     # The kind of network first: a whole-image or multi-input one fails for that
     # reason, not for whichever of its layers happens to come first.
     for layer in layers:
         if isinstance(layer, nn.Parallel):
-            _refuse(caller, model, layer, f"takes several inputs (tri-planar); {caller} needs "
+            refuse(caller, model, layer, f"takes several inputs (tri-planar); {caller} needs "
                     "a network of one input")
         if isinstance(layer, nn.PixelLogits):
-            _refuse(caller, model, layer, "makes a whole-image network, not a patch "
+            refuse(caller, model, layer, "makes a whole-image network, not a patch "
                     "classifier; call the model on the image instead")
     out = []
     for layer in layers:
@@ -339,17 +342,17 @@ def _geometry(model, caller):
             if any(_per_axis(layer.padding, conv_dims)):
                 # Zero padding inside a patch sits at the patch border, which moves
                 # with every pixel: no single convolution over the image gives it.
-                _refuse(caller, model, layer, "has padding > 0, which pads each patch "
+                refuse(caller, model, layer, "has padding > 0, which pads each patch "
                         "separately")
             out.append((layer, "conv", _per_axis(layer.kernel_size, conv_dims),
                         _per_axis(layer.stride, conv_dims), conv_dims))
         elif pool_dims:
             out.append((layer, "pool", _per_axis(layer.kernel_size, pool_dims),
                         _per_axis(layer.stride, pool_dims), pool_dims))
-        elif isinstance(layer, (nn.Linear, nn.Flatten, nn.Dropout, *_ACTIVATIONS)):
+        elif isinstance(layer, (nn.Linear, nn.Flatten, nn.Dropout, *ACTIVATIONS)):
             out.append((layer, "other", None, None, None))
         else:
-            _refuse(caller, model, layer, f"is not one {caller} knows how to run densely")
+            refuse(caller, model, layer, f"is not one {caller} knows how to run densely")
     if len({d for *_, d in out if d is not None}) > 1:
         raise InvalidValueError(f"{caller}: {type(model).__name__} mixes 2-D and 3-D layers")
     return out
@@ -365,9 +368,9 @@ def infer_patch_size(model, caller: str = "segment") -> int:
     size = getattr(model, "patch_size", None)
     if isinstance(size, int) and size > 0:
         return size
-    geometry = _geometry(model, caller)
+    shapes_of = geometry(model, caller)
     channels, spatial, ndim = None, [], 2
-    for layer, kind, k, s, dims in geometry:
+    for layer, kind, k, s, dims in shapes_of:
         if kind != "other":
             spatial.append((k, s))
             ndim = dims
@@ -407,14 +410,14 @@ def plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
         a whole-image network) or the network does not map one patch of
         `patch_size` to one vector of at least two class scores.
     """
-    geometry = _geometry(model, caller)
-    dims = next((d for *_, d in geometry if d is not None), 2)
+    shapes_of = geometry(model, caller)
+    dims = next((d for *_, d in shapes_of if d is not None), 2)
     result = DensePlan(patch_size=patch_size, ndim=dims, caller=caller)
     strides = [1] * dims
     channels, side, flat = None, (patch_size,) * dims, False
-    for layer, kind, k, s, _ in geometry:
+    for layer, kind, k, s, _ in shapes_of:
         if kind in ("conv", "pool") and flat:
-            _refuse(caller, model, layer, "comes after Flatten")
+            refuse(caller, model, layer, "comes after Flatten")
         if kind in ("conv", "pool") and any(n < kk for n, kk in zip(side, k, strict=True)):
             raise InvalidValueError(f"patch_size: {patch_size} is too small for "
                                     f"{type(model).__name__}: the feature map shrinks to "
@@ -436,7 +439,7 @@ def plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
         elif isinstance(layer, nn.Linear):
             w = layer.weight.data
             if channels is None:
-                _refuse(caller, model, layer, "comes before any convolution")
+                refuse(caller, model, layer, "comes before any convolution")
             if w.shape[1] != channels * math.prod(side):
                 raise InvalidValueError(
                     f"patch_size: {patch_size} gives a final feature map of {channels} "
@@ -447,8 +450,8 @@ def plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
             result.steps.append(Conv(w.reshape(w.shape[0], channels, *side), bias,
                                      (1,) * dims))
             channels, side, flat = w.shape[0], (1,) * dims, True
-        elif isinstance(layer, tuple(_ACTIVATIONS)):
-            result.steps.append(Act(next(n for c, n in _ACTIVATIONS.items()
+        elif isinstance(layer, tuple(ACTIVATIONS)):
+            result.steps.append(Act(next(n for c, n in ACTIVATIONS.items()
                                          if isinstance(layer, c))))
         # Dropout is the identity at inference.
         if kind in ("conv", "pool"):
@@ -473,11 +476,11 @@ def _digest(a):
     """Shape, dtype and checksum of an array (None kept)."""
     if a is None:
         return None
-    a = np.ascontiguousarray(_host(a))
+    a = np.ascontiguousarray(host(a))
     return a.shape, str(a.dtype), zlib.crc32(a)
 
 
-def _fingerprint_arrays(arrays) -> tuple:
+def fingerprint_arrays(arrays) -> tuple:
     """The digests of several arrays (a head's weights, say)."""
     return tuple(_digest(a) for a in arrays)
 

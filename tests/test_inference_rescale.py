@@ -8,8 +8,9 @@ import pytest
 from _segment_helpers import image_of, tiny_net, usable_backend  # noqa: F401
 
 import fastseg
-from fastseg import _rescale, segment
 from fastseg import io as fio
+from fastseg import segment
+from fastseg._inference import rescale as _rescale
 
 
 def disk(h, w, cy, cx, r):

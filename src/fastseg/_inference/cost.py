@@ -5,7 +5,7 @@ shapes, with the rates below (measured on the project's 2-core AMD EPYC; only
 their ratios matter), and picks per layer:
 
 * direct: ``2 F C prod(k) prod(O)`` flops on fastseg's GEMM;
-* FFT (:mod:`fastseg._fftconv`): forward transforms of the input windows, one
+* FFT (:mod:`fastseg._inference.fftconv`): forward transforms of the input windows, one
   complex product per frequency bin (plus a fixed cost per GEMM call, which is
   what makes tiny groups slow), inverse transforms of every output channel, the
   copies between them, and the kernel spectra once per image.
@@ -22,7 +22,7 @@ Memory limits, both stated here and kept:
 * one tile's working memory stays under :data:`TILE_BUDGET_BYTES` (direct
   layers only) or :data:`FFT_TILE_BUDGET_BYTES` (with an FFT layer; output
   channels are grouped to fit, groups running on ``threads`` threads at once);
-* no working array of the FFT path exceeds ``fastseg._fftconv.ARRAY_MAX_BYTES``.
+* no working array of the FFT path exceeds ``fastseg._inference.fftconv.ARRAY_MAX_BYTES``.
 
 With them, lai2d on a 4096x4096 photo peaks under 1 GB for the whole process,
 image-sized planes included (scale 1, 2 threads, the AMD EPYC above, maximum RSS:
@@ -35,9 +35,9 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from fastseg import _config
-from fastseg import _fftconv as fc
-from fastseg._dense import Act, Conv, DensePlan, Pool
+from fastseg import backends
+from fastseg._inference import fftconv as fc
+from fastseg._inference.fcn import Act, Conv, DensePlan, Pool
 from fastseg.errors import InvalidValueError
 
 __all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "SPECTRA_BUDGET_BYTES",
@@ -282,8 +282,8 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
     """
     caller = dense.caller
     check_method(method)
-    threads = _config.get_num_threads() if threads is None else threads
-    backend = _config.get_backend() if backend is None else backend
+    threads = backends.get_num_threads() if threads is None else threads
+    backend = backends.get_backend() if backend is None else backend
     eligible = [i for i, st in enumerate(dense.steps) if _eligible(st)]
     if method == "fft":
         if not eligible:

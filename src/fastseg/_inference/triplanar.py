@@ -10,7 +10,7 @@ input is the concatenation of the towers' flattened outputs, so its weight
 
 Each term is a 2-D patch network (the tower, then its block as a ``Linear`` without
 bias) that runs densely over every plane normal to its axis
-(:class:`fastseg._dense.DensePlan`); the three maps are summed voxel by voxel,
+(:class:`fastseg._inference.fcn.DensePlan`); the three maps are summed voxel by voxel,
 and the bias, the activation and the rest of the head (``Linear`` layers and
 activations) then act on each voxel's hidden vector, exactly as the classifier
 acts on one patch's.
@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastseg import _dense, nn, ops
+from fastseg import nn, ops
+from fastseg._inference import fcn
 from fastseg._shapes import out_size
 from fastseg.errors import InvalidValueError
 
 __all__ = ["TriplanarPlan", "plan", "cached_plan", "is_triplanar", "infer_patch_size"]
 
-# The activations the dense plan runs (those of fastseg._dense).
-_ACTIVATIONS = _dense._ACTIVATIONS
 
 
 def is_triplanar(model) -> bool:
@@ -84,7 +83,7 @@ class TriplanarPlan:
         """Class-1 probability of voxels from their summed hidden terms (hidden, n)."""
         x = np.ascontiguousarray(pre.reshape(self.hidden, -1).T)
         if self.bias is not None:
-            x += _dense._host(self.bias)
+            x += fcn.host(self.bias)
         for step in self.head:
             if step[0] == "act":
                 x = getattr(ops, step[1])(x)
@@ -96,14 +95,14 @@ class TriplanarPlan:
 def _tower_features(tower, patch_size, caller, model) -> int:
     """Values the tower gives for one K x K patch (its output flattened)."""
     channels, side = None, (patch_size, patch_size)
-    for layer, kind, k, s, dims in _dense._geometry(tower, caller):
+    for layer, kind, k, s, dims in fcn.geometry(tower, caller):
         if kind == "other":
-            if not isinstance(layer, (nn.Dropout, *_ACTIVATIONS)):
-                _dense._refuse(caller, model, layer, "is not a convolution, pooling or "
+            if not isinstance(layer, (nn.Dropout, *fcn.ACTIVATIONS)):
+                fcn.refuse(caller, model, layer, "is not a convolution, pooling or "
                                "activation inside a tri-planar tower")
             continue
         if dims != 2:
-            _dense._refuse(caller, model, layer, "is not 2-D; a tri-planar tower takes 2-D "
+            fcn.refuse(caller, model, layer, "is not 2-D; a tri-planar tower takes 2-D "
                            "patches")
         if any(n < kk for n, kk in zip(side, k, strict=True)):
             raise InvalidValueError(f"patch_size: {patch_size} is too small for the "
@@ -126,7 +125,7 @@ def _head_steps(layers, caller, model):
     for layer in layers[1:]:
         if isinstance(layer, nn.Dropout):
             continue  # the identity at inference
-        name = next((n for c, n in _ACTIVATIONS.items() if isinstance(layer, c)), None)
+        name = next((n for c, n in fcn.ACTIVATIONS.items() if isinstance(layer, c)), None)
         if name is not None:
             steps.append(("act", name))
         elif isinstance(layer, nn.Linear):
@@ -134,7 +133,7 @@ def _head_steps(layers, caller, model):
                           None if layer.bias is None else layer.bias.data))
             width = layer.out_features
         else:
-            _dense._refuse(caller, model, layer, "cannot follow the towers of a tri-planar "
+            fcn.refuse(caller, model, layer, "cannot follow the towers of a tri-planar "
                            "network densely (Linear layers and activations can)")
     if width < 2:
         raise InvalidValueError(f"{caller}: {type(model).__name__} gives {width} score per "
@@ -191,12 +190,12 @@ def plan(model, patch_size: int, caller: str = "segment") -> TriplanarPlan:
         raise InvalidValueError(f"patch_size: {patch_size} gives the tri-planar towers "
                                 f"{' + '.join(map(str, sizes))} = {sum(sizes)} features, but the "
                                 f"first Linear takes {first.in_features}; is patch_size right?")
-    weight = _dense._host(first.weight.data)
+    weight = fcn.host(first.weight.data)
     towers, start = [], 0
     for tower, n in zip(branches, sizes, strict=True):
         block = _ColumnBlock(weight[:, start:start + n])
         start += n
-        dense = _dense.plan(nn.Sequential(*_dense._layers(tower), nn.Flatten(), block),
+        dense = fcn.plan(nn.Sequential(*fcn.leaf_layers(tower), nn.Flatten(), block),
                             patch_size, caller)
         if dense.in_channels != 1:
             raise InvalidValueError(f"{caller}: a tri-planar tower takes {dense.in_channels} "
@@ -205,7 +204,7 @@ def plan(model, patch_size: int, caller: str = "segment") -> TriplanarPlan:
     bias = None if first.bias is None else first.bias.data
     result = TriplanarPlan(tuple(towers), bias, head, patch_size, first.out_features, classes)
     result.fingerprint = (tuple(t.fingerprint for t in towers),
-                          _dense._fingerprint_arrays([bias] + [a for step in head
+                          fcn.fingerprint_arrays([bias] + [a for step in head
                                                                for a in step[1:]
                                                                if not isinstance(a, str)]))
     return result
@@ -217,7 +216,7 @@ _cache: list = [None]  # (weak reference to the model, plan): the model segmente
 
 def cached_plan(model, patch_size: int, caller: str = "segment") -> TriplanarPlan:
     """:func:`plan`, reusing the towers' plans (and their kernel spectra) of the model
-    segmented last while its weights are unchanged, as :func:`fastseg._dense.cached_plan`."""
+    segmented last while its weights are unchanged, as :func:`.fcn.cached_plan`."""
     fresh = plan(model, patch_size, caller)
     with _cache_lock:
         entry = _cache[0]

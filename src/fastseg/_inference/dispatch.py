@@ -1,0 +1,88 @@
+"""One entry for every kind of input: which path segments it, and its checks.
+
+:func:`segment_array` is what :func:`fastseg.segment` and
+:meth:`fastseg.Segmenter.predict_proba` both call: a volume network's (D, H, W) scan
+goes to :mod:`.volume` (each kind's dense form), an image to :mod:`.tiles` (the 2-D
+dense plan over tiles), after :mod:`.rescale` has brought the image's field of view to
+the scale the model was trained at and before it brings the map back.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastseg import _validate
+from fastseg._inference import cost, fcn, rescale
+from fastseg._inference.tiles import Handover, image_probability
+from fastseg._inference.volume import network_cutter, segment_volume
+from fastseg.data.patches import as_chw
+from fastseg.errors import InvalidValueError
+
+__all__ = ["segment_array"]
+
+
+def _check_image(image) -> np.ndarray:
+    arr = as_chw(image, "image")
+    if not np.isfinite(arr).all():
+        raise InvalidValueError("image: contains NaN or infinite values")
+    return arr
+
+
+def _channels_hint(image) -> str:
+    """What a user who passed the wrong layout most likely meant."""
+    if np.ndim(image) == 3 and np.shape(image)[2] in (1, 3):
+        return ("; it looks like (H, W, C): pass fastseg.data.preprocess(image, fov) or "
+                "image.transpose(2, 0, 1)")
+    if np.ndim(image) == 3:
+        return ("; if it is a (D, H, W) volume: this 2-D network records no volume kind "
+                "(its patches could lie in any plane), so pass cutter="
+                "fastseg.data.make_cutter('2d' or 'stacked2d', K, axis=...) or segment "
+                "with the Segmenter trained on volumes")
+    return ""
+
+
+def segment_array(model, image, fov=None, patch_size=None, tile=None, progress=None,
+                  method="auto", scale=None, caller="segment", cutter=None) -> np.ndarray:
+    """:func:`fastseg.segment` on a bare network, naming `caller` in its errors.
+
+    `image` may be a :class:`~fastseg._inference.tiles.Handover` (let go as soon as it
+    is no longer needed). Parameters and result are :func:`fastseg.segment`'s.
+    """
+    if isinstance(image, Handover):
+        image = image.take()
+    kind = network_cutter(model, cutter, patch_size, caller)
+    if kind is not None:
+        if scale not in (None, 1):
+            raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
+                                    f"scale={scale!r}; resample the volume first")
+        return segment_volume(model, image, kind, fov, tile, progress, method, caller)
+    if patch_size is None:
+        patch_size = fcn.infer_patch_size(model, caller)
+    patch_size = _validate.as_int("patch_size", patch_size, minimum=1)
+    dense = fcn.cached_plan(model, patch_size, caller)
+    if dense.ndim != 2:
+        raise InvalidValueError(f"{caller}: {type(model).__name__} is a {dense.ndim}-D "
+                                "network; segment takes 2-D images")
+    cost.check_method(method)
+    factor = rescale.check_scale(scale)
+    arr = _check_image(image)
+    if arr.shape[0] != dense.in_channels:
+        raise InvalidValueError(f"image: the network takes {dense.in_channels} channel(s), got "
+                                f"{arr.shape[0]} (image shape {np.shape(image)}, read as (C, H, W))"
+                                + _channels_hint(image))
+    h, w = arr.shape[1:]
+    mask = _validate.as_fov(fov, (h, w))
+    tile = None if tile is None else _validate.as_int("tile", tile, minimum=1)
+    if factor is None:  # measured on a FOV the caller gave, never on the whole image
+        factor = rescale.auto_scale(getattr(model, "fov_diameter", None),
+                                    None if fov is None else mask)
+    del image  # with a Handover, arr is now held here alone, and let go below
+    if factor == 1.0:
+        source, arr = Handover(arr), None
+        return image_probability(dense, source, mask, tile, method, progress)
+    small = rescale.scaled_shape((h, w), factor)
+    small_mask = rescale.resize_mask(mask, small)
+    source, arr = Handover(rescale.resize(arr, small)), None
+    prob = image_probability(dense, source, small_mask, tile, method, progress)
+    prob = np.clip(rescale.resize(prob, (h, w)), 0.0, 1.0)
+    prob[~mask] = 0.0
+    return prob

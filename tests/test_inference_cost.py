@@ -1,0 +1,67 @@
+"""fastseg._inference.cost: direct or FFT per convolution, FFT sizes and tiles, and the
+method errors, named after the public function that asked."""
+import numpy as np
+import pytest
+from _segment_helpers import image_of, tiny_net
+
+import fastseg
+from fastseg import models, nn, segment
+from fastseg._inference import cost, fcn
+
+
+def test_fft_runs_what_the_schedule_says(monkeypatch):
+    """method="fft" puts every stride-1 convolution larger than 1x1 on the FFT
+    path (the 1x1 last layer rides along, fused), "direct" none."""
+    net = tiny_net(1, 9)
+    dense = fcn.plan(net, 9)
+    fft = cost.schedule(dense, (30, 30), "fft")
+    convs = [i for i, s in enumerate(dense.steps) if isinstance(s, fcn.Conv)]
+    assert sorted(fft.fft) == convs[:3]  # conv, conv, the Linear as a 5x5 conv
+    assert not cost.schedule(dense, (30, 30), "direct").fft
+    calls = []
+    real = fcn.DensePlan._run_fft
+
+    def spy(self, x, i, how, workers):
+        calls.append(i)
+        return real(self, x, i, how, workers)
+
+    monkeypatch.setattr(fcn.DensePlan, "_run_fft", spy)
+    segment(net, image_of(1, 12, 12), method="fft")
+    assert sorted(set(calls)) == convs[:3]
+
+
+def test_auto_takes_fft_for_lai2d_fully_connected_layer_only():
+    fastseg.seed(0)
+    dense = fcn.plan(models.lai2d(), 24)
+    kinds = [type(s).__name__ for s in dense.steps]
+    assert kinds == ["Conv", "Act", "Conv", "Act", "Conv", "Act", "Conv"]
+    for hw in ((584, 565), (1411, 1411), (4096, 4096)):
+        plan = cost.schedule(dense, hw, "auto", threads=2, backend="c")
+        assert list(plan.fft) == [4], (hw, plan)
+        shape = plan.fft[4].fft_shape
+        assert cost.fc.KernelSpectra.nbytes_for(1000, 50, shape) \
+            <= cost.SPECTRA_BUDGET_BYTES
+    tiny = fcn.plan(tiny_net(1, 9), 9)
+    assert not cost.schedule(tiny, (40, 40), "auto", threads=2, backend="c").fft
+    assert not cost.schedule(dense, (584, 565), "auto", backend="cuda").fft
+
+
+def test_method_errors_name_the_caller():
+    image = image_of(1, 12, 12)
+    for bad in ("FFT", "fast", None, 3):
+        with pytest.raises(ValueError, match="method"):
+            segment(tiny_net(1, 9), image, method=bad)
+    pointwise = nn.Sequential(nn.Conv2d(1, 3, 1), nn.ReLU(), nn.Conv2d(3, 4, 2, stride=2),
+                              nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"^segment: method='fft' is impossible"):
+        segment(pointwise, image, patch_size=2, method="fft")
+    np.testing.assert_allclose(segment(pointwise, image, patch_size=2, method="auto"),
+                               segment(pointwise, image, patch_size=2, method="direct"))
+    dense = fcn.plan(tiny_net(1, 9), 9, caller="Segmenter.predict_proba")
+    with pytest.raises(ValueError, match=r"^Segmenter.predict_proba: method='fft' runs on"):
+        cost.schedule(dense, (12, 12), "fft", backend="cuda")
+    padded = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 81, 2))
+    with pytest.raises(ValueError, match=r"^Segmenter.predict_proba: cannot run"):
+        fcn.plan(padded, 9, caller="Segmenter.predict_proba")
+    with pytest.raises(ValueError, match=r"^segment: cannot run"):
+        segment(padded, image, patch_size=9)

@@ -1,0 +1,87 @@
+"""fastseg._inference.fcn: a patch classifier's fully convolutional plan: its typed steps,
+2-D and 3-D windows run directly and by FFT against the classifier, the kept spectra."""
+import numpy as np
+from _segment_helpers import image_of, tiny_net
+
+import fastseg
+from fastseg import models, segment
+from fastseg._inference import cost, fcn
+
+
+def test_spectra_kept_on_the_plan_and_renewed_when_weights_change():
+    net = tiny_net(1, 9)
+    image = image_of(1, 20, 20)
+    first = segment(net, image, method="fft")
+    kept = fcn._cache[0][1]
+    spectra = dict(kept._spectra)
+    assert spectra and fcn._cache[0][0]() is net
+    np.testing.assert_array_equal(segment(net, image, method="fft"), first)
+    assert all(kept._spectra[i] is s for i, s in spectra.items())  # reused, not recomputed
+    net[-1].weight.data[...] *= -1  # in place: the checksum sees it
+    flipped = segment(net, image, method="fft")
+    np.testing.assert_allclose(flipped, segment(net, image, method="direct"), atol=1e-5)
+    assert np.abs(flipped - first).max() > 0.1
+
+
+def test_plan_steps_are_typed_records():
+    dense = fcn.plan(tiny_net(3, 11, pool=True), 11)
+    conv, act, pool = dense.steps[:3]
+    assert isinstance(conv, fcn.Conv) and conv.kernel == (3, 3) and conv.stride == (1, 1)
+    assert (conv.in_channels, conv.out_channels, conv.ndim) == (3, 4, 2)
+    assert act == fcn.Act("relu") and pool == fcn.Pool((2, 2), (2, 2))
+    assert dense.strides == (2, 2) and dense.stride == 2
+    assert dense.ndim == 2 and dense.num_classes == 2
+    assert dense.shapes((3, 4))[0] == (2 * 2 + 11, 2 * 3 + 11)
+
+
+def test_3d_plan_runs_on_the_fft_path():
+    """A 3-D dense plan (the steps nn.Conv3d layers will give): its stride-1
+    convolution by FFT, the activations and the 1x1x1 layer fused, against NumPy."""
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((6, 2, 3, 3, 3)).astype(np.float32)
+    b1 = rng.standard_normal(6).astype(np.float32)
+    w2 = rng.standard_normal((2, 6, 1, 1, 1)).astype(np.float32)
+    dense = fcn.DensePlan([fcn.Conv(w1, b1, (1, 1, 1)), fcn.Act("tanh"),
+                              fcn.Conv(w2, None, (1, 1, 1))], patch_size=3, in_channels=2,
+                             num_classes=2, strides=(1, 1, 1), ndim=3)
+    x = rng.standard_normal((1, 2, 7, 6, 5)).astype(np.float32)
+    how = cost.FFTStep(fft_shape=(4, 4, 4), group=4)
+    got = dense.run(x, cost.Schedule(tile=5, fft={0: how}))
+    pre = np.zeros((6, 5, 4, 3))
+    for a in range(3):
+        for b in range(3):
+            for c in range(3):
+                pre += np.einsum("fc,cxyz->fxyz", w1[:, :, a, b, c],
+                                 x[0, :, a:a + 5, b:b + 4, c:c + 3])
+    want = np.einsum("pf,fxyz->pxyz", w2[:, :, 0, 0, 0], np.tanh(pre + b1[:, None, None, None]))
+    assert got.shape == (1, 2, 5, 4, 3)
+    np.testing.assert_allclose(got[0], want, atol=1e-4)
+    np.testing.assert_allclose(dense.run(x), got, atol=1e-4)  # direct: ops.conv3d
+
+
+def test_lai3d_plan_runs_direct_and_by_fft_like_the_patch_classifier():
+    """The dense plan of the report's 3-D network (Conv3d, MaxPool3d, the fully connected
+    layer as a 2x2x2 convolution): one window run directly (ops.conv3d) and with every
+    stride-1 convolution by FFT gives, at each output, the class scores of its patch."""
+    fastseg.seed(2)
+    net = models.lai3d(patch_size=16, conv_channels=(3, 4), hidden=6).eval()
+    for p in net.parameters():
+        p.data *= 3
+    dense = fcn.plan(net, fcn.infer_patch_size(net))
+    assert dense.patch_size == 16 and dense.ndim == 3 and dense.strides == (2, 2, 2)
+    assert [type(s).__name__ for s in dense.steps] == ["Conv", "Act", "Pool", "Conv", "Act",
+                                                       "Conv", "Act", "Conv"]
+    out = (3, 2, 4)
+    window = dense.input_shape(out)
+    x = np.random.default_rng(1).standard_normal((1, 1, *window)).astype(np.float32)
+    shapes = dense.shapes(out)
+    fft = {i: cost.FFTStep(tuple(cost.fc.fast_length(n) for n in shapes[i]), 2)
+           for i, s in enumerate(dense.steps) if cost._eligible(s)}
+    assert sorted(fft) == [0, 3, 5]
+    direct = dense.run(x)
+    by_fft = dense.run(x, cost.Schedule(tile=1, fft=fft, workers=2))
+    assert direct.shape == by_fft.shape == (1, 2, *out)
+    np.testing.assert_allclose(by_fft, direct, atol=1e-4)
+    for z, y, w in [(0, 0, 0), (2, 1, 3), (1, 0, 2)]:
+        patch = x[:, :, 2 * z:2 * z + 16, 2 * y:2 * y + 16, 2 * w:2 * w + 16]
+        np.testing.assert_allclose(direct[0, :, z, y, w], net(patch)[0], atol=1e-4)

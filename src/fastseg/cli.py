@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 
-from fastseg._commands import CLIError, bench, export
+from fastseg._commands import CLIError, bench, export, report
 from fastseg.errors import USER_ERRORS
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     bench.add_parser(sub)
     export.add_parser(sub)
+    report.add_parser(sub)
     _experiment_parser(sub)
     return parser
 

@@ -105,6 +105,21 @@ def _nan_to_none(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def _write_evaluation(args, rows, mean) -> None:
+    """PRED_DIR/evaluation.json, per-key metrics for ``fastseg report``; a folder that
+    cannot be written is noted, not an error (the table is the command's result)."""
+    import sys
+
+    from fastseg.report.evaluation import write_evaluation
+
+    try:
+        write_evaluation(args.pred_dir, rows, mean, threshold=args.threshold,
+                         truth_dir=args.truth_dir)
+    except OSError as exc:
+        print(f"note: could not write evaluation.json in {args.pred_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+
+
 def run(args) -> int:
     preds = _predictions(args.pred_dir)
     truths = naming.keyed(args.truth_dir, "truth")
@@ -146,6 +161,7 @@ def run(args) -> int:
     if missing:
         print(f"note: {len(missing)} truth file(s) without a prediction were skipped: "
               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    _write_evaluation(args, rows, mean)
     if args.csv:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

@@ -158,6 +158,29 @@ def test_dense_batch_of_images(tmp_path):
         np.testing.assert_allclose(prob[i, 1], want, rtol=0, atol=TOL)
 
 
+def test_dense_with_the_image_shape_fixed(tmp_path):
+    """A deployment on one image size fixes the free dimensions; the padding's index
+    arithmetic must then still be scalars where ONNX wants them (shape inference)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    net = models.lai2d(patch_size=12, conv_channels=(3, 4), hidden=8).eval()
+    path = to_onnx(net, tmp_path / "fixed.onnx", dense=True)
+    model = onnx.load(path)
+    for dim, n in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 1, 8, 11),
+                      strict=True):
+        dim.dim_value = n
+    onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    for name, n in (("batch", 1), ("height", 8), ("width", 11)):
+        options.add_free_dimension_override_by_name(name, n)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    image = _rand(1, 8, 11)
+    want = fastseg.segment(net, image, method="direct", scale=1, progress=False)
+    prob = session.run(None, {"image": image[None]})[0]
+    np.testing.assert_allclose(prob[0, 1], want, rtol=0, atol=TOL)
+
+
 # ---- sources, metadata, refusals ----------------------------------------------------------
 
 

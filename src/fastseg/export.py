@@ -380,7 +380,7 @@ class _Graph:
 
     def const(self, value, hint: str, dtype=np.float32) -> str:
         name = self._name(hint)
-        array = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        array = np.array(value, dtype=dtype, order="C")  # 0-d stays 0-d (a scalar)
         self.initializers.append(self.numpy_helper.from_array(array, name))
         return name
 

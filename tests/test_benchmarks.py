@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 QUICK = benchmarks.all_cases(quick=True)
 BACKENDS = [b for b in benchmarks.available_backends() if b in ("c", "numpy", "torch")]
+ENGINE_CASES = [c for c in QUICK if c.engines]
 
 
 def _as_numpy(out):
@@ -49,6 +50,49 @@ def test_torch_twin_has_the_same_outputs():
         with torch.no_grad():
             want = to_torch(model)(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(model(x), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ENGINE_CASES, ids=[c.id for c in ENGINE_CASES])
+@pytest.mark.parametrize("engine", benchmarks.ENGINES)
+def test_engines_compute_what_fastseg_computes(case, engine):
+    # The onnx extra is installed wherever the tests run, as torch is.
+    assert engine in benchmarks.available_backends()
+    got, want = _as_numpy(case.prepare(engine)()), _as_numpy(case.prepare("c")())
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_engines_run_only_the_cases_that_list_them():
+    assert {c.group for c in ENGINE_CASES} == {"segment"}
+    kernel = next(c for c in QUICK if c.group == "gemm")
+    assert not any(kernel.runs_on(e) for e in benchmarks.ENGINES) and kernel.runs_on("c")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_sessions_take_the_thread_count(tmp_path, threads):
+    from fastseg import models
+    from fastseg.benchmarks import engines
+    from fastseg.export import to_onnx
+
+    path = to_onnx(models.lai2d(patch_size=12, conv_channels=(3, 4), hidden=8),
+                   tmp_path / "m.onnx", dense=True)
+    session = engines.onnxruntime_session(path, (1, 1, 9, 7), threads)
+    assert session.get_session_options().intra_op_num_threads == threads
+    compiled = engines.openvino_model(path, (1, 1, 9, 7), threads)
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == threads
+    ov = pytest.importorskip("openvino")
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+
+
+def test_table_shows_engines_only_where_they_ran():
+    gemm = next(c for c in QUICK if c.group == "gemm")
+    rows = timer.run_table([gemm, ENGINE_CASES[0]], ["c", "onnxruntime"], [1], repeats=1,
+                           settle=0)
+    assert "onnxruntime" not in rows[0]["seconds"] and "onnxruntime" in rows[1]["seconds"]
+    text = timer.format_table(rows, ["c", "numpy", "onnxruntime"])
+    assert "onnxruntime ms" in text and "c vs onnxruntime" in text and "numpy" not in text
+    assert text.splitlines()[1].rstrip().endswith("-")  # gemm: no engine, no ratio
+    assert timer.run_table([gemm], ["openvino"], [1], repeats=1, settle=0) == []
 
 
 def test_table_reports_ratios():

@@ -23,3 +23,17 @@ def test_bench_bad_options_exit_2(capsys):
     assert main(["bench", "--quick", "--threads", "0,x"]) == 2
     assert main(["bench", "--quick", "--backends", "tpu"]) == 2
     assert "tpu not available" in capsys.readouterr().err
+
+
+def test_bench_segment_with_the_engines(capsys):
+    code = main(["bench", "--quick", "--group", "segment", "--threads", "2", "--backends",
+                 "c,onnxruntime,openvino", "--repeats", "1", "--settle", "0"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "onnxruntime ms" in table and "openvino ms" in table and "c vs openvino" in table
+    assert "lai2d-20x17" in table
+
+
+def test_bench_engines_alone_on_kernel_groups_exit_2(capsys):
+    assert main(["bench", "--quick", "--group", "gemm", "--backends", "onnxruntime"]) == 2
+    assert "run only the segment group" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Whole-network benchmark cases: a training step and a dense segmentation.
 
 The PyTorch side is the same network built from the same weights
-(:func:`to_torch`), so both sides do the same arithmetic.
+(:func:`to_torch`), so both sides do the same arithmetic; so are the ONNX Runtime and
+OpenVINO sides of the segmentation (fastseg's own ONNX export, :mod:`.engines`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 import fastseg
 from fastseg import models, nn, optim
-from fastseg.benchmarks.case import Case, Runner, rand, torch_module
+from fastseg.benchmarks import engines
+from fastseg.benchmarks.case import ENGINES, Case, Runner, rand, torch_module
 from fastseg.nn.module import backward_params
 
 
@@ -136,7 +138,9 @@ def _train_flops3d(model, x_shape) -> float:
 
 def _segment_case(shape, patch, method="direct") -> Case:
     """Dense lai2d over one image: fastseg with `method` (the FFT path is "auto": the
-    16x16 layer by FFT); PyTorch always runs the direct fully convolutional form.
+    16x16 layer by FFT); PyTorch always runs the direct fully convolutional form, ONNX
+    Runtime and OpenVINO fastseg's dense ONNX export of the same network (the à trous
+    form, the same arithmetic for lai2d, which has no pooling) on the whole image.
     The flops are the direct form's, so GFLOP/s of the FFT path are equivalent ones."""
     h, w = shape
     conv = 2 * 20 * 25 + 2 * 50 * 20 * 25
@@ -151,10 +155,13 @@ def _segment_case(shape, patch, method="direct") -> Case:
         image = rand(np.random.default_rng(0), 1, h, w)
         if backend == "torch":
             return _torch_segment(model, image, patch)
+        if backend in ENGINES:
+            return engines.dense_runner(backend, model, image)
         return _on(backend, lambda: segment(model, image, progress=False, method=method))
 
     suffix = "" if method == "direct" else f"-{'fft' if method == 'auto' else method}"
-    return Case("segment", f"lai2d-{h}x{w}{suffix}", float(h * w * (conv + fc)), prepare)
+    return Case("segment", f"lai2d-{h}x{w}{suffix}", float(h * w * (conv + fc)), prepare,
+                engines=ENGINES)
 
 
 def _torch_segment(model, image, patch, rows=64):

@@ -10,6 +10,8 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
+from fastseg.benchmarks.case import ENGINES
+
 __all__ = ["set_threads", "alternate", "run_table", "format_table"]
 
 _limiter = None
@@ -17,7 +19,9 @@ _limiter = None
 
 def set_threads(n: int) -> None:
     """Pin the thread count of every library a benchmark may touch: fastseg's kernels,
-    NumPy's BLAS (threadpoolctl, when installed) and PyTorch (when installed)."""
+    NumPy's BLAS (threadpoolctl, when installed) and PyTorch (when installed). ONNX
+    Runtime and OpenVINO have no global count: their runners read fastseg's when they
+    are prepared (:mod:`fastseg.benchmarks.engines`), after this call."""
     global _limiter
     import fastseg
 
@@ -81,15 +85,20 @@ def run_table(cases, backends: list[str], threads: list[int], repeats: int = 5,
     """One row per (case, thread count): median seconds per backend and GFLOP/s.
 
     `cases` are :class:`fastseg.benchmarks.Case` objects (``group``, ``name``,
-    ``flops``, ``prepare(backend)``).
+    ``flops``, ``prepare(backend)``, ``runs_on(backend)``). A row holds the backends
+    the case runs on (an inference engine only where the case lists it); a case that
+    runs on none of `backends` has no row.
     """
     rows = []
     for n in threads:
         set_threads(n)
         for case in cases:
+            ran = [b for b in backends if case.runs_on(b)]
+            if not ran:
+                continue
             if progress is not None:
                 progress(f"{case.id} ({n} thread{'s' if n > 1 else ''})")
-            runners = {b: case.prepare(b) for b in backends}
+            runners = {b: case.prepare(b) for b in ran}
             times = alternate(runners, repeats=repeats, settle=settle)
             rows.append({"group": case.group, "case": case.name, "threads": n,
                          "seconds": times,
@@ -98,18 +107,21 @@ def run_table(cases, backends: list[str], threads: list[int], repeats: int = 5,
 
 
 def format_table(rows: list[dict], backends: list[str]) -> str:
-    """Median milliseconds per backend, then fastseg "c" as a ratio to numpy and torch."""
-    refs = [b for b in ("numpy", "torch") if b in backends and b != "c"]
-    head = ["group", "case", "thr"] + [f"{b} ms" for b in backends]
-    head += [f"c vs {r}" for r in refs if "c" in backends]
+    """Median milliseconds per backend, then fastseg "c" as a ratio to the others
+    (numpy, torch and the inference engines); a backend no row ran has no column, a
+    row without it a "-"."""
+    shown = [b for b in backends if any(b in row["seconds"] for row in rows)]
+    refs = [b for b in ("numpy", "torch", *ENGINES) if b in shown and b != "c"]
+    head = ["group", "case", "thr"] + [f"{b} ms" for b in shown]
+    head += [f"c vs {r}" for r in refs if "c" in shown]
     lines = [head]
     for row in rows:
         t = row["seconds"]
         line = [row["group"], row["case"], str(row["threads"])]
-        line += [f"{t[b] * 1e3:.3f}" for b in backends]
-        if "c" in backends:
+        line += [f"{t[b] * 1e3:.3f}" if b in t else "-" for b in shown]
+        if "c" in shown:
             # > 1 means fastseg's C backend is that many times faster.
-            line += [f"{t[r] / t['c']:.2f}x" for r in refs]
+            line += [f"{t[r] / t['c']:.2f}x" if r in t and "c" in t else "-" for r in refs]
         lines.append(line)
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 _cy = pytest.importorskip("fastseg._cy._conv")
-from fastseg._cy import _conv, _dense, _loss, _optim, _pointwise, _pool  # noqa: E402
+from fastseg._cy import _conv, _linear, _loss, _optim, _pointwise, _pool  # noqa: E402
 from fastseg.errors import InvalidIndexError, InvalidValueError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("isa")
@@ -28,10 +28,10 @@ def f32(*shape):
     lambda: _conv.col2im(f32(27, 72), (2, 3, 8), 3, 1, 0),
     lambda: _conv.col2im(f32(27, 72), (2, 3, -8, 8), 3, 1, 0),
     lambda: _conv.im2col(f32(1, 1, 4, 4), 3, 1, 10**17),                          # huge output
-    lambda: _dense.linear_forward(f32(3, 5), f32(2, 4), None),
-    lambda: _dense.linear_forward(f32(3, 5), f32(2, 5), f32(3)),
-    lambda: _dense.linear_backward(f32(3, 5), f32(2, 5), f32(3, 3)),
-    lambda: _dense.linear_backward(f32(3, 5), f32(2, 5), f32(4, 2)),
+    lambda: _linear.linear_forward(f32(3, 5), f32(2, 4), None),
+    lambda: _linear.linear_forward(f32(3, 5), f32(2, 5), f32(3)),
+    lambda: _linear.linear_backward(f32(3, 5), f32(2, 5), f32(3, 3)),
+    lambda: _linear.linear_backward(f32(3, 5), f32(2, 5), f32(4, 2)),
     lambda: _pool.max_pool2d_forward(f32(1, 1, 2, 2), 3, 1),
     lambda: _pool.max_pool2d_forward(f32(1, 1, 4, 4), 2, 0),
     lambda: _pool.max_pool2d_backward(f32(1, 1, 2, 2), np.zeros((1, 1, 2, 3), np.int64),
@@ -90,8 +90,8 @@ def test_empty_sizes_do_not_touch_the_kernels():
     assert dx.shape == (2, 0, 5, 5) and dw.shape == (2, 0, 3, 3) and (db == 18).all()
     assert _conv.im2col(f32(0, 2, 4, 4), 3, 1, 0).shape == (18, 0)
     assert _conv.col2im(f32(18, 0), (0, 2, 4, 4), 3, 1, 0).shape == (0, 2, 4, 4)
-    assert _dense.linear_forward(f32(3, 0), f32(2, 0), f32(2)).tolist() == [[1, 1]] * 3
-    dx, dw, db = _dense.linear_backward(f32(0, 4), f32(2, 4), f32(0, 2))
+    assert _linear.linear_forward(f32(3, 0), f32(2, 0), f32(2)).tolist() == [[1, 1]] * 3
+    dx, dw, db = _linear.linear_backward(f32(0, 4), f32(2, 4), f32(0, 2))
     assert dx.shape == (0, 4) and not dw.any() and not db.any()
     y, idx = _pool.max_pool2d_forward(f32(0, 2, 4, 4), 2, 2)
     assert y.shape == idx.shape == (0, 2, 2, 2)

@@ -68,6 +68,7 @@ def test_bad_input_is_refused_clearly(backend, call, error, message):
 
 
 _conv3d = pytest.importorskip("fastseg._cy._conv3d")
+_pool3d = pytest.importorskip("fastseg._cy._pool3d")
 
 
 def f32(*shape):
@@ -91,13 +92,13 @@ def f32(*shape):
                                    (2**40,) * 3),                              # huge output
     lambda: _conv3d.conv3d_backward(f32(1, 2, 4, 4, 4), f32(3, 2, 2, 2, 2), f32(1, 3, 3, 3, 2),
                                     (1,) * 3, (0,) * 3),                       # dy shape
-    lambda: _conv3d.max_pool3d_forward(f32(1, 1, 2, 4, 4), (3, 1, 1), (1, 1, 1)),
-    lambda: _conv3d.max_pool3d_forward(f32(1, 1, 4, 4, 4), (2, 2, 2), (0, 1, 1)),
-    lambda: _conv3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), np.zeros((1, 1, 2, 2, 1), np.int64),
+    lambda: _pool3d.max_pool3d_forward(f32(1, 1, 2, 4, 4), (3, 1, 1), (1, 1, 1)),
+    lambda: _pool3d.max_pool3d_forward(f32(1, 1, 4, 4, 4), (2, 2, 2), (0, 1, 1)),
+    lambda: _pool3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), np.zeros((1, 1, 2, 2, 1), np.int64),
                                         (1, 1, 4, 4, 4)),
-    lambda: _conv3d.max_pool3d_backward(f32(1, 2, 2, 2, 2), np.zeros((1, 2, 2, 2, 2), np.int64),
+    lambda: _pool3d.max_pool3d_backward(f32(1, 2, 2, 2, 2), np.zeros((1, 2, 2, 2, 2), np.int64),
                                         (1, 1, 4, 4, 4)),
-    lambda: _conv3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), np.zeros((1, 1, 2, 2, 2), np.int64),
+    lambda: _pool3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), np.zeros((1, 1, 2, 2, 2), np.int64),
                                         (1, 1, 4, 4)),
 ])
 def test_wrapper_refuses_inconsistent_shapes(call):
@@ -110,4 +111,4 @@ def test_wrapper_pool_backward_refuses_a_bad_index_and_writes_nothing(bad):
     idx = np.zeros((1, 1, 2, 2, 2), np.int64)
     idx[0, 0, 1, 1, 1] = bad
     with pytest.raises(IndexError, match="indices"):
-        _conv3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), idx, (1, 1, 4, 4, 4))
+        _pool3d.max_pool3d_backward(f32(1, 1, 2, 2, 2), idx, (1, 1, 4, 4, 4))

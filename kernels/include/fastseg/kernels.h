@@ -108,7 +108,7 @@ int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                        fs_idx stride, fs_idx pad, const float *dy,
                        float *dx, float *dw, float *db);
 
-/* ---- linear (dense.c): y = x * w^T + b ----------------------------------
+/* ---- linear (linear.c): y = x * w^T + b ---------------------------------
  * x (n, in), w (out, in), b (out) or NULL, y (n, out). */
 int fs_linear_forward(const float *x, fs_idx n, fs_idx in,
                       const float *w, fs_idx out, const float *b, float *y);

@@ -7,20 +7,12 @@ import numpy as np
 from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidValueError
 
+from fastseg._cy._args cimport check_total, checked_bias, data_or_null
 from fastseg._cy._status cimport check_status
 from fastseg._cy._window cimport out_size
 from fastseg._cy.kernels cimport (
     fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_idx, fs_im2col,
 )
-
-# Element counts beyond this cannot be addressed in bytes with 64-bit sizes.
-cdef object _MAX_ELEMS = (1 << 62) // 4
-
-
-cdef _check_total(str what, object count):
-    if count > _MAX_ELEMS:
-        raise InvalidValueError(f"{what}: the output would have {count} elements, too many")
-
 
 def im2col(const float[:, :, :, ::1] x, Py_ssize_t kernel_size, Py_ssize_t stride,
            Py_ssize_t padding):
@@ -29,7 +21,7 @@ def im2col(const float[:, :, :, ::1] x, Py_ssize_t kernel_size, Py_ssize_t strid
     oh = out_size("im2col", h, kernel_size, stride, padding)
     ow = out_size("im2col", w, kernel_size, stride, padding)
     rows, ncols = c * kernel_size * kernel_size, n * oh * ow
-    _check_total("im2col", rows * ncols)
+    check_total("im2col", (rows, ncols))
     out = np.empty((rows, ncols), dtype=np.float32)
     if rows == 0 or ncols == 0:
         return out
@@ -53,7 +45,7 @@ def col2im(const float[:, ::1] cols, tuple x_shape, Py_ssize_t kernel_size,
     if cols.shape[0] != rows or cols.shape[1] != ncols:
         raise InvalidValueError(f"col2im: cols has shape ({cols.shape[0]}, {cols.shape[1]}), "
                                 f"expected ({rows}, {ncols}) for x_shape {x_shape}")
-    _check_total("col2im", n * c * h * w)
+    check_total("col2im", (n, c, h, w))
     out = np.zeros((n, c, h, w), dtype=np.float32)
     if rows == 0 or ncols == 0 or out.size == 0:
         return out
@@ -82,15 +74,9 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, b,
     """x (N,C,H,W), w (F,C,k,k), b (F,) or None -> y (N,F,OH,OW)."""
     k, oh, ow = _conv_shapes("conv2d", x, w, stride, padding)
     n, f = x.shape[0], w.shape[0]
-    cdef const float[::1] bv
-    cdef const float *pb = NULL
-    if b is not None:
-        bv = b
-        if bv.shape[0] != f:
-            raise InvalidValueError(f"conv2d: b has {bv.shape[0]} entries, expected {f}")
-        if f > 0:
-            pb = &bv[0]
-    _check_total("conv2d", n * f * oh * ow)
+    cdef const float[::1] bv = checked_bias("conv2d", b, f)
+    cdef const float *pb = data_or_null(bv)
+    check_total("conv2d", (n, f, oh, ow))
     if n == 0 or f == 0 or x.shape[1] == 0:
         y = np.zeros((n, f, oh, ow), dtype=np.float32)
         if b is not None:

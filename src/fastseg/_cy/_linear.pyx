@@ -1,10 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Fully connected layer wrappers (kernels/src/dense.c)."""
+"""Fully connected (Linear) layer wrappers (kernels/src/linear.c)."""
 import numpy as np
 
 from fastseg._cy._buffers import empty as _empty
 from fastseg.errors import InvalidValueError
 
+from fastseg._cy._args cimport checked_bias, data_or_null
 from fastseg._cy._status cimport check_status
 from fastseg._cy.kernels cimport fs_idx, fs_linear_backward, fs_linear_forward
 
@@ -14,14 +15,8 @@ def linear_forward(const float[:, ::1] x, const float[:, ::1] w, b):
     n, i, o = x.shape[0], x.shape[1], w.shape[0]
     if w.shape[1] != i:
         raise InvalidValueError(f"linear: w has {w.shape[1]} input features, x has {i}")
-    cdef const float[::1] bv
-    cdef const float *pb = NULL
-    if b is not None:
-        bv = b
-        if bv.shape[0] != o:
-            raise InvalidValueError(f"linear: b has {bv.shape[0]} entries, expected {o}")
-        if o > 0:
-            pb = &bv[0]
+    cdef const float[::1] bv = checked_bias("linear", b, o)
+    cdef const float *pb = data_or_null(bv)
     if n == 0 or i == 0 or o == 0:
         y = np.zeros((n, o), dtype=np.float32)
         if b is not None:

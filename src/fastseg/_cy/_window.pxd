@@ -18,3 +18,14 @@ cdef inline object out_size(str what, object size, object kernel_size, object st
         raise InvalidValueError(f"{what}: kernel_size {kernel_size} is larger than the padded "
                                 f"input ({size} + 2*{padding})")
     return span // stride + 1
+
+
+cdef inline tuple out_sizes(str what, tuple size, tuple kernel_size, tuple stride,
+                            tuple padding):
+    """out_size along each axis of `size`, the window's arguments one per axis."""
+    # A loop, not a generator expression: Cython cannot compile a generator inside an
+    # inline function of a .pxd.
+    out = []
+    for a in range(len(size)):
+        out.append(out_size(what, size[a], kernel_size[a], stride[a], padding[a]))
+    return tuple(out)

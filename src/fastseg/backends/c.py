@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg._cy import _conv, _conv3d, _dense, _gemm, _loss, _optim, _pointwise, _pool
+from fastseg._cy import _conv, _conv3d, _gemm, _linear, _loss, _optim, _pointwise, _pool, _pool3d
 from fastseg._cy import _runtime as runtime  # noqa: F401  (threads, ISA: fastseg.backends)
 from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     NOT_PROVIDED,
@@ -70,11 +70,11 @@ def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
 
 
 def linear(x, w, b):
-    return _dense.linear_forward(x, w, b)
+    return _linear.linear_forward(x, w, b)
 
 
 def linear_backward(x, w, dy, need_dx=True):
-    return _dense.linear_backward(x, w, dy, need_dx)
+    return _linear.linear_backward(x, w, dy, need_dx)
 
 
 def max_pool2d(x, kernel_size, stride):
@@ -94,11 +94,11 @@ def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
 
 
 def max_pool3d(x, kernel_size, stride):
-    return _conv3d.max_pool3d_forward(x, kernel_size, stride)
+    return _pool3d.max_pool3d_forward(x, kernel_size, stride)
 
 
 def max_pool3d_backward(dy, indices, x_shape):
-    return _conv3d.max_pool3d_backward(dy, indices, tuple(int(d) for d in x_shape))
+    return _pool3d.max_pool3d_backward(dy, indices, tuple(int(d) for d in x_shape))
 
 
 relu = _pointwise.relu

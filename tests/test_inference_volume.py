@@ -234,3 +234,26 @@ def test_model_file_versions():
                        format=io.MODEL_FORMAT, version=3)
         with pytest.raises(ValueError, match="cutter"):
             fastseg.load(f"{tmp}/bad.fseg")
+
+
+@pytest.mark.parametrize("name,build,cutter,tile", CASES, ids=[c[0] for c in CASES])
+def test_grid_map_is_the_full_map_at_every_step_th_voxel(name, build, cutter, tile):
+    """grid=True computes one shift of shift-and-stitch: the full map's values at the
+    voxels step * (i, j, k), and nothing else; a FOV is read on that grid."""
+    from fastseg._inference.volume import grid_step, segment_volume
+
+    net = build()
+    vol = volume((13, 12, 11))
+    step = grid_step(net, cutter)
+    full = segment_volume(net, vol, cutter, tile=tile, method="direct")
+    grid = segment_volume(net, vol, cutter, tile=tile, method="direct", grid=True)
+    assert grid.shape == tuple(-(-n // s) for n, s in zip(vol.shape, step, strict=True))
+    np.testing.assert_allclose(grid, full[::step[0], ::step[1], ::step[2]], atol=1e-5, rtol=0)
+    fov = np.zeros(vol.shape, bool)
+    fov[4:9, 2:7, 6:] = True
+    masked = segment_volume(net, vol, cutter, fov=fov, tile=tile, method="direct", grid=True)
+    on_grid = fov[::step[0], ::step[1], ::step[2]]
+    np.testing.assert_allclose(masked[on_grid], grid[on_grid], atol=1e-5, rtol=0)
+    assert not masked[~on_grid].any()
+    pooled = "pooled" in name and "nopool" not in name
+    assert step == ((2, 2, 2) if pooled else (1, 1, 1)), step

@@ -234,28 +234,39 @@ class DensePlan:
             i += 1
         return ops.to_device(x, "cpu")
 
-    def run_block(self, padded: np.ndarray, origin, out_shape, schedule=None) -> np.ndarray:
-        """Outputs (channels, *out_shape) at dense positions ``origin + out_shape``, by
-        shift-and-stitch: one :meth:`run` per shift of the total strides.
+    def run_grid(self, padded: np.ndarray, origin, counts, schedule=None) -> np.ndarray:
+        """Outputs (channels, *counts) at the positions ``origin + strides * i`` (``0 <= i
+        < counts`` per axis): one window of the dense network, one shift of
+        shift-and-stitch, a grid of every ``strides``-th position at ``1 / prod(strides)``
+        of the work of the whole block.
 
         `padded` is (C, *spatial) with the patch of output position ``o`` at
         ``padded[:, o:o + K]`` on every axis (the image or volume padded by its
-        cutter). With strides S, position ``o + d + S*i`` (shift ``d < S``) is output
-        ``i`` of the window that starts at ``o + d``; the ``prod(S)`` windows together
-        fill the block. Returns the last step's raw output (class scores for a
-        classifier).
+        cutter). Returns the last step's raw output (class scores for a classifier).
         """
-        k, strides = self.patch_size, self.strides
+        k = self.patch_size
+        window = padded[(None, slice(None)) + tuple(
+            slice(o, o + s * (c - 1) + k) for o, s, c in zip(origin, self.strides, counts,
+                                                           strict=True))]
+        out = self.run(np.ascontiguousarray(window), schedule)[0]
+        return out[(slice(None),) + tuple(slice(0, c) for c in counts)]
+
+    def run_block(self, padded: np.ndarray, origin, out_shape, schedule=None) -> np.ndarray:
+        """Outputs (channels, *out_shape) at dense positions ``origin + out_shape``, by
+        shift-and-stitch: one :meth:`run_grid` per shift of the total strides.
+
+        With strides S, position ``o + d + S*i`` (shift ``d < S``) is output ``i`` of
+        the grid that starts at ``o + d``; the ``prod(S)`` grids together fill the
+        block. `padded` is :meth:`run_grid`'s.
+        """
+        strides = self.strides
         block = None
         for shift in itertools.product(*(range(min(s, n)) for s, n in zip(strides, out_shape,
                                                                            strict=True))):
             counts = [len(range(d, n, s)) for d, n, s in zip(shift, out_shape, strides,
                                                               strict=True)]
-            window = padded[(None, slice(None)) + tuple(
-                slice(o + d, o + d + s * (c - 1) + k)
-                for o, d, s, c in zip(origin, shift, strides, counts, strict=True))]
-            out = self.run(np.ascontiguousarray(window), schedule)[0]
-            out = out[(slice(None),) + tuple(slice(0, c) for c in counts)]
+            out = self.run_grid(padded, [o + d for o, d in zip(origin, shift, strict=True)],
+                                counts, schedule)
             if block is None:
                 block = np.empty((out.shape[0], *out_shape), np.float32)
             block[(slice(None),) + tuple(slice(d, None, s) for d, s in zip(shift, strides,

@@ -28,7 +28,7 @@ import numpy as np
 
 from fastseg import _validate
 from fastseg._inference import cost, fcn, progress_bar, triplanar
-from fastseg._inference.tiles import Handover, image_probability
+from fastseg._inference.tiles import Handover, grid_tile, image_probability
 from fastseg.data.patches import PAD_MODE
 from fastseg.data.volume_patches import (
     CUTTER_KINDS,
@@ -40,7 +40,8 @@ from fastseg.data.volume_patches import (
 )
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
-__all__ = ["network_cutter", "check_fits_network", "segment_volume", "BLOCK_BUDGET_BYTES"]
+__all__ = ["network_cutter", "check_fits_network", "segment_volume", "grid_step",
+           "BLOCK_BUDGET_BYTES"]
 
 #: Hidden-layer maps of one tri-planar block (and the head's copies of them) stay under this.
 BLOCK_BUDGET_BYTES = cost.TILE_BUDGET_BYTES
@@ -142,33 +143,54 @@ def _blocks(shape, block, mask):
 # ---- the kinds ----------------------------------------------------------------------------
 
 
-def _planes(dense, arr, mask, cutter, tile, method, progress):
-    """2d and stacked2d: the 2-D dense path on each plane (or stack of planes)."""
+def _grid_shape(shape, step):
+    return tuple(-(-n // s) for n, s in zip(shape, step, strict=True))
+
+
+def _planes(dense, arr, mask, cutter, tile, method, progress, step=None):
+    """2d and stacked2d: the 2-D dense path on each plane (or stack of planes); with a
+    grid `step`, every step-th plane and in it every step-th pixel."""
     axis = cutter.axis
     v = np.moveaxis(arr, axis, 0)
-    m = None if mask is None else np.moveaxis(mask, axis, 0)
     depth = 1
     if cutter.kind == "stacked2d":
         depth = cutter.slices
         before = depth // 2
         v = np.pad(v, ((before, depth - 1 - before), (0, 0), (0, 0)), mode=PAD_MODE)
-    prob = np.zeros((arr.shape[axis], *v.shape[1:]), np.float32)
-    for d in progress_bar.each(range(prob.shape[0]), progress, "slice"):
-        if m is not None and not m[d].any():
+    along = 1 if step is None else step[axis]
+    m = None if mask is None else np.moveaxis(mask, axis, 0)
+    n_planes = -(-arr.shape[axis] // along)
+    plane = m.shape[1:] if m is not None else \
+        (v.shape[1:] if step is None else _grid_shape(v.shape[1:], dense.strides))
+    prob = np.zeros((n_planes, *plane), np.float32)
+    for g in progress_bar.each(range(n_planes), progress, "slice"):
+        if m is not None and not m[g].any():
             continue
-        prob[d] = image_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
-                                     None if m is None else m[d], tile, method, False)
+        d = g * along
+        prob[g] = image_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
+                                    None if m is None else m[g], tile, method, False,
+                                    grid=step is not None)
     return np.moveaxis(prob, 0, axis)
 
 
-def _cubes(dense, arr, mask, cutter, tile, method, progress):
-    """3d: the 3-D dense plan on cubic blocks of the volume."""
+def _cubes(dense, arr, mask, cutter, tile, method, progress, step=None):
+    """3d: the 3-D dense plan on cubic blocks of the volume; with a grid `step` (the
+    plan's strides), one shift of each block: every step-th voxel per axis."""
     plan = cost.schedule(dense, arr.shape, method, tile)
     padded = cutter.pad(arr)[None]
-    prob = np.zeros(arr.shape, np.float32)
-    blocks = _blocks(arr.shape, (plan.tile,) * 3, mask)
-    for origin, size, region in progress_bar.each(blocks, progress, "block"):
-        prob[region] = fcn.class1_probability(dense.run_block(padded, origin, size, plan))
+    if step is None:
+        prob = np.zeros(arr.shape, np.float32)
+        blocks = _blocks(arr.shape, (plan.tile,) * 3, mask)
+        for origin, size, region in progress_bar.each(blocks, progress, "block"):
+            prob[region] = fcn.class1_probability(dense.run_block(padded, origin, size, plan))
+        return prob
+    shape = _grid_shape(arr.shape, step)
+    block = tuple(grid_tile(plan.tile, s) // s for s in step)
+    prob = np.zeros(shape, np.float32)
+    for origin, size, region in progress_bar.each(_blocks(shape, block, mask), progress,
+                                                  "block"):
+        at = tuple(s * o for s, o in zip(step, origin, strict=True))
+        prob[region] = fcn.class1_probability(dense.run_grid(padded, at, size, plan))
     return prob
 
 
@@ -183,30 +205,37 @@ def _triplanar_block(shape, hidden, tile):
     return tuple(block)
 
 
-def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller):
-    """triplanar: each tower over its planes of a block, the terms summed, then the head."""
+def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step=None):
+    """triplanar: each tower over its planes of a block, the terms summed, then the head;
+    with a grid `step` (the towers' strides), every step-th voxel per axis (each tower on
+    every step-th plane, one shift within it)."""
     plan = triplanar.cached_plan(model, cutter.size, caller)
-    block = _triplanar_block(arr.shape, plan.hidden, tile)
+    unit = (1, 1, 1) if step is None else step
+    shape = _grid_shape(arr.shape, unit)
+    block = _triplanar_block(shape, plan.hidden, tile)
     others = [tuple(a for a in range(3) if a != axis) for axis in range(3)]
     schedules = [cost.schedule(tower, tuple(arr.shape[a] for a in others[axis]), method,
-                                      max(block[a] for a in others[axis]))
+                               max(block[a] * unit[a] for a in others[axis]))
                  for axis, tower in enumerate(plan.towers)]
     padded = cutter.pad(arr)
     before = cutter.size // 2
-    prob = np.zeros(arr.shape, np.float32)
-    blocks = _blocks(arr.shape, block, mask)
+    prob = np.zeros(shape, np.float32)
+    blocks = _blocks(shape, block, mask)
     for origin, size, region in progress_bar.each(blocks, progress, "block"):
         pre = np.zeros((plan.hidden, *size), np.float32)
         for axis, tower in enumerate(plan.towers):
-            plane_origin = tuple(origin[a] for a in others[axis])
+            plane_origin = tuple(unit[a] * origin[a] for a in others[axis])
             plane_size = tuple(size[a] for a in others[axis])
             for i in range(size[axis]):
-                # The plane normal to `axis` through voxel index origin+i, padded on its
-                # two axes; the patch of its output position o starts at o.
+                # The plane normal to `axis` through voxel index (origin+i)*unit, padded
+                # on its two axes; the patch of its output position o starts at o.
                 at = [slice(None)] * 3
-                at[axis] = origin[axis] + i + before
-                terms = tower.run_block(padded[tuple(at)][None], plane_origin, plane_size,
-                                        schedules[axis])
+                at[axis] = unit[axis] * (origin[axis] + i) + before
+                plane = padded[tuple(at)][None]
+                if step is None:
+                    terms = tower.run_block(plane, plane_origin, plane_size, schedules[axis])
+                else:
+                    terms = tower.run_grid(plane, plane_origin, plane_size, schedules[axis])
                 into = [slice(None)] * 4
                 into[1 + axis] = i
                 pre[tuple(into)] += terms
@@ -214,14 +243,34 @@ def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller):
     return prob
 
 
+def grid_step(model, cutter, caller="segment") -> tuple[int, int, int]:
+    """The per-axis step of :func:`segment_volume`'s ``grid=True`` map: the network's
+    strides (one shift of shift-and-stitch), the same on every axis the kind can give."""
+    if cutter.kind == "triplanar":
+        plan = triplanar.cached_plan(model, cutter.size, caller)
+        strides = {s for tower in plan.towers for s in tower.strides}
+        return (strides.pop(),) * 3 if len(strides) == 1 else (1, 1, 1)
+    dense = check_fits_network(model, cutter, caller)
+    if cutter.kind == "3d":
+        return tuple(dense.strides)
+    s = set(dense.strides)
+    return (s.pop(),) * 3 if len(s) == 1 else (1, 1, 1)
+
+
 def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, method="auto",
-                   caller="segment") -> np.ndarray:
+                   caller="segment", grid=False) -> np.ndarray:
     """Class-1 probability (D, H, W) float32 of every voxel of `volume`, densely.
 
     Parameters are :func:`fastseg.segment`'s; `cutter` says the kind
     (:func:`network_cutter`), `fov` is a (D, H, W) mask (voxels outside get 0, blocks
     with none inside are skipped) and `tile` the side of a block (3d, triplanar) or
     of a plane's tile (2d, stacked2d).
+
+    With `grid`, only the voxels ``step * (i, j, k)`` are computed (``step`` from
+    :func:`grid_step`: the network's strides, one shift of shift-and-stitch, about
+    ``1/prod(step)`` of the work): the result is the map of that grid, of shape
+    ``ceil(shape / step)``, each value exactly the full map's at its voxel. A `fov`
+    is then read on the grid (``fov[::s, ::s, ::s]``).
     """
     ndim = np.ndim(volume)
     if ndim != 3:
@@ -233,13 +282,16 @@ def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, me
     cost.check_method(method)
     mask = None if fov is None else _validate.as_fov(fov, arr.shape)
     tile = None if tile is None else _validate.as_int("tile", tile, minimum=1)
+    step = grid_step(model, cutter, caller) if grid else None
+    if mask is not None and step is not None:
+        mask = mask[tuple(slice(None, None, s) for s in step)]
     if cutter.kind == "triplanar":
         check_fits_network(model, cutter, caller)
-        prob = _tri_planar(model, arr, mask, cutter, tile, method, progress, caller)
+        prob = _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step)
     else:
         dense = check_fits_network(model, cutter, caller)
         run = _cubes if cutter.kind == "3d" else _planes
-        prob = run(dense, arr, mask, cutter, tile, method, progress)
+        prob = run(dense, arr, mask, cutter, tile, method, progress, step)
     if mask is not None:
         prob[~mask] = 0.0
     return prob

@@ -1,0 +1,138 @@
+"""Whole brains: find each hippocampus on a coarse grid, then exact dense inference in boxes.
+
+A whole 1 mm brain holds about 7 million voxels, of which the two hippocampi take
+about 8000. Segmenting every voxel densely costs the network's full work everywhere;
+this module looks only where it matters, with the same network and no second model:
+
+1. **Coarse pass**: the dense network on a grid of every ``S``-th voxel per axis
+   (``S`` its total stride, 2 for the report's networks: one shift of
+   shift-and-stitch, :func:`~fastseg._inference.volume.segment_volume` with
+   ``grid=True``), about ``1/S**3`` of the work, over the blocks that hold brain.
+   Each grid value is exactly the full map's at its voxel.
+2. **Candidates**: grid voxels at or above the threshold, split at the midline
+   (``x`` of the RAS+ grid, axis 0), connected components per side; on each side
+   the component of the largest summed probability is the hippocampus.
+3. **Fine pass**: exact dense inference over a box around each candidate (its
+   extent widened by ``margin`` voxels), the rest of the map left at 0. Each box is
+   cut from the volume with the context its patches need (the cutter's padding
+   widths); where that context reaches the volume's edge the cut's edge is the
+   volume's, whose reflection padding is then the same. So inside the boxes the map
+   equals the dense map of the whole brain, voxel for voxel.
+
+The volume must be in RAS+ voxel order (the conformed grid of
+:func:`fastseg.data.conform`), so that axis 0 runs from left to right.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastseg._inference.volume import grid_step, segment_volume
+from fastseg.errors import InvalidValueError
+
+__all__ = ["BrainSearch", "SIDES", "MARGIN", "segment_brain"]
+
+#: The hippocampi, in label order (1 = left, 2 = right).
+SIDES = ("left", "right")
+#: Voxels added around a coarse candidate's extent before the fine pass: the grid can
+#: miss a thin end of the structure by up to one step, and the boundary voxels that the
+#: threshold keeps lie within a few voxels of the candidate (hippocampus at 1 mm).
+MARGIN = 6
+
+
+@dataclass
+class BrainSearch:
+    """What :func:`segment_brain` found.
+
+    Attributes
+    ----------
+    prob : numpy.ndarray (D, H, W) float32
+        Exact class-1 probability inside the boxes, 0 elsewhere.
+    boxes : dict
+        ``{side: tuple of slice}``: the region segmented densely on each side where a
+        candidate was found (a side without one has no entry).
+    coarse : numpy.ndarray
+        The coarse grid's probabilities (every ``step``-th voxel per axis).
+    step : tuple of int
+    """
+
+    prob: np.ndarray
+    boxes: dict = field(default_factory=dict)
+    coarse: np.ndarray | None = None
+    step: tuple = (1, 1, 1)
+
+
+def _candidate_box(coarse, side_mask, threshold, step, margin, shape):
+    """The box (full-resolution slices) around the most probable connected component of
+    grid voxels at or above `threshold` inside `side_mask`, or None."""
+    from scipy import ndimage
+
+    hot = (coarse >= threshold) & side_mask
+    labels, n = ndimage.label(hot)
+    if n == 0:
+        return None
+    mass = ndimage.sum_labels(coarse, labels, index=np.arange(1, n + 1))
+    best = int(np.argmax(mass)) + 1
+    where = np.argwhere(labels == best)
+    lo, hi = where.min(axis=0), where.max(axis=0)
+    return tuple(slice(max(0, int(a) * s - margin), min(n_, int(b) * s + s + margin))
+                 for a, b, s, n_ in zip(lo, hi, step, shape, strict=True))
+
+
+def segment_brain(model, volume, cutter, *, threshold, midline, brain=None, margin=MARGIN,
+                  tile=None, progress=None, method="auto", caller="segment") -> BrainSearch:
+    """Find and segment both hippocampi of a whole-brain volume (see the module docstring).
+
+    Parameters
+    ----------
+    model, cutter
+        The network and its kind's cutter (:func:`~.volume.network_cutter`).
+    volume : numpy.ndarray (D, H, W)
+        The normalised scan on a RAS+ grid at the model's voxel size.
+    threshold : float
+        Probability from which a coarse grid voxel is a candidate (the segmenter's
+        decision threshold).
+    midline : float
+        The index along axis 0 (x) that separates the left hemisphere (below) from
+        the right.
+    brain : numpy.ndarray (D, H, W) of bool, optional
+        Where the brain is: the coarse pass skips blocks without it. None: everywhere.
+    margin : int
+        Voxels added on every side of a candidate's extent for the fine pass.
+    tile, progress, method, caller
+        As :func:`~.volume.segment_volume`.
+
+    Returns
+    -------
+    BrainSearch
+    """
+    arr = np.asarray(volume)
+    if arr.ndim != 3:
+        raise InvalidValueError(f"volume: expected a (D, H, W) brain, got shape {arr.shape}")
+    step = grid_step(model, cutter, caller)
+    coarse = segment_volume(model, arr, cutter, fov=brain, tile=tile, progress=progress,
+                            method=method, caller=caller, grid=True)
+    x = np.arange(coarse.shape[0]) * step[0]
+    sides = {"left": (x < midline)[:, None, None], "right": (x >= midline)[:, None, None]}
+    boxes = {}
+    for side in SIDES:
+        side_mask = np.broadcast_to(sides[side], coarse.shape)
+        box = _candidate_box(coarse, side_mask, threshold, step, margin, arr.shape)
+        if box is not None:
+            boxes[side] = box
+    prob = np.zeros(arr.shape, np.float32)
+    for box in boxes.values():
+        prob[box] = _box_probability(model, arr, cutter, box, tile, progress, method, caller)
+    return BrainSearch(prob, boxes, coarse, step)
+
+
+def _box_probability(model, arr, cutter, box, tile, progress, method, caller):
+    """The dense map inside `box`, from a cut of the volume holding its patches' context."""
+    widths = cutter.pad_widths()
+    cut = tuple(slice(max(0, s.start - before), min(n, s.stop + after))
+                for s, (before, after), n in zip(box, widths, arr.shape, strict=True))
+    prob = segment_volume(model, arr[cut], cutter, tile=tile, progress=progress, method=method,
+                          caller=caller)
+    return prob[tuple(slice(s.start - c.start, s.stop - c.start)
+                      for s, c in zip(box, cut, strict=True))]

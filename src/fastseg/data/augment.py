@@ -1,0 +1,352 @@
+"""Training-time augmentation for scans from other scanners, applied per patch.
+
+A network trained on one scanner's scans meets others: another intensity
+non-uniformity (bias field), another contrast curve, more noise, a head a few degrees
+rotated or a brain a few percent larger. :class:`Augment` imitates each, per patch, as
+the patches are cut, so a training batch costs a little more than a plain one and
+nothing is stored:
+
+- **rotation and scaling** (geometric): the patch is sampled (trilinear,
+  :func:`scipy.ndimage.map_coordinates`) on its voxel grid rotated and scaled about the
+  patch's centre voxel; beyond the volume's border the volume is mirrored exactly as
+  the cutters' padding does (NumPy ``"reflect"``, SciPy ``"mirror"``), however far a
+  rotated corner reaches. The 2-D kinds (``"2d"``, ``"stacked2d"``) rotate and scale
+  in their plane (a stacked patch's planes stay one voxel apart); the tri-planar and
+  3-D kinds rotate in 3-D (the three planes of one rotated frame).
+- **bias field**: values are multiplied by a smooth field about the value a raw 0 takes
+  after normalisation (``zero``), which is what a multiplicative field on the raw scan
+  is in normalised units. The field is ``exp`` of a trilinear interpolation of values
+  drawn at the corners of a cell of ``bias_length`` voxels laid at a random place over
+  the patch: how a coarse grid of control points, upsampled, looks at a patch's scale.
+- **gamma**: ``lo + (hi - lo) * ((v - lo) / (hi - lo)) ** g`` with the patch's own
+  minimum and maximum: monotone (the order of tissues kept), the patch's range kept.
+- **noise**: Gaussian, of a standard deviation drawn per patch in ``[0, noise]``.
+
+Every random number comes from the :class:`numpy.random.Generator` passed in, drawn in
+one fixed order whatever is switched on, so a seed fixes the batch and switching one
+transform off leaves the others' draws as they were. A transform whose amplitude is 0
+is skipped: all of them 0 gives the cutter's patches bit for bit. Rotations are in
+voxel space; on a conformed scan (:func:`~fastseg.data.conform`) voxels are cubes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastseg import _validate
+from fastseg._optional import require
+from fastseg.errors import InvalidTypeError, InvalidValueError
+
+from .patches import check_coords
+from .volume_patches import PatchCutter, Planar2D, Stacked2D
+
+__all__ = ["Augment", "AUGMENT_LIMITS"]
+
+#: option -> (smallest, largest) value accepted.
+AUGMENT_LIMITS = {
+    "rotate": (0.0, 45.0),
+    "scale": (0.0, 0.5),
+    "bias": (0.0, 2.0),
+    "bias_length": (1.0, 1e4),
+    "gamma": (0.0, 2.0),
+    "noise": (0.0, 10.0),
+}
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Which scanner differences to imitate, and how strongly (0 switches one off).
+
+    Parameters
+    ----------
+    rotate : float
+        Largest rotation in degrees, drawn uniformly in ``[-rotate, rotate]`` per axis
+        (per patch; the 2-D kinds: one in-plane angle). Default 5: head positions in a
+        scanner differ by a few degrees, and a network should not depend on them.
+    scale : float
+        Largest relative scaling, drawn in ``[1 - scale, 1 + scale]`` (isotropic).
+        Default 0.05: brains differ in size by that much after conforming to 1 mm.
+    bias : float
+        Bias field strength: the field lies in ``[1 / (1 + bias), 1 + bias]``.
+        Default 0.2: uncorrected intensity non-uniformity at 1.5-3 T is 10-30 %.
+    bias_length : float
+        The field's length scale in voxels (its control-point spacing). Default 64:
+        coils vary over several centimetres, more than a patch.
+    gamma : float
+        Largest log-contrast change: the exponent ``g`` lies in
+        ``[1 / (1 + gamma), 1 + gamma]`` (log-uniform). Default 0.2: T1 sequences
+        (MPRAGE, SPGR) and scanners differ in contrast by about that.
+    noise : float
+        Largest noise standard deviation, in normalised units (drawn per patch in
+        ``[0, noise]``). Default 0.05: a few percent of the brain's spread.
+    """
+
+    rotate: float = 5.0
+    scale: float = 0.05
+    bias: float = 0.2
+    bias_length: float = 64.0
+    gamma: float = 0.2
+    noise: float = 0.05
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            lo, hi = AUGMENT_LIMITS[field.name]
+            value = _validate.as_real(f"Augment.{field.name}", getattr(self, field.name), lo, hi)
+            object.__setattr__(self, field.name, value)
+
+    # -- records ---------------------------------------------------------------------
+    @classmethod
+    def off(cls) -> Augment:
+        """Every transform switched off (the cutters' patches, bit for bit)."""
+        return cls(**{f.name: 0.0 for f in dataclasses.fields(cls) if f.name != "bias_length"})
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any transform is switched on."""
+        return self.geometric or any((self.bias, self.gamma, self.noise))
+
+    @property
+    def geometric(self) -> bool:
+        """Whether patches are cut rotated or scaled."""
+        return bool(self.rotate or self.scale)
+
+    def config(self) -> dict:
+        """The options as a JSON-able dict; :meth:`from_config` rebuilds the same."""
+        return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_config(cls, config) -> Augment:
+        """An Augment from :meth:`config`'s dict (missing options take their defaults).
+
+        Raises
+        ------
+        InvalidTypeError
+            `config` is not a dict, or a value is not a number.
+        InvalidValueError
+            An unknown option (named), or a value out of :data:`AUGMENT_LIMITS`.
+        """
+        if not isinstance(config, dict):
+            raise InvalidTypeError(f"config: expected a dict of Augment options, got "
+                                   f"{type(config).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise InvalidValueError(f"config: unknown Augment option {unknown[0]!r} (known: "
+                                    f"{sorted(known)})")
+        return cls(**config)
+
+    # -- applying it -------------------------------------------------------------------
+    def cut(self, cutter, padded, coords, rng, *, zero=0.0):
+        """The patches of `coords`, as ``cutter.cut(padded, coords)``, augmented.
+
+        Parameters
+        ----------
+        cutter : PatchCutter
+            The kind's cutter.
+        padded : numpy.ndarray
+            ``cutter.pad(volume)`` (the normalised volume, padded).
+        coords : array_like of int
+            ``(N, 3)`` voxel indices in the unpadded volume.
+        rng : numpy.random.Generator
+            Every random draw comes from it.
+        zero : float
+            The normalised value of a raw 0 (:func:`~fastseg.data.normalization_zero`):
+            the bias field scales values about it.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            The cutter's layout, shapes and dtype (float32).
+        """
+        if not isinstance(cutter, PatchCutter):
+            raise InvalidTypeError(f"cutter: expected a PatchCutter, got {type(cutter).__name__}")
+        rng = _check_rng(rng)
+        draws = self._draw(rng, len(np.asarray(coords)))
+        if self.geometric:
+            patches = _cut_transformed(cutter, padded, coords, _matrices(cutter, draws))
+        else:
+            patches = cutter.cut(padded, coords)
+        return self._intensity(cutter, patches, draws, rng, float(zero))
+
+    def apply_intensity(self, cutter, patches, rng, *, zero=0.0):
+        """The intensity transforms (bias, gamma, noise) on patches already cut.
+
+        Parameters
+        ----------
+        cutter : PatchCutter
+            The kind that cut them (its windows place the bias field).
+        patches : numpy.ndarray or list of numpy.ndarray
+            As ``cutter.cut`` returns them (not modified).
+        rng : numpy.random.Generator
+        zero : float
+            As in :meth:`cut`.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            New arrays, same layout; the same draws as :meth:`cut` would take.
+        """
+        if not isinstance(cutter, PatchCutter):
+            raise InvalidTypeError(f"cutter: expected a PatchCutter, got {type(cutter).__name__}")
+        rng = _check_rng(rng)
+        arrays = patches if isinstance(patches, list) else [patches]
+        n = len(arrays[0])
+        draws = self._draw(rng, n)
+        copied = [np.array(a, dtype=np.float32) for a in arrays]
+        out = copied if isinstance(patches, list) else copied[0]
+        return self._intensity(cutter, out, draws, rng, float(zero))
+
+    def _draw(self, rng, n):
+        """Every per-patch number, always drawn and always in this order."""
+        return {
+            "angles": rng.uniform(-1.0, 1.0, size=(n, 3)) * math.radians(self.rotate),
+            "scales": 1.0 + rng.uniform(-1.0, 1.0, size=n) * self.scale,
+            "bias": rng.uniform(-1.0, 1.0, size=(n, 2, 2, 2)) * math.log1p(self.bias),
+            "phase": rng.uniform(0.0, 1.0, size=(n, 3)),
+            "gamma": np.exp(rng.uniform(-1.0, 1.0, size=n) * math.log1p(self.gamma)),
+            "noise": rng.uniform(0.0, 1.0, size=n) * self.noise,
+        }
+
+    def _intensity(self, cutter, patches, draws, rng, zero):
+        """bias, then gamma, then noise, in place on freshly cut arrays."""
+        arrays = patches if isinstance(patches, list) else [patches]
+        n = len(arrays[0])
+        if n == 0:
+            return patches
+        if self.bias:
+            for array, (axes, window) in zip(arrays, _windows_of(cutter, arrays), strict=True):
+                field = _bias_field(axes, window, draws["bias"], draws["phase"],
+                                    self.bias_length)
+                flat = array.reshape(n, -1)
+                flat -= zero
+                flat *= field.reshape(n, -1)
+                flat += zero
+        if self.gamma:
+            _gamma(arrays, draws["gamma"])
+        if self.noise:
+            for array in arrays:
+                sigma = draws["noise"].astype(np.float32).reshape(n, *([1] * (array.ndim - 1)))
+                array += sigma * rng.standard_normal(array.shape, dtype=np.float32)
+        return patches
+
+
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise InvalidTypeError(f"rng: expected a numpy.random.Generator "
+                               f"(numpy.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng
+
+
+def _windows_of(cutter, arrays):
+    """The cutter's windows, in the order of the packed arrays, as (axes, window shape)
+    with the packed arrays' per-patch shape (a 2-D patch's channel axis dropped)."""
+    windows = cutter._windows()
+    if len(windows) != len(arrays):
+        raise InvalidValueError(f"patches: expected {len(windows)} arrays for the "
+                                f"{cutter.kind} kind, got {len(arrays)}")
+    for (_, window), array in zip(windows, arrays, strict=True):
+        if int(np.prod(array.shape[1:])) != int(np.prod(window)):
+            raise InvalidValueError(f"patches: shape {array.shape} is not the {cutter.kind} "
+                                    f"cutter's (N, ...) of {window}")
+    return windows
+
+
+def _offsets(axes, window) -> np.ndarray:
+    """``(P, 3)`` float64 offsets from the centre voxel of each window voxel (C order),
+    along the volume's axes: ``index - n // 2`` on the window's axes, 0 on the others."""
+    grids = np.meshgrid(*[np.arange(n) - n // 2 for n in window], indexing="ij")
+    out = np.zeros((int(np.prod(window)), 3))
+    for axis, grid in zip(axes, grids, strict=True):
+        out[:, axis] = grid.ravel()
+    return out
+
+
+def _rotation(angles) -> np.ndarray:
+    """``(N, 3, 3)`` rotations: about axis 0, then 1, then 2 (angles in radians)."""
+    n = len(angles)
+    out = np.tile(np.eye(3), (n, 1, 1))
+    for axis in range(3):
+        a, b = [x for x in range(3) if x != axis]
+        c, s = np.cos(angles[:, axis]), np.sin(angles[:, axis])
+        r = np.tile(np.eye(3), (n, 1, 1))
+        r[:, a, a], r[:, a, b], r[:, b, a], r[:, b, b] = c, -s, s, c
+        out = r @ out
+    return out
+
+
+def _matrices(cutter, draws) -> np.ndarray:
+    """``(N, 3, 3)`` maps from a patch offset to a volume offset: rotation times scale
+    (2-D kinds: in their plane only)."""
+    angles, scales = draws["angles"], draws["scales"]
+    if isinstance(cutter, (Planar2D, Stacked2D)):
+        n = len(angles)
+        a, b = [x for x in range(3) if x != cutter.axis]
+        c, s = np.cos(angles[:, 0]) * scales, np.sin(angles[:, 0]) * scales
+        out = np.tile(np.eye(3), (n, 1, 1))
+        out[:, a, a], out[:, a, b], out[:, b, a], out[:, b, b] = c, -s, s, c
+        return out
+    return _rotation(angles) * scales[:, None, None]
+
+
+def _cut_transformed(cutter, padded, coords, matrices):
+    """The cutter's windows sampled on grids mapped by `matrices` about each voxel."""
+    ndimage = require("scipy.ndimage", "Augment")
+    padded = np.asarray(padded)
+    widths = cutter.pad_widths()
+    if padded.ndim != 3 or padded.dtype != np.float32:
+        raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
+                                f"{padded.shape} dtype {padded.dtype}")
+    # the volume itself (a view): scipy's "mirror" mode reflects it as NumPy's "reflect"
+    # padding did, to any distance a rotated corner may reach
+    volume = padded[tuple(slice(b, n - a) for n, (b, a) in zip(padded.shape, widths,
+                                                              strict=True))]
+    if min(volume.shape) < 1:
+        raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
+                                f"padding {widths}")
+    rc = check_coords(coords, volume.shape, "(d, h, w) voxel indices").astype(np.float64)
+    n = len(rc)
+    out = []
+    for axes, window in cutter._windows():
+        offsets = _offsets(axes, window)
+        points = rc[:, None, :] + np.einsum("nij,pj->npi", matrices, offsets)
+        values = ndimage.map_coordinates(volume, points.reshape(-1, 3).T, order=1,
+                                         mode="mirror", prefilter=False)
+        out.append(np.ascontiguousarray(values.reshape(n, *window), dtype=np.float32))
+    return cutter._pack(out)
+
+
+def _bias_field(axes, window, corners, phase, length) -> np.ndarray:
+    """``(N, P)`` float32 multiplicative field over a window's voxels.
+
+    The log-field is the trilinear interpolation of `corners` ``(N, 2, 2, 2)`` over a
+    cell of side `length` voxels; the patch's centre sits at `phase` ``(N, 3)`` (in
+    cell units) inside it. Patches wider than the cell see the same trilinear function
+    continued (a smooth ramp), which is still low-frequency.
+    """
+    offsets = _offsets(axes, window)  # (P, 3)
+    u = phase[:, None, :] + offsets[None] / length  # (N, P, 3)
+    w = np.stack([1.0 - u, u], axis=-1)  # (N, P, 3, 2): weights of corner 0 and 1
+    log_field = np.einsum("npa,npb,npc,nabc->np", w[:, :, 0], w[:, :, 1], w[:, :, 2],
+                          corners, optimize=True)
+    return np.exp(log_field).astype(np.float32)
+
+
+def _gamma(arrays, gammas) -> None:
+    """``lo + (hi - lo) * ((v - lo) / (hi - lo)) ** g`` per patch, in place; lo and hi
+    over all of a patch's arrays (the tri-planar planes share them)."""
+    n = len(arrays[0])
+    flats = [a.reshape(n, -1) for a in arrays]
+    lo = np.min([f.min(axis=1) for f in flats], axis=0)
+    hi = np.max([f.max(axis=1) for f in flats], axis=0)
+    span = hi - lo
+    varied = span > 0  # a constant patch has no contrast to change
+    g = gammas.astype(np.float32)[varied, None]
+    for f in flats:
+        part = f[varied]
+        u = (part - lo[varied, None]) / span[varied, None]
+        np.clip(u, 0.0, 1.0, out=u)  # rounding may step a hair outside [0, 1]
+        f[varied] = lo[varied, None] + span[varied, None] * u ** g

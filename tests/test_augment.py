@@ -1,0 +1,182 @@
+"""Augment: scanner differences imitated per patch, for the four cutter kinds."""
+import json
+
+import numpy as np
+import pytest
+
+from fastseg.data import Augment, make_cutter
+from fastseg.data.augment import _cut_transformed
+
+KINDS = [("2d", {"axis": 1}), ("stacked2d", {"axis": 2, "slices": 3}), ("triplanar", {}),
+         ("3d", {})]
+ONE_EACH = {"rotate": Augment(rotate=10, scale=0, bias=0, gamma=0, noise=0),
+            "scale": Augment(rotate=0, scale=0.1, bias=0, gamma=0, noise=0),
+            "bias": Augment(rotate=0, scale=0, bias=0.3, gamma=0, noise=0),
+            "gamma": Augment(rotate=0, scale=0, bias=0, gamma=0.3, noise=0),
+            "noise": Augment(rotate=0, scale=0, bias=0, gamma=0, noise=0.1)}
+
+
+def _volume(shape=(20, 22, 18), seed=0):
+    """A smooth volume with structure (no patch is constant) and a zero background."""
+    rng = np.random.default_rng(seed)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+    v = np.sin(idx @ np.array([0.3, 0.5, 0.2])) + 0.02 * rng.standard_normal(shape)
+    v += (idx @ np.array([0.05, -0.03, 0.04]))
+    v[:2] = v.min() - 1  # a dark band, as air
+    return v.astype(np.float32)
+
+
+def _coords(shape, n=12, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(s, size=n) for s in shape], axis=1)
+
+
+def _arrays(x):
+    return x if isinstance(x, list) else [x]
+
+
+@pytest.mark.parametrize("kind, options", KINDS)
+def test_everything_off_is_the_cutter_bit_for_bit(kind, options):
+    cutter = make_cutter(kind, 7, **options)
+    volume = _volume()
+    padded = cutter.pad(volume)
+    coords = _coords(volume.shape)
+    want = cutter.cut(padded, coords)
+    got = Augment.off().cut(cutter, padded, coords, np.random.default_rng(0), zero=-1.0)
+    assert not Augment.off().enabled
+    for g, w in zip(_arrays(got), _arrays(want), strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+    got = Augment.off().apply_intensity(cutter, want, np.random.default_rng(0))
+    for g, w in zip(_arrays(got), _arrays(want), strict=True):
+        np.testing.assert_array_equal(g, w)
+        assert g is not w
+
+
+@pytest.mark.parametrize("kind, options", KINDS)
+@pytest.mark.parametrize("transform", sorted(ONE_EACH))
+def test_each_transform_on_changes_the_patches_keeping_layout(kind, options, transform):
+    augment = ONE_EACH[transform]
+    cutter = make_cutter(kind, 7, **options)
+    volume = _volume()
+    padded = cutter.pad(volume)
+    coords = _coords(volume.shape)
+    plain = cutter.cut(padded, coords)
+    got = augment.cut(cutter, padded, coords, np.random.default_rng(3), zero=float(volume.min()))
+    assert isinstance(got, list) == isinstance(plain, list)
+    changed = 0
+    for g, p in zip(_arrays(got), _arrays(plain), strict=True):
+        assert g.shape == p.shape and g.dtype == np.float32 and g.flags.c_contiguous
+        assert np.isfinite(g).all()
+        changed += int((g != p).any(axis=tuple(range(1, g.ndim))).sum())
+    assert changed >= len(coords)  # every patch changed somewhere
+    # the same seed, the same batch
+    again = augment.cut(cutter, padded, coords, np.random.default_rng(3),
+                        zero=float(volume.min()))
+    for g, a in zip(_arrays(got), _arrays(again), strict=True):
+        np.testing.assert_array_equal(g, a)
+    other = augment.cut(cutter, padded, coords, np.random.default_rng(4),
+                        zero=float(volume.min()))
+    assert any(not np.array_equal(g, o) for g, o in zip(_arrays(got), _arrays(other),
+                                                        strict=True))
+
+
+@pytest.mark.parametrize("kind, options", KINDS)
+def test_intensity_transforms_on_cut_patches_equal_those_of_cut(kind, options):
+    augment = Augment(rotate=0, scale=0, bias=0.3, gamma=0.3, noise=0.1)
+    cutter = make_cutter(kind, 5, **options)
+    volume = _volume()
+    padded = cutter.pad(volume)
+    coords = _coords(volume.shape)
+    plain = cutter.cut(padded, coords)
+    a = augment.cut(cutter, padded, coords, np.random.default_rng(9), zero=0.5)
+    b = augment.apply_intensity(cutter, plain, np.random.default_rng(9), zero=0.5)
+    for x, y in zip(_arrays(a), _arrays(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # switching one transform off leaves the others' draws as they were
+    rot = Augment(rotate=10, scale=0.1, bias=0, gamma=0, noise=0)
+    rot_bias = Augment(rotate=10, scale=0.1, bias=0.3, gamma=0, noise=0)
+    r = rot.cut(cutter, padded, coords, np.random.default_rng(2), zero=0.5)
+    rb = rot_bias.cut(cutter, padded, coords, np.random.default_rng(2), zero=0.5)
+    assert all(np.allclose(x, y, atol=0.5) and not np.array_equal(x, y)
+               for x, y in zip(_arrays(r), _arrays(rb), strict=True))
+
+
+def test_rotation_by_a_quarter_turn_is_rot90_borders_included():
+    volume = _volume((9, 10, 11))
+    coords = np.array([[4, 5, 5], [0, 0, 0], [8, 9, 10], [1, 8, 3]])
+    quarter = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # in the plane of axes 1, 2
+    mats = np.tile(quarter, (len(coords), 1, 1))
+    for kind, options in (("2d", {"axis": 0}), ("stacked2d", {"axis": 0, "slices": 3}),
+                          ("3d", {})):
+        cutter = make_cutter(kind, 5, **options)
+        padded = cutter.pad(volume)
+        plain = cutter.cut(padded, coords)
+        turned = _cut_transformed(cutter, padded, coords, mats)
+        # patch voxel offset (o1, o2) samples the volume at (-o2, o1): a clockwise rot90
+        np.testing.assert_array_equal(turned, np.rot90(plain, -1, axes=(-2, -1)))
+
+
+def test_scaling_keeps_the_centre_and_gamma_keeps_range_and_order():
+    volume = _volume()
+    cutter = make_cutter("3d", 7)
+    padded = cutter.pad(volume)
+    coords = _coords(volume.shape)
+    plain = cutter.cut(padded, coords)
+    scaled = Augment(rotate=0, scale=0.2, bias=0, gamma=0, noise=0).cut(
+        cutter, padded, coords, np.random.default_rng(0))
+    np.testing.assert_allclose(scaled[:, 0, 3, 3, 3], plain[:, 0, 3, 3, 3], rtol=0, atol=1e-6)
+    rotated = Augment(rotate=30, scale=0, bias=0, gamma=0, noise=0).cut(
+        cutter, padded, coords, np.random.default_rng(0))
+    np.testing.assert_allclose(rotated[:, 0, 3, 3, 3], plain[:, 0, 3, 3, 3], rtol=0, atol=1e-6)
+    g = Augment(rotate=0, scale=0, bias=0, gamma=0.5, noise=0).cut(
+        cutter, padded, coords, np.random.default_rng(0))
+    flat_g, flat_p = g.reshape(len(g), -1), plain.reshape(len(plain), -1)
+    np.testing.assert_allclose(flat_g.min(1), flat_p.min(1), atol=1e-6)
+    np.testing.assert_allclose(flat_g.max(1), flat_p.max(1), atol=1e-5)
+    for a, b in zip(flat_g, flat_p, strict=True):  # monotone: the order of values kept
+        order = np.argsort(b, kind="stable")
+        assert (np.diff(a[order]) >= -1e-6).all()
+
+
+def test_bias_scales_about_the_zero_level():
+    cutter = make_cutter("2d", 5)
+    flat = np.full((6, 7, 8), -0.75, dtype=np.float32)
+    padded = cutter.pad(flat)
+    coords = _coords(flat.shape, n=5)
+    bias = Augment(rotate=0, scale=0, bias=0.5, gamma=0, noise=0)
+    # a raw 0 stays 0 whatever the field: in normalised units it stays at `zero`
+    np.testing.assert_array_equal(bias.cut(cutter, padded, coords, np.random.default_rng(0),
+                                           zero=-0.75), -0.75)
+    out = bias.cut(cutter, padded, coords, np.random.default_rng(0), zero=0.0)
+    field = out / -0.75
+    assert (field >= 1 / 1.5 - 1e-6).all() and (field <= 1.5 + 1e-6).all()
+    assert field.std() > 0.01
+
+
+def test_config_round_trips_through_json_and_bad_options_are_named():
+    augment = Augment(rotate=3.5, scale=0.02, bias=0.1, bias_length=48, gamma=0.25, noise=0.0)
+    config = json.loads(json.dumps(augment.config()))
+    assert Augment.from_config(config) == augment
+    assert Augment.from_config({}) == Augment()
+    assert Augment.from_config({"noise": 0}).noise == 0.0
+    assert Augment().enabled and Augment().geometric
+    with pytest.raises(ValueError, match="config: unknown Augment option 'rotation'"):
+        Augment.from_config({"rotation": 5})
+    with pytest.raises(TypeError, match="config: expected a dict"):
+        Augment.from_config([("rotate", 5)])
+    with pytest.raises(ValueError, match=r"Augment.rotate: must lie in \[0.0, 45.0\]"):
+        Augment(rotate=90)
+    with pytest.raises(TypeError, match="Augment.noise: expected a number"):
+        Augment(noise="0.1")
+    with pytest.raises(ValueError, match="Augment.gamma: must lie in"):
+        Augment(gamma=float("nan"))
+    cutter = make_cutter("3d", 3)
+    padded = cutter.pad(_volume((6, 6, 6)))
+    with pytest.raises(TypeError, match="rng: expected a numpy.random.Generator"):
+        Augment().cut(cutter, padded, [[1, 1, 1]], 0)
+    with pytest.raises(TypeError, match="cutter: expected a PatchCutter"):
+        Augment().cut("3d", padded, [[1, 1, 1]], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="patches: expected 3 arrays for the triplanar kind"):
+        Augment().apply_intensity(make_cutter("triplanar", 3), [np.zeros((1, 1, 3, 3))],
+                                  np.random.default_rng(0))

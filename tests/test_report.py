@@ -25,6 +25,8 @@ from fastseg.cli import main
 from fastseg.errors import InvalidValueError
 from fastseg.report.records import read_record
 
+FLAGS = 4  # the flags' column: #, input, pictures, status, flags, ...
+
 
 def _out(tmp_path):
     out = tmp_path / "out"
@@ -127,7 +129,7 @@ def test_volume_rows_show_volumes_and_planes(tmp_path):
     assert "864" in cells  # 6*8*6 voxels of 3 mm³ per side
     assert "1,728" in cells
     assert "left axial" in cells[2] and "right coronal" in cells[2]
-    assert cells[-1] == "—"  # not flagged
+    assert cells[FLAGS] == "—"  # not flagged
 
 
 def test_build_errors(tmp_path):
@@ -142,7 +144,7 @@ def test_build_errors(tmp_path):
 
 def _flag_empty(out):
     photo(out, "flagged.png", mask=np.zeros((48, 40), bool))
-    return "empty mask"
+    return "the mask is empty"
 
 
 def _flag_border(out):
@@ -174,12 +176,12 @@ def _flag_fov(out):
 
 def _flag_skipped(out):
     photo(out, "flagged.png", status="skipped")
-    return "skipped: its outputs existed"
+    return "not segmented: its outputs existed"
 
 
 def _flag_failed(out):
     photo(out, "flagged.png", status="failed", error="FOV flagged_mask.png is 3x3")
-    return "failed: FOV flagged_mask.png is 3x3"
+    return "FOV flagged_mask.png is 3x3"
 
 
 def _flag_border_volume(out):
@@ -206,11 +208,11 @@ def test_each_flag_is_shown_with_its_reason(tmp_path, make):
     page = _page(out)
     StrictHTML.check(page)
     row = row_of(page, "flagged")
-    assert reason in row["cells"][-1], row["cells"][-1]
+    assert reason in row["cells"][FLAGS], row["cells"][FLAGS]
     assert "flagged" in row["class"].split()
     for other in ("img00_test.png", "img04_test.png"):
         clean = row_of(page, other)
-        assert clean["cells"][-1] == "—" and "flagged" not in clean["class"].split()
+        assert clean["cells"][FLAGS] == "—" and "flagged" not in clean["class"].split()
 
 
 def test_photos_are_not_flagged_for_many_components(tmp_path):
@@ -375,11 +377,11 @@ def test_bad_records_become_failed_rows(tmp_path):
     for stem, (_, reason) in BAD_RECORDS.items():
         row = row_of(page, stem)
         assert "failed" in row["cells"][3]
-        assert "record unreadable: " in row["cells"][-1] and reason in row["cells"][-1], \
-            (stem, row["cells"][-1])
-    assert "record unreadable" in row_of(page, "dir")["cells"][-1]
+        assert "record unreadable: " in row["cells"][FLAGS] and reason in row["cells"][FLAGS], \
+            (stem, row["cells"][FLAGS])
+    assert "record unreadable" in row_of(page, "dir")["cells"][FLAGS]
     assert "etc/passwd" not in " ".join(StrictHTML.check(page).links)
-    assert row_of(page, "img00_test.png")["cells"][-1] == "—"
+    assert row_of(page, "img00_test.png")["cells"][FLAGS] == "—"
 
 
 def test_bad_run_card_and_evaluation_do_not_break_the_page(tmp_path):

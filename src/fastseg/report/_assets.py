@@ -16,6 +16,7 @@ h2 { font-size: 15px; margin: 0 0 8px; }
 .panel { background: #fff; border: 1px solid var(--line); border-radius: 6px;
          padding: 12px 14px; flex: 1 1 340px; min-width: 0; }
 .panel dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 0; }
+.panel dl.card { grid-template-columns: max-content minmax(0, 1fr) max-content minmax(0, 1fr); }
 .panel dt { color: var(--muted); }
 .panel dd { margin: 0; overflow-wrap: anywhere; }
 .panel p { margin: 4px 0; }
@@ -24,22 +25,24 @@ h2 { font-size: 15px; margin: 0 0 8px; }
 .controls label { cursor: pointer; user-select: none; }
 #count { color: var(--muted); }
 table { border-collapse: collapse; background: #fff; border: 1px solid var(--line);
-        width: 100%; }
+        width: 100%; table-layout: fixed; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
          vertical-align: top; }
 th { background: var(--head); position: sticky; top: 0; z-index: 1; white-space: nowrap;
      font-weight: 600; }
+th[data-sort="num"]:not([data-desc]) { text-align: right; }
 th button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
             cursor: pointer; }
 th button::after { content: " \\2195"; color: var(--muted); font-size: 11px; }
 th[aria-sort="ascending"] button::after { content: " \\25B2"; color: var(--fg); }
 th[aria-sort="descending"] button::after { content: " \\25BC"; color: var(--fg); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.name { max-width: 260px; overflow-wrap: anywhere; }
-td.name .meta { color: var(--muted); font-size: 12px; }
+td.size { white-space: normal; }
+td .meta { color: var(--muted); font-size: 12px; }
+td { overflow-wrap: anywhere; }
 tr.flagged td:first-child { box-shadow: inset 4px 0 0 var(--flag); }
 tbody.only-flagged tr:not(.flagged) { display: none; }
-.pics { display: flex; flex-wrap: wrap; gap: 6px; min-width: 100px; }
+.pics { display: flex; flex-wrap: wrap; gap: 6px; }
 .pic { display: flex; flex-direction: column; align-items: center; font-size: 11px;
        color: var(--muted); }
 .thumb { display: block; width: 96px; height: 96px; background: #111; border-radius: 3px;
@@ -50,7 +53,7 @@ tbody.only-flagged tr:not(.flagged) { display: none; }
            text-align: center; }
 .status-done { color: var(--ok); }
 .status-failed, .status-skipped { color: var(--flag); font-weight: 600; }
-ul.flags { list-style: none; margin: 0; padding: 0; min-width: 180px; max-width: 380px; }
+ul.flags { list-style: none; margin: 0; padding: 0; }
 ul.flags li { background: var(--flagbg); color: var(--flag); border-radius: 3px;
               padding: 1px 6px; margin: 0 0 3px; overflow-wrap: anywhere; }
 ul.flags b { text-transform: uppercase; font-size: 10px; letter-spacing: .04em;
@@ -60,8 +63,7 @@ ul.flags b { text-transform: uppercase; font-size: 10px; letter-spacing: .04em;
             display: flex; align-items: center; justify-content: center; cursor: zoom-out; }
 #lightbox[hidden] { display: none; }
 #lightbox figure { margin: 0; text-align: center; color: #eee; }
-#lightbox img { max-width: 94vw; max-height: 88vh; background: #000;
-                image-rendering: auto; min-width: 256px; }
+#lightbox img { width: 94vw; height: 86vh; object-fit: contain; display: block; }
 #lightbox figcaption { margin-top: 6px; overflow-wrap: anywhere; }
 """
 

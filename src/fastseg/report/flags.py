@@ -101,7 +101,7 @@ def _mask_flags(row) -> list:
         empty = row["numbers"]["foreground"] == 0
     labels = facts.get("labels") or {}
     if empty:
-        flags.append(Flag("empty", f"empty mask: not one {unit}"))
+        flags.append(Flag("empty", f"the mask is empty: not one {unit}"))
     else:
         for name, lab in labels.items():
             if lab.get("empty"):
@@ -149,10 +149,10 @@ def flag_rows(rows, *, z_threshold=Z_THRESHOLD, min_rows=MIN_ROWS) -> list:
     for i, row in enumerate(rows):
         status = row.get("status")
         if status == "failed":
-            flags = [Flag("failed", f"failed: {row.get('error') or 'no reason given'}")]
+            flags = [Flag("failed", row.get("error") or "no reason given")]
         elif status == "skipped":
-            flags = [Flag("skipped", "skipped: its outputs existed already (a resumed run), "
-                          "with no record of the run that made them")]
+            flags = [Flag("skipped", "not segmented: its outputs existed already (a resumed "
+                          "run), with no record of the run that made them")]
         else:
             flags = _mask_flags(row) + outliers.get(i, [])
         out.append(flags)

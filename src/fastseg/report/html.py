@@ -76,6 +76,7 @@ def _td(text, *, value=None, cls=None, raw=False) -> str:
 
 def _pictures_cell(row, folder: _Folder) -> str:
     parts = []
+    several = len(row["pictures"]) > 1  # one picture needs no label under it
     for pic in row["pictures"]:
         label, url = pic["label"], folder.url(pic["path"])
         if url is None:
@@ -86,18 +87,18 @@ def _pictures_cell(row, folder: _Folder) -> str:
         parts.append(f'<div class="pic"><a class="thumb" href="{_e(url)}" '
                      f'data-caption="{caption}"><img src="{_e(url)}" alt="{caption}" '
                      f'loading="lazy" decoding="async" width="96" height="96"></a>'
-                     f'{_e(label)}</div>')
+                     f'{_e(label) if several else ""}</div>')
     if not parts:
         return _td('<span class="none">none</span>', raw=True)
     return _td(f'<div class="pics">{"".join(parts)}</div>', raw=True)
 
 
-def _name_cell(row) -> str:
-    meta = [row["kind"] or "record"]
+def _name_cell(row, mixed_kinds: bool) -> str:
+    meta = [row["kind"] or "record"] if mixed_kinds or row.get("unreadable") else []
     if row.get("worker"):
         meta.append(f"worker {row['worker']}")
-    return _td(f'{_e(row["input"])}<div class="meta">{_e(", ".join(meta))}</div>',
-               value=row["input"], cls="name", raw=True)
+    meta_html = f'<div class="meta">{_e(", ".join(meta))}</div>' if meta else ""
+    return _td(f'{_e(row["input"])}{meta_html}', value=row["input"], cls="name", raw=True)
 
 
 def _size_cell(row) -> str:
@@ -112,7 +113,7 @@ def _size_cell(row) -> str:
     count = 1
     for s in shape:
         count *= s
-    return _td(text, value=count, cls="num", raw=True)
+    return _td(text, value=count, cls="num size", raw=True)
 
 
 def _number_cell(row, code) -> str:
@@ -140,6 +141,19 @@ def _flags_cell(flags) -> str:
 # ---- page parts ----------------------------------------------------------------------
 
 
+def _when(iso):
+    """``2026-05-01 14:03 UTC`` of an ISO 8601 time (the text itself if it is not one)."""
+    if not iso:
+        return None
+    try:
+        t = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if t.tzinfo is not None and t.utcoffset() == datetime.timedelta(0):
+        return t.strftime("%Y-%m-%d %H:%M UTC")
+    return t.strftime("%Y-%m-%d %H:%M %z").strip()
+
+
 def _card_panel(out_dir: Path) -> str:
     if not (out_dir / RUN_CARD_NAME).exists():
         return ('<section class="panel"><h2>Model</h2><p class="note">No run card '
@@ -163,9 +177,10 @@ def _card_panel(out_dir: Path) -> str:
         source = " (set for this run)" if card["threshold_source"] == "run" else ""
         items.append(("threshold", f"{card['threshold']:g}{source}"))
     items += [("keep largest", card["keep_largest"]), ("fastseg", card["fastseg_version"]),
-              ("backend", card["backend"]), ("ISA", card["isa"]), ("written", card["created"])]
+              ("backend", card["backend"]), ("ISA", card["isa"]),
+              ("run card written", _when(card["created"]))]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v is not None)
-    return f'<section class="panel"><h2>Model</h2><dl>{rows}</dl></section>'
+    return f'<section class="panel"><h2>Model</h2><dl class="card">{rows}</dl></section>'
 
 
 def _run_panel(rows, flags, evaluation, eval_note, z_threshold, min_rows) -> str:
@@ -192,11 +207,12 @@ def _run_panel(rows, flags, evaluation, eval_note, z_threshold, min_rows) -> str
     if evaluation is not None:
         mean = ", ".join(f"{_METRIC_LABELS.get(k, k)} {_fmt(v)}"
                          for k, v in evaluation["mean"].items() if v is not None)
-        where = f", truth {evaluation['truth_dir']}" if evaluation["truth_dir"] else ""
-        at = (f" at threshold {evaluation['threshold']:g}"
-              if evaluation["threshold"] is not None else "")
-        lines.append(f"Metrics from {EVALUATION_NAME}{at}{where}" + (f"; mean {mean}"
-                                                                      if mean else ""))
+        how = ([f"threshold {evaluation['threshold']:g}"]
+               if evaluation["threshold"] is not None else [])
+        if evaluation["truth_dir"]:
+            how.append(f"ground truth in {evaluation['truth_dir']}")
+        lines.append(f"Metrics from {EVALUATION_NAME}" + (f" ({', '.join(how)})" if how else "")
+                     + (f": mean {mean}" if mean else ""))
     body = "".join(f"<p>{_e(line)}</p>" for line in lines)
     if eval_note:
         body += f'<p class="note">{_e(eval_note)}</p>'
@@ -256,40 +272,57 @@ def render(out_dir, *, z_threshold=Z_THRESHOLD, min_rows=MIN_ROWS) -> str:
             if name not in metric_names:
                 metric_names.append(name)
     kinds = {r["kind"] for r in rows}
+    mixed_kinds = len(kinds - {None}) > 1
     numbers = [(code, label) for kind, code, label in _NUMBER_COLUMNS
                if kind in kinds and any(code in r["numbers"] for r in rows)]
     folder = _Folder(out_dir)
 
-    head = ['<th data-sort="num"><button type="button">#</button></th>',
-            '<th data-sort="text"><button type="button">input</button></th>',
-            '<th>pictures</th>',
-            '<th data-sort="text"><button type="button">status</button></th>',
-            '<th data-sort="num"><button type="button">size</button></th>']
-    head += [f'<th data-sort="num"><button type="button">{_e(label)}</button></th>'
-             for _, label in numbers]
-    head += [f'<th data-sort="num"><button type="button">{_e(_METRIC_LABELS.get(n, n))}'
-             '</button></th>' for n in metric_names]
-    head += ['<th data-sort="num"><button type="button">seconds</button></th>',
-             '<th data-sort="num" data-desc><button type="button">flags</button></th>']
+    # Fixed column widths (table-layout: fixed): the browser lays the table out without
+    # measuring every cell first, which is most of the cost of 1000 rows, on load and on
+    # every sort. Pictures wrap after three (a volume's left planes, then its right), or
+    # after two of four.
+    per_row = max((len(r["pictures"]) for r in rows), default=1)
+    per_line = 2 if per_row == 4 else min(max(per_row, 1), 3)  # 4: two sides of two
+    size_width = 140 if "volume" in kinds else 84  # D×H×W and the voxel size under it
+    columns = [("#", "num", 44), ("input", "text", 160),
+               ("pictures", None, 16 + 102 * per_line),
+               ("status", "text", 76), ("flags", "num-desc", 262), ("size", "num", size_width)]
+    columns += [(label, "num", 84 if code == "vessel_fraction" else 96) for code, label in numbers]
+    columns += [(_METRIC_LABELS.get(n, n), "num", 80 if n in ("hd95", "assd") else 60)
+                for n in metric_names]
+    columns += [("seconds", "num", 76)]
+    head, cols = [], []
+    for label, sort, width in columns:
+        cols.append(f'<col style="width:{width}px">')
+        if sort is None:
+            head.append(f"<th>{_e(label)}</th>")
+        else:
+            kind, _, order = sort.partition("-")
+            desc = " data-desc" if order == "desc" else ""
+            head.append(f'<th data-sort="{kind}"{desc}><button type="button">{_e(label)}'
+                        '</button></th>')
+    min_width = sum(w for _, _, w in columns)
 
     body = []
     for i, (row, row_flags, metrics) in enumerate(zip(rows, flags, row_metrics, strict=True)):
         classes = [f"status-row-{row['status']}"] + (["flagged"] if row_flags else [])
-        cells = [_td(i + 1, value=i + 1, cls="num"), _name_cell(row),
+        cells = [_td(i + 1, value=i + 1, cls="num"), _name_cell(row, mixed_kinds),
                  _pictures_cell(row, folder),
-                 _td(row["status"], cls=f"status-{row['status']}"), _size_cell(row)]
+                 _td(row["status"], cls=f"status-{row['status']}"), _flags_cell(row_flags),
+                 _size_cell(row)]
         cells += [_number_cell(row, code) for code, _ in numbers]
         cells += [_metric_cell(metrics, n) for n in metric_names]
         seconds = row.get("seconds")
+        if row["status"] != "done" and not seconds:
+            seconds = None  # not timed: no 0.00 for an input that was never segmented
         cells.append(_td("" if seconds is None else f"{seconds:.2f}",
                          value=None if seconds is None else repr(float(seconds)), cls="num"))
-        cells.append(_flags_cell(row_flags))
         body.append(f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>')
 
     flagged = sum(bool(f) for f in flags)
     from fastseg import __version__
 
-    built = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    built = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
     title = f"fastseg report: {out_dir.resolve().name or out_dir}"
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -305,7 +338,8 @@ def render(out_dir, *, z_threshold=Z_THRESHOLD, min_rows=MIN_ROWS) -> str:
         f"rows</label><span id=\"count\" data-all=\"{len(rows)} rows\" "
         f'data-flagged="{flagged} of {len(rows)} rows">{len(rows)} rows</span>'
         '<span class="none">click a column title to sort, a picture to enlarge it</span></div>',
-        f'<table id="results"><thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n',
+        f'<table id="results" style="min-width:{min_width}px"><colgroup>{"".join(cols)}'
+        f'</colgroup><thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n',
         "\n".join(body),
         "\n</tbody></table>",
         '<div id="lightbox" hidden><figure><img alt=""><figcaption></figcaption></figure></div>',

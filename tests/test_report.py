@@ -4,7 +4,7 @@ import json
 import os
 from html import unescape
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import numpy as np
 import pytest
@@ -98,6 +98,24 @@ def test_file_names_are_escaped(tmp_path):
     assert not any(t == "b" for t, _ in parsed.starts)  # no tag made of the name
     overlay = [u for u in parsed.links if unquote(u) == '<b>&"x_overlay.png']
     assert overlay and (out / unquote(overlay[0])).is_file()
+
+
+def test_undecodable_and_hidden_file_names(tmp_path):
+    out = _out(tmp_path)
+    _photos(out, 1)
+    odd = os.fsdecode(b"bad\xffname.png")  # not UTF-8: a lone surrogate in Python
+    try:
+        photo(out, odd)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    photo(out, ".hidden.png")
+    page = _page(out)
+    parsed = StrictHTML.check(page)
+    text = " ".join(parsed.text)
+    assert "bad\\udcffname.png" in text and ".hidden.png" in text
+    overlay = [u for u in parsed.links if u.startswith("bad%FFname")]
+    assert overlay and os.path.isfile(os.path.join(os.fsencode(out),
+                                                   unquote_to_bytes(overlay[0])))
 
 
 def test_rows_carry_numbers_time_and_metrics_by_key(tmp_path):

@@ -40,7 +40,9 @@ def write_json(path, format_name: str, version: int, body: dict) -> None:
     """Write ``{"format": format_name, "version": version, **body}`` to `path` atomically
     (a reader never sees half a file)."""
     data = {"format": format_name, "version": version, **plain(body)}
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False)
+    # ASCII with \u escapes: a file name that is not valid UTF-8 (a lone surrogate from
+    # os.fsdecode) still makes a valid file, read back as the same string.
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False, ensure_ascii=True)
                       + "\n")
 
 

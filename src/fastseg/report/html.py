@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,7 +37,10 @@ _NUMBER_COLUMNS = (("image", "vessel_fraction", "vessel %"),
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    """`value` as HTML text: escaped, and a file name's undecodable bytes (lone
+    surrogates) shown as ``\\udcxx`` rather than failing the page's UTF-8."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def _fmt(value, digits=3) -> str:
@@ -61,7 +65,7 @@ class _Folder:
         target = (self.root / rel).resolve()
         if self.root not in target.parents or not target.is_file():
             return None
-        return quote(rel, safe="/")
+        return quote(os.fsencode(rel), safe="/")  # the file name's own bytes
 
 
 # ---- cells ---------------------------------------------------------------------------

@@ -352,8 +352,7 @@ def _unreadable_row(path: Path, reason: str) -> dict:
 
 def record_files(out_dir) -> list:
     """The record files of `out_dir` (``*_record.json``), sorted by name."""
-    return sorted(p for p in Path(out_dir).iterdir()
-                  if p.name.endswith(RECORD_SUFFIX) and not p.name.startswith("."))
+    return sorted(p for p in Path(out_dir).iterdir() if p.name.endswith(RECORD_SUFFIX))
 
 
 def read_records(out_dir) -> list:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fastseg.data import Augment, make_cutter
-from fastseg.data.augment import _cut_transformed
+from fastseg.data.augment import _bias_field, _cut_transformed, _offsets, _trilinear_mirror
 
 KINDS = [("2d", {"axis": 1}), ("stacked2d", {"axis": 2, "slices": 3}), ("triplanar", {}),
          ("3d", {})]
@@ -115,6 +115,41 @@ def test_rotation_by_a_quarter_turn_is_rot90_borders_included():
         turned = _cut_transformed(cutter, padded, coords, mats)
         # patch voxel offset (o1, o2) samples the volume at (-o2, o1): a clockwise rot90
         np.testing.assert_array_equal(turned, np.rot90(plain, -1, axes=(-2, -1)))
+
+
+def test_trilinear_sampling_mirrors_the_volume_as_scipy_does_at_any_distance():
+    from scipy import ndimage
+
+    volume = _volume((7, 9, 6))
+    cutter = make_cutter("3d", 5)
+    padded = cutter.pad(volume)
+    points = np.random.default_rng(0).uniform(-20, 30, size=(4000, 3))
+    got = _trilinear_mirror(padded, cutter.pad_widths(), volume.shape, points)
+    want = ndimage.map_coordinates(volume, points.T, order=1, mode="mirror")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    flat = _volume((1, 9, 6))  # an axis of one voxel
+    planar = make_cutter("2d", 5, axis=0)
+    got = _trilinear_mirror(planar.pad(flat), planar.pad_widths(), flat.shape, points)
+    want = ndimage.map_coordinates(flat, points.T, order=1, mode="mirror")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, options", KINDS)
+def test_bias_field_is_the_trilinear_cell_at_each_window_voxel(kind, options):
+    cutter = make_cutter(kind, 5, **options)
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(-1, 1, (3, 2, 2, 2))
+    phase = rng.uniform(0, 1, (3, 3))
+    for axes, window in cutter._windows():
+        got = _bias_field(axes, window, corners, phase, 16.0)
+        u = phase[:, None, :] + _offsets(axes, window)[None] / 16.0
+        want = np.zeros(got.shape)
+        for a, b, c in np.ndindex(2, 2, 2):
+            wa = u[..., 0] if a else 1 - u[..., 0]
+            wb = u[..., 1] if b else 1 - u[..., 1]
+            wc = u[..., 2] if c else 1 - u[..., 2]
+            want += corners[:, a, b, c, None] * wa * wb * wc
+        np.testing.assert_allclose(got, np.exp(want), rtol=1e-6)
 
 
 def test_scaling_keeps_the_centre_and_gamma_keeps_range_and_order():

@@ -206,6 +206,11 @@ def test_volume_and_nibabel_inputs_and_identity_round_trip(brain, tmp_path):
     assert conform(volume, spacing=2.0, name="x").name == "x"
     assert conform(volume, spacing=2.0).header is img.header
     assert conform(b, b_affine, spacing=2.0).native_axcodes == ("I", "R", "P")
+    # results never alias the caller's arrays, even where nothing moved
+    c = conform(image, affine, spacing=2.0)
+    assert not np.shares_memory(c.array, image)
+    prob = np.zeros(c.shape, np.float32)
+    assert not np.shares_memory(c.to_native(prob), prob)
     # a voxel size within 1e-3 of the target is left alone
     nudged = b_affine.copy()
     nudged[:3, :3] *= 1.0004

@@ -6,11 +6,10 @@ rotated or a brain a few percent larger. :class:`Augment` imitates each, per pat
 the patches are cut, so a training batch costs a little more than a plain one and
 nothing is stored:
 
-- **rotation and scaling** (geometric): the patch is sampled (trilinear,
-  :func:`scipy.ndimage.map_coordinates`) on its voxel grid rotated and scaled about the
-  patch's centre voxel; beyond the volume's border the volume is mirrored exactly as
-  the cutters' padding does (NumPy ``"reflect"``, SciPy ``"mirror"``), however far a
-  rotated corner reaches. The 2-D kinds (``"2d"``, ``"stacked2d"``) rotate and scale
+- **rotation and scaling** (geometric): the patch is sampled (trilinear) on its voxel
+  grid rotated and scaled about the patch's centre voxel; beyond the volume's border
+  the volume is mirrored exactly as the cutters' padding does (NumPy ``"reflect"``),
+  however far a rotated corner reaches. The 2-D kinds (``"2d"``, ``"stacked2d"``) rotate and scale
   in their plane (a stacked patch's planes stay one voxel apart); the tri-planar and
   3-D kinds rotate in 3-D (the three planes of one rotated frame).
 - **bias field**: values are multiplied by a smooth field about the value a raw 0 takes
@@ -38,7 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastseg import _validate
-from fastseg._optional import require
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 from .patches import check_coords
@@ -294,45 +292,103 @@ def _matrices(cutter, draws) -> np.ndarray:
 
 def _cut_transformed(cutter, padded, coords, matrices):
     """The cutter's windows sampled on grids mapped by `matrices` about each voxel."""
-    ndimage = require("scipy.ndimage", "Augment")
     padded = np.asarray(padded)
     widths = cutter.pad_widths()
     if padded.ndim != 3 or padded.dtype != np.float32:
         raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
                                 f"{padded.shape} dtype {padded.dtype}")
-    # the volume itself (a view): scipy's "mirror" mode reflects it as NumPy's "reflect"
-    # padding did, to any distance a rotated corner may reach
-    volume = padded[tuple(slice(b, n - a) for n, (b, a) in zip(padded.shape, widths,
-                                                              strict=True))]
-    if min(volume.shape) < 1:
+    shape = tuple(n - b - a for n, (b, a) in zip(padded.shape, widths, strict=True))
+    if min(shape) < 1:
         raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
                                 f"padding {widths}")
-    rc = check_coords(coords, volume.shape, "(d, h, w) voxel indices").astype(np.float64)
+    rc = check_coords(coords, shape, "(d, h, w) voxel indices").astype(np.float64)
+    padded = np.ascontiguousarray(padded)
     n = len(rc)
     out = []
     for axes, window in cutter._windows():
         offsets = _offsets(axes, window)
-        points = rc[:, None, :] + np.einsum("nij,pj->npi", matrices, offsets)
-        values = ndimage.map_coordinates(volume, points.reshape(-1, 3).T, order=1,
-                                         mode="mirror", prefilter=False)
-        out.append(np.ascontiguousarray(values.reshape(n, *window), dtype=np.float32))
+        points = rc[:, None, :] + offsets @ matrices.transpose(0, 2, 1)  # (N, P, 3)
+        values = _trilinear_mirror(padded, widths, shape, points.reshape(-1, 3))
+        out.append(values.reshape(n, *window))
     return cutter._pack(out)
 
 
+def _reflect(index, n):
+    """NumPy's ``"reflect"`` padding as an index rule (mirror about the edge voxel), to
+    any distance."""
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    index = np.abs(index) % period
+    return np.where(index >= n, period - index, index)
+
+
+def _trilinear_mirror(padded, widths, shape, points) -> np.ndarray:
+    """Trilinear samples of the volume inside `padded` at ``(P, 3)`` voxel positions of
+    the unpadded volume, the volume mirrored beyond its border (as the padding).
+
+    Eight gathers from the flat padded array: two to three times faster than
+    :func:`scipy.ndimage.map_coordinates` with ``mode="mirror"``, the same values to
+    float32 rounding, and no SciPy needed.
+    """
+    base = np.floor(points)
+    frac = (points - base).astype(np.float32)
+    base = base.astype(np.intp)
+    strides = (padded.shape[1] * padded.shape[2], padded.shape[2], 1)
+    # per axis: the flat offsets of the lower and the upper neighbour
+    index = []
+    for axis in range(3):
+        before = widths[axis][0]
+        lower = base[:, axis] + before
+        upper = lower + 1
+        # within the padding the padded array already holds the mirror image; only the
+        # corners a rotation swings beyond it are reflected by arithmetic
+        beyond = (lower < 0) | (upper >= padded.shape[axis])
+        if beyond.any():
+            lower[beyond] = _reflect(base[beyond, axis], shape[axis]) + before
+            upper[beyond] = _reflect(base[beyond, axis] + 1, shape[axis]) + before
+        index.append((lower * strides[axis], upper * strides[axis]))
+    flat = padded.reshape(-1)
+
+    def lerp(lo, hi, t):  # lo + t * (hi - lo), in place in lo: exact where t == 0
+        hi -= lo
+        hi *= t
+        lo += hi
+        return lo
+
+    planes = []
+    for a in (0, 1):
+        rows = []
+        for b in (0, 1):
+            ab = index[0][a] + index[1][b]
+            rows.append(lerp(flat[ab + index[2][0]], flat[ab + index[2][1]], frac[:, 2]))
+        planes.append(lerp(rows[0], rows[1], frac[:, 1]))
+    return lerp(planes[0], planes[1], frac[:, 0])
+
+
 def _bias_field(axes, window, corners, phase, length) -> np.ndarray:
-    """``(N, P)`` float32 multiplicative field over a window's voxels.
+    """``(N, P)`` float32 multiplicative field over a window's voxels (window order).
 
     The log-field is the trilinear interpolation of `corners` ``(N, 2, 2, 2)`` over a
     cell of side `length` voxels; the patch's centre sits at `phase` ``(N, 3)`` (in
     cell units) inside it. Patches wider than the cell see the same trilinear function
-    continued (a smooth ramp), which is still low-frequency.
+    continued (a smooth ramp), which is still low-frequency. Trilinear is separable, so
+    it is made one axis at a time.
     """
-    offsets = _offsets(axes, window)  # (P, 3)
-    u = phase[:, None, :] + offsets[None] / length  # (N, P, 3)
-    w = np.stack([1.0 - u, u], axis=-1)  # (N, P, 3, 2): weights of corner 0 and 1
-    log_field = np.einsum("npa,npb,npc,nabc->np", w[:, :, 0], w[:, :, 1], w[:, :, 2],
-                          corners, optimize=True)
-    return np.exp(log_field).astype(np.float32)
+    n = len(corners)
+    extent = [1, 1, 1]
+    for axis, size in zip(axes, window, strict=True):
+        extent[axis] = size
+    w = []
+    for axis in range(3):
+        u = phase[:, axis, None] + (np.arange(extent[axis]) - extent[axis] // 2) / length
+        w.append(np.stack([1.0 - u, u], axis=-1))  # (N, m, 2): weights of corners 0, 1
+    log_field = np.einsum("nabc,nkc->nabk", corners, w[2])
+    log_field = np.einsum("nabk,njb->najk", log_field, w[1])
+    log_field = np.einsum("najk,nia->nijk", log_field, w[0])  # (N, m0, m1, m2)
+    # into the window's axis order (an axis outside the window has extent 1)
+    order = [0] + [1 + a for a in axes] + [1 + a for a in range(3) if a not in axes]
+    return np.exp(log_field.transpose(order).reshape(n, -1)).astype(np.float32)
 
 
 def _gamma(arrays, gammas) -> None:

@@ -145,9 +145,9 @@ def _inputs(image, affine, name):
                                     "its own")
         if image.affine is None:
             raise InvalidValueError("image: the nibabel image has no affine")
-        data = np.asarray(image.dataobj)
-        if data.dtype.kind in "biuf":
-            data = image.get_fdata(dtype=np.float32)
+        kind = np.dtype(image.get_data_dtype()).kind
+        data = (image.get_fdata(dtype=np.float32) if kind in "biuf"
+                else np.asarray(image.dataobj))  # refused, with its dtype, below
         return data, image.affine, image.header, name or "scan"
     if isinstance(image, (str, bytes)) or not hasattr(image, "__array__") and not isinstance(
             image, (list, tuple)):
@@ -299,7 +299,7 @@ class Conformed:
             arr = self._resample_back(arr, order, fill)
         nib = require("nibabel", "Conformed.to_native")
         back = nib.orientations.ornt_transform(_IDENTITY_ORNT, self._ornt)
-        return np.ascontiguousarray(nib.orientations.apply_orientation(arr, back))
+        return _own(nib.orientations.apply_orientation(arr, back), array)
 
     def labels_to_native(self, labels) -> np.ndarray:
         """A label map (integers or bool) on the conformed grid, brought back by nearest
@@ -328,6 +328,15 @@ class Conformed:
         return (f"Conformed(name={self.name!r}, shape={self.shape}, spacing="
                 f"{tuple(round(s, 4) for s in self.spacing)}, native_shape={self.native_shape}, "
                 f"resampled={self.resampled})")
+
+
+def _own(arr, source) -> np.ndarray:
+    """`arr` C-contiguous and not sharing memory with the caller's `source` (a result
+    the caller may change in place without changing its input)."""
+    out = np.ascontiguousarray(arr)
+    if isinstance(source, np.ndarray) and np.may_share_memory(out, source):
+        out = out.copy()
+    return out
 
 
 def _is_diagonal(matrix) -> bool:
@@ -411,7 +420,7 @@ def conform(image, affine=None, spacing=(1.0, 1.0, 1.0), *, name=None,
     ornt = nib.orientations.io_orientation(native_affine)
     if np.isnan(ornt).any():  # cannot happen for a non-singular affine; be explicit
         raise InvalidValueError(f"{what}: affine has no well-defined axis directions")
-    reoriented = np.ascontiguousarray(nib.orientations.apply_orientation(native, ornt))
+    reoriented = _own(nib.orientations.apply_orientation(native, ornt), array)
     r_affine = native_affine @ nib.orientations.inv_ornt_aff(ornt, native.shape)
     directions = r_affine[:3, :3] / np.sqrt((r_affine[:3, :3] ** 2).sum(axis=0))
     obliquity = float(np.degrees(np.arccos(np.clip(np.abs(np.diag(directions)).min(), 0, 1))))

@@ -236,8 +236,12 @@ def test_bad_input_is_named(brain):
     bad[0, 3] = np.nan
     with pytest.raises(InvalidValueError, match="affine: holds NaN"):
         conform(small, bad)
-    with pytest.raises(InvalidValueError, match="affine: expected a 4x4"):
+    with pytest.raises(InvalidValueError, match=r"affine: expected a 4x4 .*, got shape \(3, 3\)"):
         conform(small, np.eye(3))
+    with pytest.raises(InvalidValueError, match="affine: expected a 4x4 .*, got str"):
+        conform(small, "eye")
+    with pytest.raises(InvalidValueError, match="affine: expected a 4x4 .*, got list"):
+        conform(small, [["a"] * 4] * 4)
     with pytest.raises(InvalidValueError, match=r"affine: voxel size .* outside \[0.1, 10"):
         conform(small, np.diag([0.05, 1, 1, 1]))
     with pytest.raises(InvalidValueError, match=r"affine: voxel size .* axis 2"):

@@ -69,11 +69,13 @@ _IDENTITY_ORNT = np.array([[0, 1], [1, 1], [2, 1]], dtype=np.float64)
 
 # -- checks ------------------------------------------------------------------------------
 def _check_affine(affine, name) -> np.ndarray:
-    a = np.asarray(affine, dtype=np.float64) if not isinstance(affine, str) else None
+    try:
+        a = None if isinstance(affine, str) else np.asarray(affine, dtype=np.float64)
+    except (TypeError, ValueError):
+        a = None
     if a is None or a.shape != (4, 4):
-        shape = getattr(a, "shape", None)
-        raise InvalidValueError(f"{name}: expected a 4x4 voxel-to-world matrix, got "
-                                f"{'a str' if a is None else f'shape {shape}'}")
+        got = f"shape {a.shape}" if a is not None else type(affine).__name__
+        raise InvalidValueError(f"{name}: expected a 4x4 voxel-to-world matrix, got {got}")
     if not np.isfinite(a).all():
         raise InvalidValueError(f"{name}: holds NaN or infinity; a voxel-to-world matrix is "
                                 "finite")

@@ -24,6 +24,7 @@
 
 #include <string.h>
 
+#include "arena.h"
 #include "conv_batch.h"
 #include "gemm_internal.h"
 #include "thread_workspace.h"
@@ -94,20 +95,6 @@ static double conv_fmas(const conv3d_job *J)
     return (double)J->n * (double)J->f * (double)J->ckkk * (double)J->g.odhw;
 }
 
-/* A thread's workspace is carved into pieces by one layout function run
- * twice: once on a NULL base to measure it, once on the real block. */
-typedef struct {
-    float *base;
-    size_t used; /* floats */
-} arena;
-
-static void *take(arena *a, fs_idx count, size_t bytes)
-{
-    void *p = a->base ? (void *)(a->base + a->used) : NULL;
-    a->used += fs_ws_round16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
-    return p;
-}
-
 /* op(A) = W (trans 0: a points at W[r0][k0]) or W^T (trans 1: a points at
  * W[k0][r0]), rows x kdim, as MR-row panels with K in blocks of kcb: the
  * block at column pc starts at ap + ROUND_UP(rows, MR) * pc. */
@@ -133,20 +120,20 @@ typedef struct {
     fs_idx *roff, *toff;
 } fwd_space;
 
-static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, arena *a)
+static void fwd_layout(const conv3d_job *J, fs_idx span, fwd_space *s, fs_arena *a)
 {
     s->kcb = fs_even_block(J->ckkk, J->kc, 1);
     s->ncb = fs_even_block(span, MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcb), J->nr);
     s->maxruns = fs_col_runs_max(&J->g.row, s->ncb, J->nr);
     const fs_idx whole = ROUND_UP(J->f, J->mr) * J->ckkk;
     s->whole = whole <= FS_CONV3D_WEIGHT_MAX;
-    s->ap = take(a, s->whole ? whole : ROUND_UP(MIN(J->f, J->mc), J->mr) *
-                                            s->kcb, sizeof(float));
-    s->bp = take(a, s->kcb * s->ncb, sizeof(float));
-    s->runs = take(a, s->maxruns, sizeof(fs_volrun));
-    s->first = take(a, s->ncb / J->nr + 2, sizeof(fs_idx));
-    s->roff = take(a, s->maxruns, sizeof(fs_idx));
-    s->toff = take(a, s->kcb, sizeof(fs_idx));
+    s->ap = fs_arena_take(a, s->whole ? whole : ROUND_UP(MIN(J->f, J->mc), J->mr) * s->kcb,
+                          sizeof(float));
+    s->bp = fs_arena_take(a, s->kcb * s->ncb, sizeof(float));
+    s->runs = fs_arena_take(a, s->maxruns, sizeof(fs_volrun));
+    s->first = fs_arena_take(a, s->ncb / J->nr + 2, sizeof(fs_idx));
+    s->roff = fs_arena_take(a, s->maxruns, sizeof(fs_idx));
+    s->toff = fs_arena_take(a, s->kcb, sizeof(fs_idx));
 }
 
 /* Rows [r0, r0+kc) of volume xi's column matrix over the voxels that `runs`
@@ -237,11 +224,9 @@ static int fwd_thread(const void *job, fs_conv_fwd_part *part)
 {
     const conv3d_job *J = job;
     fwd_space s;
-    arena a = {NULL, 0};
+    fs_arena a = FS_ARENA_MEASURE;
     fwd_layout(J, part->j1 - part->j0, &s, &a);
-    a.base = fs_ws_get(a.used);
-    if (!a.base) return FS_ENOMEM;
-    a.used = 0;
+    if (!fs_arena_bind(&a)) return FS_ENOMEM;
     fwd_layout(J, part->j1 - part->j0, &s, &a);
     if (s.whole) pack_weight(J, 0, J->wt, J->ckkk, J->f, J->ckkk, s.kcb, s.ap);
     fs_idx ni;
@@ -290,20 +275,20 @@ typedef struct {
     fs_idx *ord;             /* packed row -> tap, see pack_weight_t */
 } bwd_space;
 
-static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, bwd_space *s, arena *a)
+static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, bwd_space *s,
+                       fs_arena *a)
 {
     if (want_dw) {
         s->kcp = fs_even_block(J->g.odhw, J->kc, 1);
         s->ncd = fs_even_block(s->d1 - s->d0,
                                MAX(J->nr, FS_CONV3D_B_BLOCK_FLOATS / s->kcp), J->nr);
         s->maxruns_w = fs_col_runs_max(&J->g.row, s->kcp, 0);
-        s->apy = take(a, ROUND_UP(MIN(J->f, J->mc), J->mr) * s->kcp,
-                      sizeof(float));
-        s->bpc = take(a, s->kcp * s->ncd, sizeof(float));
-        s->tmp = take(a, J->nr * s->kcp, sizeof(float));
-        s->runs_w = take(a, s->maxruns_w, sizeof(fs_volrun));
-        s->roff_w = take(a, s->maxruns_w, sizeof(fs_idx));
-        s->toff_w = take(a, J->nr, sizeof(fs_idx));
+        s->apy = fs_arena_take(a, ROUND_UP(MIN(J->f, J->mc), J->mr) * s->kcp, sizeof(float));
+        s->bpc = fs_arena_take(a, s->kcp * s->ncd, sizeof(float));
+        s->tmp = fs_arena_take(a, J->nr * s->kcp, sizeof(float));
+        s->runs_w = fs_arena_take(a, s->maxruns_w, sizeof(fs_volrun));
+        s->roff_w = fs_arena_take(a, s->maxruns_w, sizeof(fs_idx));
+        s->toff_w = fs_arena_take(a, J->nr, sizeof(fs_idx));
     }
     if (want_dx) {
         const fs_idx rows = s->r1 - s->r0;
@@ -313,15 +298,15 @@ static void bwd_layout(const conv3d_job *J, int want_dx, int want_dw, bwd_space 
         s->maxruns_x = fs_col_runs_max(&J->g.row, s->ncp, J->nr);
         s->whole = ROUND_UP(rows, J->mr) * J->f <= FS_CONV3D_WEIGHT_MAX;
         s->rch = s->whole ? rows : MAX(J->mr, FS_CONV3D_WEIGHT_MAX / J->f / J->mr * J->mr);
-        s->apt = take(a, ROUND_UP(s->rch, J->mr) * J->f, sizeof(float));
-        s->bpy = take(a, s->kcf * s->ncp, sizeof(float));
-        s->tile = take(a, J->mr * J->nr, sizeof(float));
-        s->taps = take(a, s->rch, sizeof(fs_voltap));
-        s->runs_x = take(a, s->maxruns_x, sizeof(fs_volrun));
-        s->first_x = take(a, s->ncp / J->nr + 2, sizeof(fs_idx));
-        s->toff_x = take(a, s->rch, sizeof(fs_idx));
-        s->ord = take(a, s->rch, sizeof(fs_idx));
-        s->roff_x = take(a, s->maxruns_x, sizeof(fs_idx));
+        s->apt = fs_arena_take(a, ROUND_UP(s->rch, J->mr) * J->f, sizeof(float));
+        s->bpy = fs_arena_take(a, s->kcf * s->ncp, sizeof(float));
+        s->tile = fs_arena_take(a, J->mr * J->nr, sizeof(float));
+        s->taps = fs_arena_take(a, s->rch, sizeof(fs_voltap));
+        s->runs_x = fs_arena_take(a, s->maxruns_x, sizeof(fs_volrun));
+        s->first_x = fs_arena_take(a, s->ncp / J->nr + 2, sizeof(fs_idx));
+        s->toff_x = fs_arena_take(a, s->rch, sizeof(fs_idx));
+        s->ord = fs_arena_take(a, s->rch, sizeof(fs_idx));
+        s->roff_x = fs_arena_take(a, s->maxruns_x, sizeof(fs_idx));
     }
 }
 
@@ -489,11 +474,9 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
 {
     const conv3d_job *J = job;
     bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
-    arena a = {NULL, 0};
+    fs_arena a = FS_ARENA_MEASURE;
     bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
-    a.base = fs_ws_get(a.used);
-    if (!a.base) return FS_ENOMEM;
-    a.used = 0;
+    if (!fs_arena_bind(&a)) return FS_ENOMEM;
     bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
     s.dw = part->dw;
     if (part->want_dx && s.whole) pack_weight_t(J, &s, s.r0, s.r1 - s.r0);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "gemm_internal.h"
 #include "im2col_row.h"
 #include "thread_workspace.h"
@@ -111,12 +112,6 @@ static void pack_cols(const conv_job *J, const float *xi, fs_idx r0, fs_idx kc,
     }
 }
 
-/* Floats that hold `count` items of `bytes` each. */
-static size_t floats_for(fs_idx count, size_t bytes)
-{
-    return fs_ws_round16(((size_t)count * bytes + sizeof(float) - 1) / sizeof(float));
-}
-
 typedef struct {
     float *ap, *bp;
     fs_colrun *runs;
@@ -135,28 +130,27 @@ static int gathers_b(const conv_job *J)
            J->ohw % J->nr == 0 && (double)J->c * (double)J->plane < 2147483647.0;
 }
 
-static size_t fwd_space_size(const conv_job *J, fs_idx span, fwd_space *s)
+/* The forward's slices of a thread's workspace (arena.h: measured, then
+ * laid out again on the block). */
+static void fwd_layout(const conv_job *J, fs_idx span, fwd_space *s, fs_arena *a)
 {
     s->kcb = fs_even_block(J->ckk, J->kt->kc, 1);
     s->ncb = fs_even_block(span, J->kt->nc, J->nr);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, J->nr);
-    return fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * J->ckk)) +
-           fs_ws_round16((size_t)(s->kcb * s->ncb)) + floats_for(s->maxruns, sizeof(fs_colrun)) +
-           floats_for(J->ckk, sizeof(int32_t));
+    s->ap = fs_arena_take(a, ROUND_UP(J->f, J->mr) * J->ckk, sizeof(float));
+    s->bp = fs_arena_take(a, s->kcb * s->ncb, sizeof(float));
+    s->runs = fs_arena_take(a, s->maxruns, sizeof(fs_colrun));
+    s->off = fs_arena_take(a, J->ckk, sizeof(int32_t));
 }
 
-static void fwd_space_bind(const conv_job *J, float *ws, fwd_space *s)
+/* Gathered B: each tap's offset in the image, or NULL where B is packed. */
+static int32_t *tap_offsets(const conv_job *J, int32_t *off)
 {
-    s->ap = ws;
-    s->bp = s->ap + fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * J->ckk));
-    s->runs = (fs_colrun *)(s->bp + fs_ws_round16((size_t)(s->kcb * s->ncb)));
-    s->off = NULL;
-    if (gathers_b(J)) {
-        s->off = (int32_t *)((float *)s->runs + floats_for(s->maxruns, sizeof(fs_colrun)));
-        fs_tap t = fs_tap_of(&J->g, 0);
-        for (fs_idx r = 0; r < J->ckk; r++, fs_tap_next(&J->g, &t))
-            s->off[r] = (int32_t)(t.ci * J->plane + t.ki * J->g.w + t.kj);
-    }
+    if (!gathers_b(J)) return NULL;
+    fs_tap t = fs_tap_of(&J->g, 0);
+    for (fs_idx r = 0; r < J->ckk; r++, fs_tap_next(&J->g, &t))
+        off[r] = (int32_t)(t.ci * J->plane + t.ki * J->g.w + t.kj);
+    return off;
 }
 
 /* The weight as MR-row panels, one K block after another: the block at
@@ -221,13 +215,15 @@ static int fwd_thread(const void *job, fs_conv_fwd_part *part)
 {
     const conv_job *J = job;
     fwd_space s;
-    float *ws = fs_ws_get(fwd_space_size(J, part->j1 - part->j0, &s));
-    if (!ws) return FS_ENOMEM;
-    fwd_space_bind(J, ws, &s);
+    fs_arena a = FS_ARENA_MEASURE;
+    fwd_layout(J, part->j1 - part->j0, &s, &a);
+    if (!fs_arena_bind(&a)) return FS_ENOMEM;
+    fwd_layout(J, part->j1 - part->j0, &s, &a);
+    s.off = tap_offsets(J, s.off);
     pack_weight(J, s.kcb, s.ap);
     fs_idx ni;
     while (fs_conv_next_image(part, &ni)) fwd_image(J, &s, ni, part->j0, part->j1);
-    fs_ws_put(ws);
+    fs_ws_put(a.base);
     return FS_OK;
 }
 
@@ -298,9 +294,11 @@ typedef struct {
     float *dw; /* where this part's dW goes (ld ckk) */
 } bwd_space;
 
-static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, bwd_space *s)
+/* The backward's slices of a thread's workspace (arena.h: measured, then
+ * laid out again on the block). */
+static void bwd_layout(const conv_job *J, int want_dx, int want_dw, bwd_space *s, fs_arena *a)
 {
-    size_t total = 0;
+    const fs_idx rows = s->r1 - s->r0;
     s->kcf = fs_even_block(J->f, J->kt->kc, 1);
     /* dX sweeps every B panel of a block per MR rows of W^T: blocks small
      * enough (~16 KiB) to stay in L1 through the sweep. */
@@ -309,57 +307,23 @@ static size_t bwd_space_size(const conv_job *J, int want_dx, int want_dw, bwd_sp
     s->ncd = fs_even_block(s->d1 - s->d0, J->kt->nc, J->nr);
     s->maxruns_x = fs_col_runs_max(&J->g, s->ncp, J->nr);
     s->maxruns_w = fs_col_runs_max(&J->g, s->kcp, 0);
-    if (want_dx)
-        total += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, J->mr) * J->f)) +
-                 fs_ws_round16((size_t)(s->kcf * s->ncp)) + fs_ws_round16(J->mr * J->nr) +
-                 floats_for(s->r1 - s->r0, sizeof(fs_tap)) +
-                 floats_for(s->r1 - s->r0, sizeof(fs_idx)) +
-                 floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), sizeof(tap_group)) +
-                 floats_for(s->maxruns_x, sizeof(fs_colrun)) +
-                 floats_for(s->ncp / J->nr + 1, sizeof(fs_idx)) +
-                 floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx)) +
-                 floats_for(s->ncp / J->nr, sizeof(panel_box));
-    if (want_dw)
-        total += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp)) +
-                 fs_ws_round16((size_t)(s->kcp * s->ncd)) +
-                 fs_ws_round16((size_t)(J->nr * s->kcp)) +
-                 floats_for(s->maxruns_w, sizeof(fs_colrun));
-    return total;
-}
-
-static void bwd_space_bind(const conv_job *J, int want_dx, int want_dw, float *ws, bwd_space *s)
-{
-    float *p = ws;
     if (want_dx) {
-        s->apt = p;
-        p += fs_ws_round16((size_t)(ROUND_UP(s->r1 - s->r0, J->mr) * J->f));
-        s->bpy = p;
-        p += fs_ws_round16((size_t)(s->kcf * s->ncp));
-        s->tile = p;
-        p += fs_ws_round16(J->mr * J->nr);
-        s->taps_x = (fs_tap *)p;
-        p += floats_for(s->r1 - s->r0, sizeof(fs_tap));
-        s->tapoff_x = (fs_idx *)p;
-        p += floats_for(s->r1 - s->r0, sizeof(fs_idx));
-        s->group_x = (tap_group *)p;
-        p += floats_for(CEIL_DIV(s->r1 - s->r0, J->mr), sizeof(tap_group));
-        s->runs_x = (fs_colrun *)p;
-        p += floats_for(s->maxruns_x, sizeof(fs_colrun));
-        s->first_x = (fs_idx *)p;
-        p += floats_for(s->ncp / J->nr + 1, sizeof(fs_idx));
-        s->seg_x = (fs_idx *)p;
-        p += floats_for(s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
-        s->box_x = (panel_box *)p;
-        p += floats_for(s->ncp / J->nr, sizeof(panel_box));
+        s->apt = fs_arena_take(a, ROUND_UP(rows, J->mr) * J->f, sizeof(float));
+        s->bpy = fs_arena_take(a, s->kcf * s->ncp, sizeof(float));
+        s->tile = fs_arena_take(a, J->mr * J->nr, sizeof(float));
+        s->taps_x = fs_arena_take(a, rows, sizeof(fs_tap));
+        s->tapoff_x = fs_arena_take(a, rows, sizeof(fs_idx));
+        s->group_x = fs_arena_take(a, CEIL_DIV(rows, J->mr), sizeof(tap_group));
+        s->runs_x = fs_arena_take(a, s->maxruns_x, sizeof(fs_colrun));
+        s->first_x = fs_arena_take(a, s->ncp / J->nr + 1, sizeof(fs_idx));
+        s->seg_x = fs_arena_take(a, s->ncp / FS_GEMM_SEG, sizeof(fs_idx));
+        s->box_x = fs_arena_take(a, s->ncp / J->nr, sizeof(panel_box));
     }
     if (want_dw) {
-        s->apy = p;
-        p += fs_ws_round16((size_t)(ROUND_UP(J->f, J->mr) * s->kcp));
-        s->bpc = p;
-        p += fs_ws_round16((size_t)(s->kcp * s->ncd));
-        s->tmp = p;
-        p += fs_ws_round16((size_t)(J->nr * s->kcp));
-        s->runs_w = (fs_colrun *)p;
+        s->apy = fs_arena_take(a, ROUND_UP(J->f, J->mr) * s->kcp, sizeof(float));
+        s->bpc = fs_arena_take(a, s->kcp * s->ncd, sizeof(float));
+        s->tmp = fs_arena_take(a, J->nr * s->kcp, sizeof(float));
+        s->runs_w = fs_arena_take(a, s->maxruns_w, sizeof(fs_colrun));
     }
 }
 
@@ -564,9 +528,10 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
 {
     const conv_job *J = job;
     bwd_space s = {.r0 = part->r0, .r1 = part->r1, .d0 = part->d0, .d1 = part->d1};
-    float *ws = fs_ws_get(bwd_space_size(J, part->want_dx, part->want_dw, &s));
-    if (!ws) return FS_ENOMEM;
-    bwd_space_bind(J, part->want_dx, part->want_dw, ws, &s);
+    fs_arena a = FS_ARENA_MEASURE;
+    bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
+    if (!fs_arena_bind(&a)) return FS_ENOMEM;
+    bwd_layout(J, part->want_dx, part->want_dw, &s, &a);
     s.dw = part->dw;
     if (part->want_dx) {
         order_taps(J, &s);
@@ -576,7 +541,7 @@ static int bwd_thread(const void *job, fs_conv_bwd_part *part)
         if (part->want_dw) dw_image(J, &s, ni, ni == part->i0);
         if (part->want_dx) dx_image(J, &s, ni);
     }
-    fs_ws_put(ws);
+    fs_ws_put(a.base);
     return FS_OK;
 }
 

@@ -381,6 +381,8 @@ BAD_RECORDS = {
                              "pictures": [{"label": "o", "path": "../../etc/passwd"}]}).encode(),
                  "field 'pictures'"),
     "nan": (b'{"format": "fastseg-record", "version": 1, "seconds": NaN}', "not valid JSON"),
+    "deep": (b'{"format": "fastseg-record", "version": 1, "facts": ' + b"[" * 100000
+             + b"]" * 100000 + b"}", "not valid JSON"),
 }
 
 
@@ -400,6 +402,21 @@ def test_bad_records_become_failed_rows(tmp_path):
     assert "record unreadable" in row_of(page, "dir")["cells"][FLAGS]
     assert "etc/passwd" not in " ".join(StrictHTML.check(page).links)
     assert row_of(page, "img00_test.png")["cells"][FLAGS] == "—"
+
+
+def test_unlinkable_picture_paths_are_shown_missing(tmp_path):
+    out = _out(tmp_path)
+    _photos(out, 1)
+    rec = json.loads((out / "img00_test_record.json").read_text())
+    rec["pictures"] = [{"label": "long", "path": "x" * 5000 + ".png"},
+                       {"label": "loop", "path": "loop/a.png"}]
+    (out / "img00_test_record.json").write_text(json.dumps(rec))
+    (out / "loop").symlink_to(out / "loop")
+    page = _page(out)
+    StrictHTML.check(page)
+    cells = row_of(page, "img00_test.png")["cells"]
+    assert cells[2].count("missing") == 2 and "img00" not in " ".join(
+        StrictHTML.check(page).links)
 
 
 def test_bad_run_card_and_evaluation_do_not_break_the_page(tmp_path):

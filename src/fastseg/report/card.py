@@ -158,8 +158,20 @@ def run_card(segmenter, *, model_path, backend, isa, threshold=None) -> dict:
 
 
 def write_run_card(out_dir, card) -> Path:
-    """Write `card` (from :func:`run_card`) to ``out_dir/fastseg-run.json`` atomically;
-    returns the path."""
+    """Write the run card into the output folder, atomically.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    card : dict
+        What :func:`run_card` returned.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/fastseg-run.json`` (one per folder: the last run's).
+    """
     path = Path(out_dir) / RUN_CARD_NAME
     write_json(path, RUN_CARD_FORMAT, RUN_CARD_VERSION,
                {k: v for k, v in dict(card).items() if k not in ("format", "version")})

@@ -42,11 +42,19 @@ class Flag:
 
 
 def robust_z(values) -> np.ndarray:
-    """Robust z-scores ``0.6745 (x - median) / MAD`` of `values`.
+    """Robust z-scores ``0.6745 (x - median) / MAD`` of `values` (Iglewicz and Hoaglin).
 
-    Where more than half the values are equal (MAD 0), the mean absolute deviation
-    stands in (``(x - median) / (1.2533 * meanAD)``); where every value is equal, all
-    scores are 0.
+    Parameters
+    ----------
+    values : array_like of float
+        One number per row.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The scores, in the order of `values`. Where more than half the values are equal
+        (MAD 0), the mean absolute deviation stands in (``(x - median) / (1.2533 *
+        meanAD)``); where every value is equal, all scores are 0.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:

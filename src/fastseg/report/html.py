@@ -62,8 +62,11 @@ class _Folder:
     def url(self, rel: str):
         if not rel or rel.startswith(("/", "\\")) or ".." in Path(rel).parts:
             return None
-        target = (self.root / rel).resolve()
-        if self.root not in target.parents or not target.is_file():
+        try:
+            target = (self.root / rel).resolve()
+            if self.root not in target.parents or not target.is_file():
+                return None
+        except (OSError, RuntimeError):  # a name too long, a symlink loop: not linked
             return None
         return quote(os.fsencode(rel), safe="/")  # the file name's own bytes
 

@@ -39,7 +39,8 @@ from fastseg.report.card import run_card, write_run_card  # noqa: F401  (part of
 from fastseg.report.facts import mask_facts  # noqa: F401  (part of this API)
 
 __all__ = ["RECORD_FORMAT", "RECORD_VERSION", "RECORD_SUFFIX", "record_of", "write_record",
-           "record_path", "read_record", "read_records", "mask_facts", "run_card",
+           "record_path", "record_files", "read_record", "read_records", "mask_facts",
+           "run_card",
            "write_run_card"]
 
 RECORD_FORMAT = "fastseg-record"
@@ -190,16 +191,30 @@ def record_of(file_report, *, kind, fov_estimated=None, facts=None, pictures=Non
 
 
 def record_path(out_dir, stem: str) -> Path:
-    """``out_dir/<stem>_record.json``."""
+    """The record file of the input with stem `stem`: ``out_dir/<stem>_record.json``."""
     return Path(out_dir) / f"{stem}{RECORD_SUFFIX}"
 
 
 def write_record(out_dir, record) -> Path:
-    """Write `record` (from :func:`record_of`) to ``out_dir/<stem>_record.json``
-    atomically; returns the path.
+    """Write one input's record into the output folder, atomically.
 
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder (where the outputs are).
+    record : dict
+        What :func:`record_of` returned.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/<stem>_record.json``.
+
+    Notes
+    -----
     A ``"skipped"`` record (a resumed run found the outputs) never replaces a readable
-    ``"done"`` record of the same input: the report keeps the run that made them.
+    ``"done"`` record of the same input: the report keeps the run that made them. Each
+    input's record is its own file, so processes may write theirs at the same time.
     """
     record = dict(record)
     stem = record.get("stem")

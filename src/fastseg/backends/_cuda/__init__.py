@@ -1,9 +1,10 @@
 """Numba CUDA kernels of the ``"cuda"`` backend, and the runtime helpers they share.
 
-The kernels live in small modules (:mod:`.gemm`, :mod:`.conv`, :mod:`.pointwise`,
-:mod:`.loss`, :mod:`.optim`); this module holds what all of them need: whether
-we run on Numba's CPU simulator, how to recognise and allocate device arrays,
-and launch geometry for grid-stride loops.
+The kernels live in small modules (:mod:`.gemm`, :mod:`.conv`, :mod:`.conv3d`,
+:mod:`.pool`, :mod:`.pointwise`, :mod:`.loss`, :mod:`.optim`, :mod:`.arrays`; the
+block sum of the reducing ones in :mod:`.reduce`); this module holds what all of
+them need: whether we run on Numba's CPU simulator, how to recognise and allocate
+device arrays, and launch geometry for grid-stride loops.
 
 Importing it imports ``numba.cuda`` (so it raises ImportError without
 numba-cuda) but compiles nothing: every kernel is compiled on first launch.

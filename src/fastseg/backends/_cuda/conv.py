@@ -22,6 +22,7 @@ from numba import cuda, float32
 from fastseg._shapes import out_sizes
 from fastseg.backends._cuda import THREADS, empty, launch
 from fastseg.backends._cuda import gemm as _gemm
+from fastseg.backends._cuda.reduce import block_sum
 
 #: Largest column buffer (in floats) a chunk may use: 32 Mi floats = 128 MiB.
 MAX_COLS_ELEMENTS = 1 << 25
@@ -114,7 +115,7 @@ def _nchw_to_rows(y3, n0, y2):
 
 @cuda.jit
 def _sum_outer_axes(a, out):
-    # out[f] = a[:, f, :].sum(); one block per f, a tree reduction in shared memory.
+    # out[f] = a[:, f, :].sum(); one block per f, a tree sum in shared memory.
     partial = cuda.shared.array(THREADS, float32)
     f = cuda.blockIdx.x
     tid = cuda.threadIdx.x
@@ -126,13 +127,7 @@ def _sum_outer_axes(a, out):
         acc += a[i // inner, f, i % inner]
         i += THREADS
     partial[tid] = acc
-    cuda.syncthreads()
-    width = THREADS // 2
-    while width > 0:
-        if tid < width:
-            partial[tid] += partial[tid + width]
-        cuda.syncthreads()
-        width //= 2
+    block_sum(partial, tid)
     if tid == 0:
         out[f] = partial[0]
 

@@ -85,6 +85,35 @@ def choose_splits(m: int, n: int, k: int, tiles: Tiles) -> int:
 
 
 @functools.cache
+def _tile_loader(k_major: bool, width: int, bk: int, threads: int):
+    """A device function that stages a ``bk x width`` slice of op(X) in shared memory,
+    K-major: ``tile[kk, xx] = op(X)[k0 + kk, x0 + xx]``, zero beyond ``x_end`` and
+    ``k_end``. X is stored (K, width axis) when `k_major` (A transposed, or B not),
+    else (width axis, K); either way consecutive threads walk X's contiguous axis, so
+    the global loads coalesce. The block's `threads` each load ``width*bk/threads``."""
+    loads = width * bk // threads
+
+    @cuda.jit(device=True)
+    def load_tile(x, tile, x0, x_end, k0, k_end, tid):
+        for load in range(loads):
+            e = tid + load * threads
+            if k_major:  # X is stored (K, width axis): consecutive threads walk the width
+                kk = e // width
+                xx = e % width
+            else:  # X is stored (width axis, K): consecutive threads walk K
+                xx = e // bk
+                kk = e % bk
+            gx = x0 + xx
+            gk = k0 + kk
+            value = float32(0.0)
+            if gx < x_end and gk < k_end:
+                value = x[gk, gx] if k_major else x[gx, gk]
+            tile[kk, xx] = value
+
+    return load_tile
+
+
+@functools.cache
 def _kernel(trans_a: bool, trans_b: bool, tiles: Tiles):
     bm, bn, bk, tm, tn = tiles
     threads = tiles.threads
@@ -92,8 +121,9 @@ def _kernel(trans_a: bool, trans_b: bool, tiles: Tiles):
     cols_step = bn // tn  # distance between the columns a thread owns
     if (bm * bk) % threads or (bn * bk) % threads:
         raise ValueError(f"tiles {tiles}: the shared tiles must split evenly over the threads")
-    a_loads = bm * bk // threads
-    b_loads = bn * bk // threads
+    # A is (K, M) when transposed, B is (K, N) when not: K-major in memory.
+    load_a = _tile_loader(trans_a, bm, bk, threads)
+    load_b = _tile_loader(not trans_b, bn, bk, threads)
     # Padding the shared rows spreads the K-major stores of a row-major
     # operand over more banks. Array shapes must be compile-time constants,
     # so they are computed here, not inside the kernel.
@@ -124,34 +154,8 @@ def _kernel(trans_a: bool, trans_b: bool, tiles: Tiles):
             acc[i] = float32(0.0)
 
         for k0 in range(k_begin, k_end, bk):
-            for load in range(a_loads):
-                e = tid + load * threads
-                if trans_a:  # A is stored (K, M): consecutive threads walk M
-                    kk = e // bm
-                    mm = e % bm
-                else:  # A is stored (M, K): consecutive threads walk K
-                    mm = e // bk
-                    kk = e % bk
-                gm = row0 + mm
-                gk = k0 + kk
-                value = float32(0.0)
-                if gm < m and gk < k_end:
-                    value = a[gk, gm] if trans_a else a[gm, gk]
-                a_tile[kk, mm] = value
-            for load in range(b_loads):
-                e = tid + load * threads
-                if trans_b:  # B is stored (N, K): consecutive threads walk K
-                    nn = e // bk
-                    kk = e % bk
-                else:  # B is stored (K, N): consecutive threads walk N
-                    kk = e // bn
-                    nn = e % bn
-                gn = col0 + nn
-                gk = k0 + kk
-                value = float32(0.0)
-                if gn < n and gk < k_end:
-                    value = b[gn, gk] if trans_b else b[gk, gn]
-                b_tile[kk, nn] = value
+            load_a(a, a_tile, row0, m, k0, k_end, tid)
+            load_b(b, b_tile, col0, n, k0, k_end, tid)
             cuda.syncthreads()
 
             for kk in range(bk):

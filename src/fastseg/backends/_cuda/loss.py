@@ -14,6 +14,7 @@ import numpy as np
 from numba import cuda, float32, float64
 
 from fastseg.backends._cuda import THREADS, blocks_for, empty, vector_or_dummy, zeros
+from fastseg.backends._cuda.reduce import block_sum
 
 
 @cuda.jit(device=True)
@@ -80,14 +81,8 @@ def _sum_two(a, b, out):
         i += THREADS
     part_a[tid] = acc_a
     part_b[tid] = acc_b
-    cuda.syncthreads()
-    width = THREADS // 2
-    while width > 0:
-        if tid < width:
-            part_a[tid] += part_a[tid + width]
-            part_b[tid] += part_b[tid + width]
-        cuda.syncthreads()
-        width //= 2
+    block_sum(part_a, tid)
+    block_sum(part_b, tid)
     if tid == 0:
         out[0] = part_a[0]
         out[1] = part_b[0]

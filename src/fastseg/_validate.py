@@ -190,6 +190,20 @@ def _as_kernel_triple(name: str, value) -> tuple[int, int, int]:
     return as_triple(name, value, minimum=1)
 
 
+def byte_text(n: int) -> str:
+    """A byte count for a message, in decimal units to 3 digits: ``267 kB``, ``108 TB``
+    (what a file holds or a header declares, where the order of size is the point)."""
+    n = int(n)
+    if n < 1000:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        value /= 1000
+        if value < 999.5 or unit == "EB":
+            return f"{value:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
 def check_size(name: str, shape) -> None:
     """Refuse shapes whose element count would overflow the kernels' indexing."""
     total = 1

@@ -138,9 +138,16 @@ def runtime():
     return c.runtime
 
 
+#: The most threads :func:`set_num_threads` accepts: more than any machine's cores, and few
+#: enough that every kernel can start them (10**5 threads would exhaust the process).
+MAX_THREADS = 1024
+
+
 def set_num_threads(n: int) -> None:
-    """Set how many threads the compiled kernels use (process-wide)."""
-    runtime().set_num_threads(_validate.as_int("set_num_threads: n", n, minimum=1))
+    """Set how many threads the compiled kernels use (process-wide), 1 to
+    :data:`MAX_THREADS`."""
+    runtime().set_num_threads(_validate.as_int("set_num_threads: n", n, minimum=1,
+                                               maximum=MAX_THREADS))
 
 
 def get_num_threads() -> int:

@@ -2,46 +2,182 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
 from .record import Sample
 
-__all__ = ["load_folder", "read_image", "read_mask", "IMAGE_EXTENSIONS", "MASK_TAGS"]
+__all__ = ["load_folder", "read_image", "read_mask", "max_image_pixels", "IMAGE_EXTENSIONS",
+           "MASK_TAGS", "MAX_IMAGE_PIXELS"]
 
 #: File extensions read as images (case-insensitive).
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".gif")
+#: The largest image read, in pixels (width x height), unless the environment variable
+#: ``FASTSEG_MAX_IMAGE_PIXELS`` says otherwise: 2**26, 8192 x 8192, ample for photos
+#: (DRIVE's are 565 x 584, a large fundus camera's 6000 x 4000) and far below what a
+#: small file can declare (a 30 kB PNG can claim 10**10 pixels of one colour). A larger
+#: image is refused, unread, with its size in the message.
+MAX_IMAGE_PIXELS = 1 << 26
+_MAX_PIXELS_VARIABLE = "FASTSEG_MAX_IMAGE_PIXELS"
 #: Suffixes allowed after ``<stem>_`` or ``<stem>-`` in a mask or FOV file name.
 MASK_TAGS = ("mask", "manual", "manual1", "label", "labels", "gt", "seg", "segmentation",
              "vessel", "vessels", "fov")
 
 
+def max_image_pixels() -> int:
+    """The largest image, in pixels (width x height), that the readers decode:
+    ``FASTSEG_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`.
+
+    Raises
+    ------
+    ValueError
+        The environment variable is not a positive whole number.
+    """
+    text = os.environ.get(_MAX_PIXELS_VARIABLE)
+    if text is None or not text.strip():
+        return int(MAX_IMAGE_PIXELS)
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidValueError(f"{_MAX_PIXELS_VARIABLE}={text!r}: expected a positive whole "
+                                "number of pixels")
+    return value
+
+
+def _check_pixels(path, width: int, height: int, limit: int) -> None:
+    pixels = int(width) * int(height)
+    if pixels > limit:
+        raise InvalidValueError(f"{path}: declares {width}x{height} pixels ({pixels:,}), more "
+                                f"than the {limit:,} fastseg reads (a decompression bomb? set "
+                                f"{_MAX_PIXELS_VARIABLE} to read larger images)")
+
+
+def _let_pillow_read(limit: int) -> None:
+    """Pillow has its own bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, a warning above it,
+    an error above twice it); raise it to fastseg's where a user raised fastseg's, so
+    that the limit a user sets is the one that holds."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_chunks(path: Path) -> None:
+    """Refuse a PNG whose chunks declare more bytes than the file holds. Pillow reads the
+    rest of a chunk in one call sized by its declared length (up to 2 GB), so a 100-byte
+    file could make it allocate that much; every chunk is walked here first (length,
+    type, data, CRC), which reads 8 bytes a chunk."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return
+        pos = 8
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(8)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if pos + 12 + length > size:
+                name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+                raise InvalidValueError(f"{path}: PNG chunk {name} at byte {pos} declares "
+                                        f"{length} bytes but the file holds "
+                                        f"{_validate.byte_text(size)}")
+            if kind == b"IEND":
+                return
+            pos += 12 + length
+
+
 def _open(path):
-    """Pixel array of an image file: Pillow first, tifffile for TIFFs Pillow can't read."""
+    """Pixel array of an image file: Pillow first, tifffile for TIFFs Pillow can't read.
+
+    Only the decoders of :data:`IMAGE_EXTENSIONS` run (Pillow would otherwise try every
+    format it knows on a file that is not what its name says), and an image whose header
+    declares more than :func:`max_image_pixels` pixels is refused before it is decoded.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {path}")
+    limit = max_image_pixels()
+    _let_pillow_read(limit)
+    _check_png_chunks(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=_PILLOW_FORMATS) as im:
+            _check_pixels(path, *im.size, limit)
             im.seek(0)  # first frame of multi-frame GIF/TIFF
+            _check_pixels(path, *im.size, limit)
             if im.mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
             elif im.mode in ("1", "LA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La"):
                 im = im.convert("L" if im.mode in ("1", "LA", "La") else "RGB")
             return np.array(im)
-    except (UnidentifiedImageError, OSError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own limit, met before ours
+        raise InvalidValueError(f"{path}: {' '.join(str(e).split())} (fastseg reads at most "
+                                f"{limit:,} pixels; set {_MAX_PIXELS_VARIABLE} to read "
+                                "larger images)") from None
+    except _PILLOW_ERRORS as e:
         if path.suffix.lower() in (".tif", ".tiff"):
-            try:
-                import tifffile
-            except ImportError:
-                raise InvalidValueError(f"cannot read {path} with Pillow ({e}); "
-                                        "pip install tifffile to read it") from None
-            return np.asarray(tifffile.imread(path))
-        raise InvalidValueError(f"cannot read image {path}: {e}") from None
+            return _read_tiff(path, limit, e)
+        raise InvalidValueError(f"cannot read image {path}: {_reason(e)}") from None
+
+
+#: What Pillow raises on a file it cannot decode (damaged, truncated, not an image).
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, TypeError, struct.error, IndexError,
+                  EOFError)
+#: Pillow's decoders for the files of IMAGE_EXTENSIONS.
+_PILLOW_FORMATS = ("PNG", "TIFF", "JPEG", "GIF")
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, OSError) and text else f"{type(exc).__name__}: {text}"
+
+
+def _read_tiff(path: Path, limit: int, pillow_error: BaseException):
+    """A TIFF's first page with tifffile (for what Pillow cannot decode: float data,
+    some compressions), its declared size checked first."""
+    try:
+        import tifffile
+    except ImportError:
+        raise InvalidValueError(f"cannot read {path} with Pillow ({_reason(pillow_error)}); "
+                                "pip install tifffile to read it") from None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            _check_pixels(path, page.imagewidth, page.imagelength * max(page.imagedepth, 1),
+                          limit)
+            if page.dtype is None:
+                raise InvalidValueError(f"{path}: a TIFF of a pixel type tifffile cannot "
+                                        "read either")
+            if page.size * page.dtype.itemsize > 8 * limit:
+                raise InvalidValueError(f"{path}: declares a first page of shape {page.shape} "
+                                        f"{page.dtype}, more than {limit:,} pixels of 8 bytes")
+            size = os.path.getsize(path)
+            for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+                if offset < 0 or count < 0 or offset + count > size:
+                    raise InvalidValueError(f"{path}: a strip or tile at byte {offset} "
+                                            f"declares {count} bytes but the file holds "
+                                            f"{_validate.byte_text(size)}")
+            return np.asarray(page.asarray())
+    except InvalidValueError:
+        raise
+    except _TIFFFILE_ERRORS as e:
+        raise InvalidValueError(f"cannot read {path} with Pillow ({_reason(pillow_error)}) "
+                                f"nor tifffile ({_reason(e)})") from None
+
+
+#: What tifffile (and the codecs it calls) raise on a damaged file.
+_TIFFFILE_ERRORS = (OSError, ValueError, TypeError, struct.error, IndexError, KeyError,
+                    EOFError, zlib.error, NotImplementedError)
 
 
 def _to_uint8(arr, path):

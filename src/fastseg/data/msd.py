@@ -4,10 +4,13 @@ folders of images and labels paired by name."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+import reprlib
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
 from .folder import _pair
@@ -67,6 +70,49 @@ def labelled_sample(image: Volume, label: Volume, labels=None) -> VolumeSample:
                         header=image.header)
 
 
+#: The largest ``dataset.json`` read: the Decathlon's largest (Task03 Liver, 131 + 70
+#: cases) is 30 kB; a list of 100 000 cases would fit.
+MAX_DATASET_JSON_BYTES = 16 << 20
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 60, 60
+
+
+def _shown(value) -> str:
+    """A short repr of a value from the file, whatever its size or depth."""
+    return _SHOWN.repr(value)
+
+
+def _read_dataset_json(path: Path):
+    """The JSON of a ``dataset.json``, its size checked before it is read."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_DATASET_JSON_BYTES:
+            raise InvalidValueError(f"{path}: {_validate.byte_text(size)}, more than the "
+                                    f"{_validate.byte_text(MAX_DATASET_JSON_BYTES)} a "
+                                    "dataset.json may have")
+        raw = f.read(MAX_DATASET_JSON_BYTES + 1)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or nested too deeply
+        why = "nested too deeply" if isinstance(exc, RecursionError) else \
+            " ".join(str(exc).split())[:200]
+        raise InvalidValueError(f"{path}: not valid JSON ({why})") from None
+
+
+def _inside(root: Path, rel: str, what: str) -> Path:
+    """``root / rel``, refused if it leaves the task folder: a ``dataset.json`` lists the
+    task's own files (``./imagesTr/...``), never an absolute path or one up through
+    ``..`` (symbolic links inside the folder are followed, as the user made them)."""
+    if "\0" in rel or not rel.strip():
+        raise InvalidValueError(f"{what} is not a file path")
+    parts = PurePosixPath(rel.replace("\\", "/")).parts
+    if PurePosixPath(rel).is_absolute() or os.path.isabs(rel) or ".." in parts:
+        raise InvalidValueError(f"{what} leaves the task folder {root}; a dataset.json lists "
+                                "paths inside it, like ./imagesTr/case.nii.gz")
+    return root / rel
+
+
 def load_msd(root, split="training", labels=None):
     """Read one task of the Medical Segmentation Decathlon from its original layout.
 
@@ -112,10 +158,7 @@ def load_msd(root, split="training", labels=None):
     if not meta_path.is_file():
         raise FileNotFoundError(f"not a Medical Segmentation Decathlon task folder: no "
                                 f"{meta_path}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = _read_dataset_json(meta_path)
     entries = meta.get(split) if isinstance(meta, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InvalidValueError(f"{meta_path}: expected a non-empty list under {split!r}")
@@ -129,8 +172,9 @@ def load_msd(root, split="training", labels=None):
 
     def resolve(rel, what):
         if not isinstance(rel, str):
-            raise InvalidValueError(f"{meta_path}: {what} entries must be file paths, got {rel!r}")
-        path = (root / rel).resolve()
+            raise InvalidValueError(f"{meta_path}: {what} entries must be file paths, got "
+                                    f"{_shown(rel)}")
+        path = _inside(root, rel, f"{meta_path}: {what} {_shown(rel)}")
         if not path.is_file():
             raise FileNotFoundError(f"{what} listed in {meta_path} is missing: {path}")
         return path
@@ -141,7 +185,7 @@ def load_msd(root, split="training", labels=None):
     for entry in entries:
         if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
             raise InvalidValueError(f"{meta_path}: training entries must be {{\"image\": ..., "
-                                    f"\"label\": ...}}, got {entry!r}")
+                                    f"\"label\": ...}}, got {_shown(entry)}")
         image = load_nifti(resolve(entry["image"], "image"))
         label = load_nifti(resolve(entry["label"], "label"))
         if isinstance(declared, dict):

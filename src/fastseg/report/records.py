@@ -236,8 +236,12 @@ def write_record(out_dir, record) -> Path:
 
 
 def _is_number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float: JSON allows 10**400
+        return False
 
 
 def _check(condition, field, expected, value):

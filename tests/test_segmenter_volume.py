@@ -6,7 +6,7 @@ from _segment_helpers import usable_backend  # noqa: F401
 import fastseg
 from fastseg import Segmenter, io
 from fastseg._segmenter_volumes import AUTO_THRESHOLDS
-from fastseg.data import make_cutter, normalize_volume
+from fastseg.data import make_cutter, normalize_scan, normalize_volume
 
 SMALL = {"conv_channels": (3, 4), "kernel_size": 3, "hidden": 8}
 
@@ -48,14 +48,17 @@ def test_fit_predict_save_load(kind, model, options, data, tmp_path):
     assert seg.cutter_.kind == expected_kind and seg.model_.cutter is seg.cutter_
     prob = seg.predict_proba(test)
     assert prob.shape == test.shape and prob.dtype == np.float32
-    # The segmenter's probability is the bare network's on the normalised scan, calibrated.
-    dense = fastseg.segment(seg.model_, normalize_volume(test))
+    # The segmenter's probability is the bare network's on the normalised scan (the robust
+    # normalisation by default), calibrated.
+    assert seg.normalize == "robust"
+    normalized = normalize_scan(test, "robust")
+    dense = fastseg.segment(seg.model_, normalized)
     np.testing.assert_allclose(prob, seg.calibrate(dense), atol=1e-6)
     np.testing.assert_array_equal(fastseg.segment(seg, test), prob)
     # ... and the classifier's on the cutter's patches at every voxel.
     coords = np.random.default_rng(0).integers(0, test.shape, (30, 3))
     coords[0] = 0
-    logits = np.asarray(seg.model_(seg.cutter_(normalize_volume(test), coords)), np.float64)
+    logits = np.asarray(seg.model_(seg.cutter_(normalized, coords)), np.float64)
     p1 = 1 / (1 + np.exp(logits[:, 0] - logits[:, 1]))
     np.testing.assert_allclose(dense[tuple(coords.T)], p1, atol=1e-5)
     # The chosen threshold, the largest component.
@@ -74,12 +77,23 @@ def test_fit_predict_save_load(kind, model, options, data, tmp_path):
     np.testing.assert_array_equal(back.predict(test), mask)
     # The bare network of the file knows its kind too.
     net = fastseg.load(tmp_path / "m.fseg")
-    np.testing.assert_array_equal(fastseg.segment(net, normalize_volume(test)), dense)
+    np.testing.assert_array_equal(fastseg.segment(net, normalized), dense)
     plain = tmp_path / "plain.fseg"
     fastseg.save(net, plain)
     from_plain = Segmenter.load(plain)
     assert from_plain.resolved_kind() == expected_kind and from_plain.patch_size == seg.patch_size
     assert from_plain.cutter_.config() == seg.cutter_.config()
+
+
+@pytest.mark.parametrize("normalize", [True, "zscore"])
+def test_zscore_normalisation_of_older_models_is_kept(normalize, data, tmp_path):
+    seg = fitted(None, "lai3d", data, patch_size=8, normalize=normalize)
+    _, _, (test, _) = data
+    dense = fastseg.segment(seg.model_, normalize_volume(test))
+    np.testing.assert_allclose(seg.predict_proba(test), seg.calibrate(dense), atol=1e-6)
+    seg.save(tmp_path / "z.fseg")
+    np.testing.assert_array_equal(Segmenter.load(tmp_path / "z.fseg").predict_proba(test),
+                                  seg.predict_proba(test))
 
 
 def test_auto_threshold_is_the_best_on_the_training_volumes(data):

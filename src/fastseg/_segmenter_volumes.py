@@ -8,11 +8,12 @@ import numpy as np
 
 from fastseg import _validate, metrics
 from fastseg.data.volume_patches import CUTTER_KINDS, make_cutter
-from fastseg.errors import InvalidValueError
+from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["KINDS", "MODEL_KINDS", "AUTO_THRESHOLDS", "resolve_kind", "kind_cutter",
            "settings_of", "volume_samples", "structure_share", "choose_threshold",
-           "check_threshold"]
+           "check_threshold", "normalization", "check_spacing", "volume_augment",
+           "conformed_samples"]
 
 #: What a Segmenter segments: ``"image"`` (2-D photos) or a volume kind.
 KINDS = ("image", *CUTTER_KINDS)
@@ -105,3 +106,61 @@ def check_threshold(threshold, kind) -> None:
                                     "image segmenters take a number")
         return
     _validate.as_real("threshold", threshold, 0, 1)
+
+
+def normalization(value):
+    """A Segmenter's `normalize` as a method name: ``"zscore"``, ``"robust"`` or None."""
+    if value is True or value == "zscore":
+        return "zscore"
+    if value == "robust":
+        return "robust"
+    if value is False or value is None:
+        return None
+    raise InvalidValueError(f"normalize: expected 'robust', 'zscore', True or False, got "
+                            f"{value!r}")
+
+
+def check_spacing(value) -> tuple:
+    """A Segmenter's `spacing`: three voxel sizes in mm, each in (0.1, 10)."""
+    try:
+        sizes = tuple(float(s) for s in value)
+    except (TypeError, ValueError):
+        raise InvalidTypeError(f"spacing: expected 3 voxel sizes in mm, got {value!r}") from None
+    if len(sizes) != 3 or not all(0.1 <= s <= 10 for s in sizes):
+        raise InvalidValueError(f"spacing: expected 3 voxel sizes between 0.1 and 10 mm, got "
+                                f"{value!r}")
+    return sizes
+
+
+def volume_augment(value):
+    """A Segmenter's `augment` for volumes: an :class:`~fastseg.data.Augment` or None."""
+    from fastseg.data import Augment
+
+    if value is True:
+        return Augment()
+    if value is False or value is None:
+        return None
+    if isinstance(value, Augment):
+        return value
+    if isinstance(value, dict):
+        return Augment.from_config(value)
+    raise InvalidTypeError(f"augment: expected True, False or Augment options (a dict), got "
+                           f"{type(value).__name__}")
+
+
+def conformed_samples(images, masks, affines, spacing):
+    """Training volumes and masks conformed to `spacing` (RAS+, the model's voxel size):
+    each mask resampled with its scan and kept where at least half a voxel of it is."""
+    from fastseg.data import conform
+
+    if len(affines) != len(images):
+        raise InvalidValueError(f"affines: need one per image, got {len(affines)} for "
+                                f"{len(images)} images")
+    out_images, out_masks = [], []
+    for i, (image, mask, affine) in enumerate(zip(images, masks, affines, strict=True)):
+        scan = conform(image, affine, spacing, name=f"images[{i}]")
+        m = _validate.as_mask(mask, np.shape(image), name=f"masks[{i}]", binary=True)
+        out_images.append(scan.array)
+        out_masks.append(conform(m.astype(np.float32), scan.native_affine, spacing,
+                                 name=f"masks[{i}]").array >= 0.5)
+    return out_images, out_masks

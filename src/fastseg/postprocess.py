@@ -6,7 +6,7 @@ import numpy as np
 from fastseg import _validate
 from fastseg.errors import InvalidValueError
 
-__all__ = ["largest_components"]
+__all__ = ["largest_components", "side_labels", "side_volumes", "SIDE_LABELS"]
 
 
 def largest_components(mask, n=1) -> np.ndarray:
@@ -41,3 +41,55 @@ def largest_components(mask, n=1) -> np.ndarray:
     sizes = np.bincount(labels.ravel())[1:]
     keep = np.argsort(-sizes, kind="stable")[:n] + 1
     return np.isin(labels, keep)
+
+
+#: The labels of a hippocampus label map, as fastseg writes it.
+SIDE_LABELS = {"left": 1, "right": 2}
+
+
+def side_labels(mask, sides, keep=1) -> np.ndarray:
+    """A label map of one structure per side: 1 left, 2 right, 0 elsewhere.
+
+    Parameters
+    ----------
+    mask : array_like of bool
+        The voxels called structure (a thresholded probability map).
+    sides : array_like of int, same shape
+        The side of each voxel (1 left, 2 right), e.g.
+        :func:`fastseg._inference.scan.side_map`.
+    keep : int, optional
+        Largest components kept per side (None: every voxel).
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+    """
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise InvalidValueError(f"mask: expected a bool array, got dtype {m.dtype}")
+    s = np.asarray(sides)
+    if s.shape != m.shape:
+        raise InvalidValueError(f"sides: expected shape {m.shape}, got {s.shape}")
+    out = np.zeros(m.shape, np.uint8)
+    for label in SIDE_LABELS.values():
+        part = m & (s == label)
+        if keep is not None:
+            part = largest_components(part, keep)
+        out[part] = label
+    return out
+
+
+def side_volumes(labels, affine) -> dict:
+    """Volumes in mm³ of a side label map: ``{"left": ..., "right": ..., "total": ...}``.
+
+    Each is the number of voxels of its label times the voxel volume,
+    ``|det(affine[:3, :3])|`` (so any voxel size and axis order is counted right).
+    """
+    a = np.asarray(affine, np.float64)
+    if a.shape != (4, 4) or not np.isfinite(a).all():
+        raise InvalidValueError(f"affine: expected a finite 4x4 matrix, got shape {a.shape}")
+    voxel = abs(float(np.linalg.det(a[:3, :3])))
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=3)
+    out = {side: float(counts[label]) * voxel for side, label in SIDE_LABELS.items()}
+    out["total"] = out["left"] + out["right"]
+    return out

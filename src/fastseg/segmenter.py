@@ -21,18 +21,27 @@ from fastseg import (
 )
 from fastseg import _segmenter_volumes as vol
 from fastseg._inference import Handover, fcn, rescale, segment_array
+from fastseg._inference.dispatch import check_volume_scale
+from fastseg._inference.scan import has_affine, segment_scan, side_map
 from fastseg._inference.volume import check_fits_network, network_cutter
 from fastseg._row_blocks import row_blocks
-from fastseg.data import PatchSampler, VolumePatchSampler, normalize_volume, preprocess
+from fastseg.data import PatchSampler, VolumePatchSampler, preprocess
 from fastseg.data.preprocess import CHANNELS, check_channels
+from fastseg.data.volume_sampler import BRAIN_NEGATIVES
 from fastseg.errors import InvalidValueError
 
 __all__ = ["Segmenter"]
 
 _OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "rprop": optim.Rprop}
+#: With ``whole_brain=None``, training volumes whose structure takes less than this share
+#: of their voxels are whole brains (both hippocampi: 0.13 % of a 1 mm brain; a crop
+#: around one: 5-10 %).
+WHOLE_BRAIN_SHARE = 0.01
 #: Format version of the segmenter settings stored inside a model file: 2 adds the volume
-#: settings (kind, axis, slices, normalize, keep_largest, a threshold chosen by "auto").
-_SETTINGS_VERSION = 2
+#: settings (kind, axis, slices, normalize, keep_largest, a threshold chosen by "auto");
+#: 3 the training voxel size (spacing), whole-brain models, the robust normalisation and
+#: the volume augmentation. Earlier files load as they were (1 mm, z-score, no search).
+_SETTINGS_VERSION = 3
 
 
 class _EpochBatches:
@@ -80,8 +89,11 @@ class Segmenter:
         None: enough batches to visit every vessel pixel about once per epoch.
     positive_fraction : float
         Share of vessel patches per batch (0.5: balanced).
-    augment : bool
-        Images: random flips/rotations of the training patches (volumes: none).
+    augment : bool or dict
+        Images: random flips/rotations of the training patches. Volumes: what differs
+        between scanners (:class:`fastseg.data.Augment`: bias field, gamma, noise, small
+        rotations and scalings of each patch); True its defaults, False none, a dict
+        its options (``Augment(...).config()``). Recorded in the model file.
     model_kwargs : dict, optional
         Extra arguments for the model builder (e.g. ``{"hidden": 256}``).
     threshold : float or "auto"
@@ -106,10 +118,25 @@ class Segmenter:
         Volumes, 2d and stacked2d kinds: the axis the patches' planes are normal to.
     slices : int
         Volumes, stacked2d kind: neighbouring planes stacked as channels (3).
-    normalize : bool
-        Volumes: z-score each scan over its non-zero voxels
-        (:func:`fastseg.data.normalize_volume`) before training and segmenting (MRI
-        intensities have no absolute scale).
+    normalize : {"robust", "zscore", False} or bool
+        Volumes: how each scan's intensities are brought to a common scale before
+        training and segmenting (MRI intensities have no absolute scale). ``"robust"``
+        (default): percentiles of the brain (:func:`fastseg.data.normalize_brain`);
+        ``"zscore"`` or True: mean and deviation of the non-zero voxels
+        (:func:`fastseg.data.normalize_volume`, older models); False: none.
+    spacing : sequence of 3 floats
+        Volumes: the voxel size (mm) the network works at. Scans with an affine (NIfTI
+        images, or arrays with ``affines=``/``affine=``) are conformed to it -- RAS+
+        axis order, this voxel size (:func:`fastseg.data.conform`) -- before training
+        and segmenting, and maps come back onto each scan's own grid.
+    whole_brain : bool, optional
+        Volumes: the training scans are whole brains (not crops around the structure).
+        A whole-brain model samples informative negatives in training (near the
+        structure and look-alike tissue: ``fastseg.data.BRAIN_NEGATIVES``) and, when
+        segmenting, finds each hippocampus on a coarse grid and segments boxes around
+        them exactly (:mod:`fastseg._inference.brain`), keeping the largest component
+        per hemisphere. None: decided by :meth:`fit` from the data (the structure under
+        :data:`WHOLE_BRAIN_SHARE` of the voxels); see ``whole_brain_``.
     keep_largest : int, optional
         Volumes: :meth:`predict` keeps this many largest connected components of the
         mask (1 where one structure per scan is known to be there, as in a crop
@@ -134,13 +161,16 @@ class Segmenter:
     cutter_ : fastseg.data.PatchCutter or None
         Volumes: the patch cutter of the kind (also ``model_.cutter``, kept in the
         model file, so that :func:`fastseg.segment` on the bare network knows it).
+    whole_brain_ : bool
+        Volumes: whether the model segments whole brains (`whole_brain`, or what
+        :meth:`fit` decided); kept in the model file.
     """
 
     def __init__(self, model="lai2d", patch_size=24, channels="green", epochs=5, batch_size=128,
                  lr=0.01, optimizer="sgd", momentum=0.9, seed=0, batches_per_epoch=None,
                  positive_fraction=0.5, augment=True, model_kwargs=None, threshold=0.5,
-                 prior_correction=True, kind=None, axis=0, slices=3, normalize=True,
-                 keep_largest=None):
+                 prior_correction=True, kind=None, axis=0, slices=3, normalize="robust",
+                 keep_largest=None, spacing=(1.0, 1.0, 1.0), whole_brain=None):
         self.model = model
         self.patch_size = patch_size
         self.channels = channels
@@ -161,6 +191,8 @@ class Segmenter:
         self.slices = slices
         self.normalize = normalize
         self.keep_largest = keep_largest
+        self.spacing = spacing
+        self.whole_brain = whole_brain
 
     # ---- scikit-learn protocol ----------------------------------------------------------
 
@@ -207,6 +239,12 @@ class Segmenter:
             self.kind_cutter()  # axis, slices
             if self.keep_largest is not None:
                 _validate.as_int("keep_largest", self.keep_largest, minimum=1)
+            vol.normalization(self.normalize)
+            vol.check_spacing(self.spacing)
+            vol.volume_augment(self.augment)
+            if self.whole_brain not in (None, True, False):
+                raise InvalidValueError(f"whole_brain: expected None, True or False, got "
+                                        f"{self.whole_brain!r}")
         check_channels(self.channels)
         if str(self.optimizer).lower() not in _OPTIMIZERS:
             raise InvalidValueError(f"optimizer: expected one of {sorted(_OPTIMIZERS)}, got "
@@ -239,8 +277,8 @@ class Segmenter:
 
     # ---- fitting and predicting ----------------------------------------------------------
 
-    def fit(self, images, masks, fovs=None, *, callbacks=(), checkpoint=None, resume=None,
-            progress=True, diagnostics=None, pretrain=None, teacher=None):
+    def fit(self, images, masks, fovs=None, *, affines=None, callbacks=(), checkpoint=None,
+            resume=None, progress=True, diagnostics=None, pretrain=None, teacher=None):
         """Train a fresh network on patches of the given images.
 
         Parameters
@@ -252,6 +290,10 @@ class Segmenter:
         fovs : sequence of array_like, optional
             Fields of view, each read as every FOV in fastseg is
             (:func:`fastseg._validate.as_fov`: non-zero inside, None the whole image).
+        affines : sequence of array_like (4, 4), optional
+            Volumes: each scan's voxel-to-world matrix; the scans and their masks are
+            then conformed to `spacing` (RAS+ order) before training. None: they are
+            taken as already in that orientation and voxel size.
         callbacks, checkpoint, resume, progress, diagnostics
             Passed to :func:`fastseg.train.fit`; callbacks get ``(epoch, model,
             history)``.
@@ -276,8 +318,13 @@ class Segmenter:
                                     f"{len(images)} "
                                     f"images, {len(masks)} masks, {len(fovs)} fovs), at least one")
         if self.resolved_kind() == "image":
+            if affines is not None:
+                raise InvalidValueError("affines: photos have none; they are for volumes")
             sampler = self._image_sampler(images, masks, fovs)
         else:
+            if affines is not None:
+                images, masks = vol.conformed_samples(images, masks, list(affines),
+                                                      vol.check_spacing(self.spacing))
             sampler = self._volume_sampler(images, masks, fovs)
         _random.seed(self.seed)
         net = self._build()
@@ -303,9 +350,17 @@ class Segmenter:
             self.model_.cutter = self.cutter_
         self.threshold_ = None
         if self.threshold == "auto":
-            probs = [self.predict_proba(image, progress=False) for image in images]
-            self.threshold_ = vol.choose_threshold(probs, [np.asarray(m) != 0 for m in masks],
-                                                   self.mask_from)
+            truths = [np.asarray(m) != 0 for m in masks]
+            if self.whole_brain_:
+                # As predict_labels makes masks: the largest component on each side.
+                scans = [self._scan(self.model_, image, None, None, False, "auto", None, None)
+                         for image in images]
+                probs = [(self._calibrate_own(s.prob), side_map(s)) for s in scans]
+                to_mask = lambda ps, t: postprocess.side_labels(ps[0] >= t, ps[1], 1) > 0  # noqa: E731
+            else:
+                probs = [self.predict_proba(image, progress=False) for image in images]
+                to_mask = self.mask_from
+            self.threshold_ = vol.choose_threshold(probs, truths, to_mask)
         return self
 
     def _image_sampler(self, images, masks, fovs):
@@ -336,11 +391,16 @@ class Segmenter:
         """The volumes' voxel sampler (the kind's cutter); sets the class prior."""
         samples = vol.volume_samples(images, masks, fovs)
         self.cutter_ = self.kind_cutter()
+        self.class_prior_ = vol.structure_share(samples)
+        self.whole_brain_ = bool(self.class_prior_ < WHOLE_BRAIN_SHARE) \
+            if self.whole_brain is None else bool(self.whole_brain)
+        negatives = BRAIN_NEGATIVES if self.whole_brain_ else {}
+        method = vol.normalization(self.normalize)
         sampler = VolumePatchSampler(samples, self.cutter_, batch_size=self.batch_size,
                                      positive_fraction=self.positive_fraction,
-                                     normalize=bool(self.normalize), seed=self.seed,
-                                     batches_per_epoch=self.batches_per_epoch)
-        self.class_prior_ = vol.structure_share(samples)
+                                     normalize=method or False, seed=self.seed,
+                                     batches_per_epoch=self.batches_per_epoch,
+                                     augment=vol.volume_augment(self.augment), **negatives)
         self.fov_diameter_ = None
         return sampler
 
@@ -356,6 +416,10 @@ class Segmenter:
         share = self.positive_fraction
         if not self.prior_correction or prior is None or share is None or not 0 < share < 1:
             return None  # trained at the natural class ratio, or the prior is unknown
+        if getattr(self, "whole_brain_", False):
+            # A whole brain's share (0.13 %) is not the prior of the voxels segmented:
+            # the search keeps only the boxes around each hippocampus.
+            return None
         return prior / share, (1 - prior) / (1 - share)
 
     def calibrate(self, prob):
@@ -384,22 +448,31 @@ class Segmenter:
         return prob
 
     def predict_proba(self, image, fov=None, *, tile=None, progress=None, method="auto",
-                      scale=None):
+                      scale=None, affine=None):
         """Vessel probability (H, W) float32 of every pixel (0 outside `fov`, read as
         :func:`fastseg._validate.as_fov` reads every FOV); for a volume kind the
-        structure probability (D, H, W) of every voxel of a (D, H, W) scan.
+        structure probability of every voxel of a scan, on the scan's own grid.
 
         `method` and `tile` are :func:`fastseg.segment`'s. `scale`: None (default)
         resamples the photo so that its FOV diameter (of `fov`, or of a FOV
         estimated from the photo) matches :attr:`fov_diameter_`, and the
         probabilities back to the photo's size; a number scales by it; 1 is off.
-        Volumes are segmented at their own voxel size (`scale` None or 1), after the
-        segmenter's normalisation; at every voxel the network gives what it gives for
-        the patch its kind's cutter cuts there (before calibration).
+
+        Volumes: `image` is a scan with its affine (a NIfTI image from nibabel, a
+        :class:`fastseg.data.Volume`, or a (D, H, W) array with ``affine=``), which is
+        conformed to the model's grid (RAS+ order, `spacing`), normalised as the
+        training scans were, segmented (a whole-brain model looks for each hippocampus
+        first: :mod:`fastseg._inference.brain`), and its map brought back onto the
+        scan's grid (interpolated); or a bare (D, H, W) array, taken as already on the
+        model's grid. `scale` must be None or 1. Where the map is computed, each voxel
+        gets what the network gives for the patch its kind's cutter cuts there on the
+        conformed grid (before calibration).
         """
         net = self._fitted()
         if self.resolved_kind() != "image":
-            return self._volume_proba(net, image, fov, tile, progress, method, scale)
+            return self._volume_proba(net, image, fov, tile, progress, method, scale, affine)
+        if affine is not None:
+            raise InvalidValueError("affine: photos have none; it is for volumes")
         factor = rescale.check_scale(scale)
         if factor is None:
             measured = rescale.estimate_fov(image) if fov is None else \
@@ -409,15 +482,54 @@ class Segmenter:
                              tile, progress, method, factor, "Segmenter.predict_proba")
         return self._calibrate_own(prob)
 
-    def _volume_proba(self, net, volume, fov, tile, progress, method, scale):
-        if np.ndim(volume) != 3:
+    #: Raw probability from which the whole-brain search takes a grid voxel as a
+    #: candidate: the balanced training batches' own boundary, whatever the decision
+    #: threshold (which is chosen on, and applied to, the exact maps in the boxes).
+    SEARCH_THRESHOLD = 0.5
+
+    def _scan(self, net, volume, fov, tile, progress, method, scale, affine):
+        """The volume path of :meth:`predict_proba`: a ScanResult (raw probabilities)."""
+        check_volume_scale(scale)
+        if affine is None and not has_affine(volume) and np.ndim(volume) != 3:
             raise InvalidValueError(f"volume: this segmenter ({self.resolved_kind()} kind) "
                                     f"segments (D, H, W) volumes, got shape {np.shape(volume)}")
-        x = normalize_volume(volume) if self.normalize else volume
         cutter = getattr(net, "cutter", None) or self.kind_cutter()
-        prob = segment_array(net, x, fov, None, tile, progress, method, scale,
-                             "Segmenter.predict_proba", cutter)
-        return self._calibrate_own(prob)
+        return segment_scan(net, volume, cutter, affine=affine,
+                            spacing=vol.check_spacing(self.spacing),
+                            normalize=vol.normalization(self.normalize),
+                            whole_brain=bool(getattr(self, "whole_brain_", False)),
+                            threshold=self.SEARCH_THRESHOLD, fov=fov, tile=tile,
+                            progress=progress, method=method, caller="Segmenter.predict_proba")
+
+    def _volume_proba(self, net, volume, fov, tile, progress, method, scale, affine=None):
+        result = self._scan(net, volume, fov, tile, progress, method, scale, affine)
+        return self._calibrate_own(result.prob)
+
+    def predict_labels(self, volume, fov=None, threshold=None, *, affine=None, tile=None,
+                       progress=None, method="auto"):
+        """A hippocampus label map of a scan: 1 left, 2 right, 0 elsewhere (uint8).
+
+        Parameters are :meth:`predict_proba`'s. The voxels at or above the threshold
+        (:meth:`decision_threshold`), on the scan's own grid from the probabilities
+        brought back there, are split by side and keep their largest component per
+        side (whole-brain models; else `keep_largest` per side when set). The side is
+        the hemisphere for whole brains (the midline of the brain found on the
+        conformed grid's left-right axis) and the sign of the world ``x`` for a crop.
+
+        Returns
+        -------
+        numpy.ndarray of uint8, the scan's own shape
+        """
+        net = self._fitted()
+        if self.resolved_kind() == "image":
+            raise InvalidValueError("predict_labels: this segmenter segments photos; label "
+                                    "maps of sides are for volumes")
+        result = self._scan(net, volume, fov, tile, progress, method, None, affine)
+        prob = self._calibrate_own(result.prob)
+        t = self.decision_threshold() if threshold is None else \
+            _validate.as_real("threshold", threshold, 0, 1)
+        keep = 1 if getattr(self, "whole_brain_", False) else self.keep_largest
+        return postprocess.side_labels(prob >= t, side_map(result), keep)
 
     def decision_threshold(self) -> float:
         """The threshold :meth:`predict` applies: `threshold`, or the one ``"auto"`` chose."""
@@ -440,7 +552,10 @@ class Segmenter:
         return mask
 
     def predict(self, image, fov=None, threshold=None, **kwargs):
-        """Binary mask (H, W) or (D, H, W): :meth:`mask_from` of :meth:`predict_proba`."""
+        """Binary mask (H, W) or (D, H, W): :meth:`mask_from` of :meth:`predict_proba`; for
+        a whole-brain model, both hippocampi of :meth:`predict_labels`."""
+        if getattr(self, "whole_brain_", False):
+            return self.predict_labels(image, fov, threshold, **kwargs) > 0
         return self.mask_from(self.predict_proba(image, fov, **kwargs), threshold, fov)
 
     # ---- files --------------------------------------------------------------------------
@@ -453,10 +568,15 @@ class Segmenter:
         """
         net = self._fitted()
         meta = io.model_meta(net)
+        params = self.get_params()
+        if not isinstance(params["augment"], (bool, dict)):  # an Augment: its options
+            params["augment"] = params["augment"].config()
+        params["spacing"] = list(vol.check_spacing(params["spacing"]))
         meta["segmenter"] = {"version": _SETTINGS_VERSION,
-                             "params": self.get_params(),
+                             "params": params,
                              "class_prior": getattr(self, "class_prior_", None),
                              "chosen_threshold": getattr(self, "threshold_", None),
+                             "whole_brain": bool(getattr(self, "whole_brain_", False)),
                              "history": {k: v for k, v in getattr(self, "history_", {}).items()
                                          if k != "step_loss"}}
         io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT,
@@ -491,7 +611,8 @@ class Segmenter:
         info = meta.get("segmenter")
         cutter = network_cutter(net, caller="Segmenter.load")
         if info is None and cutter is not None:
-            self = cls(**vol.settings_of(cutter))
+            # A bare network file: the z-score of the files made before the robust one.
+            self = cls(**vol.settings_of(cutter), normalize="zscore")
         elif info is None:
             size = fcn.infer_patch_size(net, "Segmenter.load")
             in_channels = fcn.plan(net, size, "Segmenter.load").in_channels
@@ -508,6 +629,9 @@ class Segmenter:
             self.class_prior_ = float(prior) if isinstance(prior, (int, float)) else None
             chosen = info.get("chosen_threshold")
             self.threshold_ = float(chosen) if isinstance(chosen, (int, float)) else None
+            self.whole_brain_ = info.get("whole_brain") is True  # older files: crops
+            if isinstance(self.spacing, list):
+                self.spacing = tuple(self.spacing)
             self._check()
         self.model_ = net
         self.fov_diameter_ = getattr(net, "fov_diameter", None)

@@ -17,7 +17,7 @@ from fastseg._inference.volume import network_cutter, segment_volume
 from fastseg.data.patches import as_chw
 from fastseg.errors import InvalidValueError
 
-__all__ = ["segment_array"]
+__all__ = ["segment_array", "check_volume_scale"]
 
 
 def _check_image(image) -> np.ndarray:
@@ -40,6 +40,13 @@ def _channels_hint(image) -> str:
     return ""
 
 
+def check_volume_scale(scale) -> None:
+    """Volumes are segmented at their own (or the model's) voxel size: `scale` None or 1."""
+    if scale not in (None, 1):
+        raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
+                                f"scale={scale!r}; resample the volume first")
+
+
 def segment_array(model, image, fov=None, patch_size=None, tile=None, progress=None,
                   method="auto", scale=None, caller="segment", cutter=None) -> np.ndarray:
     """:func:`fastseg.segment` on a bare network, naming `caller` in its errors.
@@ -51,9 +58,7 @@ def segment_array(model, image, fov=None, patch_size=None, tile=None, progress=N
         image = image.take()
     kind = network_cutter(model, cutter, patch_size, caller)
     if kind is not None:
-        if scale not in (None, 1):
-            raise InvalidValueError(f"scale: volumes are segmented at their own voxel size, got "
-                                    f"scale={scale!r}; resample the volume first")
+        check_volume_scale(scale)
         return segment_volume(model, image, kind, fov, tile, progress, method, caller)
     if patch_size is None:
         patch_size = fcn.infer_patch_size(model, caller)

@@ -282,7 +282,7 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
     """
     caller = dense.caller
     check_method(method)
-    threads = backends.get_num_threads() if threads is None else threads
+    threads = fc.configured_threads() if threads is None else threads
     backend = backends.get_backend() if backend is None else backend
     eligible = [i for i, st in enumerate(dense.steps) if _eligible(st)]
     if method == "fft":

@@ -252,6 +252,18 @@ class _Job:
 
 
 _pin = threading.Lock()
+# Guards the pin's two changes (the count, and what it replaced) against a reader between them.
+_pin_state = threading.Lock()
+_pinned_from: list = [None]  # the thread count a pin replaced, while it holds
+
+
+def configured_threads() -> int:
+    """The kernels' thread count as configured, not as a pin below holds it for a while:
+    what a segmentation plans for. A plan made while another thread's FFT groups hold
+    the pin would otherwise be made for one thread, and give other bits than alone."""
+    with _pin_state:
+        held = _pinned_from[0]
+        return backends.get_num_threads() if held is None else held
 
 
 @contextlib.contextmanager
@@ -259,15 +271,20 @@ def _one_kernel_thread():
     """fastseg's kernels on one thread while the FFT path's own threads run groups.
 
     The thread count is process-wide: fastseg kernels called from other Python
-    threads meanwhile also run on one thread (slower, never wrong).
+    threads meanwhile also run on one thread (slower, never wrong); plans read
+    :func:`configured_threads`, which the pin does not change.
     """
     with _pin:
-        before = backends.get_num_threads()
-        backends.set_num_threads(1)
+        with _pin_state:
+            before = backends.get_num_threads()
+            _pinned_from[0] = before
+            backends.set_num_threads(1)
         try:
             yield
         finally:
-            backends.set_num_threads(before)
+            with _pin_state:
+                backends.set_num_threads(before)
+                _pinned_from[0] = None
 
 
 def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(),
@@ -303,7 +320,7 @@ def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(
     if x.ndim != d + 1 or x.shape[0] != c or any(n < k for n, k in zip(x.shape[1:], kernel,
                                                                        strict=True)):
         raise InvalidValueError(f"x: expected ({c}, *S) with S >= {kernel}, got {x.shape}")
-    workers = backends.get_num_threads() if workers is None else max(1, int(workers))
+    workers = configured_threads() if workers is None else max(1, int(workers))
     table = backends.load(backends.get_backend() if backend is None else backend)
     job = _Job(x, spectra, bias, activations, project, table)
     job.right = _input_spectra(x, kernel, fft_shape, job.nb, workers)

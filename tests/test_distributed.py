@@ -221,11 +221,14 @@ def test_sequential_cli_skip_existing(model_file, images, expected, tmp_path, ca
 
 def test_a_killed_worker_loses_nothing(model_file, tmp_path):
     """Kill a worker process while it holds tasks: they run again elsewhere, every output is
-    present and right, and no partial file is left."""
+    present and right, and no partial file is left (nor the one a worker killed mid-write
+    in an earlier run left: planted here, since the kill may not land mid-write)."""
     inputs = _write_images(tmp_path / "in", [(96, 104, 3)] * 6, seed=1)
     want = tmp_path / "want"
     assert main(["segment", str(model_file), *map(str, inputs), "--out", str(want)]) == 0
     out, result = tmp_path / "out", {}
+    out.mkdir()
+    (out / f".{inputs[0].stem}_prob.png.k1ll3d00.tmp").write_bytes(b"half a PNG")
     with local_cluster(2, 1) as cluster, Client(cluster) as c:
         pids = c.run(os.getpid)
         run = threading.Thread(target=lambda: result.update(

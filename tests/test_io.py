@@ -73,6 +73,22 @@ def test_arrays_and_tree_round_trip(tmp_path):
         fio.save_arrays(tmp_path / "o", {"o": np.array([object()])})
 
 
+def test_saved_files_do_not_depend_on_when(tmp_path, monkeypatch):
+    """Members carry zip's epoch, not the time of saving: the same model saved twice is
+    the same bytes (a resumed training run ends with an uninterrupted run's files)."""
+    import time
+
+    net = tiny()
+    fastseg.save(net, tmp_path / "a.fseg")
+    later = time.time() + 86400 * 400
+    monkeypatch.setattr(time, "time", lambda: later)
+    monkeypatch.setattr(time, "localtime", lambda t=None: time.gmtime(later))
+    fastseg.save(net, tmp_path / "b.fseg")
+    assert (tmp_path / "a.fseg").read_bytes() == (tmp_path / "b.fseg").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.fseg") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
 def test_failed_save_keeps_the_old_file(tmp_path):
     path = tmp_path / "model.fseg"
     fastseg.save(tiny(), path)

@@ -9,7 +9,9 @@ One file format serves models, training checkpoints and anything else that is
   ``"arrays"``, written with ``allow_pickle=False``.
 
 Files are written atomically (a temporary file in the same directory, then
-:func:`os.replace`), so a crash never leaves half a file under the real name.
+:func:`os.replace`), so a crash never leaves half a file under the real name, and
+reproducibly: the same content gives the same bytes, whenever it is saved (the members
+carry zip's epoch as their date, not the time of saving).
 Reading never runs anything from the file: arrays are read with
 ``allow_pickle=False`` and a model's architecture may name only the
 built-in :mod:`fastseg.nn` classes of a whitelist.
@@ -92,6 +94,16 @@ class _Refused(ValueError):
 # ---- writing ----------------------------------------------------------------------
 
 
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A stored member dated 1980-01-01 (zip's epoch), not now: the same model, checkpoint
+    or arrays give the same bytes whenever they are saved (a resumed training run ends
+    with the files of an uninterrupted one, byte for byte)."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def save_arrays(path, arrays, meta=None, *, format: str = "fastseg-arrays",
                 version: int = 1) -> None:
     """Write named arrays and JSON metadata to `path`, atomically.
@@ -119,9 +131,9 @@ def save_arrays(path, arrays, meta=None, *, format: str = "fastseg-arrays",
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.writestr(_HEADER, text)
+            zf.writestr(_entry(_HEADER), text)
             for i, a in enumerate(values):
-                with zf.open(f"arrays/{i:05d}.npy", "w", force_zip64=True) as member:
+                with zf.open(_entry(f"arrays/{i:05d}.npy"), "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(a),
                                               allow_pickle=False)
 

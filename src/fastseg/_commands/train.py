@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from fastseg import viz
-from fastseg._atomic import atomic_write
+from fastseg._atomic import atomic_write, remove_stale_temporaries
 from fastseg._commands import CLIError
 
 #: Models `fastseg train` can fit on photos: patch classifiers of one 2-D input.
@@ -207,6 +207,9 @@ def run(args) -> int:
         diagnostics.plot(out / "diagnostics.png", history["diagnostics"],
                          title=f"{args.model}: per-layer diagnostics")
         written += ", diagnostics.png"
+    # Temporaries a killed earlier run left (a checkpoint half written when it died).
+    remove_stale_temporaries(out, ["checkpoint.fseg", "model.fseg", "history.json",
+                                   "curves.png", "diagnostics.png"])
     losses = ", ".join(f"{v:.4f}" for v in history["loss"])
     chosen = f"\nthreshold chosen on the training scans: {seg.decision_threshold():.2f}" \
         if volumes else ""

@@ -40,3 +40,35 @@ def test_killed_write_leaves_only_a_temporary_and_it_is_removed(tmp_path):
     assert remove_stale_temporaries(tmp_path, ["a_prob.png", "a_mask.png"]) == 1
     assert sorted(os.listdir(tmp_path)) == sorted(others + ["a_mask.png"])
     assert (tmp_path / "a_mask.png").read_bytes() == b"done"
+
+
+def test_a_failed_write_names_the_destination_and_leaves_the_old_file(tmp_path):
+    import errno
+
+    import pytest
+
+    target = tmp_path / "a_mask.png"
+    target.write_bytes(b"the old file")
+
+    def full_disk(f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a write raises
+
+    with pytest.raises(OSError) as err:
+        atomic_write(target, full_disk)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert str(err.value) == f"[Errno 28] No space left on device: '{target}'"
+    assert target.read_bytes() == b"the old file" and os.listdir(tmp_path) == ["a_mask.png"]
+
+    def refused(f):
+        raise PermissionError(errno.EACCES, "Permission denied")  # its kind is kept
+
+    with pytest.raises(PermissionError, match=r"Permission denied: '.*a_mask.png'"):
+        atomic_write(target, refused)
+
+    def other(f):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "source.png")
+
+    with pytest.raises(FileNotFoundError, match="source.png"):  # another file's error: as is
+        atomic_write(target, other)
+    assert os.listdir(tmp_path) == ["a_mask.png"]

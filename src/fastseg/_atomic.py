@@ -18,11 +18,21 @@ def _temporary_prefix(path) -> str:
 
 
 def atomic_write(path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file, then rename it to `path`."""
+    """Call ``write(binary_file)`` on a temporary file, then rename it to `path`.
+
+    On any failure the temporary is removed and `path` is left as it was (absent, or
+    the previous file whole). An ``OSError`` of the writing itself (a full disk, a file
+    size limit, an I/O error), which would name no file or the temporary, is raised
+    again naming `path`, with its errno: ``[Errno 28] No space left on device:
+    'out/a_prob.png'``.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path),
-                               suffix=_TEMPORARY_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path),
+                                   suffix=_TEMPORARY_SUFFIX)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,10 +40,19 @@ def atomic_write(path, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the files private
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            raise _naming(exc, path) from exc
         raise
+
+
+def _naming(exc: OSError, path: str) -> OSError:
+    """`exc` again (its errno, its OSError subclass), naming `path`."""
+    if exc.errno is None:
+        return OSError(f"{exc}: {path!r}")
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
 
 
 def atomic_write_text(path, text: str) -> None:

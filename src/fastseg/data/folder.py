@@ -88,9 +88,9 @@ def _check_png_chunks(path: Path) -> None:
             head = f.read(8)
             length, kind = int.from_bytes(head[:4], "big"), head[4:]
             if pos + 12 + length > size:
-                name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
-                raise InvalidValueError(f"{path}: PNG chunk {name} at byte {pos} declares "
-                                        f"{length} bytes but the file holds "
+                name = kind.decode("ascii") if kind.isalpha() else repr(kind.decode("latin-1"))
+                raise InvalidValueError(f"cannot read image {path}: PNG chunk {name} at byte "
+                                        f"{pos} declares {length} bytes but the file holds "
                                         f"{_validate.byte_text(size)}")
             if kind == b"IEND":
                 return
@@ -120,6 +120,8 @@ def _open(path):
             elif im.mode in ("1", "LA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La"):
                 im = im.convert("L" if im.mode in ("1", "LA", "La") else "RGB")
             return np.array(im)
+    except InvalidValueError:
+        raise  # our own checks' messages, as they are
     except Image.DecompressionBombError as e:  # Pillow's own limit, met before ours
         raise InvalidValueError(f"{path}: {' '.join(str(e).split())} (fastseg reads at most "
                                 f"{limit:,} pixels; set {_MAX_PIXELS_VARIABLE} to read "
@@ -164,9 +166,9 @@ def _read_tiff(path: Path, limit: int, pillow_error: BaseException):
             size = os.path.getsize(path)
             for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
                 if offset < 0 or count < 0 or offset + count > size:
-                    raise InvalidValueError(f"{path}: a strip or tile at byte {offset} "
-                                            f"declares {count} bytes but the file holds "
-                                            f"{_validate.byte_text(size)}")
+                    raise InvalidValueError(f"cannot read image {path}: a strip or tile at "
+                                            f"byte {offset} declares {count} bytes but the "
+                                            f"file holds {_validate.byte_text(size)}")
             return np.asarray(page.asarray())
     except InvalidValueError:
         raise

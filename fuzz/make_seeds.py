@@ -157,8 +157,22 @@ def record_seeds() -> None:
                                     out_dir=tmp))
         failed = FileReport(os.path.join(tmp, "bad.tif"), "failed", error="cannot read image")
         write_record(tmp, record_of(failed, kind="image", out_dir=tmp))
+        from fastseg.report.card import RUN_CARD_FORMAT, RUN_CARD_NAME
+        from fastseg.report.evaluation import write_evaluation
+
+        card = {"format": RUN_CARD_FORMAT, "version": 1, "model_path": "/m/model.fseg",
+                "model_name": "model.fseg", "network": "lai2d", "kind": "image",
+                "patch_size": 24, "channels": "green", "training_data": "drive:DRIVE",
+                "fov_diameter": 540.0, "voxel_spacing": None, "threshold": 0.5,
+                "threshold_source": "model", "keep_largest": None,
+                "fastseg_version": "0.1", "backend": "c", "isa": "avx2",
+                "created": "2026-01-01T00:00:00Z"}
+        with open(os.path.join(tmp, RUN_CARD_NAME), "w") as f:
+            json.dump(card, f)
+        write_evaluation(tmp, [{"name": "img", "dice": 0.8, "auc": 0.95, "hd95": None}],
+                         {"dice": 0.8, "auc": 0.95}, threshold=0.5, truth_dir="truth")
         for name in sorted(os.listdir(tmp)):
-            if name.endswith("_record.json"):
+            if name.endswith(("_record.json", RUN_CARD_NAME, "evaluation.json")):
                 with open(os.path.join(tmp, name), "rb") as f:
                     _put("record", name, f.read())
 
@@ -227,7 +241,9 @@ def dictionaries() -> None:
                   '"image"', '"label"', '"labels"', '"stem"', '"input"', '"kind"', '"status"',
                   '"outputs"', '"pictures"', '"numbers"', '"facts"', '"shape"', '"seconds"',
                   '"worker"', '"error"', '"fov_estimated"', '"volume"', '"done"', '"failed"',
-                  '"skipped"', "null", "true", "false", "1e400", "-0", "[[[[", "{}",
+                  '"skipped"', '"fastseg-run"', '"fastseg-evaluation"', '"metrics"',
+                  '"mean"', '"threshold"', '"voxel_spacing"', '"fov_diameter"',
+                  "null", "true", "false", "1e400", "-0", "[[[[", "{}",
                   "1" + "0" * 400,
                   '"./imagesTr/a.nii.gz"', '"../"', '"/"', "1" + "0" * 30]
     folder = os.path.join(HERE, "dicts")

@@ -454,6 +454,34 @@ def test_record_numbers_beyond_any_float(tmp_path):
             read_record(path)
 
 
+def test_run_card_and_evaluation_numbers_beyond_any_float(tmp_path):
+    # Found reviewing the report's other readers: float(10**400) and math.isfinite(10**400)
+    # raised OverflowError out of read_run_card and read_evaluation (and report.build).
+    from fastseg import report
+    from fastseg.report.card import RUN_CARD_FORMAT, RUN_CARD_NAME, read_run_card
+    from fastseg.report.evaluation import EVALUATION_FORMAT, EVALUATION_NAME, read_evaluation
+
+    (tmp_path / RUN_CARD_NAME).write_text(json.dumps({
+        "format": RUN_CARD_FORMAT, "version": 1, "fov_diameter": 10**400,
+        "threshold": -10**400, "voxel_spacing": [1, 10**400]}))
+    card = read_run_card(tmp_path)
+    assert card["fov_diameter"] is None and card["threshold"] is None
+    assert card["voxel_spacing"] is None
+    (tmp_path / EVALUATION_NAME).write_text(json.dumps({
+        "format": EVALUATION_FORMAT, "version": 1, "threshold": 10**400,
+        "metrics": {"a": {"dice": 0.5}}}))
+    assert read_evaluation(tmp_path)["threshold"] is None
+    (tmp_path / EVALUATION_NAME).write_text(json.dumps({
+        "format": EVALUATION_FORMAT, "version": 1, "metrics": {"a": {"dice": 10**400}}}))
+    with pytest.raises(FastsegError, match=r"metrics.a.dice: expected a number or null"):
+        read_evaluation(tmp_path)
+    record = {"format": "fastseg-record", "version": 1, "input": "a.png", "stem": "a",
+              "kind": "image", "status": "done"}
+    (tmp_path / "a_record.json").write_text(json.dumps(record))
+    (tmp_path / EVALUATION_NAME).unlink()
+    assert report.build(tmp_path).is_file()
+
+
 # ---- the command line -----------------------------------------------------------------------
 
 

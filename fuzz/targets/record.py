@@ -1,6 +1,9 @@
-"""Fuzz target: the report's files -- a per-input record (``<stem>_record.json``,
-``fastseg.report.read_record``) read alone and, beside two good records, into the
-report page (``fastseg.report.build``), which must take whatever the reader let through."""
+"""Fuzz target: the report's files, read alone and into the report page
+(``fastseg.report.build``, which must take whatever the readers let through): an input
+naming the run card's format (``"fastseg-run"``) is the folder's ``fastseg-run.json``
+(``read_run_card``), one naming ``"fastseg-evaluation"`` its ``evaluation.json``
+(``read_evaluation``), any other a per-input record ``x_record.json`` (``read_record``),
+beside two good records."""
 import json
 import os
 import sys
@@ -11,9 +14,12 @@ from _common import Scratch, check, instrumented, run  # noqa: E402
 
 with instrumented("json"):
     from fastseg import report
+    from fastseg.report.card import read_run_card
+    from fastseg.report.evaluation import read_evaluation
     from fastseg.report.records import read_record
 
 SCRATCH = Scratch("x_record.json")
+FOLDER = SCRATCH.folder
 GOOD = {
     "a": {"format": "fastseg-record", "version": 1, "input": "a.png", "stem": "a",
           "kind": "image", "status": "done", "error": None, "seconds": 0.5, "worker": None,
@@ -36,8 +42,21 @@ for stem, record in GOOD.items():
 
 
 def one_input(data: bytes) -> None:
-    check(read_record, SCRATCH.write(data))
-    check(report.build, SCRATCH.folder)
+    for name in ("x_record.json", "fastseg-run.json", "evaluation.json"):
+        path = os.path.join(FOLDER, name)
+        if os.path.exists(path):
+            os.unlink(path)
+    if b'"fastseg-run"' in data:
+        with open(os.path.join(FOLDER, "fastseg-run.json"), "wb") as f:
+            f.write(data)
+        check(read_run_card, FOLDER)
+    elif b'"fastseg-evaluation"' in data:
+        with open(os.path.join(FOLDER, "evaluation.json"), "wb") as f:
+            f.write(data)
+        check(read_evaluation, FOLDER)
+    else:
+        check(read_record, SCRATCH.write(data))
+    check(report.build, FOLDER)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def _first(objects_and_names):
 def _number(value):
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON int like 10**400
         return None
     return value if math.isfinite(value) else None
 
@@ -47,7 +47,7 @@ def _number(value):
 def _spacing(value):
     try:
         values = [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return values if values and all(math.isfinite(v) and v > 0 for v in values) else None
 

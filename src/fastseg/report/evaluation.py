@@ -50,13 +50,22 @@ def write_evaluation(pred_dir, rows, mean=None, *, threshold=None, truth_dir=Non
     return path
 
 
+def _finite(v) -> bool:
+    """A JSON number that is a finite float (JSON ints are unbounded: 10**400 is none)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _metric_values(value, where):
     if not isinstance(value, dict):
         raise UnreadableFileError(f"{where}: expected an object of metrics")
     out = {}
     for name, v in value.items():
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                              or not math.isfinite(v)):
+        if v is not None and not _finite(v):
             raise UnreadableFileError(f"{where}.{name}: expected a number or null")
         out[str(name)] = v
     return out
@@ -87,7 +96,6 @@ def read_evaluation(out_dir):
     truth = data.get("truth_dir")
     return {"metrics": {str(k): _metric_values(v, f"metrics.{k}") for k, v in metrics.items()},
             "mean": _metric_values(data.get("mean") or {}, "mean"),
-            "threshold": threshold if isinstance(threshold, (int, float))
-            and not isinstance(threshold, bool) else None,
+            "threshold": threshold if _finite(threshold) else None,
             "truth_dir": truth if isinstance(truth, str) else None,
             "mtime": path.stat().st_mtime}

@@ -158,7 +158,7 @@ def test_train_killed_then_resumed_ends_as_an_uninterrupted_run(train_job, tmp_p
     checkpoint = out / "checkpoint.fseg"
     # 1: at random once the first checkpoint exists (--resume needs one); 2: a resumed
     # run killed the moment it is writing a checkpoint; 3: resumed to the end.
-    delay = rng.uniform(0, 0.25)
+    delay = rng.uniform(0, 0.15)
     print(f"seed {SEED}: first kill {delay:.2f} s after the first checkpoint")
     alive = kill_when((*args, "--out", out), checkpoint.is_file, delay, "at random")
     assert alive and checkpoint.is_file()

@@ -93,8 +93,8 @@ def test_train_on_a_nifti_folder_records_the_volume_settings(model):
     assert seg.optimizer == "adam" and seg.model_kwargs == {"hidden": 8}
 
 
-def test_segment_writes_maps_in_the_scans_space_and_plane_pictures(data, model, tmp_path,
-                                                                   capsys):
+def test_segment_writes_maps_in_the_scans_space_and_side_pictures(data, model, tmp_path,
+                                                                  capsys):
     code, out, err = run(["segment", model, data / "test", "--out", tmp_path], capsys)
     assert code == 0, err
     assert "scan5.nii: 19x21x18 voxels" in out and "2 done, 0 skipped, 0 failed" in out
@@ -103,16 +103,18 @@ def test_segment_writes_maps_in_the_scans_space_and_plane_pictures(data, model, 
         scan = load_nifti(data / "test" / f"{stem}.nii")
         prob_img = nib.load(tmp_path / f"{stem}_prob.nii.gz")
         mask_img = nib.load(tmp_path / f"{stem}_mask.nii.gz")
-        expected = seg.predict_proba(scan.array, progress=False)
+        # The scan with its affine: conformed to the model's 1 mm, mapped back.
+        expected, labels = seg.predict_maps(scan, progress=False)
+        assert expected.shape == scan.shape
         np.testing.assert_array_equal(prob_img.get_fdata(dtype=np.float32), expected)
-        np.testing.assert_array_equal(np.asarray(mask_img.dataobj), seg.mask_from(expected))
-        assert mask_img.get_data_dtype() == np.uint8
+        np.testing.assert_array_equal(np.asarray(mask_img.dataobj), labels)
+        assert mask_img.get_data_dtype() == np.uint8 and set(np.unique(labels)) <= {0, 1, 2}
         for img in (prob_img, mask_img):  # the scan's space, and its header's facts
             np.testing.assert_allclose(img.affine, AFFINE, atol=1e-6)
             assert img.header["descrip"].tobytes().rstrip(b"\0") == b"fastseg test scan"
             assert img.header.get_xyzt_units() == ("mm", "sec")
-        for plane in ("axial", "coronal", "sagittal"):
-            with Image.open(tmp_path / f"{stem}_{plane}.png") as pic:
+        for side in ("left", "right"):
+            with Image.open(tmp_path / f"{stem}_{side}.png") as pic:
                 assert pic.mode == "RGB" and min(pic.size) >= 128
 
 
@@ -133,12 +135,30 @@ def test_evaluate_volumes_reports_distances_in_mm(data, model, tmp_path, capsys)
     rows = {r["name"]: r for r in json.loads((tmp_path / "m.json").read_text())["images"]}
     assert set(rows) == {"scan5", "scan6"}
     for stem, row in rows.items():
-        pred = load_nifti(seg_dir / f"{stem}_mask.nii.gz").array  # the mask is preferred
+        pred = (load_nifti(seg_dir / f"{stem}_mask.nii.gz").array != 0).astype(np.float32)
         truth = load_nifti(data / "truth" / f"{stem}.nii.gz")
         expected = metrics.evaluate(pred, truth.array != 0, spacing=truth.spacing)
         assert truth.spacing == pytest.approx((0.9, 1.5, 1.2))
         for k in ("dice", "hd95", "assd", "rvd"):
             assert row[k] == pytest.approx(expected[k], nan_ok=True)
+
+
+def test_evaluate_reports_each_side_of_side_label_maps(tmp_path, capsys):
+    pred_dir, truth_dir = tmp_path / "pred", tmp_path / "truth"
+    truth = np.zeros((20, 12, 10), np.uint8)
+    truth[2:7, 3:8, 3:7] = 1
+    truth[12:18, 3:8, 3:7] = 2
+    pred = truth.copy()
+    pred[12:15, 3:8, 3:7] = 0  # the right side half missed
+    _write(pred_dir / "s1_mask.nii.gz", pred)
+    _write(truth_dir / "s1.nii.gz", truth)
+    code, out, err = run(["evaluate", pred_dir, truth_dir, "--json", tmp_path / "m.json"],
+                         capsys)
+    assert code == 0, err
+    assert "left (label 1)" in out and "right (label 2)" in out
+    sides = json.loads((tmp_path / "m.json").read_text())["labels"]
+    assert sides["left"]["mean"]["dice"] == pytest.approx(1.0)
+    assert sides["right"]["mean"]["dice"] == pytest.approx(2 * 60 / (60 + 120))
 
 
 def test_evaluate_refuses_volumes_in_other_spaces(data, model, tmp_path, capsys):
@@ -190,7 +210,15 @@ def test_segment_bad_scans_get_one_line(bad_scans, model, tmp_path, capsys, name
     line = one_line_error(*run(["segment", model, bad_scans / name, "--out", tmp_path],
                                capsys)[::2], "segment")
     assert why in line
-    assert not list(tmp_path.iterdir())  # nothing written under an output's name
+    # Nothing written under an output's name, no temporary; the run's report shows why.
+    from fastseg._files import naming
+    from fastseg.report import read_records
+
+    assert not any(p.exists() for p in naming.output_paths(tmp_path, name).values())
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    (row,) = read_records(tmp_path)
+    assert row["status"] == "failed" and why in row["error"]
+    assert (tmp_path / "report.html").is_file()
 
 
 def _pair_dir(root, image, label, label_affine=AFFINE):
@@ -281,3 +309,24 @@ def test_without_nibabel_the_commands_give_the_install_command(data, model, tmp_
             (["demo", "mri", "--quick", "--out", tmp_path], "demo")):
         line = one_line_error(*run(argv, capsys)[::2], command)
         assert line.endswith('pip install "fastseg[mri]"'), line
+
+
+def test_segment_writes_volumes_csv_per_scan_and_keeps_it_on_resume(data, model, tmp_path,
+                                                                   capsys):
+    import csv
+
+    from fastseg.postprocess import side_volumes
+
+    assert run(["segment", model, data / "test" / "scan5.nii", "--out", tmp_path], capsys)[0] == 0
+    code, out, _ = run(["segment", model, data / "test", "--out", tmp_path, "--skip-existing"],
+                       capsys)
+    assert code == 0 and "scan5.nii: skipped" in out and "report:" in out
+    with open(tmp_path / "volumes.csv", newline="") as f:
+        rows = {r["scan"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["scan5.nii", "scan6.nii"]
+    for name, row in rows.items():
+        labels = load_nifti(tmp_path / f"{name[:-4]}_mask.nii.gz")
+        want = side_volumes(labels.array.astype(np.uint8), labels.affine)
+        for side in ("left", "right", "total"):
+            assert float(row[f"{side}_mm3"]) == pytest.approx(want[side], abs=0.06)
+    assert (tmp_path / "report.html").is_file()

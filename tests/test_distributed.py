@@ -77,6 +77,26 @@ def outputs_of(paths):
     return [f"{p.stem}_{kind}.png" for p in paths for kind in ("prob", "mask", "overlay")]
 
 
+def run_files(paths):
+    """What the run adds beside the outputs: a record per input, the run card, the page."""
+    from fastseg._files.naming import stem
+
+    return [f"{stem(p)}_record.json" for p in paths] + ["fastseg-run.json", "report.html"]
+
+
+def same_records(got, want, paths):
+    """The records of two runs agree but for the time taken and who did the work."""
+    from fastseg._files.naming import stem
+    from fastseg.report import read_record
+
+    for p in paths:
+        a, b = (read_record(folder / f"{stem(p)}_record.json") for folder in (got, want))
+        for rec in (a, b):
+            rec.pop("seconds", None)
+            rec.pop("worker", None)
+        assert a == b, p
+
+
 def no_temporaries(folder):
     return [n for n in os.listdir(folder) if n.endswith(".tmp")] == []
 
@@ -89,8 +109,10 @@ def test_segment_many_writes_the_sequential_files_byte_for_byte(client, model_fi
     report = distributed.segment_many(model_file, [images[0].parent], tmp_path, client=client)
     assert [r.status for r in report] == ["done"] * len(images)
     assert [r.path for r in report] == [str(p) for p in images]
-    assert sorted(os.listdir(tmp_path)) == sorted(outputs_of(images))
+    assert sorted(os.listdir(tmp_path)) == sorted(outputs_of(images) + run_files(images))
     assert_same_files(tmp_path, expected, outputs_of(images))
+    same_records(tmp_path, expected, images)
+    assert report.report == tmp_path / "report.html"
     assert any(0 < r.foreground < r.fov_pixels for r in report)  # masks that say something
     assert {r.worker for r in report} <= set(client.scheduler_info()["workers"])
     assert report.summary().startswith(f"{len(images)} done, 0 skipped, 0 failed")
@@ -160,7 +182,8 @@ def test_failing_files_are_reported_and_the_others_finish(client, model_file, im
         ["corrupt.png", "missing.png", "nofov.png", "img1.png"])
     good = [p for p in images if p.stem != "img1"]
     assert [r.name for r in report.done] == [p.name for p in good]
-    assert sorted(os.listdir(out)) == sorted(outputs_of(good))  # nothing for failed files
+    # Nothing but its record for a failed file: the page shows every input.
+    assert sorted(os.listdir(out)) == sorted(outputs_of(good) + run_files(inputs))
     assert no_temporaries(out)
     assert report.summary().startswith(f"{len(good)} done, 0 skipped, 4 failed")
 
@@ -245,7 +268,7 @@ def test_a_killed_worker_loses_nothing(model_file, tmp_path):
     assert not psutil.pid_exists(pids[victim]) or \
         psutil.Process(pids[victim]).status() == psutil.STATUS_ZOMBIE
     assert_same_files(out, want, outputs_of(inputs))
-    assert sorted(os.listdir(out)) == sorted(outputs_of(inputs))
+    assert sorted(os.listdir(out)) == sorted(outputs_of(inputs) + run_files(inputs))
 
 
 def _stop_a_busy_worker(client, pids, timeout=60):
@@ -468,13 +491,18 @@ def volume_files(tmp_path_factory):
 
 def test_segment_many_on_volumes_writes_the_sequential_files(client, volume_files, tmp_path):
     names = sorted(os.listdir(volume_files / "sequential"))
-    assert len(names) == 3 * 5 and "scan1_prob.nii.gz" in names and "scan1_axial.png" in names
+    scans = sorted((volume_files / "in").iterdir())
+    outputs = [n for n in names if n not in run_files(scans) + ["volumes.csv"]]
+    assert len(outputs) == 3 * 4 and "scan1_prob.nii.gz" in names and "scan1_left.png" in names
+    assert "volumes.csv" in names
     report = distributed.segment_many(volume_files / "model.fseg", [volume_files / "in"],
                                       tmp_path, client=client)
     assert [r.status for r in report] == ["done"] * 3
     assert [r.shape for r in report] == [(12, 15, 11), (9, 13, 16), (14, 10, 12)]
     assert sorted(os.listdir(tmp_path)) == names
-    assert_same_files(tmp_path, volume_files / "sequential", names)
+    # The outputs and the volumes table byte for byte; the records but for time and worker.
+    assert_same_files(tmp_path, volume_files / "sequential", outputs + ["volumes.csv"])
+    same_records(tmp_path, volume_files / "sequential", scans)
     again = distributed.segment_many(volume_files / "model.fseg", [volume_files / "in"],
                                      tmp_path, client=client, skip_existing=True)
     assert [r.status for r in again] == ["skipped"] * 3

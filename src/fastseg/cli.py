@@ -237,10 +237,13 @@ def _segment_parser(sub):
         "A photo whose field of view is wider or narrower than the model's training images' "
         "is resampled to their scale and its maps brought back to its own size (--scale). "
         "With a volume model (fastseg train --data mri|msd:|nifti:), each scan <stem>.nii or "
-        "<stem>.nii.gz gives <stem>_prob.nii.gz (float32) and <stem>_mask.nii.gz (uint8), "
-        "both with the scan's affine and header so they overlay on it in any viewer, and "
-        "<stem>_axial.png, _coronal.png, _sagittal.png: the central planes with the mask "
-        "in green.")
+        "<stem>.nii.gz, in any axis order and voxel size (conformed to the model's grid, the "
+        "maps brought back), gives <stem>_prob.nii.gz (float32) and <stem>_mask.nii.gz "
+        "(uint8: 1 left, 2 right hippocampus), both with the scan's affine and header so "
+        "they overlay on it in any viewer, <stem>_left.png and <stem>_right.png (three planes "
+        "through each hippocampus, outlined), and a row of volumes.csv (mm3 per side). Every "
+        "run also writes <stem>_record.json per input and report.html, one page to check "
+        "every result (fastseg report DIR rebuilds it).")
     _add_common(p)
     p.add_argument("model", metavar="MODEL", help="a model file (.fseg) from train or demo")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
@@ -280,7 +283,8 @@ def _evaluate_parser(sub):
         "sensitivity, specificity, precision and AUC per image and their mean, inside the FOV. "
         "Volumes (.nii, .nii.gz) pair the same way (a prediction's _mask before its _prob; "
         "every non-zero truth label is the structure) and add RVD, HD95 and ASSD in mm, from "
-        "the truth's voxel spacing.")
+        "the truth's voxel spacing; a fastseg label map (1 left, 2 right hippocampus) paired "
+        "with a truth that labels both sides the same way also gets a table per side.")
     _add_common(p)
     p.add_argument("pred_dir", metavar="PRED_DIR", help="folder of predictions")
     p.add_argument("truth_dir", metavar="TRUTH_DIR", help="folder of ground-truth masks")

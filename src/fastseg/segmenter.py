@@ -505,31 +505,34 @@ class Segmenter:
         result = self._scan(net, volume, fov, tile, progress, method, scale, affine)
         return self._calibrate_own(result.prob)
 
-    def predict_labels(self, volume, fov=None, threshold=None, *, affine=None, tile=None,
-                       progress=None, method="auto"):
-        """A hippocampus label map of a scan: 1 left, 2 right, 0 elsewhere (uint8).
+    def predict_maps(self, volume, fov=None, threshold=None, *, affine=None, tile=None,
+                     progress=None, method="auto", scale=None):
+        """The probability map and the hippocampus label map of a scan, from one
+        segmentation: ``(prob, labels)`` on the scan's own grid.
 
-        Parameters are :meth:`predict_proba`'s. The voxels at or above the threshold
-        (:meth:`decision_threshold`), on the scan's own grid from the probabilities
-        brought back there, are split by side and keep their largest component per
-        side (whole-brain models; else `keep_largest` per side when set). The side is
-        the hemisphere for whole brains (the midline of the brain found on the
-        conformed grid's left-right axis) and the sign of the world ``x`` for a crop.
-
-        Returns
-        -------
-        numpy.ndarray of uint8, the scan's own shape
+        `prob` is :meth:`predict_proba`'s; `labels` (uint8) is 1 left, 2 right, 0
+        elsewhere: the voxels at or above the threshold (:meth:`decision_threshold`) of
+        the probabilities brought back onto the scan's grid, split by side, keeping the
+        largest component per side (whole-brain models; else `keep_largest` per side
+        when set). The side is the hemisphere for whole brains (the brain's midline on
+        the conformed grid's left-right axis) and the sign of the world ``x`` for a
+        crop (negative: left, as in MNI space); without an affine, a crop is all 1.
         """
         net = self._fitted()
         if self.resolved_kind() == "image":
             raise InvalidValueError("predict_labels: this segmenter segments photos; label "
                                     "maps of sides are for volumes")
-        result = self._scan(net, volume, fov, tile, progress, method, None, affine)
+        result = self._scan(net, volume, fov, tile, progress, method, scale, affine)
         prob = self._calibrate_own(result.prob)
         t = self.decision_threshold() if threshold is None else \
             _validate.as_real("threshold", threshold, 0, 1)
         keep = 1 if getattr(self, "whole_brain_", False) else self.keep_largest
-        return postprocess.side_labels(prob >= t, side_map(result), keep)
+        return prob, postprocess.side_labels(prob >= t, side_map(result), keep)
+
+    def predict_labels(self, volume, fov=None, threshold=None, **kwargs):
+        """A hippocampus label map of a scan: 1 left, 2 right, 0 elsewhere (uint8), on
+        the scan's own grid; see :meth:`predict_maps`."""
+        return self.predict_maps(volume, fov, threshold, **kwargs)[1]
 
     def decision_threshold(self) -> float:
         """The threshold :meth:`predict` applies: `threshold`, or the one ``"auto"`` chose."""

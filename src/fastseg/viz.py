@@ -27,6 +27,7 @@ __all__ = [
     "TP_COLOR", "FP_COLOR", "FN_COLOR", "to_rgb", "mask_image", "probability_image",
     "overlay_mask", "overlay_comparison", "save_image", "training_frames", "save_gif",
     "plot_curves", "plot_panels", "plane_pictures", "central_planes", "PLANE_NAMES",
+    "hippocampus_pictures",
 ]
 
 TP_COLOR = (0, 200, 0)
@@ -138,8 +139,18 @@ def _plane(arr, axis, index):
     return np.rot90(np.take(arr, index, axis=axis))
 
 
-def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict:
-    """The volume's three central planes, each with a mask painted over it.
+def _outline(mask2d: np.ndarray) -> np.ndarray:
+    """The boundary pixels of a 2-D mask (inside, next to outside), so that what lies
+    under a mask stays visible."""
+    from scipy import ndimage
+
+    return mask2d & ~ndimage.binary_erosion(mask2d, border_value=0)
+
+
+def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128, centre=None,
+                   outline=False) -> dict:
+    """The volume's three central planes (or those through `centre`), each with a mask
+    painted over it.
 
     Parameters
     ----------
@@ -152,6 +163,10 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict
         Voxel size (mm): planes are drawn at their physical aspect ratio.
     min_side : int
         Each plane is enlarged (nearest neighbour) until its shorter side reaches this.
+    centre : sequence of 3 int, optional
+        The voxel the three planes pass through (default: the volume's centre).
+    outline : bool
+        Paint only the mask's boundary in each plane (the anatomy under it visible).
 
     Returns
     -------
@@ -167,12 +182,19 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict
     sp = np.ones(3) if spacing is None else np.asarray(spacing, np.float64).reshape(3)
     grey = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)  # one stretch for all
     pictures = {}
+    if centre is not None:
+        centre = [_validate.as_int("centre", c, 0, n - 1) for c, n in
+                  zip(centre, vol.shape, strict=True)]
     for name, axis in zip(PLANE_NAMES, (2, 1, 0), strict=True):
-        index = vol.shape[axis] // 2
+        index = vol.shape[axis] // 2 if centre is None else centre[axis]
         image = _plane(grey, axis, index)
         mp = _plane(p, axis, index)
-        pic = overlay_mask(image, mp) if t is None else \
-            overlay_comparison(image, mp, _plane(t, axis, index))
+        tp = None if t is None else _plane(t, axis, index)
+        if outline:
+            mp = _outline(mp)
+            tp = None if tp is None else _outline(tp)
+        pic = overlay_mask(image, mp, alpha=1.0 if outline else 0.6) if t is None else \
+            overlay_comparison(image, mp, tp)
         ry, rx = [sp[a] for a in range(3) if a != axis][::-1]  # rot90 swaps the axes
         height, width = pic.shape[0] * ry, pic.shape[1] * rx
         zoom = max(min_side / min(height, width), 1.0)
@@ -182,20 +204,13 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128) -> dict
     return pictures
 
 
-def central_planes(volume, pred, truth=None, spacing=None, min_side=128, caption=""):
+def central_planes(volume, pred, truth=None, spacing=None, min_side=128, caption="",
+                   centre=None, outline=False):
     """:func:`plane_pictures` side by side in one (H, W, 3) uint8 picture, under
     `caption` when one is given."""
-    tiles = list(plane_pictures(volume, pred, truth, spacing, min_side).values())
-    gap, strip = 4, 18 if caption else 0
-    out = Image.new("RGB", (sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1),
-                            max(t.shape[0] for t in tiles) + strip), (0, 0, 0))
-    x = 0
-    for tile in tiles:
-        out.paste(Image.fromarray(tile), (x, strip))
-        x += tile.shape[1] + gap
-    if caption:
-        ImageDraw.Draw(out).text((3, 3), caption, fill=(255, 255, 255))
-    return np.asarray(out)
+    tiles = list(plane_pictures(volume, pred, truth, spacing, min_side, centre,
+                                outline).values())
+    return _side_by_side(tiles, caption)
 
 
 # ---- files -----------------------------------------------------------------------------
@@ -422,3 +437,78 @@ def _panels_matplotlib(path, panels, title):
         fig.suptitle(title)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))
+
+
+#: The outline colour of the other hippocampus in :func:`hippocampus_pictures`.
+OTHER_SIDE_COLOR = (255, 165, 0)
+
+
+def hippocampus_pictures(scan, labels, affine, *, min_side=240) -> dict:
+    """Three planes through each hippocampus of a scan, its outline painted.
+
+    Parameters
+    ----------
+    scan : array_like (D, H, W)
+        The scan in its own voxel order.
+    labels : array_like (D, H, W) of int
+        1 left, 2 right hippocampus (:meth:`fastseg.Segmenter.predict_labels`).
+    affine : array_like (4, 4)
+        The scan's voxel-to-world matrix: the pictures are shown in RAS+ order
+        (anterior or superior up) at their physical aspect, whatever the scan's own
+        axis order.
+
+    Returns
+    -------
+    dict
+        ``{"left": picture, "right": picture}``, each (H, W, 3) uint8: the axial,
+        coronal and sagittal planes through the centre of that side's label (through
+        the middle of the scan, captioned "not found", where it has none), the side's
+        outline in green and the other side's in orange, so the anatomy under both
+        stays visible.
+    """
+    from fastseg.data import as_ras
+    from fastseg.data.volume import spacing_of
+
+    lab_native = np.asarray(labels)
+    if lab_native.shape != np.shape(scan):
+        raise InvalidValueError(f"labels: expected shape {np.shape(scan)}, got "
+                                f"{lab_native.shape}")
+    vol, ras_affine = as_ras(scan, affine)
+    lab, _ = as_ras(lab_native, affine)
+    spacing = spacing_of(ras_affine)
+    grey = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)
+    pictures = {}
+    for side, label, other in (("left", 1, 2), ("right", 2, 1)):
+        where = np.argwhere(lab == label)
+        centre = np.round(where.mean(axis=0)).astype(int) if len(where) else \
+            [n // 2 for n in vol.shape]
+        tiles = []
+        for name, axis in zip(PLANE_NAMES, (2, 1, 0), strict=True):
+            index = int(centre[axis])
+            pic = overlay_mask(_plane(grey, axis, index), _outline(_plane(lab == label, axis,
+                                                                          index)), alpha=1.0)
+            pic = overlay_mask(pic, _outline(_plane(lab == other, axis, index)),
+                               color=OTHER_SIDE_COLOR, alpha=1.0)
+            ry, rx = [spacing[a] for a in range(3) if a != axis][::-1]
+            zoom = max(min_side / min(pic.shape[0] * ry, pic.shape[1] * rx), 1.0)
+            size = (max(round(pic.shape[1] * rx * zoom), 1), max(round(pic.shape[0] * ry * zoom),
+                                                                  1))
+            big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
+            tiles.append(np.asarray(_captioned(big, f"{name} {index}", min_width=1)))
+        caption = f"{side} hippocampus" + ("" if len(where) else ": not found")
+        pictures[side] = _side_by_side(tiles, caption)
+    return pictures
+
+
+def _side_by_side(tiles, caption="") -> np.ndarray:
+    """Pictures in a row on black, under `caption` when one is given."""
+    gap, strip = 4, 18 if caption else 0
+    out = Image.new("RGB", (sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1),
+                            max(t.shape[0] for t in tiles) + strip), (0, 0, 0))
+    x = 0
+    for tile in tiles:
+        out.paste(Image.fromarray(tile), (x, strip))
+        x += tile.shape[1] + gap
+    if caption:
+        ImageDraw.Draw(out).text((3, 3), caption, fill=(255, 255, 255))
+    return np.asarray(out)

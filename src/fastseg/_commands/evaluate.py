@@ -26,7 +26,7 @@ from fastseg.viz import PLANE_NAMES
 _PREFERENCE = {"prob": 0, "probability": 0, "pred": 1, "prediction": 1, "mask": 2}
 _VOLUME_PREFERENCE = {"mask": 0, "pred": 1, "prediction": 1, "prob": 2, "probability": 2}
 # Pictures fastseg segment writes beside its maps: never predictions.
-_PICTURES = ("overlay", *PLANE_NAMES)
+_PICTURES = ("overlay", "left", "right", *PLANE_NAMES)
 
 
 def _rank(path) -> int:
@@ -51,6 +51,16 @@ def _predictions(directory) -> dict:
     if not best:
         raise CLIError(f"no prediction images or volumes in {d}")
     return {k: p for k, (_, p) in best.items()}
+
+
+#: The label maps fastseg writes for scans: 1 left, 2 right hippocampus.
+SIDE_LABELS = {1: "left", 2: "right"}
+
+
+def _side_labels(values) -> bool:
+    """Whether a label map's values are those of a side map (0, 1, 2; both sides)."""
+    present = set(np.unique(values).tolist())
+    return present <= {0, 1, 2} and {1, 2} <= present
 
 
 def _read_prediction(path):
@@ -79,6 +89,37 @@ def _read_truth(path):
         scan = load_nifti(path)
         return scan.array != 0, scan
     return read_mask(path), None
+
+
+def _per_label(keys, preds, truths, scans, threshold):
+    """Metrics of each side label (``{label name: (rows, mean)}``) over the pairs whose
+    prediction is a side label map (a ``_mask`` of fastseg: 1 left, 2 right) and whose
+    truth labels the same sides; {} when none is."""
+    import warnings
+
+    per = {name: ([], [], [], []) for name in SIDE_LABELS.values()}
+    for k in keys:
+        if naming.tag(preds[k]) not in _VOLUME_PREFERENCE or \
+                naming.tag(preds[k]) in ("prob", "probability") or scans[k] is None:
+            continue
+        pred, truth = scans[k]
+        if not (_side_labels(pred.array) and _side_labels(truth.array)):
+            continue
+        for label, name in SIDE_LABELS.items():
+            probs, masks, names, spacings = per[name]
+            probs.append((pred.array == label).astype(np.float32))
+            masks.append(truth.array == label)
+            names.append(f"{k} {name}")
+            spacings.append(truth.spacing)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, (probs, masks, names, spacings) in per.items():
+            if probs:
+                out[name] = metrics.evaluate_dataset(probs, masks, [None] * len(probs),
+                                                     names=names, threshold=threshold,
+                                                     spacings=spacings)
+    return out
 
 
 def _check_volume_pair(pred_path, truth_path, pred_scan, truth_scan):
@@ -132,11 +173,12 @@ def run(args) -> int:
     missing = sorted(set(truths) - set(preds))
     if len({naming.input_kind(preds[k]) for k in keys}) > 1:
         raise CLIError(f"{args.pred_dir} mixes images and volumes; evaluate them apart")
-    probs, masks, fov_list, spacings = [], [], [], []
+    probs, masks, fov_list, spacings, scans = [], [], [], [], {}
     for k in keys:
         (prob, pred_scan), (truth, truth_scan) = _read_prediction(preds[k]), \
             _read_truth(truths[k])
         _check_volume_pair(preds[k], truths[k], pred_scan, truth_scan)
+        scans[k] = None if truth_scan is None else (pred_scan, truth_scan)
         spacings.append(None if truth_scan is None else truth_scan.spacing)
         if prob.shape != truth.shape:
             raise CLIError(f"{preds[k].name} is {prob.shape[1]}x{prob.shape[0]} but "
@@ -158,6 +200,10 @@ def run(args) -> int:
         rows, mean = metrics.evaluate_dataset(probs, masks, fov_list, names=keys,
                                               threshold=args.threshold, spacings=spacings)
     print(metrics.format_table(rows, mean))
+    sides = _per_label(keys, preds, truths, scans, args.threshold)
+    for name, (side_rows, side_mean) in sides.items():
+        print(f"\n{name} (label {next(k for k, v in SIDE_LABELS.items() if v == name)})")
+        print(metrics.format_table(side_rows, side_mean))
     if missing:
         print(f"note: {len(missing)} truth file(s) without a prediction were skipped: "
               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
@@ -172,5 +218,10 @@ def run(args) -> int:
         data = {"threshold": args.threshold,
                 "images": [{k: _nan_to_none(v) for k, v in r.items()} for r in rows],
                 "mean": {k: _nan_to_none(v) for k, v in mean.items()}}
+        if sides:
+            data["labels"] = {name: {"images": [{k: _nan_to_none(v) for k, v in r.items()}
+                                                for r in side_rows],
+                                     "mean": {k: _nan_to_none(v) for k, v in side_mean.items()}}
+                              for name, (side_rows, side_mean) in sides.items()}
         _write_text(args.json, json.dumps(data, indent=2) + "\n")
     return 0

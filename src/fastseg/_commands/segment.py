@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from fastseg._atomic import remove_stale_temporaries
 from fastseg._commands import CLIError
-from fastseg._files import naming
+from fastseg._files import folder, naming
 from fastseg._files.segment_file import (
     FileReport,
     describe_error,
@@ -47,7 +46,7 @@ def _run_distributed(args, inputs, out, options) -> int:
         threads_per_worker=args.threads if args.workers else None, progress=None, **options)
     for r in report.failed:
         print(f"fastseg segment: {r.line()}", file=sys.stderr)
-    print(f"{report.summary()} ({report.cluster})")
+    print(f"{report.summary()} ({report.cluster}); report: {report.report}")
     return 1 if report.failed else 0
 
 
@@ -70,6 +69,7 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     start, reports = time.perf_counter(), []
+    folder.start(out, seg, model_path=args.model, threshold=args.threshold)
     for path in tqdm(inputs, desc="files", unit="file", disable=None if len(inputs) > 1
                      else True):
         if args.skip_existing and outputs_exist(out, path):
@@ -79,16 +79,21 @@ def run(args) -> int:
                 reports.append(segment_file(seg, path, out, fov=fov_file(path, fovs),
                                             threshold=args.threshold, **options))
             except USER_ERRORS as exc:
+                failed = FileReport(str(path), "failed", error=describe_error(exc))
+                folder.record(out, failed)
                 if len(inputs) == 1:
+                    folder.finish(out, inputs)
                     raise  # one file: the command's own one-line error, exit 2
                 # Of many files, a bad one is reported and the others go on, as on a cluster.
-                reports.append(FileReport(str(path), "failed", error=describe_error(exc)))
-                print(f"fastseg segment: {reports[-1].line()}", file=sys.stderr)
+                reports.append(failed)
+                print(f"fastseg segment: {failed.line()}", file=sys.stderr)
                 continue
+        folder.record(out, reports[-1])
         print(reports[-1].line())
-    # Temporary files a killed earlier run left behind (never under an output's name).
-    remove_stale_temporaries(out, [p.name for path in inputs
-                                   for p in naming.output_paths(out, path).values()])
+    # Temporaries a killed earlier run left behind go; the page of every record is made.
+    page = folder.finish(out, inputs)
     if len(inputs) > 1:
-        print(summary_line(reports, time.perf_counter() - start))
+        print(f"{summary_line(reports, time.perf_counter() - start)}; report: {page}")
+    else:
+        print(f"report: {page}")
     return 1 if any(r.status == "failed" for r in reports) else 0

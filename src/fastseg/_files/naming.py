@@ -1,14 +1,14 @@
-"""Files for the command line: finding input images and volumes, naming outputs, pairing,
+"""Files of a segmentation run: finding input images and volumes, naming outputs, pairing,
 FOVs.
 
 Naming rule (documented in ``fastseg segment --help``): an input image ``<stem>.<ext>``
 gives ``<stem>_prob.png`` (probability x 255), ``<stem>_mask.png`` (0/255) and
 ``<stem>_overlay.png``; an input volume ``<stem>.nii[.gz]`` gives
-``<stem>_prob.nii.gz`` (float32), ``<stem>_mask.nii.gz`` (uint8 0/1), both in the
-scan's space, and ``<stem>_{axial,coronal,sagittal}.png`` (its central planes with the
-mask in green); a NIfTI file's stem drops ``.nii.gz`` whole. To pair files across
-folders (``fastseg evaluate``), a file's *key* is its lower-case stem with trailing
-``_<tag>``/``-<tag>`` parts removed, the tags being those of
+``<stem>_prob.nii.gz`` (float32), ``<stem>_mask.nii.gz`` (uint8: 1 left, 2 right
+hippocampus), both on the scan's own grid, and ``<stem>_{left,right}.png`` (three
+planes through each hippocampus, outlined); a NIfTI file's stem drops ``.nii.gz`` whole.
+To pair files across folders (``fastseg evaluate``), a file's *key* is its lower-case
+stem with trailing ``_<tag>``/``-<tag>`` parts removed, the tags being those of
 :data:`fastseg.data.MASK_TAGS` plus ``prob``, ``pred``, ``overlay``, ``test`` and
 ``training``; so DRIVE's ``01_test.tif``, ``01_manual1.gif`` and ``01_test_mask.gif``
 and the prediction ``01_test_prob.png`` all have the key ``01``.
@@ -24,7 +24,6 @@ from fastseg._inference.rescale import estimate_fov  # noqa: F401  (the commands
 from fastseg.data import IMAGE_EXTENSIONS, MASK_TAGS, read_mask
 from fastseg.data.nifti import nifti_stem
 from fastseg.errors import InvalidValueError
-from fastseg.viz import PLANE_NAMES
 
 _EXTRA_TAGS = ("prob", "probability", "pred", "prediction", "overlay", "test", "training")
 _TAGS = frozenset(MASK_TAGS) | frozenset(_EXTRA_TAGS)
@@ -79,8 +78,9 @@ def input_kind(path) -> str:
 
 #: What ``fastseg segment`` writes for each input image, in the order it writes them.
 OUTPUT_KINDS = ("prob", "mask", "overlay")
-#: ... and for each input volume.
-VOLUME_OUTPUT_KINDS = ("prob", "mask", *PLANE_NAMES)
+#: ... and for each input volume: the probability and label maps (NIfTI), and a picture
+#: of three planes through each hippocampus.
+VOLUME_OUTPUT_KINDS = ("prob", "mask", "left", "right")
 
 
 def output_paths(out, path) -> dict:

@@ -1,5 +1,5 @@
 """The work of ``fastseg segment`` on one input file, shared by the command's sequential
-loop and the Dask workers of :mod:`fastseg.distributed`, so both write the same naming.
+loop and the Dask workers of :mod:`fastseg.distributed`, so both write the same files.
 
 :func:`segment_file` reads the input, segments it and writes its outputs (named by
 :func:`fastseg._files.naming.output_paths`), each atomically; the kind of input
@@ -18,7 +18,7 @@ from fastseg import viz
 from fastseg._files import naming
 from fastseg.data import read_image
 from fastseg.errors import InvalidValueError
-from fastseg.viz import PLANE_NAMES
+from fastseg.report.facts import HIPPOCAMPUS_LABELS, mask_facts
 
 
 @dataclass
@@ -45,6 +45,14 @@ class FileReport:
         Why it failed (``failed`` only).
     worker : str, optional
         The Dask worker that did it (None in the sequential command).
+    volumes : dict, optional
+        Volumes: ``{"left": mm³, "right": mm³, "total": mm³}`` of the label map.
+    facts : dict, optional
+        :func:`fastseg.report.mask_facts` of the mask written (for the run's report).
+    pictures : tuple of (str, str), optional
+        ``(label, path)`` of the pictures to show in the report.
+    fov_estimated : bool, optional
+        Photos: no FOV file was given, so the FOV was estimated from the photo.
     """
 
     path: str
@@ -56,6 +64,10 @@ class FileReport:
     seconds: float = 0.0
     error: str | None = None
     worker: str | None = None
+    volumes: dict | None = None
+    facts: dict | None = None
+    pictures: tuple = ()
+    fov_estimated: bool | None = None
 
     @property
     def name(self) -> str:
@@ -70,9 +82,10 @@ class FileReport:
         stem = os.path.join(os.path.dirname(self.outputs[0]), naming.stem(self.path))
         share = self.foreground / max(self.fov_pixels, 1)
         if len(self.shape) == 3:
-            return (f"{self.name}: {'x'.join(map(str, self.shape))} voxels, "
-                    f"{self.foreground} in the mask ({share:.2%}) -> "
-                    f"{stem}_{{prob,mask}}.nii.gz, {stem}_{{{','.join(PLANE_NAMES)}}}.png")
+            v = self.volumes or {}
+            return (f"{self.name}: {'x'.join(map(str, self.shape))} voxels, hippocampus "
+                    f"left {v.get('left', 0):.0f} mm3, right {v.get('right', 0):.0f} mm3 -> "
+                    f"{stem}_{{prob,mask}}.nii.gz, {stem}_{{left,right}}.png")
         h, w = self.shape
         return (f"{self.name}: {w}x{h}, {self.foreground} vessel pixels "
                 f"({share:.1%} of the FOV) -> "
@@ -130,7 +143,9 @@ def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):
         viz.save_image(targets[kind], pictures[kind]())  # atomic: never half a file
     return FileReport(str(path), "done", outputs=tuple(str(targets[k]) for k in targets),
                       shape=image.shape[:2], foreground=int(mask.sum()),
-                      fov_pixels=int(fov.sum()))
+                      fov_pixels=int(fov.sum()), facts=mask_facts(mask, fov),
+                      pictures=(("overlay", str(targets["overlay"])),),
+                      fov_estimated=fov_path is None)
 
 
 def _check_model_takes(seg, what):
@@ -143,19 +158,23 @@ def _check_model_takes(seg, what):
 
 def _segment_volume(seg, path, out, fov_path, threshold, predict_kwargs):
     from fastseg.data import load_nifti, save_nifti
+    from fastseg.postprocess import side_volumes
 
     _check_model_takes(seg, "volume")
     scan = load_nifti(path)
-    prob = seg.predict_proba(scan.array, progress=None, **predict_kwargs)
-    mask = seg.mask_from(prob, threshold)
+    # The scan with its affine: conformed to the model's grid, the maps brought back.
+    prob, labels = seg.predict_maps(scan, threshold=threshold, progress=None, **predict_kwargs)
     targets = naming.output_paths(out, path)
     save_nifti(targets["prob"], prob.astype(np.float32), like=scan)  # each atomic
-    save_nifti(targets["mask"], mask.astype(np.uint8), like=scan)
-    for name, picture in viz.plane_pictures(scan.array, mask, spacing=scan.spacing).items():
-        viz.save_image(targets[name], picture)
+    save_nifti(targets["mask"], labels, like=scan)
+    pictures = viz.hippocampus_pictures(scan.array, labels, scan.affine)
+    for side in ("left", "right"):
+        viz.save_image(targets[side], pictures[side])
     return FileReport(str(path), "done", outputs=tuple(str(t) for t in targets.values()),
-                      shape=scan.shape, foreground=int(mask.sum()),
-                      fov_pixels=int(mask.size))
+                      shape=scan.shape, foreground=int((labels > 0).sum()),
+                      fov_pixels=int(labels.size), volumes=side_volumes(labels, scan.affine),
+                      facts=mask_facts(labels, labels=HIPPOCAMPUS_LABELS),
+                      pictures=(("left", str(targets["left"])), ("right", str(targets["right"]))))
 
 
 #: The per-file work for each kind of input (:func:`fastseg._files.naming.input_kind`).

@@ -10,7 +10,7 @@ called (``pip install "fastseg[mri]"``).
 """
 
 from .augment import Augment
-from .conform import Conformed, check_labels_grid, conform
+from .conform import Conformed, as_ras, check_labels_grid, conform
 from .drive import load_drive
 from .folder import IMAGE_EXTENSIONS, MASK_TAGS, load_folder, read_image, read_mask
 from .hippocampus import hippocampus_mri
@@ -48,6 +48,7 @@ __all__ = [
     "brain_foreground",
     "check_labels_grid",
     "conform",
+    "as_ras",
     "hippocampus_mri",
     "load_drive",
     "load_folder",

@@ -43,7 +43,7 @@ from fastseg.errors import InvalidTypeError, InvalidValueError
 
 from .volume import Volume, spacing_of
 
-__all__ = ["conform", "Conformed", "check_labels_grid", "SPACING_TOLERANCE",
+__all__ = ["conform", "Conformed", "check_labels_grid", "as_ras", "SPACING_TOLERANCE",
            "VOXEL_SIZE_RANGE", "MAX_CONFORMED_VOXELS"]
 
 #: A voxel size within this relative difference of the wanted spacing is kept as it is
@@ -511,3 +511,22 @@ def _resample_world(arr, affine, target, what):
     if outside is not None:
         out[outside] = float(arr.min())
     return out, new_affine, True
+
+
+def as_ras(array, affine):
+    """`array` in RAS+ voxel order, by permutation and flips only (no interpolation), with
+    the affine of the result: for pictures that show a scan as radiologists expect.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The reoriented array (a view where possible) and its (4, 4) affine.
+    """
+    nib = require("nibabel", "as_ras")
+    a = _check_affine(affine, "affine")
+    arr = np.asarray(array)
+    if arr.ndim != 3:
+        raise InvalidValueError(f"array: expected a 3-D scan, got shape {arr.shape}")
+    ornt = nib.orientations.io_orientation(a)
+    out = nib.orientations.apply_orientation(arr, ornt)
+    return out, a @ nib.orientations.inv_ornt_aff(ornt, arr.shape)

@@ -76,7 +76,9 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
     ManyReport
         One :class:`fastseg._files.segment_file.FileReport` per input, in order
         (``status`` "done", "skipped" or "failed" with its ``error``), with
-        ``.done``, ``.skipped``, ``.failed`` and ``.summary()``.
+        ``.done``, ``.skipped``, ``.failed``, ``.summary()`` and ``.report``, the path
+        of the folder's ``report.html`` (every record in the folder, this run's and
+        earlier ones'); scans also add their rows to the folder's ``volumes.csv``.
 
     Raises
     ------

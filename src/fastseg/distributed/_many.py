@@ -11,8 +11,7 @@ from pathlib import Path
 from distributed import as_completed
 
 import fastseg
-from fastseg._atomic import remove_stale_temporaries
-from fastseg._files import naming
+from fastseg._files import folder, naming
 from fastseg._files.segment_file import (
     FileReport,
     describe_error,
@@ -28,12 +27,14 @@ from fastseg.errors import InvalidValueError
 class ManyReport:
     """What :func:`fastseg.distributed.segment_many` did, one :class:`FileReport` per input.
 
-    Iterating, ``len`` and indexing go over ``files``, in the order of the inputs.
+    Iterating, ``len`` and indexing go over ``files``, in the order of the inputs;
+    ``report`` is the folder's ``report.html``, which shows them all.
     """
 
     files: list = field(default_factory=list)
     seconds: float = 0.0
     cluster: str = ""
+    report: Path | None = None
 
     def _with(self, status):
         return [r for r in self.files if r.status == status]
@@ -103,14 +104,19 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
         except InvalidValueError as exc:
             reports[i] = FileReport(str(path), "failed", error=str(exc))
 
+    model_path = model if isinstance(model, (str, os.PathLike)) else None
+    folder.start(out, payload.load(), model_path=model_path, threshold=threshold)
+    for r in reports:
+        if r is not None:
+            folder.record(out, r)
     with _cluster.connect(client, n_workers, threads_per_worker) as c:
         cluster = _cluster.describe(c)
         if todo:
             _run(c, payload, todo, out, threshold, predict_kwargs, reports, progress)
-    # A worker killed while writing leaves a temporary file, never an output (_atomic).
-    remove_stale_temporaries(out, [p.name for path in paths
-                                   for p in naming.output_paths(out, path).values()])
-    return ManyReport(reports, time.perf_counter() - start, cluster)
+    # A worker killed while writing leaves a temporary file, never an output (_atomic);
+    # the page is made of every record in the folder.
+    page = folder.finish(out, paths)
+    return ManyReport(reports, time.perf_counter() - start, cluster, page)
 
 
 def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progress):
@@ -141,6 +147,7 @@ def _run(client, payload, todo, out, threshold, predict_kwargs, reports, progres
                     else:  # e.g. KilledWorker: workers died too often running it
                         reports[i] = FileReport(str(path), "failed", error=describe_error(
                             future.exception()))
+                    folder.record(out, reports[i])
                     failed += reports[i].status == "failed"
                 if failed:
                     bar.set_postfix(failed=failed, refresh=False)

@@ -88,9 +88,7 @@ def _output_kind(name: str, stem: str) -> str:
 
 
 def _default_pictures(kind: str, outputs: dict) -> list:
-    from fastseg.viz import PLANE_NAMES
-
-    labels = ("overlay",) if kind == "image" else PLANE_NAMES
+    labels = ("overlay",) if kind == "image" else ("left", "right")
     return [{"label": label, "path": outputs[label]} for label in labels if label in outputs]
 
 

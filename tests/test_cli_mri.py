@@ -247,7 +247,7 @@ def test_train_bad_pairs_get_one_line(tmp_path, capsys, case, why):
     (["--model", "seo_whole_image"], "cannot train it on volumes"),
     (["--channels", "rgb"], "--channels is for photos"),
     (["--data", "nifti:/no/such/folder"], "data folder not found"),
-    (["--data", "msd"], "expected mri, msd:ROOT or nifti:DIR"),
+    (["--data", "msd"], "expected mri, mri:crop, msd:ROOT or nifti:DIR"),
 ])
 def test_train_bad_volume_options_get_one_line(data, tmp_path, capsys, args, why):
     base = {"--data": f"nifti:{data}", "--model": "lai2d"}

@@ -447,7 +447,8 @@ def test_run_card_reads_what_a_segmenter_holds(tmp_path):
     # An unfitted "auto" threshold, missing attributes, a run's own threshold: no crash.
     bare = fastseg.Segmenter(model="lai3d", threshold="auto")
     c = report.run_card(bare, model_path="x.fseg", backend="numpy", isa="generic")
-    assert c["threshold"] is None and c["voxel_spacing"] is None
+    # (the spacing is a setting of every volume segmenter, fitted or not: 1 mm by default)
+    assert c["threshold"] is None and c["voxel_spacing"] == [1.0, 1.0, 1.0]
     c = report.run_card(object(), model_path="x.fseg", backend="c", isa="avx2", threshold=0.4)
     assert c["threshold"] == 0.4 and c["threshold_source"] == "run" and c["network"] is None
     report.write_run_card(tmp_path, c)

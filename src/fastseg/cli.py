@@ -177,7 +177,8 @@ def _train_parser(sub):
                    help="photos: synthetic (built-in), drive:ROOT (DRIVE layout, training "
                    "split) or folder:DIR (DIR/images, DIR/masks and optionally DIR/fov, paired "
                    "by name); volumes (pip install \"fastseg[mri]\"): mri (the built-in "
-                   "hippocampus scans, training split), msd:ROOT (a Medical Segmentation "
+                   "hippocampus scans, training split, whole brains; mri:crop a box around "
+                   "each hippocampus), msd:ROOT (a Medical Segmentation "
                    "Decathlon task folder, every non-zero label) or nifti:DIR (DIR/images and "
                    "DIR/labels of .nii/.nii.gz, paired by name); default synthetic")
     p.add_argument("--model", default="lai2d",
@@ -189,13 +190,13 @@ def _train_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.fseg")
     p.add_argument("--patch-size", type=_int_at_least(4),
                    help="default 24 (volumes: 24 for lai2d and lai_stacked2d, 16 for "
-                   "lai_triplanar, 12 for lai3d); photos need at least 10")
+                   "lai_triplanar and lai3d); photos need at least 10")
     p.add_argument("--channels", choices=["green", "grey", "rgb"],
                    help="photos: network input (default green; rgb for lai_stacked2d)")
     p.add_argument("--batch-size", type=POSITIVE, help="default 128 (volumes 64)")
     p.add_argument("--batches", type=POSITIVE,
                    help="batches per epoch (default: about one visit per vessel pixel; "
-                   "volumes 100)")
+                   "volumes 120)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default 0.01; volumes "
                    "0.001)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "rprop"],

@@ -228,6 +228,11 @@ class Segmenter:
         """What this segmenter segments: ``"image"`` or a volume kind."""
         return vol.resolve_kind(self.kind, self.model)
 
+    @property
+    def spacing_(self):
+        """Volumes: the voxel size (mm) the model works at, as a tuple; None for photos."""
+        return None if self.resolved_kind() == "image" else vol.check_spacing(self.spacing)
+
     def kind_cutter(self):
         """The patch cutter of this segmenter's volume kind, with its options."""
         return vol.kind_cutter(self.resolved_kind(), self.patch_size, self.axis, self.slices)
@@ -580,6 +585,7 @@ class Segmenter:
                              "class_prior": getattr(self, "class_prior_", None),
                              "chosen_threshold": getattr(self, "threshold_", None),
                              "whole_brain": bool(getattr(self, "whole_brain_", False)),
+                             "training_data": getattr(self, "training_data_", None),
                              "history": {k: v for k, v in getattr(self, "history_", {}).items()
                                          if k != "step_loss"}}
         io.save_arrays(path, net.state_dict(), meta, format=io.MODEL_FORMAT,
@@ -633,6 +639,8 @@ class Segmenter:
             chosen = info.get("chosen_threshold")
             self.threshold_ = float(chosen) if isinstance(chosen, (int, float)) else None
             self.whole_brain_ = info.get("whole_brain") is True  # older files: crops
+            data = info.get("training_data")
+            self.training_data_ = data if isinstance(data, str) else None
             if isinstance(self.spacing, list):
                 self.spacing = tuple(self.spacing)
             self._check()

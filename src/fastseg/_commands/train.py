@@ -31,9 +31,9 @@ VOLUME_DATA = ("mri", "msd", "nifti")
 PHOTO_DEFAULTS = {"patch_size": 24, "batch_size": 128, "lr": 0.01, "optimizer": "sgd",
                   "hidden": None, "batches": None}
 VOLUME_DEFAULTS = {"patch_size": {"lai2d": 24, "lai_stacked2d": 24, "lai_triplanar": 16,
-                                  "lai3d": 12},
+                                  "lai3d": 16},
                    "batch_size": 64, "lr": 0.001, "optimizer": "adam", "hidden": 128,
-                   "batches": 100, "keep_largest": 1}
+                   "batches": 120, "keep_largest": 1}
 
 
 def _data_folder(where) -> Path:
@@ -49,14 +49,22 @@ def is_volume_data(spec: str) -> bool:
     return spec.partition(":")[0] in VOLUME_DATA
 
 
+#: What ``--data mri`` and ``mri:crop`` train on, for the model card.
+BUILT_IN = {"mri": "built-in MNI152 T1 template, whole brain, hippocampi by a vote of 3 atlases",
+            "mri:crop": "built-in MNI152 T1 template, a box around each hippocampus"}
+
+
 def load_volumes(spec: str):
     """The labelled scans named by ``--data``: ``mri`` (the built-in hippocampus set's
-    training split), ``msd:ROOT`` (a Decathlon task's training cases) or ``nifti:DIR``
+    training split, whole brains; ``mri:crop`` its boxes around each hippocampus),
+    ``msd:ROOT`` (a Decathlon task's training cases) or ``nifti:DIR``
     (``DIR/images`` and ``DIR/labels``, or ``DIR/masks``, paired by name)."""
     from fastseg import data
 
     kind, _, where = spec.partition(":")
     if kind == "mri" and not where:
+        return data.hippocampus_mri("train", region="brain")
+    if kind == "mri" and where == "crop":
         return data.hippocampus_mri("train")
     if kind == "msd" and where:
         return data.load_msd(where, "training")
@@ -64,7 +72,7 @@ def load_volumes(spec: str):
         root = _data_folder(where)
         labels = root / "labels" if (root / "labels").is_dir() else root / "masks"
         return data.load_nifti_folder(root / "images", labels)
-    raise CLIError(f"--data: expected mri, msd:ROOT or nifti:DIR, got {spec!r}")
+    raise CLIError(f"--data: expected mri, mri:crop, msd:ROOT or nifti:DIR, got {spec!r}")
 
 
 def _fill_defaults(args, volumes: bool) -> None:
@@ -160,6 +168,7 @@ def _volume_segmenter(args, seed):
                     seed=seed, batches_per_epoch=args.batches,
                     model_kwargs={"hidden": args.hidden}, threshold="auto",
                     keep_largest=args.keep_largest or None)
+    seg.training_data_ = BUILT_IN.get(args.data, args.data)
     return seg, samples, None, None
 
 
@@ -191,7 +200,9 @@ def run(args) -> int:
     how = f" on the logits of {args.teacher}" if teacher is not None else ""
     what = "scan(s)" if volumes else "image(s)"
     print(f"training {seg!r}{how} on {len(samples)} {what} from {args.data}")
-    seg.fit([s.image for s in samples], [s.mask for s in samples], fovs,
+    # Scans bring their affines: conformed to the model's voxel size and RAS+ order.
+    affines = [s.affine for s in samples] if volumes else None
+    seg.fit([s.image for s in samples], [s.mask for s in samples], fovs, affines=affines,
             checkpoint=checkpoint, resume=checkpoint if args.resume else None,
             diagnostics=args.diagnostics, pretrain=layerwise if args.pretrain else None,
             teacher=None if teacher is None else teacher.model_)

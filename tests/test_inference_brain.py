@@ -85,3 +85,20 @@ def test_every_kind_is_exact_inside_its_boxes(kind):
     assert found.boxes
     for box in found.boxes.values():
         np.testing.assert_allclose(found.prob[box], full[box], atol=1e-5, rtol=0)
+
+
+def test_search_window_is_a_box_of_the_brains_extent():
+    from fastseg._inference.brain import SEARCH_WINDOW, search_window
+
+    brain = np.zeros((30, 40, 50), bool)
+    brain[5:25, 10:30, 0:40] = True
+    window = search_window(brain)
+    assert (window <= brain).all()
+    where = np.argwhere(window)
+    (x0, y0, z0), (x1, y1, z1) = where.min(0), where.max(0) + 1
+    assert (x0, x1) == (5, 25)
+    assert (y0, y1) == (10 + int(np.floor(SEARCH_WINDOW[1][0] * 20)),
+                        10 + int(np.ceil(SEARCH_WINDOW[1][1] * 20)))
+    assert (z0, z1) == (int(np.floor(SEARCH_WINDOW[2][0] * 40)),
+                        int(np.ceil(SEARCH_WINDOW[2][1] * 40)))
+    assert not search_window(np.zeros((4, 4, 4), bool)).any()

@@ -251,6 +251,19 @@ class DensePlan:
         out = self.run(np.ascontiguousarray(window), schedule)[0]
         return out[(slice(None),) + tuple(slice(0, c) for c in counts)]
 
+    def run_lattice(self, padded: np.ndarray, origin, counts, step,
+                    schedule=None) -> np.ndarray:
+        """Outputs (channels, *counts) at the positions ``origin + step * i``: per axis,
+        :meth:`run_grid`'s where `step` is the plan's stride there, else every position
+        of the block (:meth:`run_block`, which an unstrided plan computes at no extra
+        cost per position) kept every `step`-th."""
+        step = tuple(int(s) for s in step)
+        if step == tuple(self.strides):
+            return self.run_grid(padded, origin, counts, schedule)
+        full = tuple((c - 1) * s + 1 for c, s in zip(counts, step, strict=True))
+        block = self.run_block(padded, origin, full, schedule)
+        return block[(slice(None),) + tuple(slice(None, None, s) for s in step)]
+
     def run_block(self, padded: np.ndarray, origin, out_shape, schedule=None) -> np.ndarray:
         """Outputs (channels, *out_shape) at dense positions ``origin + out_shape``, by
         shift-and-stitch: one :meth:`run_grid` per shift of the total strides.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastseg import _validate
-from fastseg._inference.brain import segment_brain
+from fastseg._inference.brain import search_window, segment_brain
 from fastseg._inference.volume import segment_volume
 from fastseg.data import Volume, brain_foreground, conform, normalize_scan
 from fastseg.data.volume_patches import as_volume
@@ -121,8 +121,8 @@ def segment_scan(model, volume, cutter, *, affine=None, spacing=(1.0, 1.0, 1.0),
             raise InvalidValueError("volume: no brain in the field of view")
         midline = _midline(brain)
         found = segment_brain(model, x, cutter, threshold=threshold, midline=midline,
-                              brain=brain, tile=tile, progress=progress, method=method,
-                              caller=caller)
+                              brain=search_window(brain), tile=tile, progress=progress,
+                              method=method, caller=caller)
         prob, boxes = found.prob, found.boxes
     else:
         prob = segment_volume(model, x, cutter, fov=fov, tile=tile, progress=progress,

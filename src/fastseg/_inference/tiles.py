@@ -46,7 +46,7 @@ def grid_tile(tile: int, stride: int) -> int:
 
 
 def image_probability(dense, source: Handover, mask, tile, method, progress,
-                      grid=False) -> np.ndarray:
+                      grid=None) -> np.ndarray:
     """Class-1 probability (H, W) of a (C, H, W) network input at its own scale.
 
     `dense` is the network's :class:`~fastseg._inference.fcn.DensePlan`, `source` a
@@ -54,23 +54,24 @@ def image_probability(dense, source: Handover, mask, tile, method, progress,
     (pixels outside get 0), `tile` the output tile side or None (the cost model's
     choice), `method` direct/fft/auto, `progress` :func:`progress_bar.each`'s.
 
-    With `grid`, only every ``S``-th pixel per axis (``S`` the plan's stride) is
-    computed, one shift of shift-and-stitch: the (ceil(H/S), ceil(W/S)) map of the
-    pixels ``(S*i, S*j)``, at ``1/S**2`` of the work (`mask` is then of that shape).
+    With `grid` ``(sy, sx)``, only the pixels ``(sy*i, sx*j)`` are computed and returned,
+    a (ceil(H/sy), ceil(W/sx)) map (`mask` is then of that shape): at the plan's
+    strides, one shift of shift-and-stitch, ``1/(sy*sx)`` of the work
+    (:meth:`~fastseg._inference.fcn.DensePlan.run_lattice`).
     """
     arr = source.take()
     h, w = arr.shape[1:]
     schedule = cost.schedule(dense, (h, w), method, tile)
     padded = pad_for_patches(arr, dense.patch_size)
     del arr
-    if not grid:
+    if grid is None:
         prob = np.zeros((h, w), np.float32)
         for y0, x0 in progress_bar.each(tiles(h, w, schedule.tile, mask), progress, "tile"):
             th, tw = min(schedule.tile, h - y0), min(schedule.tile, w - x0)
             logits = dense.run_block(padded, (y0, x0), (th, tw), schedule)
             prob[y0:y0 + th, x0:x0 + tw] = fcn.class1_probability(logits)
     else:
-        sy, sx = dense.strides
+        sy, sx = grid
         gh, gw = -(-h // sy), -(-w // sx)
         ty, tx = grid_tile(schedule.tile, sy) // sy, grid_tile(schedule.tile, sx) // sx
         prob = np.zeros((gh, gw), np.float32)
@@ -78,7 +79,7 @@ def image_probability(dense, source: Handover, mask, tile, method, progress,
                    if mask is None or mask[y0:y0 + ty, x0:x0 + tx].any()]
         for y0, x0 in progress_bar.each(corners, progress, "tile"):
             counts = (min(ty, gh - y0), min(tx, gw - x0))
-            logits = dense.run_grid(padded, (sy * y0, sx * x0), counts, schedule)
+            logits = dense.run_lattice(padded, (sy * y0, sx * x0), counts, grid, schedule)
             prob[y0:y0 + counts[0], x0:x0 + counts[1]] = fcn.class1_probability(logits)
     if mask is not None:
         prob[~mask] = 0.0

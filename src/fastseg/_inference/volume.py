@@ -160,8 +160,9 @@ def _planes(dense, arr, mask, cutter, tile, method, progress, step=None):
     along = 1 if step is None else step[axis]
     m = None if mask is None else np.moveaxis(mask, axis, 0)
     n_planes = -(-arr.shape[axis] // along)
+    in_plane = None if step is None else tuple(step[a] for a in range(3) if a != axis)
     plane = m.shape[1:] if m is not None else \
-        (v.shape[1:] if step is None else _grid_shape(v.shape[1:], dense.strides))
+        (v.shape[1:] if step is None else _grid_shape(v.shape[1:], in_plane))
     prob = np.zeros((n_planes, *plane), np.float32)
     for g in progress_bar.each(range(n_planes), progress, "slice"):
         if m is not None and not m[g].any():
@@ -169,7 +170,7 @@ def _planes(dense, arr, mask, cutter, tile, method, progress, step=None):
         d = g * along
         prob[g] = image_probability(dense, Handover(np.ascontiguousarray(v[d:d + depth])),
                                     None if m is None else m[g], tile, method, False,
-                                    grid=step is not None)
+                                    grid=in_plane)
     return np.moveaxis(prob, 0, axis)
 
 
@@ -190,7 +191,7 @@ def _cubes(dense, arr, mask, cutter, tile, method, progress, step=None):
     for origin, size, region in progress_bar.each(_blocks(shape, block, mask), progress,
                                                   "block"):
         at = tuple(s * o for s, o in zip(step, origin, strict=True))
-        prob[region] = fcn.class1_probability(dense.run_grid(padded, at, size, plan))
+        prob[region] = fcn.class1_probability(dense.run_lattice(padded, at, size, step, plan))
     return prob
 
 
@@ -235,7 +236,8 @@ def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step=N
                 if step is None:
                     terms = tower.run_block(plane, plane_origin, plane_size, schedules[axis])
                 else:
-                    terms = tower.run_grid(plane, plane_origin, plane_size, schedules[axis])
+                    terms = tower.run_lattice(plane, plane_origin, plane_size,
+                                              [unit[a] for a in others[axis]], schedules[axis])
                 into = [slice(None)] * 4
                 into[1 + axis] = i
                 pre[tuple(into)] += terms
@@ -243,18 +245,27 @@ def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step=N
     return prob
 
 
+#: The grid step of an unstrided network's coarse map (its planes every 4th; in a plane
+#: its dense map, FFT or direct, costs the same per pixel whatever is kept of it).
+UNSTRIDED_STEP = 4
+
+
 def grid_step(model, cutter, caller="segment") -> tuple[int, int, int]:
     """The per-axis step of :func:`segment_volume`'s ``grid=True`` map: the network's
-    strides (one shift of shift-and-stitch), the same on every axis the kind can give."""
+    strides where it has them (one shift of shift-and-stitch: ``1/prod(step)`` of the
+    work), the same on every axis; for a network without strides
+    :data:`UNSTRIDED_STEP`, which the 2-D kinds and the tri-planar towers save by
+    computing every step-th plane (``1/step`` of the work)."""
     if cutter.kind == "triplanar":
         plan = triplanar.cached_plan(model, cutter.size, caller)
         strides = {s for tower in plan.towers for s in tower.strides}
-        return (strides.pop(),) * 3 if len(strides) == 1 else (1, 1, 1)
-    dense = check_fits_network(model, cutter, caller)
-    if cutter.kind == "3d":
-        return tuple(dense.strides)
-    s = set(dense.strides)
-    return (s.pop(),) * 3 if len(s) == 1 else (1, 1, 1)
+    else:
+        dense = check_fits_network(model, cutter, caller)
+        if cutter.kind == "3d":
+            return tuple(dense.strides)
+        strides = set(dense.strides)
+    s = strides.pop() if len(strides) == 1 else 1
+    return (s if s > 1 else UNSTRIDED_STEP,) * 3
 
 
 def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, method="auto",

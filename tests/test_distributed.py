@@ -229,7 +229,7 @@ def test_segment_many_bad_arguments(client, model_file, images, tmp_path):
 def test_sequential_cli_skip_existing(model_file, images, expected, tmp_path, capsys):
     import shutil
 
-    for name in outputs_of(images[:2]):
+    for name in outputs_of(images[:2]) + [f"{p.stem}_record.json" for p in images[:2]]:
         shutil.copy(expected / name, tmp_path / name)
     stamps = {n: os.stat(tmp_path / n).st_mtime_ns for n in outputs_of(images[:2])}
     code = main(["segment", str(model_file), *map(str, images), "--out", str(tmp_path),

@@ -9,6 +9,7 @@ size limit (RLIMIT_FSIZE, SIGXFSZ ignored), under which a write past the limit f
 EFBIG as a full disk fails with ENOSPC.
 """
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -77,12 +78,34 @@ def small_disk(tmp_path):
 
 
 def _check_outputs(out, want):
-    """Every file in `out` is a whole output, the bytes of `want`'s; no temporary."""
+    """Every file in `out` is whole: a picture the bytes of `want`'s, a record or run card
+    valid JSON, report.html complete; no temporary. Returns the pictures."""
     names = sorted(os.listdir(out))
     assert [n for n in names if n.endswith(".tmp") or n.startswith(".")] == []
     for name in names:
-        assert (out / name).read_bytes() == (want / name).read_bytes(), name
-    return names
+        data = (out / name).read_bytes()
+        if name.endswith(".json"):
+            json.loads(data)
+        elif name.endswith(".html"):
+            assert data.rstrip().endswith(b"</html>")
+        else:
+            assert data == (want / name).read_bytes(), name
+    return [n for n in names if n.endswith(".png")]
+
+
+def _failure_lines(code, err, out, error):
+    """A full disk ends the command in one of two ways, both clear: inputs reported failed
+    one line each (exit 1), or -- when the folder's own files (a record, the report) can
+    no longer be written either -- the command's one-line error (exit 2). Every line names
+    a file in `out` and the error; no traceback."""
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [line for line in err.splitlines() if ": failed: " in line or ": error: " in line]
+    assert code in (1, 2) and lines, (code, err)
+    if code == 2:
+        assert lines[-1].startswith("fastseg segment: error: ")
+    for line in lines:
+        assert error in line and str(out) in line, line
+    return lines
 
 
 def test_segment_onto_a_full_tmpfs(job, small_disk, capsys):
@@ -90,14 +113,9 @@ def test_segment_onto_a_full_tmpfs(job, small_disk, capsys):
     out = small_disk / "out"
     code = main(["segment", str(root / "model.fseg"), str(root / "in"), "--out", str(out),
                  "--threads", "1"])
-    captured = capsys.readouterr()
-    assert code == 1, captured.err
-    failed = [line for line in captured.err.splitlines() if ": failed: " in line]
-    assert failed and "Traceback" not in captured.err
-    for line in failed:
-        assert "[Errno 28] No space left on device: " in line and str(out) in line, line
+    _failure_lines(code, capsys.readouterr().err, out, "[Errno 28] No space left on device: ")
     written = _check_outputs(out, want)
-    assert 0 < len(written) < len(os.listdir(want))
+    assert 0 < len(written) < len([n for n in os.listdir(want) if n.endswith(".png")])
     # One input: the command's own one-line error, naming the file, exit status 2.
     code = main(["segment", str(root / "model.fseg"), str(root / "in" / "img5.png"),
                  "--out", str(out), "--threads", "1"])
@@ -141,17 +159,14 @@ def test_a_file_size_limit_fails_writes_like_a_full_disk(job, tmp_path):
     """Where no tmpfs can be mounted, the same guarantees under RLIMIT_FSIZE: the outputs
     larger than the limit fail (EFBIG, naming the file), the others are whole."""
     root, want = job
-    sizes = sorted({(want / n).stat().st_size for n in os.listdir(want)})
+    sizes = sorted({(want / n).stat().st_size for n in os.listdir(want) if n.endswith(".png")})
     limit = sizes[len(sizes) // 2]  # some outputs fit, some do not
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-c", CLI, str(limit), "segment",
                            str(root / "model.fseg"), str(root / "in"), "--out", str(out),
                            "--threads", "1"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 1, done.stderr[-2000:]
-    failed = [line for line in done.stderr.splitlines() if ": failed: " in line]
-    assert failed and "Traceback" not in done.stderr
-    assert all("[Errno 27] File too large: " in line and str(out) in line for line in failed)
+    _failure_lines(done.returncode, done.stderr, out, "[Errno 27] File too large: ")
     written = _check_outputs(out, want)
     assert written and all((want / n).stat().st_size <= limit for n in written)
     model = tmp_path / f"{uuid.uuid4().hex}.fseg"

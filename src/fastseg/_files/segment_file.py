@@ -124,8 +124,18 @@ def _fov_for(path, image, fov_path):
 
 
 def outputs_exist(out, path) -> bool:
-    """Whether every output of input `path` is in folder `out` (what resuming skips)."""
-    return all(p.is_file() for p in naming.output_paths(out, path).values())
+    """Whether input `path` is done in folder `out` (what resuming skips): every output
+    there, and its record saying so. Outputs without a "done" record are those of a run
+    killed between its last output and the record; the input is segmented again, so that
+    the folder ends as an uninterrupted run leaves it (a record with its numbers)."""
+    from fastseg.report.records import read_record, record_path
+
+    if not all(p.is_file() for p in naming.output_paths(out, path).values()):
+        return False
+    try:
+        return read_record(record_path(out, naming.stem(path)))["status"] == "done"
+    except InvalidValueError:  # none, or unreadable
+        return False
 
 
 def _segment_image(seg, path, out, fov_path, threshold, predict_kwargs):

@@ -134,7 +134,7 @@ def _open(path):
 
 #: What Pillow raises on a file it cannot decode (damaged, truncated, not an image).
 _PILLOW_ERRORS = (OSError, SyntaxError, ValueError, TypeError, struct.error, IndexError,
-                  EOFError)
+                  EOFError, ArithmeticError)
 #: Pillow's decoders for the files of IMAGE_EXTENSIONS.
 _PILLOW_FORMATS = ("PNG", "TIFF", "JPEG", "GIF")
 
@@ -179,7 +179,7 @@ def _read_tiff(path: Path, limit: int, pillow_error: BaseException):
 
 #: What tifffile (and the codecs it calls) raise on a damaged file.
 _TIFFFILE_ERRORS = (OSError, ValueError, TypeError, struct.error, IndexError, KeyError,
-                    EOFError, zlib.error, NotImplementedError)
+                    EOFError, zlib.error, NotImplementedError, ArithmeticError)
 
 
 def _to_uint8(arr, path):

@@ -218,31 +218,93 @@ static void SFN(pack_b_panels_n)(fs_idx kc, fs_idx q0, fs_idx q1, const float *b
     }
 }
 
-/* Full B panel, B transposed: NR strided rows, transposed 4x4 at a time.
- * `next`: the first row of the panel packed after this one, or NULL. */
-static void SFN(pack_b_panel_t)(fs_idx kc, const float *b, fs_idx ldb, float *bp,
-                                const float *next)
+/* Full B panel (and, with `count` < NR, the ragged last one), B transposed:
+ * NR rows of B, each kc long, transposed into the panel (16 x 16 with
+ * AVX-512, else 4 x 4; rows past `count` are zero). `next`: the first row of
+ * the panel packed after this one, or NULL.
+ *
+ * Rows close together (ldb < PACK_T_SCRATCH_LD: conv's gathered tiles,
+ * already in L1) are transposed in place. Rows far apart are B itself, read
+ * once from memory (lai2d's A*B^T shapes: 51-64 MB): transposed in place,
+ * the NR rows are NR streams read side by side, and when ldb is a multiple
+ * of 4 KiB (conv2 dW: 32768 floats) their lines all fall in one L1 set and
+ * one L2 set, so they evicted each other and every prefetch; the pack ran at
+ * ~6 GB/s and took as long as the micro-kernels on 50x32768x500-NT (Zen 4).
+ * So those rows are read one at a time instead, PACK_T_CHUNK floats of a row
+ * copied into an L1 scratch whose rows sit PACK_T_LD floats apart (spread
+ * over the sets), then transposed from there, while the row PACK_T_AHEAD on
+ * is prefetched: 1.2-1.5x faster on those shapes, the same values. */
+#ifndef PACK_T_CHUNK
+#define PACK_T_CHUNK 128
+#endif
+#define PACK_T_LD (PACK_T_CHUNK + 16)
+#ifndef PACK_T_AHEAD
+#define PACK_T_AHEAD 4
+#endif
+#ifndef PACK_T_SCRATCH_LD
+#define PACK_T_SCRATCH_LD 1024
+#endif
+
+#ifndef FS_PACK_PREFETCH_RUN_DEFINED
+#define FS_PACK_PREFETCH_RUN_DEFINED
+/* Prefetch the `len` floats at `src` (one line in 16 floats). */
+static inline void prefetch_run(const float *src, fs_idx len)
 {
-    fs_idx p = 0;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    for (fs_idx i = 0; i < len; i += 16) __asm__ volatile("prefetcht0 %0" : : "m"(src[i]));
+#elif defined(__GNUC__) || defined(__clang__)
+    for (fs_idx i = 0; i < len; i += 16) __builtin_prefetch(src + i);
+#else
+    (void)src; (void)len;
+#endif
+}
+#endif
+
+/* dst[0:w] = src[0:w], dst 64-byte aligned. Vector moves rather than
+ * memcpy: gcc makes a `rep movsq` of a variable-length memcpy, whose start-up
+ * costs as much as copying these 128 floats. */
+static inline void SFN(copy_run)(float *dst, const float *src, fs_idx w)
+{
+    fs_idx i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= w; i += 16) _mm512_store_ps(dst + i, _mm512_loadu_ps(src + i));
+#elif defined(FS_PACK_SSE)
+    for (; i + 4 <= w; i += 4) _mm_store_ps(dst + i, _mm_loadu_ps(src + i));
+#endif
+    for (; i < w; i++) dst[i] = src[i];
+}
+
+/* tile[q * FS_NR + j] = src[j * ld + q] for q < w, j < FS_NR, 0 for rows
+ * j >= count (tile 64-byte aligned). `next` (or NULL): rows to prefetch
+ * one line of every 16 columns, ld apart, as the columns go. */
+static void SFN(transpose_rows)(const float *src, fs_idx ld, fs_idx count, fs_idx w,
+                                float *tile, const float *next)
+{
+    fs_idx q = 0;
 #if defined(__AVX512F__) && FS_NR % 16 == 0
-    for (; p + 16 <= kc; p += 16) {
-        prefetch_rows(next, ldb, FS_NR, p);
+    for (; q + 16 <= w; q += 16) {
+        prefetch_rows(next, ld, FS_NR, q);
         for (int g = 0; g < FS_NR; g += 16) {
             __m512 r[16], out[16];
-            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (g + i) * ldb + p);
+            for (int i = 0; i < 16; i++)
+                r[i] = g + i < count ? _mm512_loadu_ps(src + (g + i) * ld + q)
+                                     : _mm512_setzero_ps();
             transpose16(r, out);
-            for (int q = 0; q < 16; q++) _mm512_store_ps(bp + (p + q) * FS_NR + g, out[q]);
+            for (int t = 0; t < 16; t++) _mm512_store_ps(tile + (q + t) * FS_NR + g, out[t]);
         }
     }
 #endif
 #if defined(FS_PACK_SSE) && FS_NR % 4 == 0
-    for (; p + 4 <= kc; p += 4) {
-        prefetch_rows(next, ldb, FS_NR, p);
-        float *d = bp + p * FS_NR;
+    for (; q + 4 <= w; q += 4) {
+        prefetch_rows(next, ld, FS_NR, q);
+        float *d = tile + q * FS_NR;
         for (fs_idx g = 0; g < FS_NR; g += 4) {
-            const float *s = b + g * ldb + p;
-            __m128 x0 = _mm_loadu_ps(s), x1 = _mm_loadu_ps(s + ldb);
-            __m128 x2 = _mm_loadu_ps(s + 2 * ldb), x3 = _mm_loadu_ps(s + 3 * ldb);
+            const float *s = src + g * ld + q;
+            const __m128 z = _mm_setzero_ps();
+            __m128 x0 = g < count ? _mm_loadu_ps(s) : z;
+            __m128 x1 = g + 1 < count ? _mm_loadu_ps(s + ld) : z;
+            __m128 x2 = g + 2 < count ? _mm_loadu_ps(s + 2 * ld) : z;
+            __m128 x3 = g + 3 < count ? _mm_loadu_ps(s + 3 * ld) : z;
             _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
             _mm_store_ps(d + g, x0);
             _mm_store_ps(d + FS_NR + g, x1);
@@ -251,8 +313,34 @@ static void SFN(pack_b_panel_t)(fs_idx kc, const float *b, fs_idx ldb, float *bp
         }
     }
 #endif
-    for (; p < kc; p++)
-        for (fs_idx j = 0; j < FS_NR; j++) bp[p * FS_NR + j] = b[j * ldb + p];
+    for (; q < w; q++)
+        for (fs_idx j = 0; j < FS_NR; j++) tile[q * FS_NR + j] = j < count ? src[j * ld + q] : 0.0f;
+}
+
+static void SFN(pack_b_panel_t)(fs_idx kc, fs_idx count, const float *b, fs_idx ldb,
+                                float *bp, const float *next)
+{
+    if (ldb < PACK_T_SCRATCH_LD) {
+        SFN(transpose_rows)(b, ldb, count, kc, bp, next);
+        return;
+    }
+    _Alignas(64) float scratch[FS_NR * PACK_T_LD];
+    for (fs_idx p0 = 0; p0 < kc; p0 += PACK_T_CHUNK) {
+        const fs_idx w = kc - p0 < PACK_T_CHUNK ? kc - p0 : PACK_T_CHUNK;
+        const fs_idx w_next = kc - p0 - w < PACK_T_CHUNK ? kc - p0 - w : PACK_T_CHUNK;
+        for (fs_idx j = 0; j < count; j++) {
+            /* The row PACK_T_AHEAD on: in this chunk, the next, or the next panel. */
+            const fs_idx ahead = j + PACK_T_AHEAD;
+            if (ahead < count)
+                prefetch_run(b + ahead * ldb + p0, w);
+            else if (w_next > 0 && ahead - count < count)
+                prefetch_run(b + (ahead - count) * ldb + p0 + w, w_next);
+            else if (w_next == 0 && next && ahead - count < FS_NR)
+                prefetch_run(next + (ahead - count) * ldb, kc < PACK_T_CHUNK ? kc : PACK_T_CHUNK);
+            SFN(copy_run)(scratch + j * PACK_T_LD, b + j * ldb + p0, w);
+        }
+        SFN(transpose_rows)(scratch, PACK_T_LD, count, w, bp + p0 * FS_NR, NULL);
+    }
 }
 
 void PFN(pack_b)(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
@@ -269,10 +357,10 @@ void PFN(pack_b)(int trans, fs_idx kc, fs_idx nc, const float *b, fs_idx ldb,
         const fs_idx nr = nc - j0 < FS_NR ? nc - j0 : FS_NR;
         const float *src = trans ? b + j0 * ldb : b + j0;
         float *dst = bp + q * FS_NR * kc;
-        if (nr < FS_NR)
-            pack_edge(!trans, nr, kc, src, ldb, dst, FS_NR);
+        if (!trans)
+            pack_edge(1, nr, kc, src, ldb, dst, FS_NR);
         else
-            SFN(pack_b_panel_t)(kc, src, ldb, dst, q + 1 < full ? src + FS_NR * ldb : NULL);
+            SFN(pack_b_panel_t)(kc, nr, src, ldb, dst, q + 1 < full ? src + FS_NR * ldb : NULL);
     }
 }
 

@@ -2,6 +2,10 @@
 import os
 import shutil
 
+# No test tunes the kernels or reads this machine's tuning file (fastseg.tuning): the
+# constants, unless a test turns tuning on for itself.
+os.environ["FASTSEG_TUNE"] = "0"
+
 # Where no NVIDIA GPU is plausible (CI, laptops) the "cuda" backend runs on
 # Numba's CPU simulator; numba reads this once, at its first import, so it
 # must be set before anything imports numba. A real GPU machine keeps the GPU.

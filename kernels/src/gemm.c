@@ -17,6 +17,8 @@
  * Edges are handled by zero-padded packed panels and a partial store in
  * the micro-kernel, so every element goes through the fast kernel.
  */
+#include <stdatomic.h>
+
 #include "gemm_internal.h"
 #include "parallel.h"
 #include "thread_workspace.h"
@@ -105,12 +107,34 @@ static void gemm_task(const gemm_job *j, fs_idx t, float *ws)
 #define PACK_COST_FLOPS 30.0
 #define PACK_OVERHEAD 0.02
 
-/* How to cut C among nt threads: along N when A is the smaller operand
- * (it is what every block repacks), else along M; the number of blocks
- * from fs_plan_blocks (parallel.h). */
+/* The cut among threads (fs_set_gemm_split): mode in the low 4 bits, the
+ * most blocks per thread above (0: FS_GEMM_BLOCKS_PER_THREAD). One atomic
+ * int, read once per call, so a call never sees half of a change. */
+static atomic_int split_setting;
+
+int fs_set_gemm_split(int mode, int blocks)
+{
+    if (mode < FS_SPLIT_AUTO || mode > FS_SPLIT_M || blocks < 0 || blocks > FS_SPLIT_BLOCKS_MAX)
+        return FS_EVALUE;
+    atomic_store_explicit(&split_setting, mode | blocks << 4, memory_order_relaxed);
+    return FS_OK;
+}
+
+void fs_get_gemm_split(int *mode, int *blocks)
+{
+    const int v = atomic_load_explicit(&split_setting, memory_order_relaxed);
+    *mode = v & 15;
+    *blocks = v >> 4 ? v >> 4 : FS_GEMM_BLOCKS_PER_THREAD;
+}
+
+/* How to cut C among nt threads: by default along N when A is the smaller
+ * operand (it is what every block repacks), else along M; the number of
+ * blocks from fs_plan_blocks (parallel.h). */
 static void split_plan(gemm_job *j, int nt)
 {
-    j->split_n = j->m <= j->n;
+    int mode, per_thread;
+    fs_get_gemm_split(&mode, &per_thread);
+    j->split_n = mode == FS_SPLIT_AUTO ? j->m <= j->n : mode == FS_SPLIT_N;
     const fs_idx len = j->split_n ? j->n : j->m;   /* the dimension cut */
     const fs_idx unit = j->split_n ? j->kt->nr : j->kt->mr;
     j->units = CEIL_DIV(len, unit);
@@ -118,7 +142,7 @@ static void split_plan(gemm_job *j, int nt)
      * other*k elements (other = the uncut dimension), so the overhead is
      * PACK_COST_FLOPS / (2*w): w >= PACK_COST_FLOPS / (2 * PACK_OVERHEAD). */
     const fs_idx min_w = (fs_idx)(PACK_COST_FLOPS / (2.0 * PACK_OVERHEAD));
-    j->tasks = fs_plan_blocks(len, j->units, min_w, nt);
+    j->tasks = fs_plan_blocks(len, j->units, min_w, nt, per_thread);
 }
 
 /* C = beta * C, the whole answer when k == 0 or alpha == 0. */

@@ -7,6 +7,12 @@
  * FASTSEG_ISA (auto|avx512|avx2|generic) is read once, at first use;
  * fs_select_isa overrides it later. The choice is one atomic int: callers
  * read it once per call and keep that table for the whole call.
+ *
+ * Each ISA's cache blocks start fitted to the caches (fs_blocking_fit) and
+ * may be replaced at run time by measured ones (fs_set_blocking, called
+ * with the tuner's choices when the Python runtime loads): the table in use
+ * per ISA is one atomic pointer to an immutable table, so a call keeps the
+ * blocks it started with whatever another thread sets meanwhile.
  */
 #include <stdatomic.h>
 #include <stdio.h> /* snprintf */
@@ -91,6 +97,34 @@ void fs_blocking_fit(int isa, const fs_cache_sizes *cs, fs_blocking *out)
     out->nc = fit(cs->l3, FS_BLOCK_L3_SHARE, kc * 4, nr, nr, isa_nc[isa]);
 }
 
+/* ---- blocks set at run time (fs_set_blocking) -------------------------------------
+ * A caller keeps the table it got for its whole call and reads the blocks from
+ * it several times (conv_fused.c sizes its workspace by them, then cuts its
+ * loops by them), so a published table never changes: other blocks are another
+ * table, published by one atomic pointer store. Tables are never freed (a call
+ * on another thread may still hold one); each distinct blocking is made once and
+ * reused, so the tuner's few dozen candidates cost a few KiB in all, and at most
+ * MAX_VARIANTS are ever made. */
+#define MAX_VARIANTS 1024
+
+typedef struct variant {
+    fs_gemm_kernel_table t;
+    struct variant *next;
+} variant;
+
+static variant *variants; /* under variants_lock */
+static int variant_count;
+static _Atomic(const fs_gemm_kernel_table *) in_use[FS_ISA_COUNT];
+
+#if defined(__unix__) || defined(__APPLE__)
+static pthread_mutex_t variants_lock = PTHREAD_MUTEX_INITIALIZER;
+#define LOCK() pthread_mutex_lock(&variants_lock)
+#define UNLOCK() pthread_mutex_unlock(&variants_lock)
+#else
+#define LOCK() ((void)0)
+#define UNLOCK() ((void)0)
+#endif
+
 /* ---- the choice ---------------------------------------------------------------- */
 enum { ISA_UNKNOWN = -1 };
 
@@ -136,6 +170,7 @@ static void init_once(void)
         tables[i].mc = b.mc;
         tables[i].kc = b.kc;
         tables[i].nc = b.nc;
+        atomic_store_explicit(&in_use[i], &tables[i], memory_order_release);
     }
     int isa = best_isa();
     const char *env = getenv("FASTSEG_ISA");
@@ -169,7 +204,12 @@ static int current_isa(void)
     return atomic_load_explicit(&fs_isa, memory_order_acquire);
 }
 
-const fs_gemm_kernel_table *fs_gemm_kernels(void) { return &tables[current_isa()]; }
+static const fs_gemm_kernel_table *table_of(int isa)
+{
+    return atomic_load_explicit(&in_use[isa], memory_order_acquire);
+}
+
+const fs_gemm_kernel_table *fs_gemm_kernels(void) { return table_of(current_isa()); }
 
 const fs_pointwise_table *fs_pointwise_kernels(void) { return &pw_tables[current_isa()]; }
 
@@ -210,16 +250,84 @@ const char *fs_isa_env_error(void)
     return env_error_set ? env_error : NULL;
 }
 
-int fs_isa_blocking(const char *name, fs_blocking *out)
+/* The ISA `name` means for the blocking calls: NULL or "auto" the one in use
+ * (not the best one: the blocks asked about are the ones that run); ISA_UNKNOWN
+ * when the name is unknown or cannot run here. */
+static int blocking_isa(const char *name)
 {
     const int isa = name == NULL || strcmp(name, "auto") == 0 ? current_isa() : resolve(name);
-    if (isa == ISA_UNKNOWN || !fs_isa_usable(isa)) return FS_EVALUE;
-    out->mr = tables[isa].mr;
-    out->nr = tables[isa].nr;
-    out->mc = tables[isa].mc;
-    out->kc = tables[isa].kc;
-    out->nc = tables[isa].nc;
+    return isa == ISA_UNKNOWN || !fs_isa_usable(isa) ? ISA_UNKNOWN : isa;
+}
+
+static void blocks_of(const fs_gemm_kernel_table *t, fs_blocking *out)
+{
+    out->mr = t->mr;
+    out->nr = t->nr;
+    out->mc = t->mc;
+    out->kc = t->kc;
+    out->nc = t->nc;
+}
+
+int fs_isa_blocking(const char *name, fs_blocking *out)
+{
+    const int isa = blocking_isa(name);
+    if (isa == ISA_UNKNOWN) return FS_EVALUE;
+    blocks_of(table_of(isa), out);
     return FS_OK;
+}
+
+int fs_isa_blocking_fitted(const char *name, fs_blocking *out)
+{
+    const int isa = blocking_isa(name);
+    if (isa == ISA_UNKNOWN) return FS_EVALUE;
+    blocks_of(&tables[isa], out);
+    return FS_OK;
+}
+
+/* Whether mc, kc, nc (fitted values already put in for 0s) are blocks the
+ * kernels of format mr x nr may run with (blocking.h's limits). */
+static int blocks_valid(fs_idx mr, fs_idx nr, fs_idx mc, fs_idx kc, fs_idx nc)
+{
+    return mc >= mr && mc <= FS_GEMM_MC_LIMIT && mc % mr == 0 &&
+           kc >= FS_GEMM_KC_LIMIT_MIN && kc <= FS_GEMM_KC_LIMIT &&
+           nc >= nr && nc <= FS_GEMM_NC_LIMIT && nc % nr == 0 &&
+           mc * kc <= FS_GEMM_A_BLOCK_LIMIT && kc * nc <= FS_GEMM_B_PANEL_LIMIT;
+}
+
+int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc)
+{
+    const int isa = blocking_isa(name);
+    if (isa == ISA_UNKNOWN || mc < 0 || kc < 0 || nc < 0) return FS_EVALUE;
+    const fs_gemm_kernel_table *base = &tables[isa];
+    if (mc == 0) mc = base->mc;
+    if (kc == 0) kc = base->kc;
+    if (nc == 0) nc = base->nc;
+    if (!blocks_valid(base->mr, base->nr, mc, kc, nc)) return FS_EVALUE;
+    const fs_gemm_kernel_table *chosen = NULL;
+    int status = FS_OK;
+    LOCK();
+    if (mc == base->mc && kc == base->kc && nc == base->nc) chosen = base;
+    for (variant *v = variants; v && !chosen; v = v->next)
+        if (v->t.name == base->name && v->t.mc == mc && v->t.kc == kc && v->t.nc == nc)
+            chosen = &v->t;
+    if (!chosen) {
+        variant *v = variant_count < MAX_VARIANTS ? malloc(sizeof *v) : NULL;
+        if (v) {
+            v->t = *base;
+            v->t.mc = mc;
+            v->t.kc = kc;
+            v->t.nc = nc;
+            v->next = variants;
+            variants = v;
+            variant_count++;
+            chosen = &v->t;
+        } else {
+            status = FS_ENOMEM;
+        }
+    }
+    if (chosen) atomic_store_explicit(&in_use[isa], chosen, memory_order_release);
+    UNLOCK();
+    return status;
 }
 
 void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)

@@ -115,13 +115,17 @@ static inline void fs_split_range(fs_idx count, fs_idx t, fs_idx nt, fs_idx *lo,
  * GEMM (gemm.c): C is cut along one dimension into `tasks` blocks that
  * threads take dynamically, each repacking the other operand. A block at
  * least `min_width` wide keeps the repacking cheap; then as many blocks as
- * that allows up to 4 per thread (a preempted thread's share is taken up by
- * the others), a multiple of nt so a quiet machine splits evenly, and no
- * more than the `units` (micro-panels) there are. */
-static inline fs_idx fs_plan_blocks(fs_idx len, fs_idx units, fs_idx min_width, int nt)
+ * that allows up to `per_thread` per thread (4 by default: a preempted
+ * thread's share is taken up by the others; fs_set_gemm_split may change
+ * it), a multiple of nt so a quiet machine splits evenly, and no more than
+ * the `units` (micro-panels) there are. */
+#define FS_GEMM_BLOCKS_PER_THREAD 4
+static inline fs_idx fs_plan_blocks(fs_idx len, fs_idx units, fs_idx min_width, int nt,
+                                    int per_thread)
 {
     fs_idx tasks = len / (min_width > 0 ? min_width : 1);
-    if (tasks > 4 * (fs_idx)nt) tasks = 4 * (fs_idx)nt;
+    if (per_thread < 1) per_thread = FS_GEMM_BLOCKS_PER_THREAD;
+    if (tasks > per_thread * (fs_idx)nt) tasks = per_thread * (fs_idx)nt;
     if (tasks < 1) tasks = 1;
     tasks = (tasks + nt - 1) / nt * nt;
     return tasks < units ? tasks : units;

@@ -134,11 +134,76 @@ static void test_here(void)
              fs_isa_name(), names[best_here]);
 }
 
+/* The run-time setters (the tuner's): values outside the limits, names that
+ * cannot run here, and bad splits are refused and change nothing; 0 means
+ * the fitted block; a blocking set for one ISA leaves the others alone. */
+static void test_setters(void)
+{
+    fs_blocking fit, now;
+    FS_REQUIRE(fs_isa_blocking_fitted(NULL, &fit) == FS_OK, "no fitted blocking");
+    const fs_idx mr = fit.mr, nr = fit.nr;
+    const fs_idx bad[][3] = {
+        {mr + 1, 0, 0}, {-mr, 0, 0}, {FS_GEMM_MC_LIMIT + mr, 0, 0},
+        {0, FS_GEMM_KC_LIMIT_MIN - 1, 0}, {0, FS_GEMM_KC_LIMIT + 1, 0}, {0, -1, 0},
+        {0, 0, nr + 1}, {0, 0, FS_GEMM_NC_LIMIT + nr}, {0, 0, -nr},
+        /* each within its range, the packed blocks too big together */
+        {FS_GEMM_MC_LIMIT / mr * mr, FS_GEMM_KC_LIMIT, 0},
+        {0, FS_GEMM_KC_LIMIT, FS_GEMM_NC_LIMIT / nr * nr},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FS_CHECK(fs_set_blocking(NULL, bad[i][0], bad[i][1], bad[i][2]) == FS_EVALUE,
+                 "blocks %lld %lld %lld accepted", (long long)bad[i][0], (long long)bad[i][1],
+                 (long long)bad[i][2]);
+        FS_REQUIRE(fs_isa_blocking(NULL, &now) == FS_OK, "no blocking");
+        FS_CHECK(memcmp(&now, &fit, sizeof now) == 0, "a refused blocking changed the blocks");
+    }
+    FS_CHECK_EQ_INT(fs_set_blocking("no-such-isa", 0, 0, 0), FS_EVALUE);
+    const char *names[] = {"generic", "avx2", "avx512"};
+    for (int isa = 0; isa < FS_ISA_COUNT; isa++)
+        if (!fs_isa_usable(isa))
+            FS_CHECK_EQ_INT(fs_set_blocking(names[isa], 0, 0, 0), FS_EVALUE);
+    /* Set the generic ISA's blocks: the one in use keeps its own (unless it is generic). */
+    FS_CHECK_EQ_INT(fs_set_blocking("generic", 2 * FS_GEMM_MR_AVX2, 100, 4 * FS_GEMM_NR_AVX2),
+                    FS_OK);
+    FS_REQUIRE(fs_isa_blocking("generic", &now) == FS_OK, "no generic blocking");
+    FS_CHECK(now.mc == 2 * FS_GEMM_MR_AVX2 && now.kc == 100 && now.nc == 4 * FS_GEMM_NR_AVX2,
+             "generic blocks %lld %lld %lld", (long long)now.mc, (long long)now.kc,
+             (long long)now.nc);
+    if (strcmp(fs_isa_name(), "generic") != 0) {
+        FS_REQUIRE(fs_isa_blocking(NULL, &now) == FS_OK, "no blocking");
+        FS_CHECK(memcmp(&now, &fit, sizeof now) == 0, "another ISA's blocks changed these");
+    }
+    FS_CHECK_EQ_INT(fs_set_blocking("generic", 0, 0, 0), FS_OK);
+    FS_CHECK_EQ_INT(fs_isa_blocking_fitted("no-such-isa", &now), FS_EVALUE);
+    /* The same blocks asked for twice reuse one table; many distinct ones are fine. */
+    for (int rep = 0; rep < 100; rep++)
+        FS_CHECK_EQ_INT(fs_set_blocking(NULL, mr * (1 + rep % 7), 16 + rep % 11, nr), FS_OK);
+    FS_CHECK_EQ_INT(fs_set_blocking(NULL, 0, 0, 0), FS_OK);
+    FS_REQUIRE(fs_isa_blocking(NULL, &now) == FS_OK, "no blocking");
+    FS_CHECK(memcmp(&now, &fit, sizeof now) == 0, "0, 0, 0 did not restore the fit");
+
+    int mode, blocks;
+    fs_get_gemm_split(&mode, &blocks);
+    FS_CHECK(mode == FS_SPLIT_AUTO && blocks == 4, "default split %d/%d", mode, blocks);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(-1, 0), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_M + 1, 0), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_AUTO, -1), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_AUTO, FS_SPLIT_BLOCKS_MAX + 1), FS_EVALUE);
+    fs_get_gemm_split(&mode, &blocks);
+    FS_CHECK(mode == FS_SPLIT_AUTO && blocks == 4, "a refused split changed it: %d/%d", mode,
+             blocks);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_M, 2), FS_OK);
+    fs_get_gemm_split(&mode, &blocks);
+    FS_CHECK(mode == FS_SPLIT_M && blocks == 2, "split %d/%d", mode, blocks);
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_AUTO, 0), FS_OK);
+}
+
 int main(void)
 {
     fs_test_isa_from_env();
     test_decisions();
     test_blocking();
     test_here();
+    test_setters();
     return fs_test_done();
 }

@@ -3,11 +3,14 @@
  * boundary of the ISA under test (FASTSEG_ISA; ctest runs each ISA), all
  * transpose combinations, alpha/beta (beta == 0 over NaN), leading
  * dimensions larger than needed, 1 and 2 threads, and two concurrent
- * callers.
+ * callers; then awkward shapes under other cache blocks and thread splits
+ * (fs_set_blocking, fs_set_gemm_split: the tuner's settings), and blocks
+ * set while another thread multiplies.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "fastseg/blocking.h"
 #include "fastseg/kernels.h"
 #include "harness.h"
 
@@ -117,6 +120,98 @@ static void run_all(void)
         }
 }
 
+/* Awkward shapes (1, primes, odd sizes, and sizes past the blocks in use)
+ * in every transpose case: what run_other_blocks checks each blocking on. */
+static void run_awkward(void)
+{
+    const fs_idx dims[][3] = {
+        {1, 1, 1}, {1, 97, 13}, {13, 1, 97}, {97, 13, 1}, {7, 131, 257},
+        {blk.mc + 1, 2 * NR + 3, 2 * blk.kc + 5}, {3 * MR - 1, blk.nc + NR + 1, 19},
+        {2 * blk.mc + 3, 3 * NR + 7, blk.kc - 1}, {50, 999, 251},
+    };
+    int idx = 0;
+    for (size_t s = 0; s < sizeof dims / sizeof dims[0]; s++)
+        for (int t = 0; t < 4; t++, idx++) {
+            const int ab = idx % 4; /* alphas/betas 0..3: none with alpha 0 */
+            check_case(t >> 1, t & 1, dims[s][0], dims[s][1], dims[s][2], alphas[ab],
+                       betas[ab], t == 1 ? 3 : 0);
+        }
+}
+
+/* Other cache blocks (fs_set_blocking, what the tuner sets), on 1 and 2
+ * threads, and every thread split: still the reference, to rounding. */
+static void run_other_blocks(void)
+{
+    fs_blocking fitted;
+    FS_REQUIRE(fs_isa_blocking_fitted(NULL, &fitted) == FS_OK, "no fitted blocking");
+    const fs_idx mr = fitted.mr, nr = fitted.nr;
+    const fs_idx sets[][3] = {
+        {mr, FS_GEMM_KC_LIMIT_MIN, nr},   /* the smallest blocks allowed */
+        {3 * mr, 37, 3 * nr},             /* odd ones */
+        {40 * mr, 512, 64 * nr},          /* large ones */
+        {0, 384, 0},                      /* KC alone (0: fitted) */
+    };
+    for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+        FS_CHECK_EQ_INT(fs_set_blocking(NULL, sets[s][0], sets[s][1], sets[s][2]), FS_OK);
+        FS_REQUIRE(fs_isa_blocking(NULL, &blk) == FS_OK, "no blocking");
+        FS_CHECK(blk.mc == (sets[s][0] ? sets[s][0] : fitted.mc) &&
+                     blk.kc == sets[s][1] && blk.nc == (sets[s][2] ? sets[s][2] : fitted.nc),
+                 "set blocks %lld %lld %lld, got %lld %lld %lld", (long long)sets[s][0],
+                 (long long)sets[s][1], (long long)sets[s][2], (long long)blk.mc,
+                 (long long)blk.kc, (long long)blk.nc);
+        for (int threads = 1; threads <= 2; threads++) {
+            fs_set_num_threads(threads);
+            run_awkward();
+        }
+    }
+    FS_CHECK_EQ_INT(fs_set_blocking(NULL, 0, 0, 0), FS_OK);
+    FS_REQUIRE(fs_isa_blocking(NULL, &blk) == FS_OK, "no blocking");
+    FS_CHECK(memcmp(&blk, &fitted, sizeof blk) == 0, "0, 0, 0 did not restore the fit");
+    fs_set_num_threads(2);
+    for (int mode = FS_SPLIT_AUTO; mode <= FS_SPLIT_M; mode++)
+        for (int blocks = 0; blocks <= 2; blocks++) {
+            FS_CHECK_EQ_INT(fs_set_gemm_split(mode, blocks), FS_OK);
+            run_awkward();
+        }
+    FS_CHECK_EQ_INT(fs_set_gemm_split(FS_SPLIT_AUTO, 0), FS_OK);
+}
+
+/* One thread sets other blocks over and over while another multiplies: a
+ * call keeps the table it started with, so no call mixes two blockings
+ * (its workspace sized by one, its loops cut by another) and every result
+ * is right. */
+static void run_set_while_computing(void)
+{
+#ifdef _OPENMP
+    const fs_idx m = 61, n = 150, k = 700;
+    float *a = fs_test_alloc(m * k), *b = fs_test_alloc(k * n);
+    float *c = fs_test_alloc(m * n), *want = fs_test_alloc(m * n);
+    fs_fill_uniform(&rng, a, m * k, -1, 1);
+    fs_fill_uniform(&rng, b, k * n, -1, 1);
+    fs_sgemm_ref(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, want, n);
+    fs_set_num_threads(1);
+    int rc = FS_OK, bad = 0;
+#pragma omp parallel num_threads(2)
+    {
+        if (omp_get_thread_num() == 0) {
+            for (int rep = 0; rep < 30; rep++) {
+                rc |= fs_sgemm(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+                for (fs_idx i = 0; i < m * n; i++)
+                    if (fabsf(c[i] - want[i]) > 1e-3f) bad++;
+            }
+        } else {
+            for (int rep = 0; rep < 3000; rep++)
+                fs_set_blocking(NULL, (rep % 3 + 1) * blk.mr, 16 + 48 * (rep % 5),
+                                (rep % 4 + 1) * blk.nr);
+        }
+    }
+    FS_CHECK(rc == FS_OK && bad == 0, "GEMMs beside fs_set_blocking: status %d, %d wrong",
+             rc, bad);
+    FS_CHECK_EQ_INT(fs_set_blocking(NULL, 0, 0, 0), FS_OK);
+    free(a); free(b); free(c); free(want);
+#endif
+}
+
 /* Two callers at once (as two Python threads with the GIL released would
  * be): each must get its own packing workspace. */
 static void run_concurrent(void)
@@ -173,6 +268,8 @@ int main(void)
         run_all();
     }
     run_concurrent();
+    run_other_blocks();
+    run_set_while_computing();
     printf("%ld gemm cases (isa %s)\n", cases_run, fs_isa_name());
     return fs_test_done();
 }

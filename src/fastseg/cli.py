@@ -19,6 +19,7 @@ import sys
 import traceback
 
 from fastseg._commands import CLIError, bench, export, report
+from fastseg._commands import tune as tune_command
 from fastseg.errors import USER_ERRORS
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     export.add_parser(sub)
     report.add_parser(sub)
+    tune_command.add_parser(sub)
     _experiment_parser(sub)
     return parser
 

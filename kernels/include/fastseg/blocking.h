@@ -14,7 +14,10 @@
  * (32 KiB, 1 MiB), a Zen 5 (48 KiB, 1 MiB) and a Xeon (48 KiB, 2 MiB).
  * Each value is #ifndef-guarded so a tuning build can try others
  * (-DFS_GEMM_KC_AVX512=...); kernels/tests/test_dispatch.c checks the
- * fitting on those CPUs' caches.
+ * fitting on those CPUs' caches. At run time fs_set_blocking replaces the
+ * fitted MC, KC, NC of an ISA with measured ones (fastseg tune: the
+ * candidates it times and why live in src/fastseg/tuning/tuner.py); the
+ * fitted values stay the default and the fallback.
  */
 #ifndef FASTSEG_BLOCKING_H
 #define FASTSEG_BLOCKING_H
@@ -90,6 +93,18 @@
 #endif
 /* Floors, so a CPU that reports tiny (or no) caches still gets sane blocks. */
 #define FS_GEMM_KC_MIN 64
+
+/* ---- blocks set at run time (fs_set_blocking: the tuner) -------------------
+ * The range a tuned block may take. Wide enough for any cache this side of
+ * a server's L2 (the tuner tries a few values around the fitted ones), and
+ * bounded so a bad value cannot ask for absurd packing space: a thread's
+ * A block (MC x KC) at most 16 MiB and B panel (KC x NC) at most 32 MiB. */
+#define FS_GEMM_MC_LIMIT 4096
+#define FS_GEMM_KC_LIMIT_MIN 16
+#define FS_GEMM_KC_LIMIT 2048
+#define FS_GEMM_NC_LIMIT 32768
+#define FS_GEMM_A_BLOCK_LIMIT ((fs_idx)1 << 22)
+#define FS_GEMM_B_PANEL_LIMIT ((fs_idx)1 << 23)
 
 /* The largest MR and NR of any table (stack arrays of tile rows) and the
  * segment width of the convolution forms: a B row or C row of NR floats is

@@ -61,8 +61,33 @@ typedef struct {
     fs_idx mc, kc, nc;   /* rows of A, depth and columns of B per cache block */
 } fs_blocking;
 int fs_isa_blocking(const char *name, fs_blocking *out);
+/* The same, as fitted to the caches (what fs_set_blocking's 0 means),
+ * whatever was set since. */
+int fs_isa_blocking_fitted(const char *name, fs_blocking *out);
+/* Set the cache blocks of ISA `name` ("auto" or NULL: the one in use) from
+ * now on: the tuner's choice (fastseg tune). 0 for a block keeps the fitted
+ * value; so fs_set_blocking(name, 0, 0, 0) goes back to the constants.
+ * Limits (fastseg/blocking.h): mc a multiple of MR in [MR, FS_GEMM_MC_LIMIT],
+ * kc in [FS_GEMM_KC_LIMIT_MIN, FS_GEMM_KC_LIMIT], nc a multiple of NR in
+ * [NR, FS_GEMM_NC_LIMIT]. Returns FS_OK; FS_EVALUE, changing nothing, for
+ * an unknown name, an ISA that cannot run here or a block out of range;
+ * FS_ENOMEM when no table can be made. Safe while other threads compute: a
+ * call in flight keeps the blocks it started with. KC sets the order in
+ * which a K-long sum is added up (a K block at a time), so results change
+ * at rounding level with it; MC and NC change no result. */
+int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc);
 /* The cache sizes the blocking was fitted to: bytes per core, 0 unknown. */
 void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3);
+/* How fs_sgemm cuts C among threads (gemm.c): `mode` FS_SPLIT_AUTO (along N
+ * when op(A) is the smaller operand, else along M), FS_SPLIT_N or
+ * FS_SPLIT_M; `blocks` the most blocks per thread (1..FS_SPLIT_BLOCKS_MAX;
+ * 0: the default, 4), which threads take as they come free. Returns FS_OK or
+ * FS_EVALUE (nothing changes). No result depends on it: each element of C
+ * is summed by one thread in the same order whatever the cut. */
+enum { FS_SPLIT_AUTO = 0, FS_SPLIT_N = 1, FS_SPLIT_M = 2 };
+#define FS_SPLIT_BLOCKS_MAX 16
+int fs_set_gemm_split(int mode, int blocks);
+void fs_get_gemm_split(int *mode, int *blocks);
 
 /* ---- SGEMM (gemm.c): C = alpha * op(A) * op(B) + beta * C ---------------
  * op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading

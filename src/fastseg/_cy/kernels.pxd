@@ -23,7 +23,16 @@ cdef extern from "fastseg/kernels.h" nogil:
         int mr, nr
         fs_idx mc, kc, nc
     int fs_isa_blocking(const char *name, fs_blocking *out)
+    int fs_isa_blocking_fitted(const char *name, fs_blocking *out)
+    int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc)
     void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)
+    enum:
+        FS_SPLIT_AUTO
+        FS_SPLIT_N
+        FS_SPLIT_M
+        FS_SPLIT_BLOCKS_MAX
+    int fs_set_gemm_split(int mode, int blocks)
+    void fs_get_gemm_split(int *mode, int *blocks)
 
     int fs_sgemm(int trans_a, int trans_b, fs_idx m, fs_idx n, fs_idx k,
                  float alpha, const float *a, fs_idx lda,

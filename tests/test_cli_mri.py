@@ -278,9 +278,12 @@ def test_demo_mri_quick(tmp_path, capsys):
     result = json.loads((tmp_path / "metrics.json").read_text())
     names = [r["network"] for r in result["networks"]]
     assert names == ["2d", "stacked2d", "triplanar", "3d"]
-    assert [v["volume"] for v in result["volumes"]][:2] == ["icbm2009c_left", "icbm2009c_right"]
+    assert result["data"] == {"train": "mni152", "test": "icbm2009c",
+                              "region": "whole brain"}
     for row in result["networks"]:
-        assert 0 <= row["dice"] <= 1 and row["train_s"] > 0 and row["infer_s_per_volume"] > 0
+        assert 0 <= row["dice_left"] <= 1 and 0 <= row["dice_right"] <= 1
+        assert row["train_s"] > 0 and row["infer_s"] > 0
+        assert row["volume_error_left"] >= -100 and row["volume_error_right"] >= -100
         assert row["hd95"] is None or row["hd95"] >= 0
         assert f"\n{row['network']:<11}" in out  # a line of the printed table
         with Image.open(tmp_path / f"{row['network']}.png") as pic:

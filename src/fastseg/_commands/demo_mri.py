@@ -196,6 +196,7 @@ def run_comparison(networks, out, seed=0, note=print) -> dict:
         infer_s = time.perf_counter() - t0
         result = _evaluate(labels, test)
         _picture(net, labels, test, out / f"{net.name}.png")
+        seg.save(out / f"{net.name}.fseg")  # for fastseg segment on the user's own scans
         row = {"network": net.name, "model": net.model, "patch_size": net.patch_size,
                **result, "train_s": train_s, "infer_s": infer_s,
                "threshold": seg.decision_threshold(),
@@ -225,7 +226,8 @@ def run(args) -> int:
     print(_format_table(result["networks"]))
     best = max(result["networks"], key=lambda r: r["dice_left"] + r["dice_right"])
     print(f"best: {best['network']} (Dice {best['dice_left']:.3f} / {best['dice_right']:.3f}); "
-          f"total "
-          f"{result['total_s']:.0f} s\nwrote {out}/metrics.json and "
-          f"{', '.join(n.name + '.png' for n in networks)}")
+          f"total {result['total_s']:.0f} s\nwrote {out}/metrics.json, "
+          f"{', '.join(n.name + '.png' for n in networks)} and the models "
+          f"({', '.join(n.name + '.fseg' for n in networks)}: fastseg segment "
+          f"{out / best['network']}.fseg SCAN.nii.gz --out DIR)")
     return 0

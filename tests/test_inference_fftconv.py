@@ -108,14 +108,21 @@ def test_non_contiguous_and_float64_input():
 
 
 def test_spectra_layout_and_size():
+    """In 2-D the spectra are packed for the backend's kernel, the general layout made
+    only when the general path asks; in 3-D the general layout at once."""
     rng = np.random.default_rng(5)
     w = rand(rng, 4, 3, 5, 5)
-    s = fc.KernelSpectra(w, (8, 12))
+    s = fc.KernelSpectra(w, (8, 12), backend="numpy")
+    assert s.packed_for == "numpy" and s.packed.shape == (1, 7, 8, 2, 3, 8)
+    assert s.nbytes == s.packed.nbytes
+    assert fc.KernelSpectra.nbytes_for(4, 3, (8, 12)) == 8 * 4 * 3 * 56
     assert s.array.shape == (8 * 7, 4, 3) and s.array.dtype == np.complex64
-    assert s.nbytes == fc.KernelSpectra.nbytes_for(4, 3, (8, 12)) == 8 * 4 * 3 * 56
+    assert s.nbytes == s.packed.nbytes + s.array.nbytes
     full = np.conj(np.fft.rfft2(w, s=(8, 12)))  # (F, C, 8, 7)
     np.testing.assert_allclose(s.array.reshape(8, 7, 4, 3), full.transpose(2, 3, 0, 1),
                                atol=1e-4)
+    s3 = fc.KernelSpectra(rand(rng, 2, 3, 2, 2, 2), (4, 4, 4))
+    assert s3.packed is None and s3.array.shape == (4 * 4 * 3, 2, 3)
 
 
 def test_bad_arguments():
@@ -161,3 +168,61 @@ def test_gemm_batch_per_bin_products(name):
             _gemm.sgemm_batch(rand(rng, 2, 3, 10)[:, :, ::2], rand(rng, 2, 5, 4), out)
         _gemm.sgemm_batch(rand(rng, 2, 3, 0), rand(rng, 2, 0, 4), out)
         assert (out == 0).all()
+
+
+@pytest.mark.parametrize("name", ["c", "numpy"])
+def test_kernel_path_fuses_named_activation_and_projection(name):
+    """Activations by name run in the backend's 2-D kernel, with the 1x1 convolution; the
+    same answer as the general path (callables), bitwise the same for any workers,
+    group and chunk, and the stage times land in `timings`."""
+    if name not in fastseg.available_backends():
+        pytest.skip(f"{name} backend not built")
+    rng = np.random.default_rng(8)
+    x, w, b = rand(rng, 6, 29, 23), rand(rng, 15, 6, 7, 7) * 0.2, rand(rng, 15)
+    pw, pb = rand(rng, 2, 15), rand(rng, 2)
+    spectra = fc.KernelSpectra(w, (16, 18), backend=name)
+    ref = reference(x, w, b)
+    for act, fn in (("tanh", np.tanh), ("relu", lambda a: np.maximum(a, 0)),
+                    ("sigmoid", lambda a: 1 / (1 + np.exp(-a)))):
+        want = np.tensordot(pw, fn(ref), axes=(1, 0)) + pb[:, None, None]
+        timings = {}
+        got = fc.correlate(x, spectra, b, activations=[act], project=(pw, pb), backend=name,
+                           timings=timings)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+        assert set(timings) == set(fc.STAGES)
+        for workers, group, chunk, in ((1, 10, 32), (2, 1, 1), (3, 40, 200)):
+            again = fc.correlate(x, spectra, b, activations=[act], project=(pw, pb),
+                                 backend=name, workers=workers, group=group, chunk=chunk)
+            assert again.tobytes() == got.tobytes()
+    maps = fc.correlate(x, spectra, b, activations=["relu"], backend=name)
+    np.testing.assert_allclose(maps, np.maximum(ref, 0), atol=2e-5)
+    general = fc.correlate(x, spectra, b, activations=[ops.relu], backend=name)
+    np.testing.assert_allclose(general, maps, atol=2e-5)
+    two = fc.correlate(x, spectra, b, activations=["relu", "tanh"], backend=name)
+    np.testing.assert_allclose(two, np.tanh(np.maximum(ref, 0)), atol=2e-5)
+    with pytest.raises(ValueError, match="activations"):
+        fc.correlate(x, spectra, b, activations=["gelu"], backend=name)
+
+
+def test_kernel_mults_three_and_four_agree():
+    if "c" not in fastseg.available_backends():
+        pytest.skip("c backend not built")
+    rng = np.random.default_rng(9)
+    x, w, b = rand(rng, 50, 40, 37), rand(rng, 23, 50, 16, 16) * 0.02, rand(rng, 23)
+    spectra = fc.KernelSpectra(w, (32, 32), backend="c")
+    three = fc.correlate(x, spectra, b, activations=["tanh"], mults=3, backend="c")
+    four = fc.correlate(x, spectra, b, activations=["tanh"], mults=4, backend="c")
+    np.testing.assert_allclose(three, np.tanh(reference(x, w, b)), atol=1e-5)
+    np.testing.assert_allclose(four, three, atol=1e-5)
+
+
+def test_spectra_follow_the_backend():
+    """Spectra packed for one backend are packed again for another that asks."""
+    if "c" not in fastseg.available_backends():
+        pytest.skip("c backend not built")
+    rng = np.random.default_rng(10)
+    x, w = rand(rng, 3, 20, 20), rand(rng, 5, 3, 4, 4)
+    spectra = fc.KernelSpectra(w, (12, 12), backend="numpy")
+    got = fc.correlate(x, spectra, backend="c")
+    assert spectra.packed_for == "c"
+    np.testing.assert_allclose(got, reference(x, w), atol=1e-5)

@@ -228,6 +228,69 @@ void fs_rprop_update(float *p, const float *g, float *prev, float *step_size,
                      fs_idx count, float eta_minus, float eta_plus,
                      float step_min, float step_max);
 
+/* ---- dense inference: overlap-save FFT convolution (fftconv.c) ----------
+ * y = proj(act(corr(x, w) + bias)): the valid stride-1 cross-correlation of
+ * x (c, h, w) with a weight (f, c, kh, kw), plus bias (f) or NULL, through
+ * the activation, then, when p > 0, the 1x1 convolution proj_w (p, f) with
+ * proj_b (p) or NULL. y is (p, oh, ow), or (f, oh, ow) when p == 0, with
+ * oh = h - kh + 1, ow = w - kw + 1. The correlation runs by FFT of shape
+ * th x tw per block of (th - kh + 1) x (tw - kw + 1) outputs; the weight
+ * comes as its spectra, packed for the micro-kernel in use:
+ *   spectra[((pn * nbins + v*th + u) * 2 + part) * c * mr + ci * mr + i]
+ *     = part 0 (real) or 1 (imaginary) of conj(rfft2(w[pn*mr + i, ci],
+ *       (th, tw)))[u, v] / (th * tw)   (0 for filters pn*mr + i >= f),
+ * for panels pn < ceil(f / mr), bins u < th, v < tw/2 + 1 (nbins of them),
+ * mr = fs_fftconv_panel_rows(). The activation and the 1x1 convolution run
+ * on a few filters' maps at a time, so the f-channel map never exists
+ * whole. Results are bitwise repeatable, the same for any thread count,
+ * group and chunk; they depend on the FFT shape, mults and the ISA. */
+enum { FS_ACT_NONE = 0, FS_ACT_RELU = 1, FS_ACT_TANH = 2, FS_ACT_SIGMOID = 3 };
+typedef struct {
+    fs_idx c, h, w;     /* the input x (c, h, w) */
+    fs_idx f, kh, kw;   /* the weight (f, c, kh, kw) */
+    fs_idx th, tw;      /* the FFT shape: kh <= th, kw <= tw, each <= 1024, with no
+                           prime factor above 61 */
+    fs_idx p;           /* outputs of the 1x1 convolution; 0: none, y is the maps */
+    int act;            /* FS_ACT_*, applied after the bias */
+    int mults;          /* real products per complex one: 3 (Gauss) or 4 */
+    fs_idx group;       /* filters transformed back together (0: the default);
+                           rounded up to a multiple of mr */
+    fs_idx chunk;       /* output blocks per task (0: the default); rounded up to
+                           the micro-kernel's NR */
+} fs_fftconv_geom;
+/* The stages fs_fftconv2d times when asked: CPU seconds of its threads,
+ * summed (so a machine's other jobs do not show up in them). */
+enum {
+    FS_FFT_STAGE_FORWARD = 0,   /* input windows: gather and forward transforms */
+    FS_FFT_STAGE_PRODUCTS = 1,  /* per-bin complex products (and their bias) */
+    FS_FFT_STAGE_INVERSE = 2,   /* inverse transforms */
+    FS_FFT_STAGE_ACTIVATION = 3,
+    FS_FFT_STAGE_PROJECT = 4,   /* the 1x1 convolution */
+    FS_FFT_STAGE_COPY = 5,      /* zeroing, summing the slices, writing the output */
+    FS_FFT_STAGE_SYNC = 6,      /* waiting for the team (spinning at its barriers) */
+    FS_FFT_STAGES = 7
+};
+/* The spectra's panel rows (mr) for the kernels in use. */
+int fs_fftconv_panel_rows(void);
+/* Floats of workspace each thread of fs_fftconv2d takes (kept for its next
+ * call), and the floats the team shares (held by the calling thread), or -1
+ * when the geometry is refused. */
+int64_t fs_fftconv_workspace_floats(const fs_fftconv_geom *g, int mr);
+int64_t fs_fftconv_shared_floats(const fs_fftconv_geom *g, int mr);
+/* seconds: NULL, or FS_FFT_STAGES doubles to receive the stage times.
+ * Returns FS_OK; FS_EVALUE, writing nothing, for a geometry out of range or
+ * spectra packed with another mr; FS_ENOMEM. */
+int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra, int mr,
+                 const float *bias, const float *proj_w, const float *proj_b, float *y,
+                 double *seconds);
+/* The tests' oracle: the same layer directly, in double, from the weight
+ * wt (f, c, kh, kw) (g's FFT shape, mults, group and chunk unused). */
+int fs_fftconv2d_ref(const fs_fftconv_geom *g, const float *x, const float *wt,
+                     const float *bias, const float *proj_w, const float *proj_b, float *y);
+/* The packed spectra of wt by the plain DFT in double (small shapes). */
+void fs_fftconv_spectra_ref(const float *wt, fs_idx f, fs_idx c, fs_idx kh, fs_idx kw,
+                            fs_idx th, fs_idx tw, int mr, float *out);
+
 #ifdef __cplusplus
 }
 #endif

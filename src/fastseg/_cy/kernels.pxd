@@ -110,3 +110,30 @@ cdef extern from "fastseg/kernels.h" nogil:
                              const fs_idx *k, const fs_idx *stride, float *y, int64_t *idx)
     int fs_maxpool3d_backward(const float *dy, const int64_t *idx, fs_idx n, fs_idx c,
                               fs_idx out_count, fs_idx in_count, float *dx)
+
+# ---- dense inference: overlap-save FFT convolution (fftconv.c) ---------------
+cdef extern from "fastseg/kernels.h" nogil:
+    enum:
+        FS_ACT_NONE
+        FS_ACT_RELU
+        FS_ACT_TANH
+        FS_ACT_SIGMOID
+        FS_FFT_STAGES
+    ctypedef struct fs_fftconv_geom:
+        fs_idx c, h, w
+        fs_idx f, kh, kw
+        fs_idx th, tw
+        fs_idx p
+        int act
+        int mults
+        fs_idx group
+        fs_idx chunk
+    int fs_fftconv_panel_rows()
+    int64_t fs_fftconv_workspace_floats(const fs_fftconv_geom *g, int mr)
+    int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra, int mr,
+                     const float *bias, const float *proj_w, const float *proj_b, float *y,
+                     double *seconds)
+    int fs_fftconv2d_ref(const fs_fftconv_geom *g, const float *x, const float *wt,
+                         const float *bias, const float *proj_w, const float *proj_b, float *y)
+    void fs_fftconv_spectra_ref(const float *wt, fs_idx f, fs_idx c, fs_idx kh, fs_idx kw,
+                                fs_idx th, fs_idx tw, int mr, float *out)

@@ -5,14 +5,25 @@ shapes, with the rates below (measured on the project's 2-core AMD EPYC; only
 their ratios matter), and picks per layer:
 
 * direct: ``2 F C prod(k) prod(O)`` flops on fastseg's GEMM;
-* FFT (:mod:`fastseg._inference.fftconv`): forward transforms of the input windows, one
-  complex product per frequency bin (plus a fixed cost per GEMM call, which is
-  what makes tiny groups slow), inverse transforms of every output channel, the
-  copies between them, and the kernel spectra once per image.
+* FFT (:mod:`fastseg._inference.fftconv`), in 2-D the backend's fused kernel
+  (``kernels/src/fftconv.c``): the forward transforms of the input windows, the
+  per-bin complex products (``2 * mults`` real flops per filter, channel, bin and
+  block, on the GEMM micro-kernel), the inverse transforms of every filter, the
+  activation and the 1x1 convolution after it, and the kernel spectra once per image;
+  elsewhere (3-D) the general path's transforms, products and copies.
 
-``auto`` takes the FFT where it is estimated at least ``AUTO_MARGIN`` times
-faster; on lai2d that is the fully connected layer run as a 16x16 convolution
-(about 40x fewer operations), not the 5x5 convolutions.
+``auto`` takes the FFT where it is estimated at least ``fft.margin`` times faster;
+on lai2d that is the fully connected layer run as a 16x16 convolution (about 40x
+fewer operations), not the 5x5 convolutions.
+
+Measured per CPU, not only counted (:mod:`fastseg.tuning.fft` times the candidates,
+``fastseg tune`` stores the winners, :func:`setting` reads them, falling back to the
+defaults in :data:`SETTINGS`): ``fft.lengths`` (the FFT lengths the shapes are made
+of; empty: every 2-3-5 length), ``fft.margin``, the kernel's ``fft.mults`` (3 or 4
+real products per complex one), ``fft.group`` and ``fft.chunk`` (its blocking: no
+result depends on them), and the rates ``fft.rate.*``. A tuned ``fft.lengths``,
+``fft.margin`` or ``fft.mults`` changes results at rounding level (another FFT shape,
+another layer on the FFT, another product), never run to run.
 
 Memory limits, both stated here and kept:
 
@@ -20,28 +31,33 @@ Memory limits, both stated here and kept:
   :data:`SPECTRA_BUDGET_BYTES` = 384 MiB (lai2d's 1000x50x16x16 layer: 351 MiB at
   40x45, the size chosen under it for large images; 458 MiB at 48x48 would not fit);
 * one tile's working memory stays under :data:`TILE_BUDGET_BYTES` (direct
-  layers only) or :data:`FFT_TILE_BUDGET_BYTES` (with an FFT layer; output
+  layers only) or :data:`FFT_TILE_BUDGET_BYTES` (with an FFT layer: its input and
+  output maps and each thread's kernel workspace; on the general path output
   channels are grouped to fit, groups running on ``threads`` threads at once);
-* no working array of the FFT path exceeds ``fastseg._inference.fftconv.ARRAY_MAX_BYTES``.
+* no working array of the general path exceeds ``fastseg._inference.fftconv.ARRAY_MAX_BYTES``.
 
 With them, lai2d on a 4096x4096 photo peaks under 1 GB for the whole process,
-image-sized planes included (scale 1, 2 threads, the AMD EPYC above, maximum RSS:
-``fastseg segment`` end to end 888 MiB, ``segment`` with a fitted Segmenter 904 MiB,
-with the bare network 898 MiB; bench/README.md). The spectra are the largest part.
+image-sized planes included (bench/README.md has the figures). The spectra are the
+largest part.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 
 from fastseg import backends
 from fastseg._inference import fftconv as fc
 from fastseg._inference.fcn import Act, Conv, DensePlan, Pool
 from fastseg.errors import InvalidValueError
+from fastseg.tuning import cache as tuned
 
 __all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "SPECTRA_BUDGET_BYTES",
-           "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES"]
+           "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "MAX_TILE", "MAX_FFT_TILE", "SETTINGS",
+           "setting", "overrides"]
 
 METHODS = ("auto", "direct", "fft")
 
@@ -51,26 +67,80 @@ SPECTRA_BUDGET_BYTES = 384 * 2**20
 TILE_BUDGET_BYTES = 96 * 2**20
 #: Working memory of one tile when a layer runs by FFT.
 FFT_TILE_BUDGET_BYTES = 256 * 2**20
-#: Largest automatic tile side, in output pixels.
+#: Largest automatic tile side, in output pixels: direct layers only, and with an FFT
+#: layer (whose kernel cuts its own work into chunks: a larger tile only saves the
+#: overlap of the tiles' windows; its memory is bounded by FFT_TILE_BUDGET_BYTES).
 MAX_TILE = 512
+MAX_FFT_TILE = 1024
+#: The column matrix a direct convolution holds at once (kernels/src/conv.c's
+#: FS_CONV_COLS_MAX; the fused convolution holds none).
+_COLUMNS_MAX_BYTES = 32 * 2**20
 
-# Rates of one thread (seconds), measured on the project's AMD EPYC (Zen 5, AVX2
-# micro-kernel). The choice depends on their ratios only.
+# Rates of one thread (seconds), measured on the project's AMD EPYC (the direct GEMM on
+# Zen 5, the FFT kernel's on Zen 4, in CPU time). The choice depends on their ratios only.
 _GEMM_FLOP = 1 / 100e9          # fastseg's GEMM and fused convolution
 _FFT_POINT_LOG2 = 0.17e-9       # pocketfft, per point and log2(points) of a transform
 _COPY_FLOAT = 0.4e-9            # a strided float32 copy or element-wise pass
 _GEMM_CALL = 0.5e-6             # set-up cost of one per-bin GEMM (packing, workspace)
 _FRESH_BYTE = 1.5e-9            # first touch of newly mapped memory (the kernel spectra)
-#: auto takes the FFT only where it is estimated this many times faster.
-AUTO_MARGIN = 1.5
+
+#: The settings measured per CPU (fastseg.tuning.fft) and their defaults: a tuned value
+#: replaces the default through fastseg.tuning.cache.get (same type, else ignored).
+SETTINGS = {
+    "fft.lengths": [],          # FFT lengths shapes are made of; [] = every 2-3-5 length
+    "fft.margin": 1.5,          # auto takes the FFT where estimated this many times faster
+    "fft.mults": 3,             # the kernel's real products per complex one (3 or 4)
+    "fft.group": 0,             # the kernel's filters per group (0: its own default)
+    "fft.chunk": 0,             # the kernel's blocks per task (0: its own default)
+    "fft.rate.product": 1 / 57e9,   # s per real flop of the kernel's per-bin products
+    "fft.rate.fft": 0.235e-9,   # s per point and log2(length) of its vertical transforms
+    "fft.rate.act": 0.7e-9,     # s per value of its activation (tanh)
+    "fft.rate.project": 0.2e-9,  # s per value and output of its 1x1 convolution
+}
+
+_local = threading.local()
+
+
+def setting(name: str):
+    """The value of one of :data:`SETTINGS`: an override in force on this thread
+    (:func:`overrides`), else this CPU's tuned value, else the default."""
+    over = getattr(_local, "values", None)
+    if over and name in over:
+        return over[name]
+    return tuned.get(name, SETTINGS[name])
+
+
+@contextlib.contextmanager
+def overrides(values: dict):
+    """Use `values` for some of :data:`SETTINGS` on this thread meanwhile (the tuner's
+    candidates; tests)."""
+    unknown = sorted(set(values) - set(SETTINGS))
+    if unknown:
+        raise InvalidValueError(f"overrides: unknown settings {unknown}; expected some of "
+                                f"{sorted(SETTINGS)}")
+    before = getattr(_local, "values", None)
+    _local.values = {**(before or {}), **values}
+    try:
+        yield
+    finally:
+        _local.values = before
+
+
+def _settings_key() -> tuple:
+    """What a schedule depends on of the settings (schedules are kept per image shape)."""
+    return tuple((n, tuple(v) if isinstance(v, list) else v)
+                 for n, v in ((n, setting(n)) for n in SETTINGS))
 
 
 @dataclass(frozen=True)
 class FFTStep:
-    """How one convolution runs by FFT: the transform size and output channels per group."""
+    """How one convolution runs by FFT: the transform size, the output channels per
+    group, and (the 2-D kernel) real products per complex one and blocks per task."""
 
     fft_shape: tuple[int, ...]
     group: int
+    mults: int = 3
+    chunk: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +198,40 @@ def _round_up(n, m):
     return -(-n // m) * m
 
 
+def _kernel_cost(conv: Conv, out, fft_shape, threads, outputs) -> float:
+    """Estimated seconds of one 2-D kernel call (kernels/src/fftconv.c) producing `out`
+    through a 1x1 convolution of `outputs` channels (0: none), spectra excluded.
+
+    Its tasks are chunks of blocks padded to whole micro-panels (32 blocks), taken
+    by `threads` threads; the products are ``2 * mults`` real flops per filter, channel,
+    bin and block, the transforms log-linear in their lengths."""
+    f, c = conv.out_channels, conv.in_channels
+    th, tw = fft_shape
+    kh, kw = conv.kernel
+    s1, s2 = th - kh + 1, tw - kw + 1
+    nv = tw // 2 + 1
+    nb = math.prod(fc.blocks(out, conv.kernel, fft_shape))
+    chunk = max(32, _round_up(setting("fft.chunk") or 32, 32))
+    tasks = max(1, -(-nb // chunk))
+    parallel = max(1, min(threads, tasks))
+    lanes = _round_up(-(-nb // tasks), 32) * tasks  # blocks, padded per task
+    log1, log2 = math.log2(max(th, 2)), math.log2(max(tw, 2))
+    products = 2.0 * setting("fft.mults") * f * c * th * nv * lanes * setting("fft.rate.product")
+    transforms = (c * (th * tw * log2 / 2 + nv * th * log1)
+                  + f * (nv * th * log1 + s1 * tw * log2 / 2)) * lanes * setting("fft.rate.fft")
+    epilogue = f * lanes * s1 * s2 * (setting("fft.rate.act")
+                                      + outputs * setting("fft.rate.project"))
+    return (products + transforms + epilogue) / parallel
+
+
+def _on_kernel(dense: DensePlan, i: int, backend: str) -> bool:
+    """Whether FFT step i runs on the 2-D kernel: a 2-D convolution followed by at most
+    one activation before its 1x1 (or the end), on a host backend."""
+    end, proj = dense.fused(i)
+    acts = (proj if proj is not None else end) - i - 1
+    return dense.steps[i].ndim == 2 and acts <= 1 and backend != "cuda"
+
+
 def _spectra_cost(conv: Conv, fft_shape, threads) -> float:
     f, c = conv.out_channels, conv.in_channels
     return f * c * (_transform_cost(fft_shape) + 3 * math.prod(fft_shape) * _COPY_FLOAT) \
@@ -150,12 +254,17 @@ def _fft_shape_for(conv: Conv, out, budget_bytes) -> list[tuple[int, ...]]:
     """FFT shapes that fit `out` and the spectra budget: cubes, and cubes with the last
     axis one or two fast lengths longer (the real FFT halves that axis, so it adds
     the fewest bins), each clipped to the map."""
-    return _shapes(conv.out_channels, conv.in_channels, conv.kernel, tuple(out), budget_bytes)
+    return _shapes(conv.out_channels, conv.in_channels, conv.kernel, tuple(out), budget_bytes,
+                   tuple(int(n) for n in setting("fft.lengths")))
 
 
 @functools.lru_cache(maxsize=4096)
-def _shapes(f, c, kernel, out, budget_bytes):
+def _shapes(f, c, kernel, out, budget_bytes, preferred=()):
+    """(preferred: the tuned ``fft.lengths``; a shape clipped to a short map may still
+    take another length, the smallest that holds it.)"""
     shapes, lengths = [], _candidate_lengths(max(kernel))
+    if preferred:
+        lengths = tuple(n for n in lengths if n in preferred) or lengths
     for i, length in enumerate(lengths):
         for last in lengths[i:i + 3]:
             sides = [length] * (len(out) - 1) + [last]
@@ -181,53 +290,83 @@ def _group_for(conv: Conv, out, fft_shape, budget_bytes, threads, maps_bytes) ->
     return max(1, -(-f // groups))
 
 
-def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft):
+def _tile_classes(image_hw, tile):
+    """The tiles an image is cut into, by size: [(tile shape, count)] -- whole tiles,
+    and the narrower ones at the far edges."""
+    per_axis = []
+    for n in image_hw:
+        full, rem = divmod(n, tile)
+        per_axis.append([(tile, full)] * bool(full) + [(rem, 1)] * bool(rem))
+    return [(tuple(size for size, _ in combo), math.prod(c for _, c in combo))
+            for combo in itertools.product(*per_axis)]
+
+
+def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
+               backend="c"):
     """(cost in s, {step: FFTStep}, peak bytes) of running the whole image in tiles of
-    `tile`; FFT shapes are chosen for a full tile's maps."""
+    `tile`: every tile costed at its own size (the edge tiles are narrower); FFT shapes
+    are chosen among those that suit a whole tile's maps, memory for a whole tile."""
     s = dense.stride
-    n_out = tuple(-(-min(tile, n) // s) for n in image_hw)  # outputs per window, full tile
-    shapes = dense.shapes(n_out)
-    tiles = math.prod(-(-n // tile) for n in image_hw)
-    windows = tiles * s ** len(image_hw)  # shift-and-stitch: one window per shift
+    classes = [([-(-n // s) for n in size], count * s ** len(image_hw))  # windows per size
+               for size, count in _tile_classes(image_hw, min(tile, max(image_hw)))]
+    shapes = [dense.shapes(tuple(n_out)) for n_out, _ in classes]
+    big = max(range(len(classes)), key=lambda k: math.prod(classes[k][0]))
     budget = SPECTRA_BUDGET_BYTES
+    margin = setting("fft.margin")
+
+    def total(fn, i):  # fn(out) summed over the tiles
+        return sum(count * fn(dense.steps[i].out_shape(sh[i]))
+                   for (_, count), sh in zip(classes, shapes, strict=True))
+
     # The costliest convolutions get the spectra budget first.
     order = sorted((i for i, st in enumerate(dense.steps) if isinstance(st, Conv)),
                    key=lambda i: -_direct_cost(dense.steps[i],
-                                               dense.steps[i].out_shape(shapes[i])))
+                                               dense.steps[i].out_shape(shapes[big][i])))
     fft, cost, peak = {}, 0.0, 0
     for i in order:
         conv = dense.steps[i]
-        out = conv.out_shape(shapes[i])
-        direct = _direct_cost(conv, out) / threads
+        out = conv.out_shape(shapes[big][i])
+        direct = total(lambda o, conv=conv: _direct_cost(conv, o), i) / threads
         best = None
         if with_fft and _eligible(conv):
-            maps = _maps_bytes(dense, i, shapes[i])
+            kernel = _on_kernel(dense, i, backend)
+            maps = _maps_bytes(dense, i, shapes[big][i])
+            proj = dense.fused(i)[1]
+            outputs = 0 if proj is None else dense.steps[proj].out_channels
             for shape in _fft_shape_for(conv, out, budget):
-                nb = math.prod(fc.blocks(out, conv.kernel, shape))
-                if fc.input_bytes(conv.in_channels, shape, nb) > fc.ARRAY_MAX_BYTES:
-                    continue  # a smaller tile keeps the transformed input in one array
-                group = _group_for(conv, out, shape, FFT_TILE_BUDGET_BYTES, threads, maps)
-                t = _fft_cost(conv, out, shape, group, threads)
-                total = t * windows + _spectra_cost(conv, shape, threads)
-                if best is None or total < best[0]:
-                    best = (total, shape, group)
-        use_fft = best is not None and (
-            method == "fft" or best[0] * AUTO_MARGIN < direct * windows)
-        if use_fft:
-            fft[i] = FFTStep(best[1], int(best[2]))
+                if kernel:
+                    how = FFTStep(shape, setting("fft.group"), setting("fft.mults"),
+                                  setting("fft.chunk"))
+                    t = total(lambda o, conv=conv, shape=shape, outputs=outputs:
+                              _kernel_cost(conv, o, shape, threads, outputs), i)
+                else:
+                    nb = math.prod(fc.blocks(out, conv.kernel, shape))
+                    if fc.input_bytes(conv.in_channels, shape, nb) > fc.ARRAY_MAX_BYTES:
+                        continue  # a smaller tile keeps the transformed input in one array
+                    group = _group_for(conv, out, shape, FFT_TILE_BUDGET_BYTES, threads, maps)
+                    how = FFTStep(shape, int(group))
+                    t = total(lambda o, conv=conv, shape=shape, group=group:
+                              _fft_cost(conv, o, shape, group, threads), i)
+                t += _spectra_cost(conv, shape, threads)
+                if best is None or t < best[0]:
+                    best = (t, how)
+        if best is not None and (method == "fft" or best[0] * margin < direct):
+            fft[i] = best[1]
             budget -= fc.KernelSpectra.nbytes_for(conv.out_channels, conv.in_channels,
-                                                  best[1])
+                                                  best[1].fft_shape)
             cost += best[0]
         else:
-            cost += direct * windows
+            cost += direct
     fused = {j for i in fft for j in range(i + 1, dense.fused(i)[0])}
     for i, step in enumerate(dense.steps):
         if i not in fused:  # those run inside the FFT step, a group at a time
-            peak = max(peak, _step_bytes(dense, i, step, shapes[i], fft.get(i), threads))
+            how = fft.get(i)
+            kernel = how is not None and _on_kernel(dense, i, backend)
+            peak = max(peak, _step_bytes(dense, i, step, shapes[big][i], how, threads, kernel))
     return cost, fft, peak
 
 
-def _step_bytes(dense, i, step, shape, how, threads=1) -> int:
+def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
     """Working memory of one step on one window (input, output and temporaries)."""
     if isinstance(step, Act):
         return 0
@@ -238,8 +377,15 @@ def _step_bytes(dense, i, step, shape, how, threads=1) -> int:
         return 4 * (size_in + 3 * channels_in * math.prod(out))
     out = step.out_shape(shape)
     if how is None:
-        im2col = channels_in * math.prod(step.kernel) * math.prod(out)
-        return 4 * max(size_in + step.out_channels * math.prod(out), im2col)
+        columns = min(4 * channels_in * math.prod(step.kernel) * math.prod(out),
+                      _COLUMNS_MAX_BYTES)
+        return 4 * (size_in + step.out_channels * math.prod(out)) + columns
+    if kernel:
+        proj = dense.fused(i)[1]
+        outputs = 0 if proj is None else dense.steps[proj].out_channels
+        work = fc.kernel_workspace_bytes(channels_in, step.out_channels, outputs, step.kernel,
+                                         how.fft_shape, out, how.group, how.chunk, threads)
+        return _maps_bytes(dense, i, shape) + threads * work
     nb = math.prod(fc.blocks(out, step.kernel, how.fft_shape))
     return _maps_bytes(dense, i, shape) + fc.input_bytes(channels_in, how.fft_shape, nb) \
         + fc.CHUNK_BYTES + threads * how.group * fc.group_bytes(how.fft_shape, step.kernel, nb)
@@ -293,16 +439,16 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
         if backend == "cuda":
             raise InvalidValueError(f"{caller}: method='fft' runs on the host and the current "
                              "backend is 'cuda'; use method='direct' (or 'auto') on the GPU")
-    key = (tuple(image_hw), method, tile, threads, backend)
+    key = (tuple(image_hw), method, tile, threads, backend, _settings_key())
     kept = dense._schedules.get(key)
     if kept is not None:
         return kept
     with_fft = method != "direct" and backend != "cuda" and bool(eligible)
     if tile is not None:
-        cost, fft, _ = _tile_plan(dense, tile, image_hw, method, threads, with_fft)
+        cost, fft, _ = _tile_plan(dense, tile, image_hw, method, threads, with_fft, backend)
         result = Schedule(tile, fft, threads, cost)
     else:
-        result = _auto_tile(dense, image_hw, method, threads, with_fft)
+        result = _auto_tile(dense, image_hw, method, threads, with_fft, backend)
     if method == "fft":
         missing = [i for i in eligible if i not in result.fft]
         if missing:
@@ -318,20 +464,26 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
     return result
 
 
-def _tile_candidates(dense: DensePlan, image_hw) -> list[int]:
-    """Tile sides worth trying: multiples of the stride, up to the image and MAX_TILE."""
+def _tile_candidates(dense: DensePlan, image_hw, largest: int = MAX_TILE) -> list[int]:
+    """Tile sides worth trying: multiples of the stride up to the image and `largest`,
+    growing by a quarter, and the sides that cut the image's longer side evenly."""
     s = dense.stride
-    largest = min(MAX_TILE, max(image_hw))
+    largest = min(largest, max(image_hw))
     largest = -(-largest // s) * s
     sides = {largest}
     t = s
     while t < largest:
         sides.add(t)
         t = -(-int(t * 1.25 + 1) // s) * s
+    for k in range(1, 9):  # even cuts: no narrow tile left over at the edge
+        even = -(-max(image_hw) // k)
+        t = -(-even // s) * s
+        if t <= largest:
+            sides.add(t)
     return sorted(sides)
 
 
-def _auto_tile(dense, image_hw, method, threads, with_fft) -> Schedule:
+def _auto_tile(dense, image_hw, method, threads, with_fft, backend) -> Schedule:
     if not with_fft:
         # Direct layers only: the largest tile whose biggest intermediate fits.
         best = dense.stride
@@ -339,15 +491,17 @@ def _auto_tile(dense, image_hw, method, threads, with_fft) -> Schedule:
             if _direct_peak(dense, t) > TILE_BUDGET_BYTES:
                 break
             best = t
-        cost, fft, _ = _tile_plan(dense, best, image_hw, method, threads, False)
+        cost, fft, _ = _tile_plan(dense, best, image_hw, method, threads, False, backend)
         return Schedule(best, fft, threads, cost)
     # The fastest estimate among the tiles that fit their budget (the smallest tile
     # when none does).
     best = smallest = None
-    for t in _tile_candidates(dense, image_hw):
-        cost, fft, peak = _tile_plan(dense, t, image_hw, method, threads, True)
+    for t in _tile_candidates(dense, image_hw, MAX_FFT_TILE):
+        cost, fft, peak = _tile_plan(dense, t, image_hw, method, threads, True, backend)
         candidate = Schedule(t, fft, threads, cost)
         smallest = smallest or candidate
+        if not fft and t > MAX_TILE:
+            continue  # tiles past MAX_TILE are for the FFT kernel only
         if peak <= (FFT_TILE_BUDGET_BYTES if fft else TILE_BUDGET_BYTES):
             if best is None or cost < best.estimate_s:
                 best = candidate

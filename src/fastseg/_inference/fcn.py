@@ -26,7 +26,6 @@ size.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
 import threading
@@ -288,32 +287,25 @@ class DensePlan:
 
     def _run_fft(self, x, i, how, workers):
         """Run conv step i by FFT, with the activations after it and, when a 1x1
-        convolution follows them, that convolution too: its input then exists one
-        group of channels at a time, never whole. Returns (output, next step)."""
+        convolution follows them, that convolution too: its input then exists a few
+        channels at a time, never whole. Returns (output, next step).
+
+        `how` (:class:`fastseg._inference.cost.FFTStep`) gives the FFT shape and the
+        kernel's settings; a dict in the plan's ``fft_timings`` attribute, when set
+        (``bench/fft_stages.py``), collects the kernel's stage times."""
         end, proj = self.fused(i)
-        acts = [_host_activation(step.name)
-                for step in self.steps[i + 1:end if proj is None else proj]]
+        acts = [step.name for step in self.steps[i + 1:end if proj is None else proj]]
         project = None
         if proj is not None:
             w, b = self.steps[proj].weight, self.steps[proj].bias
             project = (host(w).reshape(w.shape[:2]), host(b))
         y = fftconv.correlate(host(x)[0], self.spectra(i, how.fft_shape, workers),
-                               host(self.steps[i].bias), group=how.group, activations=acts,
-                               project=project, workers=workers)
+                              host(self.steps[i].bias), group=how.group, activations=acts,
+                              project=project, workers=workers,
+                              mults=getattr(how, "mults", None),
+                              chunk=getattr(how, "chunk", None),
+                              timings=getattr(self, "fft_timings", None))
         return y[None], end
-
-
-def _host_activation(name):
-    """An activation for the FFT path's maps, host arrays of its own: NumPy's (its SIMD
-    tanh is as fast as the c kernel on these 1000-channel maps), tanh in place, which
-    spares an array of the maps' size (2 % of lai2d's FFT segmentation, measured)."""
-    if name == "tanh":
-        return _tanh_in_place
-    return functools.partial(getattr(ops, name), backend="numpy")
-
-
-def _tanh_in_place(maps):
-    return np.tanh(maps, out=maps)
 
 
 def host(a):

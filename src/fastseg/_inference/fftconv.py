@@ -12,7 +12,22 @@ correlation of that window with the kernel, ``irfftn(rfftn(window) *
 conj(rfftn(w)))``, has no wrapped term in its first ``step`` outputs per axis,
 which are the block's outputs.
 
-The work of one call, in this order:
+Two ways to run it:
+
+* 2-D, with the activations named (``"relu"``, ``"tanh"``, ``"sigmoid"``, at most
+  one) -- what dense segmentation asks for -- on the current backend's ``fftconv2d``:
+  the ``"c"`` backend's is one call into ``kernels/src/fftconv.c`` (vertical FFTs,
+  per-bin complex products on the GEMM micro-kernel, the inverse transforms fused
+  with bias, activation and the next 1x1 convolution; see there), the ``"numpy"``
+  backend's its float64 reference. The weight's spectra are packed once for that
+  backend (:class:`KernelSpectra`, ``fft_spectra``). Bitwise the same whatever the
+  threads, ``group`` and ``chunk``; ``mults`` (3 or 4 real products per complex one)
+  and the FFT shape change rounding.
+* any other case (3-D, activations given as callables): the per-bin products in
+  one ``gemm_batch`` per group of output channels on parallel threads, SciPy's
+  FFTs (the steps below).
+
+The general path, in this order:
 
 1. every input window is transformed once, all channels (real FFTs from
    ``scipy.fft``, threaded with ``workers``), and reused for every output channel;
@@ -22,9 +37,7 @@ The work of one call, in this order:
    float32 is ``[Re Im Re Im ...]`` along c, ``(F, 2C)``; stacking ``X`` and ``iX``
    read the same way gives ``(2C, 2B)``, and their product is ``Y`` with real and
    imaginary parts interleaved, exactly the complex64 layout the inverse FFT
-   reads. (Four real multiplications per complex one; the three-multiplication
-   form measured 1.0-1.36x slower on these shapes -- three GEMMs of half the
-   depth -- and would keep 1.5x the kernel spectra.)
+   reads.
 3. output channels in groups, so only one group's spectra and maps exist at a
    time: inverse FFT, crop, bias, activations, and, when a 1x1 convolution
    follows (lai2d's last layer), its product, accumulated over groups.
@@ -44,9 +57,10 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from fastseg import backends
-from fastseg.errors import InvalidValueError
+from fastseg.errors import InvalidValueError, UnavailableError
 
-__all__ = ["KernelSpectra", "correlate", "fast_length", "half_shape"]
+__all__ = ["KernelSpectra", "correlate", "fast_length", "half_shape", "NAMED_ACTIVATIONS",
+           "STAGES", "kernel_workspace_bytes"]
 
 #: Temporary memory of the forward transforms, per chunk of input channels.
 CHUNK_BYTES = 16 * 2**20
@@ -79,17 +93,25 @@ def _bins(fft_shape) -> int:
 
 
 class KernelSpectra:
-    """``conj(rfftn(w, fft_shape))`` of a weight (F, C, *kernel), laid out (bins, F, C)
+    """A weight (F, C, *kernel)'s spectra at `fft_shape`, computed once per model.
+
+    In 2-D, for a backend with ``fftconv2d``: :attr:`packed`, the backend's own layout
+    (``fft_spectra``: conjugate spectra scaled by ``1 / prod(fft_shape)``, in panels of
+    the micro-kernel's rows). Otherwise, and made on first use when the general path
+    asks for it: :attr:`array`, ``conj(rfftn(w, fft_shape))`` laid out (bins, F, C)
     complex64, so that bin k's (F, C) block read as float32 is its GEMM operand.
 
     Attributes
     ----------
     fft_shape, kernel : tuple of int
     out_channels, in_channels : int
-    array : numpy.ndarray, (bins, F, C) complex64
+    packed : numpy.ndarray or None
+        (panels, tw//2+1, th, 2, C, mr) float32.
+    packed_for : str or None
+        The backend `packed` was made for.
     """
 
-    def __init__(self, weight, fft_shape, workers: int = 1):
+    def __init__(self, weight, fft_shape, workers: int = 1, backend: str | None = None):
         w = np.asarray(weight, dtype=np.float32)
         self.out_channels, self.in_channels = w.shape[:2]
         self.kernel = tuple(w.shape[2:])
@@ -99,25 +121,55 @@ class KernelSpectra:
                                                                  strict=True)):
             raise InvalidValueError(f"fft_shape: {self.fft_shape} cannot hold the kernel "
                                     f"{self.kernel}")
+        self._weight, self._workers = w, workers
+        self._array = None
+        self.packed = self.packed_for = None
+        name = backends.get_backend() if backend is None else backend
+        if d != 2 or self.pack_for(name) is None:
+            self._array = self._general()
+
+    def pack_for(self, backend: str) -> np.ndarray | None:
+        """:attr:`packed` for `backend` (made again when it was packed for another); None
+        when `backend` does not run the 2-D FFT convolution (cuda: the general path)."""
+        if self.packed is None or self.packed_for != backend:
+            self.packed = self.packed_for = None  # the old one goes before the new is made
+            try:
+                self.packed = backends.load(backend).fft_spectra(self._weight, self.fft_shape)
+            except UnavailableError:
+                return None
+            self.packed_for = backend
+        return self.packed
+
+    @property
+    def array(self) -> np.ndarray:
+        """The general path's layout, (bins, F, C) complex64 (made on first use)."""
+        if self._array is None:
+            self._array = self._general()
+        return self._array
+
+    def _general(self) -> np.ndarray:
+        w, d = self._weight, len(self.kernel)
         f, c = self.out_channels, self.in_channels
         nbins = _bins(self.fft_shape)
-        self.array = np.empty((nbins, f, c), np.complex64)
+        array = np.empty((nbins, f, c), np.complex64)
         # A few output channels at a time, so the transform's temporaries stay small.
         chunk = max(1, CHUNK_BYTES // (8 * nbins * c))
         for f0 in range(0, f, chunk):
             f1 = min(f, f0 + chunk)
             block = np.moveaxis(w[f0:f1], (0, 1), (-2, -1))  # (*kernel, chunk, C)
             spec = _fft().rfftn(block, s=self.fft_shape, axes=tuple(range(d)),
-                                   workers=workers)
-            np.conjugate(spec.reshape(nbins, f1 - f0, c), out=self.array[:, f0:f1])
+                                workers=self._workers)
+            np.conjugate(spec.reshape(nbins, f1 - f0, c), out=array[:, f0:f1])
+        return array
 
     @property
     def nbytes(self) -> int:
-        return self.array.nbytes
+        return sum(a.nbytes for a in (self.packed, self._array) if a is not None)
 
     @staticmethod
     def nbytes_for(out_channels: int, in_channels: int, fft_shape) -> int:
-        """Bytes the spectra of such a weight take at `fft_shape`."""
+        """Bytes the spectra of such a weight take at `fft_shape` (the packed layout
+        pads F to the micro-kernel's rows: 1000 filters on 10 rows, none)."""
         return 8 * out_channels * in_channels * _bins(fft_shape)
 
 
@@ -138,6 +190,35 @@ def largest_array_per_channel(fft_shape, kernel, nblocks: int) -> int:
     """Bytes per output channel of a group's largest array (spectra, inverse or maps)."""
     step = [t - k + 1 for t, k in zip(fft_shape, kernel, strict=True)]
     return nblocks * max(8 * _bins(fft_shape), 4 * math.prod(step[:-1]) * fft_shape[-1])
+
+
+#: Bounds of the micro-kernel tile the kernel's blocking rounds to (MR, NR of any ISA:
+#: kernels/include/fastseg/blocking.h), for the estimates below.
+_MR_MAX, _NR = 16, 32
+
+
+def kernel_workspace_bytes(in_channels: int, filters: int, outputs: int, kernel, fft_shape,
+                           out_shape, group: int = 0, chunk: int = 0, threads: int = 1) -> int:
+    """An upper bound of the workspace each thread of the 2-D kernel takes (its layout in
+    kernels/src/fftconv.c, ``setup``; at most what it allocates, whatever the ISA):
+    the chunk's input spectra, a frequency column and the half-inverted rows of one
+    filter group, a row of maps, the 1x1 convolution's sums, the transforms' scratch."""
+    c, f = in_channels, filters
+    th, tw = fft_shape
+    s1, s2 = th - kernel[0] + 1, tw - kernel[1] + 1
+    nv = tw // 2 + 1
+    fp = -(-f // _MR_MAX) * _MR_MAX
+    g = min(fp, -(-(group or 20) // _MR_MAX) * _MR_MAX)
+    nblocks = math.prod(blocks(out_shape, kernel, fft_shape))
+    ch = -(-(chunk or 32) // _NR) * _NR
+    if -(-nblocks // ch) < threads:
+        ch = -(-nblocks // max(1, threads))
+    ch = -(-ch // _NR) * _NR
+    lanes = g * ch
+    floats = (th * nv * 2 * c * ch + th * 2 * lanes + s1 * nv * 2 * lanes + s2 * lanes
+              + outputs * s1 * s2 * ch + 4 * max(th, tw) * max(128, 2 * _NR)
+              + tw * 2 * 128 + 2 * c * _NR + g * c + 2 * tw * 2 * _NR + th * nv * 4 * _NR)
+    return 4 * floats + 16 * 64  # and the slices' alignment
 
 
 def input_bytes(in_channels: int, fft_shape, nblocks: int) -> int:
@@ -251,6 +332,40 @@ class _Job:
         return out.reshape(-1, *maps.shape[1:])
 
 
+def _named(name):
+    """The general path's form of a named activation (NumPy's, in place)."""
+    if name == "tanh":
+        return lambda a: np.tanh(a, out=a)
+    if name == "relu":
+        return lambda a: np.maximum(a, 0, out=a)
+    return lambda a: np.divide(1.0, 1.0 + np.exp(-a, out=a), out=a)
+
+
+STAGES = ("forward", "products", "inverse", "activation", "project", "copy", "sync")
+
+
+def _kernel_path(x, spectra, bias, activation, project, backend, group, mults, chunk,
+                 timings):
+    """One call of the backend's fftconv2d (the 2-D kernel path)."""
+    table = backends.load(backend)
+    proj_w = proj_b = None
+    if project is not None:
+        proj_w = np.ascontiguousarray(project[0], dtype=np.float32)
+        if project[1] is not None:
+            proj_b = np.ascontiguousarray(project[1], dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32)
+    seconds = None if timings is None else np.zeros(len(STAGES))
+    y = table.fftconv2d(x, spectra.packed, spectra.kernel, spectra.fft_shape,
+                        spectra.out_channels, bias, activation, proj_w, proj_b,
+                        3 if mults is None else int(mults), int(group or 0), int(chunk or 0),
+                        seconds)
+    if timings is not None:
+        for stage, t in zip(STAGES, seconds, strict=True):
+            timings[stage] = timings.get(stage, 0.0) + float(t)
+    return y
+
+
 _pin = threading.Lock()
 # Guards the pin's two changes (the count, and what it replaced) against a reader between them.
 _pin_state = threading.Lock()
@@ -287,8 +402,13 @@ def _one_kernel_thread():
                 _pinned_from[0] = None
 
 
+#: Names the 2-D kernel path applies itself (at most one, after the bias).
+NAMED_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
 def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(),
-              project=None, workers=None, backend=None) -> np.ndarray:
+              project=None, workers=None, backend=None, mults=None, chunk=None,
+              timings=None) -> np.ndarray:
     """Valid stride-1 cross-correlation of x (C, *S) with the kernel of `spectra`.
 
     Parameters
@@ -298,17 +418,28 @@ def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(
         Of the weight (F, C, *kernel); S >= kernel on every axis.
     bias : numpy.ndarray (F,), optional
     group : int, optional
-        Output channels computed at a time by one thread (default all): the memory
-        of one group is ``group * group_bytes(...)``, and `workers` groups run at once.
-    activations : sequence of callables
-        Applied in order to each group's maps (after the bias); they may work in place,
-        the maps being this call's own arrays.
+        Output channels transformed back together (the kernel path: its blocking,
+        default its own; the general path: channels per thread at a time, default all,
+        ``group * group_bytes(...)`` of memory each, `workers` groups at once).
+    activations : sequence of str or of callables
+        Applied in order to the maps after the bias. Names (``"relu"``, ``"tanh"``,
+        ``"sigmoid"``): one runs inside the 2-D kernel; callables, which may work in
+        place on the maps (this call's own arrays), and several names take the general
+        path.
     project : (numpy.ndarray (P, F), numpy.ndarray (P,) or None), optional
         A 1x1 convolution applied to the activated maps; the result is its output.
     workers : int, optional
-        Threads (default: fastseg's kernel thread count).
+        Threads of the general path (default: fastseg's kernel thread count; the
+        kernel path always uses that count).
     backend : str, optional
-        Whose GEMM runs the per-bin products (default: the current backend).
+        Whose kernels run it (default: the current backend).
+    mults : {3, 4}, optional
+        The kernel path's real products per complex one (default 3).
+    chunk : int, optional
+        The kernel path's output blocks per task (default its own).
+    timings : dict, optional
+        The kernel path adds its stages' CPU seconds here (``forward``, ``products``,
+        ``inverse``, ``activation``, ``project``, ``copy``).
 
     Returns
     -------
@@ -320,6 +451,18 @@ def correlate(x, spectra: KernelSpectra, bias=None, *, group=None, activations=(
     if x.ndim != d + 1 or x.shape[0] != c or any(n < k for n, k in zip(x.shape[1:], kernel,
                                                                        strict=True)):
         raise InvalidValueError(f"x: expected ({c}, *S) with S >= {kernel}, got {x.shape}")
+    activations = tuple(activations)
+    name = backends.get_backend() if backend is None else backend
+    named = all(isinstance(a, str) for a in activations)
+    if named:
+        bad = [a for a in activations if a not in NAMED_ACTIVATIONS]
+        if bad:
+            raise InvalidValueError(f"activations: expected names from "
+                                    f"{list(NAMED_ACTIVATIONS)} or callables, got {bad}")
+        if d == 2 and len(activations) <= 1 and spectra.pack_for(name) is not None:
+            return _kernel_path(x, spectra, bias, activations[0] if activations else None,
+                                project, name, group, mults, chunk, timings)
+        activations = tuple(_named(a) for a in activations)
     workers = configured_threads() if workers is None else max(1, int(workers))
     table = backends.load(backends.get_backend() if backend is None else backend)
     job = _Job(x, spectra, bias, activations, project, table)

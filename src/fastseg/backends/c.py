@@ -14,7 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseg._cy import _conv, _conv3d, _gemm, _linear, _loss, _optim, _pointwise, _pool, _pool3d
+from fastseg._cy import (
+    _conv,
+    _conv3d,
+    _fftconv,
+    _gemm,
+    _linear,
+    _loss,
+    _optim,
+    _pointwise,
+    _pool,
+    _pool3d,
+)
 from fastseg._cy import _runtime as runtime  # noqa: F401  (threads, ISA: fastseg.backends)
 from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     NOT_PROVIDED,
@@ -37,6 +48,7 @@ from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
     zeros,
     zeros_like,
 )
+from fastseg.backends.numpy_fftconv import spectra_packed
 from fastseg.errors import InvalidValueError
 
 
@@ -51,6 +63,24 @@ def gemm(a, b, trans_a, trans_b):
 def gemm_batch(a, b, out):
     """out[i] = a[i] @ b[i] (rows contiguous; used by the FFT convolution's per-bin products)."""
     return _gemm.sgemm_batch(a, b, out)
+
+
+def fft_spectra(w, fft_shape):
+    """Packed for the micro-kernel in use (its MR); SciPy's float32 FFT on every core."""
+    import scipy.fft  # on first use: a tenth of a second of `import fastseg`
+
+    def rfftn(a, s, axes):
+        return scipy.fft.rfftn(np.asarray(a, np.float32), s=s, axes=axes,
+                               workers=runtime.get_num_threads())
+
+    return spectra_packed(w, fft_shape, _fftconv.panel_rows(), rfftn)
+
+
+def fftconv2d(x, spectra, kernel, fft_shape, filters, bias, activation, proj_w, proj_b, mults,
+              group, chunk, seconds):
+    return _fftconv.fftconv2d(x, spectra, tuple(kernel), tuple(fft_shape), int(filters), bias,
+                              activation, proj_w, proj_b, int(mults), int(group), int(chunk),
+                              seconds)
 
 
 def im2col(x, kernel_size, stride, padding):

@@ -16,7 +16,7 @@ leave an entry out silently: :func:`build_table` refuses it, and
 
 Adding an operation (e.g. ``conv3d``)
 -------------------------------------
-1. Add one :class:`Operation` line to ``KERNELS`` (or ``ARRAY_HELPERS``) below.
+1. Add one :class:`Operation` line to ``KERNELS`` (or ``INFERENCE``, ``ARRAY_HELPERS``) below.
 2. Implement it in each backend module with those parameter names, or add it to
    that backend's ``NOT_PROVIDED`` with the reason.
 3. Add the public function to :mod:`fastseg.ops` (checks, then
@@ -30,7 +30,7 @@ from types import ModuleType
 
 from fastseg.errors import UnavailableError
 
-__all__ = ["Operation", "KERNELS", "ARRAY_HELPERS", "CHECKS", "OPERATIONS", "Table",
+__all__ = ["Operation", "KERNELS", "INFERENCE", "ARRAY_HELPERS", "CHECKS", "OPERATIONS", "Table",
            "build_table"]
 
 
@@ -84,6 +84,22 @@ KERNELS = (
         "torch.optim.Rprop's step on p, prev, step_size in place"),
 )
 
+#: Dense inference's operations, called by :mod:`fastseg._inference` through the table
+#: (no :mod:`fastseg.ops` function: their operands are the inference package's own, such
+#: as a weight's spectra packed for this backend's ``fftconv2d``).
+INFERENCE = (
+    _op("fft_spectra", "w fft_shape",
+        "a weight (F, C, kh, kw)'s conjugate spectra at fft_shape, scaled by 1/prod(fft_shape) "
+        "and packed as this backend's fftconv2d reads them: (panels, tw//2+1, th, 2, C, mr)"),
+    _op("fftconv2d",
+        "x spectra kernel fft_shape filters bias activation proj_w proj_b mults group chunk "
+        "seconds",
+        "proj(act(corr(x, w) + bias)) for x (C, H, W) by overlap-save FFT at fft_shape; "
+        "(P or F, H-kh+1, W-kw+1); activation None/'relu'/'tanh'/'sigmoid', proj_w (P, F) or "
+        "None; mults, group, chunk tune the speed only; seconds (7,) float64 receives the "
+        "stage times or is None"),
+)
+
 #: The array plumbing nn and optim use, so parameters, gradients and optimizer state
 #: stay wherever the backend keeps its arrays (called by :mod:`fastseg._arrays`).
 ARRAY_HELPERS = (
@@ -112,7 +128,7 @@ CHECKS = (
     _op("as_inplace", "name a shape", "a float32 C-contiguous writeable array to update"),
 )
 
-OPERATIONS = KERNELS + ARRAY_HELPERS + CHECKS
+OPERATIONS = KERNELS + INFERENCE + ARRAY_HELPERS + CHECKS
 
 
 class Table:

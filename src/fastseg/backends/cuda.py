@@ -167,7 +167,11 @@ def _on_device(kernel, arrays, *rest):
 
 
 NOT_PROVIDED = {"gemm_batch": "its one caller, the FFT convolution of dense segmentation, "
-                              "computes on the host (the \"c\" or \"numpy\" backend)"}
+                              "computes on the host (the \"c\" or \"numpy\" backend)",
+                "fft_spectra": "dense segmentation's FFT convolution computes on the host (the "
+                               "\"c\" or \"numpy\" backend); on the GPU it runs directly",
+                "fftconv2d": "dense segmentation's FFT convolution computes on the host (the "
+                             "\"c\" or \"numpy\" backend); on the GPU it runs directly"}
 
 
 def gemm(a, b, trans_a, trans_b):

@@ -19,6 +19,10 @@ from fastseg.backends.numpy_conv3d import (  # noqa: F401  (this table's 3-D ent
     max_pool3d,
     max_pool3d_backward,
 )
+from fastseg.backends.numpy_fftconv import (  # noqa: F401  (dense inference's entries)
+    fft_spectra,
+    fftconv2d,
+)
 
 NOT_PROVIDED = {"to_device": "the host backends keep every array on the host; the \"cuda\" "
                 "backend moves arrays to the GPU"}

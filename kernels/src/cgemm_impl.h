@@ -1,0 +1,115 @@
+/*
+ * cgemm_impl.h -- the FFT convolution's complex micro-kernel: one frequency bin's
+ * product Y = W X of an FS_CGEMM_MR x kc block of weight spectra and a kc x
+ * FS_CGEMM_NR block of input spectra, split complex (real and imaginary parts in
+ * separate runs, as the vertical FFTs read and write them). Written once with GCC/Clang
+ * vector types of FS_CGEMM_LANES floats and compiled per ISA (cgemm_avx512.c,
+ * cgemm_avx2.c, cgemm_generic.c), like the element-wise kernels.
+ *
+ * Why its own micro-kernel rather than three calls of the real one: with the real
+ * kernel, Gauss's product needs its operand forms (c + d, a + b, b - a) written to
+ * memory per bin, a copy of the first product's tile and three passes over the C tile;
+ * here the forms are made in registers from the loaded values (two adds per B row,
+ * one per A element) and the three products accumulate side by side, stored once.
+ *
+ *   ap: the A panel: kc x MR real parts (ap[p*MR + i]), then kc x MR imaginary
+ *       parts -- exactly a panel of fs_fftconv2d's packed spectra;
+ *   bp: the B panel: kc x NR real parts (bp[p*NR + j]), then kc x NR imaginary parts;
+ *   yr, yi: row i of the real and imaginary results at yr + i*ldc, yi + i*ldc.
+ *
+ * mults 3 (Gauss): for W = c + id, X = a + ib, k1 = (c + d) a, k2 = d (a + b),
+ * k3 = c (b - a); Re = k1 - k2, Im = k1 + k3. mults 4: Re = ca - db, Im = cb + da.
+ * The k sums run in order p = 0, 1, ..., each lane on its own (no reassociation): a
+ * result depends on kc and the inputs, not on the tile's neighbours.
+ */
+#include <string.h>
+
+#include "fftconv_internal.h"
+
+#ifndef FS_CGEMM_SUFFIX
+#error "define FS_CGEMM_SUFFIX before including cgemm_impl.h"
+#endif
+#define CG_CAT_(a, b) a##_##b
+#define CG_CAT(a, b) CG_CAT_(a, b)
+#define CGFN(name) CG_CAT(name, FS_CGEMM_SUFFIX)
+
+#define MR FS_CGEMM_MR
+#define NR FS_CGEMM_NR
+#define LANES FS_CGEMM_LANES
+#define NV (NR / LANES) /* vectors per B row */
+#if NR % LANES != 0
+#error "NR must be whole vectors"
+#endif
+
+typedef float CGFN(cg_vf) __attribute__((vector_size(4 * LANES)));
+#define vf CGFN(cg_vf)
+
+static inline vf CGFN(cg_load)(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void CGFN(cg_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+#define LOAD CGFN(cg_load)
+#define STORE CGFN(cg_store)
+#define SPLAT(x) ((vf){0} + (x))
+#define FOR_ROWS _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)
+#define FOR_VECS _Pragma("GCC unroll 4") for (int s = 0; s < NV; s++)
+
+void CGFN(fs_cgemm)(fs_idx kc, const float *restrict ap, const float *restrict bp,
+                    float *restrict yr, float *restrict yi, fs_idx ldc, int mults)
+{
+    const float *ar = ap, *ai = ap + kc * MR, *xr = bp, *xi = bp + kc * NR;
+    if (mults == 3) {
+        vf k1[MR][NV], k2[MR][NV], k3[MR][NV];
+        FOR_ROWS FOR_VECS k1[i][s] = k2[i][s] = k3[i][s] = SPLAT(0.0f);
+        for (fs_idx p = 0; p < kc; p++) {
+            vf a[NV], sum[NV], dif[NV];
+            FOR_VECS {
+                a[s] = LOAD(xr + p * NR + s * LANES);
+                const vf b = LOAD(xi + p * NR + s * LANES);
+                sum[s] = a[s] + b;
+                dif[s] = b - a[s];
+            }
+            FOR_ROWS {
+                const float c = ar[p * MR + i], d = ai[p * MR + i];
+                const vf cd = SPLAT(c) + SPLAT(d);
+                FOR_VECS {
+                    k1[i][s] += cd * a[s];
+                    k2[i][s] += SPLAT(d) * sum[s];
+                    k3[i][s] += SPLAT(c) * dif[s];
+                }
+            }
+        }
+        FOR_ROWS FOR_VECS {
+            STORE(yr + i * ldc + s * LANES, k1[i][s] - k2[i][s]);
+            STORE(yi + i * ldc + s * LANES, k1[i][s] + k3[i][s]);
+        }
+        return;
+    }
+    vf re[MR][NV], im[MR][NV];
+    FOR_ROWS FOR_VECS re[i][s] = im[i][s] = SPLAT(0.0f);
+    for (fs_idx p = 0; p < kc; p++) {
+        vf a[NV], b[NV];
+        FOR_VECS {
+            a[s] = LOAD(xr + p * NR + s * LANES);
+            b[s] = LOAD(xi + p * NR + s * LANES);
+        }
+        FOR_ROWS {
+            const vf c = SPLAT(ar[p * MR + i]), d = SPLAT(ai[p * MR + i]);
+            FOR_VECS {
+                re[i][s] += c * a[s];
+                re[i][s] -= d * b[s];
+                im[i][s] += c * b[s];
+                im[i][s] += d * a[s];
+            }
+        }
+    }
+    FOR_ROWS FOR_VECS {
+        STORE(yr + i * ldc + s * LANES, re[i][s]);
+        STORE(yi + i * ldc + s * LANES, im[i][s]);
+    }
+}

@@ -1,0 +1,335 @@
+/*
+ * fft_impl.h -- the vertical FFT kernels of fftconv_internal.h, written once
+ * and compiled per ISA (fft_generic.c, fft_avx2.c, fft_avx512.c define
+ * FS_FFT_SUFFIX and include this). Every hot loop runs over lanes, the
+ * independent signals side by side, so the compiler vectorises it at the
+ * ISA's width with no shuffles; nothing here depends on the lane count but
+ * the loop trip counts, so each lane's arithmetic is the same whatever the
+ * batch (and the blocking) is.
+ *
+ * Plain C, no -ffast-math: the operations are the textbook butterflies in a
+ * fixed order (the compiler may fuse a multiply and an add into an FMA on
+ * the AVX builds, which changes rounding between ISAs, not between runs).
+ */
+#include <string.h>
+
+#include "fftconv_internal.h"
+
+#ifndef FS_FFT_SUFFIX
+#error "define FS_FFT_SUFFIX before including fft_impl.h"
+#endif
+#define FS_FFT_CAT_(a, b) a##_##b
+#define FS_FFT_CAT(a, b) FS_FFT_CAT_(a, b)
+#define FN(name) FS_FFT_CAT(fs_fft_##name, FS_FFT_SUFFIX)
+
+#define INLINE static inline __attribute__((always_inline))
+#define LANES_LOOP _Pragma("GCC ivdep") for (fs_idx l = 0; l < lanes; l++)
+
+/* (xr + i xi) * (wr + i wi) */
+#define CMUL(xr, xi, wr, wi, outr, outi)       \
+    do {                                       \
+        const float cr_ = (xr) * (wr) - (xi) * (wi); \
+        const float ci_ = (xr) * (wi) + (xi) * (wr); \
+        (outr) = cr_;                          \
+        (outi) = ci_;                          \
+    } while (0)
+
+/* Load input point q (of p), twiddled by w[q] when `twid`. */
+#define LOAD_TW(q, ar, ai)                                              \
+    float ar = a[(q) * qs + l], ai = a[(q) * qs + iim + l];             \
+    if (twid) CMUL(a[(q) * qs + l], a[(q) * qs + iim + l], wr[q], wi[q], ar, ai);
+
+/* ---- one Stockham pass per radix ------------------------------------------
+ * in: point j*p*M + k + q*M (q < p) of the previous passes' DFTs; out: point
+ * (j + L'*h)*M + k (h < p). sg = +1 forward, -1 inverse: the twiddle
+ * exp(-sg*i*theta) is (cos, -sg*sin), and multiplying by -sg*i maps
+ * (r, i) -> (sg*i, -sg*r). */
+
+INLINE void FN(bfly2)(const int twid, const float *restrict a, ptrdiff_t qs, ptrdiff_t iim,
+                      float *const *yo, ptrdiff_t oim, const float *wr,
+                      const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1];
+    LANES_LOOP {
+        const float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        y0[l] = a0r + a1r;
+        y0[oim + l] = a0i + a1i;
+        y1[l] = a0r - a1r;
+        y1[oim + l] = a0i - a1i;
+    }
+}
+
+INLINE void FN(bfly4)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
+                      ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                      const float *wr, const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2], *restrict y3 = yo[3];
+    LANES_LOOP {
+        const float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        LOAD_TW(2, a2r, a2i)
+        LOAD_TW(3, a3r, a3i)
+        const float t0r = a0r + a2r, t0i = a0i + a2i;
+        const float t1r = a0r - a2r, t1i = a0i - a2i;
+        const float t2r = a1r + a3r, t2i = a1i + a3i;
+        const float dr = a1r - a3r, di = a1i - a3i;
+        const float t3r = sg * di, t3i = -sg * dr; /* -sg*i*(a1 - a3) */
+        y0[l] = t0r + t2r;
+        y0[oim + l] = t0i + t2i;
+        y1[l] = t1r + t3r;
+        y1[oim + l] = t1i + t3i;
+        y2[l] = t0r - t2r;
+        y2[oim + l] = t0i - t2i;
+        y3[l] = t1r - t3r;
+        y3[oim + l] = t1i - t3i;
+    }
+}
+
+INLINE void FN(bfly3)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
+                      ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                      const float *wr, const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2];
+    const float h3 = sg * 0.866025403784438646763723170753f; /* sg * sqrt(3)/2 */
+    LANES_LOOP {
+        const float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        LOAD_TW(2, a2r, a2i)
+        const float t1r = a1r + a2r, t1i = a1i + a2i;
+        const float t2r = a1r - a2r, t2i = a1i - a2i;
+        const float mr = a0r - 0.5f * t1r, mi = a0i - 0.5f * t1i;
+        const float nr = h3 * t2i, ni = -h3 * t2r; /* -sg*i*(sqrt(3)/2)*t2 */
+        y0[l] = a0r + t1r;
+        y0[oim + l] = a0i + t1i;
+        y1[l] = mr + nr;
+        y1[oim + l] = mi + ni;
+        y2[l] = mr - nr;
+        y2[oim + l] = mi - ni;
+    }
+}
+
+INLINE void FN(bfly5)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
+                      ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                      const float *wr, const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2], *restrict y3 = yo[3],
+                   *restrict y4 = yo[4];
+    const float c1 = 0.309016994374947424102293417183f;  /* cos(2 pi/5) */
+    const float c2 = -0.809016994374947424102293417183f; /* cos(4 pi/5) */
+    const float s1 = sg * 0.951056516295153572116439333379f; /* sg * sin(2 pi/5) */
+    const float s2 = sg * 0.587785252292473129168705954639f; /* sg * sin(4 pi/5) */
+    LANES_LOOP {
+        const float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        LOAD_TW(2, a2r, a2i)
+        LOAD_TW(3, a3r, a3i)
+        LOAD_TW(4, a4r, a4i)
+        const float t1r = a1r + a4r, t1i = a1i + a4i;
+        const float t2r = a2r + a3r, t2i = a2i + a3i;
+        const float t3r = a1r - a4r, t3i = a1i - a4i;
+        const float t4r = a2r - a3r, t4i = a2i - a3i;
+        const float m1r = a0r + c1 * t1r + c2 * t2r, m1i = a0i + c1 * t1i + c2 * t2i;
+        const float m2r = a0r + c2 * t1r + c1 * t2r, m2i = a0i + c2 * t1i + c1 * t2i;
+        /* n1 = -sg*i*(sin1 t3 + sin2 t4), n2 = -sg*i*(sin2 t3 - sin1 t4) */
+        const float u1r = s1 * t3r + s2 * t4r, u1i = s1 * t3i + s2 * t4i;
+        const float u2r = s2 * t3r - s1 * t4r, u2i = s2 * t3i - s1 * t4i;
+        y0[l] = a0r + t1r + t2r;
+        y0[oim + l] = a0i + t1i + t2i;
+        y1[l] = m1r + u1i;
+        y1[oim + l] = m1i - u1r;
+        y4[l] = m1r - u1i;
+        y4[oim + l] = m1i + u1r;
+        y2[l] = m2r + u2i;
+        y2[oim + l] = m2i - u2r;
+        y3[l] = m2r - u2i;
+        y3[oim + l] = m2i + u2r;
+    }
+}
+
+/* Any other prime p: y_h = sum_q a_q (cos - sg i sin)(2 pi hq/p). Rare (the
+ * cost model asks for 2-3-5 lengths); O(p^2), correct for any p. */
+static void FN(bfly_any)(int p, int twid, float sg, const float *restrict a, ptrdiff_t qs,
+                         ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                         const float *wr, const float *wi, const float *cs, fs_idx lanes)
+{
+    for (int h = 0; h < p; h++) {
+        LANES_LOOP {
+            float sr = 0.0f, si = 0.0f;
+            for (int q = 0; q < p; q++) {
+                float xr = a[q * qs + l], xi = a[q * qs + iim + l];
+                if (twid && q > 0) CMUL(a[q * qs + l], a[q * qs + iim + l], wr[q], wi[q], xr, xi);
+                const int m = (h * q) % p;
+                const float c = cs[2 * m], s = sg * cs[2 * m + 1];
+                sr += xr * c + xi * s;
+                si += xi * c - xr * s;
+            }
+            yo[h][l] = sr;
+            yo[h][oim + l] = si;
+        }
+    }
+}
+
+/* One pass: its outputs go to `out` (stride os, imaginary at +oim); on the last
+ * pass (M = 1, output j + L'h) only those below `keep`, the others to rows of
+ * `drop` (2*lanes floats apart, one per radix point), so a pruned transform
+ * writes its kept points in place with no copy. */
+static void FN(pass)(const fs_fft_plan *pl, int s, float sg, const float *restrict in,
+                     ptrdiff_t is, ptrdiff_t iim, float *restrict out, ptrdiff_t os,
+                     ptrdiff_t oim, fs_idx lanes, int keep, float *drop)
+{
+    const int p = pl->radix[s], before = pl->before[s];
+    const int m = pl->n / (before * p);
+    const float *tw = pl->tw + pl->tw_at[s];
+    const ptrdiff_t qs = (ptrdiff_t)m * is, hs = (ptrdiff_t)before * m * os;
+    float wr[FS_FFT_MAX_RADIX], wi[FS_FFT_MAX_RADIX];
+    float *yo[FS_FFT_MAX_RADIX];
+    for (int j = 0; j < before; j++) {
+        const int twid = j != 0;
+        /* w[q] = exp(-sg*i*2 pi jq/(p L')) for q < p (w[0] = 1, unused). */
+        for (int q = 1; q < p; q++) {
+            wr[q] = tw[2 * (j * (p - 1) + q - 1)];
+            wi[q] = -sg * tw[2 * (j * (p - 1) + q - 1) + 1];
+        }
+        for (int k = 0; k < m; k++) {
+            const float *a = in + ((ptrdiff_t)j * p * m + k) * is;
+            float *y = out + ((ptrdiff_t)j * m + k) * os;
+            for (int h = 0; h < p; h++)
+                yo[h] = (j + before * h) * m + k < keep ? y + h * hs
+                                                         : drop + (ptrdiff_t)h * 2 * lanes;
+            switch (p) {
+            case 2:
+                if (twid) FN(bfly2)(1, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly2)(0, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            case 4:
+                if (twid) FN(bfly4)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly4)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            case 3:
+                if (twid) FN(bfly3)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly3)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            case 5:
+                if (twid) FN(bfly5)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly5)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            default:
+                /* p <= FS_FFT_MAX_RADIX: fs_fft_plan_init refuses larger primes */
+                FN(bfly_any)(p, twid, sg, a, qs, iim, yo, oim, wr, wi,
+                             pl->cs + pl->cs_at[s], lanes);
+            }
+        }
+    }
+}
+
+static void FN(c2c)(const fs_fft_plan *pl, int inverse, const float *in, ptrdiff_t is,
+                    ptrdiff_t iim, float *out, ptrdiff_t os, ptrdiff_t oim, fs_idx lanes,
+                    fs_idx out_lanes, int keep, float *work)
+{
+    const int n = pl->n;
+    const float sg = inverse ? -1.0f : 1.0f;
+    if (keep > n) keep = n;
+    float *buf[2] = {work, work + (size_t)2 * n * lanes};
+    /* the last pass writes `out` itself unless it would write lanes past out_lanes */
+    const int direct = out_lanes == lanes;
+    const float *src = in;
+    ptrdiff_t ss = is, sim = iim;
+    for (int s = 0; s < pl->passes; s++) {
+        float *dst = buf[s & 1];
+        ptrdiff_t ds = 2 * lanes, dim = lanes;
+        int kept = n;
+        if (s == pl->passes - 1 && direct) {
+            dst = out;
+            ds = os;
+            dim = oim;
+            kept = keep;
+        }
+        /* buf[s & 1], which a last pass writing `out` does not use, takes its dropped
+         * points (pass s reads `in` or buf[(s + 1) & 1]) */
+        FN(pass)(pl, s, sg, src, ss, sim, dst, ds, dim, lanes, kept, buf[s & 1]);
+        src = dst;
+        ss = ds;
+        sim = dim;
+    }
+    if (pl->passes == 0 || !direct) {
+        for (int k = 0; k < keep; k++) {
+            memcpy(out + k * os, src + k * ss, (size_t)out_lanes * sizeof(float));
+            memcpy(out + k * os + oim, src + k * ss + sim, (size_t)out_lanes * sizeof(float));
+        }
+    }
+}
+
+static void FN(r2c_pair)(int n, const float *restrict z, ptrdiff_t zs, fs_idx h,
+                         float *restrict out, ptrdiff_t os, ptrdiff_t oim)
+{
+    const fs_idx lanes = h;
+    for (int k = 0; k <= n / 2; k++) {
+        const int m = (n - k) % n;
+        const float *zk = z + (ptrdiff_t)k * zs, *zm = z + (ptrdiff_t)m * zs;
+        float *o = out + (ptrdiff_t)k * os;
+        LANES_LOOP {
+            const float zr = zk[l], zi = zk[h + l], mr = zm[l], mi = zm[h + l];
+            o[l] = 0.5f * (zr + mr);          /* A = (Z[k] + conj Z[-k]) / 2 */
+            o[oim + l] = 0.5f * (zi - mi);
+            o[h + l] = 0.5f * (zi + mi);      /* B = (Z[k] - conj Z[-k]) / 2i */
+            o[h + oim + l] = 0.5f * (mr - zr);
+        }
+    }
+}
+
+static void FN(c2r_pack)(int n, const float *restrict in, ptrdiff_t is, ptrdiff_t iim,
+                         fs_idx pairs, fs_idx width, float *restrict z)
+{
+    const fs_idx lanes = width, h = pairs * width;
+    const int half = n / 2 + 1;
+    for (int v = 0; v < n; v++) {
+        /* bins past n/2 are the conjugates of bin n - v (real signals) */
+        const int real_bin = v == 0 || (n % 2 == 0 && v == n / 2), mirror = v >= half;
+        const float *pv = in + (ptrdiff_t)(mirror ? n - v : v) * is;
+        for (fs_idx i = 0; i < pairs; i++) {
+            const float *p = pv + 2 * i * width; /* a; b at +width */
+            float *o = z + (ptrdiff_t)v * 2 * h + i * width;
+            if (real_bin) { /* imaginary parts are rounding noise (irfft drops them) */
+                LANES_LOOP {
+                    o[l] = p[l];
+                    o[h + l] = p[width + l];
+                }
+            } else if (!mirror) { /* z = A + iB */
+                LANES_LOOP {
+                    o[l] = p[l] - p[iim + width + l];
+                    o[h + l] = p[iim + l] + p[width + l];
+                }
+            } else { /* z = conj(A') + i conj(B') */
+                LANES_LOOP {
+                    o[l] = p[l] + p[iim + width + l];
+                    o[h + l] = p[width + l] - p[iim + l];
+                }
+            }
+        }
+    }
+}
+
+static void FN(project)(const float *restrict w, fs_idx nf, const float *restrict t,
+                        fs_idx tstride, ptrdiff_t odd, fs_idx rows, fs_idx lanes,
+                        float *restrict acc)
+{
+    for (fs_idx v = 0; v < rows; v++) {
+        for (fs_idx l0 = 0; l0 < lanes; l0 += 16) {
+            float s[16];
+            float *a = acc + v * lanes + l0;
+            for (int i = 0; i < 16; i++) s[i] = a[i];
+            const float *tv = t + v * tstride + l0;
+            for (fs_idx f = 0; f < nf; f++) {
+                const float wf = w[f];
+                const float *tf = tv + (f & 1 ? odd : 0) + (f >> 1) * lanes;
+                for (int i = 0; i < 16; i++) s[i] += wf * tf[i];
+            }
+            for (int i = 0; i < 16; i++) a[i] = s[i];
+        }
+    }
+}
+
+const fs_fft_table FS_FFT_CAT(fs_fft_table, FS_FFT_SUFFIX) = {
+    FS_FFT_NAME, FS_FFT_CAT(fs_cgemm, FS_FFT_SUFFIX), FS_CGEMM_MR, FS_CGEMM_NR, FN(c2c),
+    FN(r2c_pair), FN(c2r_pack), FN(project)};

@@ -25,7 +25,7 @@ def blob_detector():
 def two_blobs(shape=(40, 24, 20)):
     vol = np.zeros(shape, np.float32)
     vol[6:11, 8:13, 6:10] = 1.0     # left (low x), large
-    vol[14:16, 2:4, 2:4] = 1.0      # left, small: not the most probable
+    vol[14:17, 2:5, 2:5] = 1.0      # left, small: not the most probable
     vol[28:33, 10:15, 9:13] = 1.0   # right
     return vol
 
@@ -36,13 +36,17 @@ def test_each_side_gets_its_most_probable_blob_and_the_map_is_exact_in_the_boxes
     found = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2)
     assert found.step == (2, 2, 2)
     assert set(found.boxes) == {"left", "right"}
-    left, right = found.boxes["left"], found.boxes["right"]
-    assert left[0].stop <= 20 <= right[0].start
+    assert len(found.boxes["left"]) == 2 and len(found.boxes["right"]) == 1
+    (left, small), (right,) = found.boxes["left"], found.boxes["right"]
+    assert left[0].stop <= 20 <= right[0].start and small[0].stop <= 20
     assert left[0].start <= 6 and left[0].stop >= 11 and left[1].start <= 8  # the large blob
     assert not (left[0].start <= 14 < left[0].stop and left[1].start <= 2 < left[1].stop)
+    assert small[0].start <= 14 < small[0].stop and small[1].start <= 2 < small[1].stop
+    one = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2, candidates=1)
+    assert one.boxes["left"] == [left]  # the most probable candidate first
     full = segment_volume(net, vol, cutter, method="direct")
     inside = np.zeros(vol.shape, bool)
-    for box in found.boxes.values():
+    for box in (b for boxes in found.boxes.values() for b in boxes):
         inside[box] = True
     np.testing.assert_allclose(found.prob[inside], full[inside], atol=1e-6, rtol=0)
     assert not found.prob[~inside].any()
@@ -56,7 +60,7 @@ def test_boxes_at_the_volume_edge_stay_exact():
     vol[17:20, 9:12, 7:10] = 1.0    # the opposite corner
     found = segment_brain(net, vol, cutter, threshold=0.5, midline=10, margin=1)
     full = segment_volume(net, vol, cutter, method="direct")
-    for box in found.boxes.values():
+    for box in (b for boxes in found.boxes.values() for b in boxes):
         np.testing.assert_allclose(found.prob[box], full[box], atol=1e-6, rtol=0)
     assert set(found.boxes) == {"left", "right"}
 
@@ -83,7 +87,7 @@ def test_every_kind_is_exact_inside_its_boxes(kind):
     threshold = float(np.quantile(full, 0.9))
     found = segment_brain(net, vol, cutter, threshold=threshold, midline=8, margin=1)
     assert found.boxes
-    for box in found.boxes.values():
+    for box in (b for boxes in found.boxes.values() for b in boxes):
         np.testing.assert_allclose(found.prob[box], full[box], atol=1e-5, rtol=0)
 
 

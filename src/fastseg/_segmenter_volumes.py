@@ -19,8 +19,11 @@ __all__ = ["KINDS", "MODEL_KINDS", "AUTO_THRESHOLDS", "resolve_kind", "kind_cutt
 KINDS = ("image", *CUTTER_KINDS)
 #: Networks that segment only one kind of volume (the others take 2-D patches).
 MODEL_KINDS = {"lai_triplanar": "triplanar", "lai3d": "3d"}
-#: Thresholds ``threshold="auto"`` tries on the training volumes.
-AUTO_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.025), 3))
+#: Thresholds ``threshold="auto"`` tries on the training volumes: 0.05 to 0.95 by 0.025,
+#: then 0.96 to 0.99 (balanced batches make a whole-brain network's boundary voxels
+#: confident: its best threshold on the training brain can lie above 0.95).
+AUTO_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.025), 3)) + \
+    (0.96, 0.97, 0.98, 0.99)
 
 
 def resolve_kind(kind, model) -> str:

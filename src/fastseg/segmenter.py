@@ -99,7 +99,7 @@ class Segmenter:
     threshold : float or "auto"
         Probability from which :meth:`predict` calls a pixel vessel (a voxel
         structure). ``"auto"`` (volumes): after training, the one of
-        ``_segmenter_volumes.AUTO_THRESHOLDS`` (0.05 to 0.95) that gives the best
+        ``_segmenter_volumes.AUTO_THRESHOLDS`` (0.05 to 0.99) that gives the best
         mean Dice on the training volumes, post-processing included (``threshold_``).
         Balanced batches make the raw network over-segment at 0.5.
     prior_correction : bool

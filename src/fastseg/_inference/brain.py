@@ -11,7 +11,9 @@ this module looks only where it matters, with the same network and no second mod
    :data:`SEARCH_WINDOW`. Each grid value is exactly the full map's at its voxel.
 2. **Candidates**: grid voxels at or above the threshold, split at the midline
    (``x`` of the RAS+ grid, axis 0), connected components per side; on each side
-   the component of the largest summed probability is the hippocampus.
+   the :data:`CANDIDATES` components of the largest summed probability (a network's
+   coarse map may hold a look-alike region as probable as the hippocampus: the exact
+   maps decide, the caller keeping the largest component per side).
 3. **Fine pass**: exact dense inference over a box around each candidate (its
    extent widened by ``margin`` voxels), the rest of the map left at 0. Each box is
    cut from the volume with the context its patches need (the cutter's padding
@@ -31,7 +33,8 @@ import numpy as np
 from fastseg._inference.volume import grid_step, segment_volume
 from fastseg.errors import InvalidValueError
 
-__all__ = ["BrainSearch", "SIDES", "MARGIN", "SEARCH_WINDOW", "search_window", "segment_brain"]
+__all__ = ["BrainSearch", "SIDES", "MARGIN", "CANDIDATES", "SEARCH_WINDOW", "search_window",
+           "segment_brain"]
 
 #: The hippocampi, in label order (1 = left, 2 = right).
 SIDES = ("left", "right")
@@ -39,6 +42,8 @@ SIDES = ("left", "right")
 #: miss a thin end of the structure by up to one step, and the boundary voxels that the
 #: threshold keeps lie within a few voxels of the candidate (hippocampus at 1 mm).
 MARGIN = 6
+#: Candidate components per side segmented exactly, the most probable first.
+CANDIDATES = 3
 
 
 #: Where the coarse pass looks, as fractions of the brain's extent along the RAS+ axes
@@ -73,8 +78,8 @@ class BrainSearch:
     prob : numpy.ndarray (D, H, W) float32
         Exact class-1 probability inside the boxes, 0 elsewhere.
     boxes : dict
-        ``{side: tuple of slice}``: the region segmented densely on each side where a
-        candidate was found (a side without one has no entry).
+        ``{side: [tuple of slice, ...]}``: the regions segmented densely on each side,
+        the most probable candidate first (a side without one has no entry).
     coarse : numpy.ndarray
         The coarse grid's probabilities (every ``step``-th voxel per axis).
     step : tuple of int
@@ -86,25 +91,29 @@ class BrainSearch:
     step: tuple = (1, 1, 1)
 
 
-def _candidate_box(coarse, side_mask, threshold, step, margin, shape):
-    """The box (full-resolution slices) around the most probable connected component of
-    grid voxels at or above `threshold` inside `side_mask`, or None."""
+def _candidate_boxes(coarse, side_mask, threshold, step, margin, shape, count):
+    """The boxes (full-resolution slices) around the `count` most probable connected
+    components of grid voxels at or above `threshold` inside `side_mask`, most probable
+    first ([] when there is none)."""
     from scipy import ndimage
 
     hot = (coarse >= threshold) & side_mask
     labels, n = ndimage.label(hot)
     if n == 0:
-        return None
+        return []
     mass = ndimage.sum_labels(coarse, labels, index=np.arange(1, n + 1))
-    best = int(np.argmax(mass)) + 1
-    where = np.argwhere(labels == best)
-    lo, hi = where.min(axis=0), where.max(axis=0)
-    return tuple(slice(max(0, int(a) * s - margin), min(n_, int(b) * s + s + margin))
-                 for a, b, s, n_ in zip(lo, hi, step, shape, strict=True))
+    boxes = []
+    for best in np.argsort(-mass, kind="stable")[:count] + 1:
+        where = np.argwhere(labels == best)
+        lo, hi = where.min(axis=0), where.max(axis=0)
+        boxes.append(tuple(slice(max(0, int(a) * s - margin), min(n_, int(b) * s + s + margin))
+                           for a, b, s, n_ in zip(lo, hi, step, shape, strict=True)))
+    return boxes
 
 
 def segment_brain(model, volume, cutter, *, threshold, midline, brain=None, margin=MARGIN,
-                  tile=None, progress=None, method="auto", caller="segment") -> BrainSearch:
+                  candidates=CANDIDATES, tile=None, progress=None, method="auto",
+                  caller="segment") -> BrainSearch:
     """Find and segment both hippocampi of a whole-brain volume (see the module docstring).
 
     Parameters
@@ -123,6 +132,8 @@ def segment_brain(model, volume, cutter, *, threshold, midline, brain=None, marg
         Where the brain is: the coarse pass skips blocks without it. None: everywhere.
     margin : int
         Voxels added on every side of a candidate's extent for the fine pass.
+    candidates : int
+        Candidate components segmented per side, the most probable first.
     tile, progress, method, caller
         As :func:`~.volume.segment_volume`.
 
@@ -141,11 +152,12 @@ def segment_brain(model, volume, cutter, *, threshold, midline, brain=None, marg
     boxes = {}
     for side in SIDES:
         side_mask = np.broadcast_to(sides[side], coarse.shape)
-        box = _candidate_box(coarse, side_mask, threshold, step, margin, arr.shape)
-        if box is not None:
-            boxes[side] = box
+        found = _candidate_boxes(coarse, side_mask, threshold, step, margin, arr.shape,
+                                 candidates)
+        if found:
+            boxes[side] = found
     prob = np.zeros(arr.shape, np.float32)
-    for box in boxes.values():
+    for box in (b for found in boxes.values() for b in found):
         prob[box] = _box_probability(model, arr, cutter, box, tile, progress, method, caller)
     return BrainSearch(prob, boxes, coarse, step)
 

@@ -142,7 +142,7 @@ def test_the_gemm_tunables_run_on_the_kernels(monkeypatch):
     runtime = backends.runtime()
     before = runtime.blocking()
     monkeypatch.setattr(tuner, "_load", lambda: 99.0)  # busy: the split is not timed
-    report = tuner.tune(budget_s=0.3, tunables=tuner.gemm_tunables(quick=True), quick=True)
+    report = tuner.tune(budget_s=10, tunables=tuner.gemm_tunables(quick=True), quick=True)
     names = [r["name"] for r in report["tunables"]]
     assert names == ["gemm.kc", "gemm.mc", "gemm.nc", "gemm.split"]
     fitted = runtime.fitted_blocking()
@@ -295,3 +295,21 @@ def test_the_first_use_budget(monkeypatch):
     for text, want in [("2.5", 2.5), ("0", 0.1), ("1e9", 600.0), ("x", 4.0), ("nan", 4.0)]:
         monkeypatch.setenv("FASTSEG_TUNE_BUDGET", text)
         assert files.first_use_budget() == want
+
+
+def test_the_budget_skips_what_does_not_fit_and_says_why():
+    import time
+
+    calls = []
+    report = tuner.tune(budget_s=0.0, tunables=[("a", [1, 2], fixed({1: 1.0, 2: 0.5}, calls))])
+    assert report["choices"] == {} and calls == []
+    assert "budget (0 s) was spent" in report["tunables"][0]["why"]
+
+    def slow(value):
+        time.sleep(0.3)
+        return 1.0 if value == 1 else 0.5
+
+    report = tuner.tune(budget_s=0.01, tunables=[("b", [1, 2], slow)])
+    assert report["choices"] == {}
+    assert "more than its share of the budget" in report["tunables"][0]["why"]
+    assert "fastseg tune --budget" in tuner.format_table(report)

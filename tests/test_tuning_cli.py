@@ -27,7 +27,7 @@ def tune_env(tmp_path, monkeypatch):
 
 
 def test_tune_prints_the_table_and_writes_the_file(tune_env, capsys):
-    assert main(["tune", "--budget", "0.5"]) == 0
+    assert main(["tune", "--budget", "30"]) == 0
     out = capsys.readouterr().out
     for word in ("tunable", "candidate", "median ms", "vs default", "gemm.kc", "gemm.mc",
                  "gemm.nc", "gemm.split", "(default)", "load average", "saved to"):
@@ -58,7 +58,7 @@ def test_tune_prints_the_table_and_writes_the_file(tune_env, capsys):
 
 
 def test_tune_json(tune_env, capsys):
-    assert main(["tune", "--budget", "0.5", "--json"]) == 0
+    assert main(["tune", "--budget", "30", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["saved"] and data["isa"] == runtime.isa_name()
     assert {r["tunable"] for r in data["rows"]} | set(data["kept_because"]) >= {
@@ -69,7 +69,7 @@ def test_a_busy_machine_completes_with_the_constants_and_says_why(tune_env, monk
                                                                   capsys):
     monkeypatch.setattr(tuner, "_load", lambda: 50.0)
     monkeypatch.setattr(tuner, "MAX_SPREAD", -1.0)  # and every timing "wanders"
-    assert main(["tune", "--budget", "0.5"]) == 0
+    assert main(["tune", "--budget", "30"]) == 0
     out = capsys.readouterr().out
     assert "gemm.split: constant kept: load average 50.0" in out
     assert "gemm.kc: constant kept: the default's timings wander" in out
@@ -84,7 +84,7 @@ def test_an_unwritable_cache_folder_completes_with_the_constants(tmp_path, tune_
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("FASTSEG_CACHE_DIR", str(blocker / "cache"))
-    assert main(["tune", "--budget", "0.5"]) == 0
+    assert main(["tune", "--budget", "30"]) == 0
     out = capsys.readouterr().out
     assert "not saved" in out and "the constants stay in use" in out
     assert runtime.blocking() == runtime.fitted_blocking()
@@ -110,7 +110,7 @@ def test_tune_another_isa(tune_env, capsys):
         pytest.skip("one instruction set here")
     before = runtime.isa_name()
     try:
-        assert main(["tune", "--budget", "0.5", "--isa", isas[1]]) == 0
+        assert main(["tune", "--budget", "30", "--isa", isas[1]]) == 0
     finally:
         runtime.select_isa(before)
     assert [p.name.split("-")[1] for p in tune_env.glob("tuning-*.json")] == [isas[1]]

@@ -17,7 +17,13 @@
  * fitting on those CPUs' caches. At run time fs_set_blocking replaces the
  * fitted MC, KC, NC of an ISA with measured ones (fastseg tune: the
  * candidates it times and why live in src/fastseg/tuning/tuner.py); the
- * fitted values stay the default and the fallback.
+ * fitted values stay the default and the fallback. Rounding: a K-long sum
+ * is added up one KC block at a time (fs_sgemm's pc loop, the convolutions'
+ * K blocks), so another KC regroups it and results move at rounding level
+ * (fs_sgemm, conv2d/conv3d forward and dW, linear); MC and NC cut only M and
+ * N, and the thread split only who computes which block: no result moves
+ * with them. For a given KC every result stays bitwise the same from run to
+ * run and for any thread count, as before.
  */
 #ifndef FASTSEG_BLOCKING_H
 #define FASTSEG_BLOCKING_H

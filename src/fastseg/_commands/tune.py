@@ -126,8 +126,9 @@ def add_parser(sub) -> None:
         "$FASTSEG_CACHE_DIR, else ~/.cache/fastseg). The first use of the kernels on a "
         "machine does this once by itself; FASTSEG_TUNE=0 turns tuning off. A busy "
         "machine or a read-only cache folder leaves the constants in use, saying why.")
-    p.add_argument("--budget", type=float, default=4.0,
-                   help="seconds of timing, about (default 4)")
+    p.add_argument("--budget", type=float, default=60.0,
+                   help="seconds of timing, about (default 60: every tunable; the first use "
+                   "takes 4, FASTSEG_TUNE_BUDGET)")
     p.add_argument("--isa", help="tune the kernels of this instruction set (avx512, avx2, "
                    "generic; default: the one in use)")
     p.add_argument("--show", action="store_true", help="print the cached choices and exit")

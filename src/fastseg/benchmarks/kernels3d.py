@@ -5,12 +5,14 @@ from fastseg._shapes import out_size
 from fastseg.benchmarks.case import Case
 from fastseg.benchmarks.ops_case import pool_case, weighted_case
 
-# (name, batch, in_ch, cube edge, out_ch, k, need_dx): lai3d's two layers. The first
+# (name, batch, in_ch, cube edge, out_ch, k, need_dx): lai3d's two layers (the 20->50 one
+# also at batch 32, a smaller training batch and the size of a dense 3-D block). The first
 # layer's input gradient is never needed in training (fit skips it, as PyTorch does
 # for an input without grad), so its case skips it on both sides.
 CONV3D_SHAPES = [
     ("lai3d-conv1-b128", 128, 1, 24, 20, 5, False),
     ("lai3d-conv2-b128", 128, 20, 10, 50, 5, True),
+    ("lai3d-conv2-b32", 32, 20, 10, 50, 5, True),
     ("lai3d-conv1-b1", 1, 1, 24, 20, 5, False),
     ("lai3d-conv2-b1", 1, 20, 10, 50, 5, True),
 ]

@@ -21,6 +21,12 @@ the default's rounds wander by more than 15 %, its measure fails, or (for the tw
 settings) fewer than two CPUs are free by the load average. A candidate whose measure
 fails is never chosen.
 
+The budget. Each tunable gets an even share of what is left of `budget_s`: as many rounds
+as fit it (3 to 7), measured after the warm-up round. A tunable that would need more than
+twice its share, or that comes after the budget is spent, is not timed (its default kept,
+the reason given): the first use (4 s) times the kernels' blocks and whatever else fits,
+``fastseg tune`` (60 s by default) everything.
+
 The tunables (:func:`gemm_tunables`), each measured on shapes cut from lai2d's and
 lai3d's layers: GEMM (conv 20->50 forward, dW, dX; fc1 forward, dW, dX), the fused 2-D
 convolution and the 3-D convolution forward and backward, which use the same blocks.
@@ -343,6 +349,11 @@ def _time_tunable(t: Tunable, budget: float, progress) -> dict:
         if rounds is None:
             per_round = max(time.perf_counter() - t0, 1e-6)
             rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, budget // per_round)))
+            if per_round * rounds > 2 * budget + 1.0:
+                report["why"] = (f"timing it needs ~{per_round * rounds:.0f} s, more than its "
+                                 f"share of the budget ({budget:.1f} s): fastseg tune "
+                                 "--budget N with a larger N times it")
+                return report
             if progress:
                 progress(f"{t.name}: {len(cands)} candidates, {rounds} rounds "
                          f"(~{per_round * rounds:.1f} s)")
@@ -395,9 +406,15 @@ def tune(budget_s: float = 4.0, progress: Callable[[str], None] | None = None,
         for k, t in enumerate(tunables):
             left = budget_s - (time.perf_counter() - started)
             share = max(left, 0.0) / (len(tunables) - k)
-            if progress:
-                progress(f"timing {t.name} ({t.what or 'dense inference'})")
-            rep = _time_tunable(t, share, progress)
+            if left <= 0:
+                rep = {"name": t.name, "what": t.what, "candidates": list(t.candidates),
+                       "chosen": 0, "rows": [],
+                       "why": f"the budget ({budget_s:g} s) was spent before it: fastseg tune "
+                              "--budget N with a larger N times it"}
+            else:
+                if progress:
+                    progress(f"timing {t.name} ({t.what or 'dense inference'})")
+                rep = _time_tunable(t, share, progress)
             reports.append(rep)
             if t.keep is not None:
                 t.keep(t.candidates[rep["chosen"]])
@@ -484,7 +501,7 @@ def format_table(report: dict) -> str:
 
 def _show(value) -> str:
     if isinstance(value, (list, tuple)):
-        return "/".join(str(v) for v in value)
+        return "/".join(str(v) for v in value) if value else "[]"
     return str(value)
 
 

@@ -56,7 +56,7 @@ def _header(isas):
                  if lib.get("user_api") == "blas"), "?")
     blocks = "; ".join(f"{n}: MR x NR {b['mr']} x {b['nr']}, MC {b['mc']}, KC {b['kc']}, "
                        f"NC {b['nc']}" for n, b in ((n, _runtime.blocking(n)) for n in isas))
-    return f"CPU {info.cpu_model()}; fastseg {blocks}; numpy's OpenBLAS core: {blas}"
+    return f"CPU {info.collect()['cpu']}; fastseg {blocks}; numpy's OpenBLAS core: {blas}"
 
 
 def main():

@@ -7,25 +7,13 @@ import numpy as np
 
 import fastseg
 from fastseg import backends
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else what platform says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from fastseg.tuning import files
 
 
 def collect() -> dict:
     """Version, backends, the CPU and the kernels' instruction set, blocking (as
     tuned, and as fitted to the caches), what tuning chose and when, OpenMP and
     threads. Asking starts no first-use tuner."""
-    from fastseg.tuning import files
 
     with files.holding_first_use():
         runtime = backends.runtime()
@@ -34,7 +22,7 @@ def collect() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
-        "cpu": cpu_model(),
+        "cpu": files.cpu_model(),
         "backends": backends.available(),
         "backend": backends.get_backend(),
         "isa": runtime.isa_name(),
@@ -54,7 +42,6 @@ def _tuning(runtime) -> dict:
     "off" (FASTSEG_TUNE=0), "untuned" (no file: the constants), "ignored" (a file not
     to be trusted: the constants) or "tuned" (``choices`` may be empty: every constant
     kept, ``kept_because`` says why where the machine could not tell)."""
-    from fastseg.tuning import files
 
     key = files.key_for(runtime.isa_name())
     path = files.path_for(key)

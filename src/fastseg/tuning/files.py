@@ -18,6 +18,7 @@ again in every new process; ``fastseg tune`` runs it again on demand.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -56,8 +57,10 @@ def cache_dir() -> Path:
     return Path(base) / "fastseg"
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else what :mod:`platform` says."""
+    """The CPU's model name (Linux: /proc/cpuinfo), else what :mod:`platform` says; read
+    once per process (every tuned choice's lookup asks for it)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:

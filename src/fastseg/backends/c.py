@@ -83,54 +83,29 @@ def fftconv2d(x, spectra, kernel, fft_shape, filters, bias, activation, proj_w, 
                               seconds)
 
 
-def im2col(x, kernel_size, stride, padding):
-    return _conv.im2col(x, kernel_size, stride, padding)
-
-
 def col2im(cols, x_shape, kernel_size, stride, padding):
     return _conv.col2im(cols, tuple(int(d) for d in x_shape), kernel_size, stride, padding)
-
-
-def conv2d(x, w, b, stride, padding):
-    return _conv.conv2d_forward(x, w, b, stride, padding)
-
-
-def conv2d_backward(x, w, dy, stride, padding, need_dx=True):
-    return _conv.conv2d_backward(x, w, dy, stride, padding, need_dx)
-
-
-def linear(x, w, b):
-    return _linear.linear_forward(x, w, b)
-
-
-def linear_backward(x, w, dy, need_dx=True):
-    return _linear.linear_backward(x, w, dy, need_dx)
-
-
-def max_pool2d(x, kernel_size, stride):
-    return _pool.max_pool2d_forward(x, kernel_size, stride)
 
 
 def max_pool2d_backward(dy, indices, x_shape):
     return _pool.max_pool2d_backward(dy, indices, tuple(int(d) for d in x_shape))
 
 
-def conv3d(x, w, b, stride, padding):
-    return _conv3d.conv3d_forward(x, w, b, stride, padding)
-
-
-def conv3d_backward(x, w, dy, stride, padding, need_dx=True):
-    return _conv3d.conv3d_backward(x, w, dy, stride, padding, need_dx)
-
-
-def max_pool3d(x, kernel_size, stride):
-    return _pool3d.max_pool3d_forward(x, kernel_size, stride)
-
-
 def max_pool3d_backward(dy, indices, x_shape):
     return _pool3d.max_pool3d_backward(dy, indices, tuple(int(d) for d in x_shape))
 
 
+# Wrappers that take the table's parameters as they are serve as its entries; the functions
+# above convert theirs first.
+im2col = _conv.im2col
+conv2d = _conv.conv2d_forward
+conv2d_backward = _conv.conv2d_backward
+linear = _linear.linear_forward
+linear_backward = _linear.linear_backward
+max_pool2d = _pool.max_pool2d_forward
+conv3d = _conv3d.conv3d_forward
+conv3d_backward = _conv3d.conv3d_backward
+max_pool3d = _pool3d.max_pool3d_forward
 relu = _pointwise.relu
 relu_backward = _pointwise.relu_backward
 tanh = _pointwise.tanh
@@ -139,10 +114,7 @@ sigmoid = _pointwise.sigmoid
 sigmoid_backward = _pointwise.sigmoid_backward
 xsin = _pointwise.xsin
 xsin_backward = _pointwise.xsin_backward
-
-
-def softmax_cross_entropy(logits, labels, class_weights):
-    return _loss.softmax_xent(logits, labels, class_weights)
+softmax_cross_entropy = _loss.softmax_xent
 
 
 def _flat(name, a):

@@ -37,6 +37,7 @@ import numpy as np
 from fastseg import nn
 from fastseg._arrays import host_array
 from fastseg._atomic import atomic_write
+from fastseg._inference.fcn import leaf_layers
 from fastseg._optional import require
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
@@ -106,15 +107,6 @@ def _source(model) -> _Source:
         return _Source(model, size, cutter)
     raise InvalidTypeError(f"model: expected a fastseg.nn.Module, a fitted fastseg.Segmenter "
                            f"or a model file path, got {type(model).__name__}")
-
-
-def _leaves(module):
-    """The leaf layers of `module`, nested Sequentials unrolled, in order."""
-    if isinstance(module, nn.Sequential):
-        for child in module:
-            yield from _leaves(child)
-    else:
-        yield module
 
 
 def _per_axis(value, dims) -> tuple[int, ...]:
@@ -205,7 +197,7 @@ def _walk(net, layers, shape) -> list[_Step]:
             if i != 0:
                 _refuse(net, layer, "is not the first layer; only a Parallel that takes the "
                         "network's inputs is exported", dense=False)
-            branches = [_walk(net, list(_leaves(b)), s)
+            branches = [_walk(net, list(leaf_layers(b)), s)
                         for b, s in zip(layer.branches, shape, strict=True)]
             features = sum(math.prod(b[-1].shape_out if b else s)
                            for b, s in zip(branches, shape, strict=True))
@@ -222,7 +214,7 @@ def _input_of(net, layers) -> tuple[int, int]:
     """(channels, dims) of the network's input, read from its first convolution (a
     Parallel's: from each branch; all branches must agree on dims)."""
     if isinstance(layers[0], nn.Parallel):
-        found = [_input_of(net, list(_leaves(b))) for b in layers[0].branches]
+        found = [_input_of(net, list(leaf_layers(b))) for b in layers[0].branches]
         if len({d for _, d in found}) != 1:
             _refuse(net, layers[0], "mixes 2-D and 3-D branches", dense=False)
         return found[0]
@@ -236,7 +228,7 @@ def _input_of(net, layers) -> tuple[int, int]:
 def _input_shapes(net, layers, side) -> list[tuple]:
     first = layers[0] if layers else None
     if isinstance(first, nn.Parallel):
-        return [_input_shapes(net, list(_leaves(b)), side)[0] for b in first.branches]
+        return [_input_shapes(net, list(leaf_layers(b)), side)[0] for b in first.branches]
     channels, dims = _input_of(net, layers)
     return [(channels, *((side,) * dims if np.ndim(side) == 0 else side))]
 
@@ -260,7 +252,7 @@ def _plan(src: _Source):
     """(layers, input shapes per sample, steps, patch side) of the network, the patch
     side taken from what is known of it or else the smallest one that fits."""
     net = src.net
-    layers = list(_leaves(net))
+    layers = list(leaf_layers(net))
     for layer in _leaves_deep(layers):
         if type(layer) not in _KNOWN:
             _refuse(net, layer, "has no ONNX form here (fastseg exports convolutions, max "
@@ -298,7 +290,7 @@ def _leaves_deep(layers):
     for layer in layers:
         if isinstance(layer, nn.Parallel):
             for branch in layer.branches:
-                yield from _leaves_deep(list(_leaves(branch)))
+                yield from _leaves_deep(list(leaf_layers(branch)))
         else:
             yield layer
 

@@ -292,15 +292,7 @@ def _matrices(cutter, draws) -> np.ndarray:
 
 def _cut_transformed(cutter, padded, coords, matrices):
     """The cutter's windows sampled on grids mapped by `matrices` about each voxel."""
-    padded = np.asarray(padded)
-    widths = cutter.pad_widths()
-    if padded.ndim != 3 or padded.dtype != np.float32:
-        raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
-                                f"{padded.shape} dtype {padded.dtype}")
-    shape = tuple(n - b - a for n, (b, a) in zip(padded.shape, widths, strict=True))
-    if min(shape) < 1:
-        raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
-                                f"padding {widths}")
+    padded, widths, shape = cutter._check_padded(padded)
     rc = check_coords(coords, shape, "(d, h, w) voxel indices").astype(np.float64)
     padded = np.ascontiguousarray(padded)
     n = len(rc)

@@ -136,15 +136,7 @@ class PatchCutter:
         numpy.ndarray or list of numpy.ndarray
             float32, C-contiguous; the layout of the kind (module docstring).
         """
-        padded = np.asarray(padded)
-        widths = self.pad_widths()
-        if padded.ndim != 3 or padded.dtype != np.float32:
-            raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
-                                    f"{padded.shape} dtype {padded.dtype}")
-        shape = tuple(n - b - a for n, (b, a) in zip(padded.shape, widths, strict=True))
-        if min(shape) < 1:
-            raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
-                                    f"padding {widths}")
+        padded, widths, shape = self._check_padded(padded)
         rc = check_coords(coords, shape, _AXES)
         out = []
         for axes, window in self._windows():
@@ -154,6 +146,20 @@ class PatchCutter:
             index = tuple(rc[:, a] + (0 if a in axes else widths[a][0]) for a in range(3))
             out.append(np.ascontiguousarray(views[index], dtype=np.float32))
         return self._pack(out)
+
+    def _check_padded(self, padded):
+        """`padded`, checked to be an output of :meth:`pad`: ``(the array, pad_widths(), the
+        shape of the volume inside it)``."""
+        padded = np.asarray(padded)
+        widths = self.pad_widths()
+        if padded.ndim != 3 or padded.dtype != np.float32:
+            raise InvalidValueError(f"padded: expected the float32 3-D output of pad(), got shape "
+                                    f"{padded.shape} dtype {padded.dtype}")
+        shape = tuple(n - b - a for n, (b, a) in zip(padded.shape, widths, strict=True))
+        if min(shape) < 1:
+            raise InvalidValueError(f"padded: shape {padded.shape} is smaller than this cutter's "
+                                    f"padding {widths}")
+        return padded, widths, shape
 
     def __call__(self, volume, coords):
         """``cut(pad(volume), coords)``: the patches of the given voxels."""

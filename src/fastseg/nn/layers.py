@@ -34,7 +34,25 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-class _ConvNd(Module):
+class _Weighted(Module):
+    """A layer with a weight and an optional bias (Conv2d, Conv3d, Linear): both made as
+    PyTorch makes them, given their gradients together."""
+
+    def _make_parameters(self, shape, fan_in, bias) -> None:
+        """The weight of `shape` (its first axis the outputs) and, if `bias`, the bias."""
+        self.weight = Parameter(init.default_weight(shape, fan_in))
+        if bias:
+            self.bias = Parameter(init.default_bias(shape[:1], fan_in))
+        else:
+            self.register_parameter("bias", None)
+
+    def _accumulate_grads(self, dw, db) -> None:
+        self.weight.accumulate_grad(dw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(db)
+
+
+class _ConvNd(_Weighted):
     """What Conv2d and Conv3d share: the weight and bias made as PyTorch makes them,
     forward and backward through the rank's op pair (``ops.conv2d`` and
     ``ops.conv2d_backward``, ...), the parameter gradients accumulated.
@@ -57,12 +75,7 @@ class _ConvNd(Module):
         self.padding = v.as_window_step("padding", padding, self._dims, minimum=0)
         kernel = per_axis(self.kernel_size, self._dims)
         fan_in = self.in_channels * math.prod(kernel)
-        shape = (self.out_channels, self.in_channels, *kernel)
-        self.weight = Parameter(init.default_weight(shape, fan_in))
-        if bias:
-            self.bias = Parameter(init.default_bias((self.out_channels,), fan_in))
-        else:
-            self.register_parameter("bias", None)
+        self._make_parameters((self.out_channels, self.in_channels, *kernel), fan_in, bias)
         self._x = None
 
     def _output_size(self, *size) -> tuple[int, ...]:
@@ -84,9 +97,7 @@ class _ConvNd(Module):
         x = self._saved(self._x)
         dx, dw, db = getattr(ops, self._op + "_backward")(x, self.weight.data, dy, self.stride,
                                                           self.padding, need_dx=need_dx)
-        self.weight.accumulate_grad(dw)
-        if self.bias is not None:
-            self.bias.accumulate_grad(db)
+        self._accumulate_grads(dw, db)
         return dx
 
     def config(self) -> dict:
@@ -132,7 +143,7 @@ class Conv2d(_ConvNd):
         return self._output_size(height, width)
 
 
-class Linear(Module):
+class Linear(_Weighted):
     """Fully connected layer ``y = x @ weight.T + bias``, as ``torch.nn.Linear``.
 
     Attributes
@@ -145,12 +156,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = v.as_int("in_features", in_features, minimum=1)
         self.out_features = v.as_int("out_features", out_features, minimum=1)
-        self.weight = Parameter(init.default_weight((self.out_features, self.in_features),
-                                                    self.in_features))
-        if bias:
-            self.bias = Parameter(init.default_bias((self.out_features,), self.in_features))
-        else:
-            self.register_parameter("bias", None)
+        self._make_parameters((self.out_features, self.in_features), self.in_features, bias)
         self._x = None
 
     def forward(self, x):
@@ -167,9 +173,7 @@ class Linear(Module):
     def backward(self, dy, need_dx=True):
         x = self._saved(self._x)
         dx, dw, db = ops.linear_backward(x, self.weight.data, dy, need_dx=need_dx)
-        self.weight.accumulate_grad(dw)
-        if self.bias is not None:
-            self.bias.accumulate_grad(db)
+        self._accumulate_grads(dw, db)
         return dx
 
     def config(self) -> dict:

@@ -72,11 +72,8 @@ def launch(kernel, total: int, *args) -> None:
 
 @cuda.jit
 def _fill(out, value):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < out.size:
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = value
-        i += stride
 
 
 def fill(out, value) -> None:

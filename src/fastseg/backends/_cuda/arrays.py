@@ -15,41 +15,33 @@ from fastseg.backends._cuda import THREADS, blocks_for, empty
 
 @cuda.jit
 def _add(dst, src):
-    i = cuda.grid(1)
-    while i < dst.size:
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
         dst[i] += src[i]
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _mul(a, b, out):
-    i = cuda.grid(1)
-    while i < a.size:
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         out[i] = a[i] * b[i]
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _scale(a, factor, out):
-    i = cuda.grid(1)
-    while i < a.size:
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         out[i] = a[i] * factor
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _copy_columns(src, dst, offset, to_dst):
     # to_dst: dst[:, offset:offset+cols] = src; else src = dst[:, offset:offset+cols]
     cols = src.shape[1]
-    i = cuda.grid(1)
-    while i < src.size:
+    for i in range(cuda.grid(1), src.size, cuda.gridsize(1)):
         r = i // cols
         c = i - r * cols
         if to_dst:
             dst[r, offset + c] = src[r, c]
         else:
             src[r, c] = dst[r, offset + c]
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
@@ -57,23 +49,19 @@ def _batch_transpose(x, y):
     # x (B, R, C) -> y (B, C, R)
     rows = x.shape[1]
     cols = x.shape[2]
-    i = cuda.grid(1)
-    while i < y.size:
+    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         r = i % rows
         c = (i // rows) % cols
         b = i // (rows * cols)
         y[b, c, r] = x[b, r, c]
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _dropout(x, keep, scale, y, mask):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         m = scale if keep[i] != 0 else float32(0.0)
         mask[i] = m
         y[i] = x[i] * m
-        i += cuda.gridsize(1)
 
 
 def _flat(a):

@@ -35,9 +35,7 @@ def _im2col_kernel(x, n0, k, stride, pad, oh, ow, cols):
     plane = oh * ow
     height = x.shape[2]
     width = x.shape[3]
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < cols.size:
+    for idx in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
         row = idx // ncols
         col = idx - row * ncols
         c = row // (k * k)
@@ -51,7 +49,6 @@ def _im2col_kernel(x, n0, k, stride, pad, oh, ow, cols):
         if 0 <= h < height and 0 <= w < width:
             value = x[n0 + n, c, h, w]
         cols[row, col] = value
-        idx += step
 
 
 @cuda.jit
@@ -62,9 +59,7 @@ def _col2im_kernel(cols, n0, count, k, stride, pad, oh, ow, dx):
     width = dx.shape[3]
     plane = oh * ow
     total = count * channels * height * width
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < total:
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
         w = idx % width
         h = (idx // width) % height
         c = (idx // (width * height)) % channels
@@ -79,7 +74,6 @@ def _col2im_kernel(cols, n0, count, k, stride, pad, oh, ow, dx):
                     if ww >= 0 and ww % stride == 0 and ww // stride < ow:
                         acc += cols[(c * k + ki) * k + kj, n * plane + y * ow + ww // stride]
         dx[n0 + n, c, h, w] = acc
-        idx += step
 
 
 @cuda.jit
@@ -88,14 +82,11 @@ def _rows_to_nchw(y2, n0, y3):
     filters = y3.shape[1]
     plane = y3.shape[2]
     total = y2.size
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < total:
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
         p = idx % plane
         f = (idx // plane) % filters
         n = idx // (plane * filters)
         y3[n0 + n, f, p] = y2[f, n * plane + p]
-        idx += step
 
 
 @cuda.jit
@@ -103,14 +94,11 @@ def _nchw_to_rows(y3, n0, y2):
     # y2[f, n*P + p] = y3[n0 + n, f, p]: the inverse of _rows_to_nchw
     plane = y3.shape[2]
     ncols = y2.shape[1]
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < y2.size:
+    for idx in range(cuda.grid(1), y2.size, cuda.gridsize(1)):
         f = idx // ncols
         col = idx - f * ncols
         n = col // plane
         y2[f, col] = y3[n0 + n, f, col - n * plane]
-        idx += step
 
 
 @cuda.jit
@@ -122,10 +110,8 @@ def _sum_outer_axes(a, out):
     inner = a.shape[2]
     total = a.shape[0] * inner
     acc = float32(0.0)
-    i = tid
-    while i < total:
+    for i in range(tid, total, THREADS):
         acc += a[i // inner, f, i % inner]
-        i += THREADS
     partial[tid] = acc
     block_sum(partial, tid)
     if tid == 0:

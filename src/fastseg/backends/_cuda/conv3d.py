@@ -32,9 +32,7 @@ def _vol2col_kernel(x, n0, kd, kh, kw, sd, sh, sw, pd, ph, pw, od, oh, ow, cols)
     depth = x.shape[2]
     height = x.shape[3]
     width = x.shape[4]
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < cols.size:
+    for idx in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
         row = idx // ncols
         col = idx - row * ncols
         e = row % kw
@@ -50,7 +48,6 @@ def _vol2col_kernel(x, n0, kd, kh, kw, sd, sh, sw, pd, ph, pw, od, oh, ow, cols)
         if 0 <= z < depth and 0 <= y < height and 0 <= q < width:
             value = x[n0 + n, c, z, y, q]
         cols[row, col] = value
-        idx += step
 
 
 @cuda.jit(device=True)
@@ -72,9 +69,7 @@ def _col2vol_kernel(cols, n0, count, kd, kh, kw, sd, sh, sw, pd, ph, pw, od, oh,
     width = dx.shape[4]
     volume = od * oh * ow
     total = count * channels * depth * height * width
-    idx = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while idx < total:
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
         q = idx % width
         y = (idx // width) % height
         z = (idx // (width * height)) % depth
@@ -93,7 +88,6 @@ def _col2vol_kernel(cols, n0, count, kd, kh, kw, sd, sh, sw, pd, ph, pw, od, oh,
                                 acc += cols[((c * kd + a) * kh + b) * kw + e,
                                             n * volume + (oz * oh + oy) * ow + ox]
         dx[n0 + n, c, z, y, q] = acc
-        idx += step
 
 
 def _geometry(k, stride, padding, out):

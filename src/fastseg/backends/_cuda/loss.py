@@ -33,12 +33,10 @@ def _normaliser(x, i):
 
 @cuda.jit
 def _softmax_rows(x, y):
-    i = cuda.grid(1)
-    while i < x.shape[0]:
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         top, log_total = _normaliser(x, i)
         for j in range(x.shape[1]):
             y[i, j] = math.exp(x[i, j] - top - log_total)
-        i += cuda.gridsize(1)
 
 
 def softmax(x):
@@ -52,8 +50,7 @@ def softmax(x):
 @cuda.jit
 def _rows(logits, labels, weights, weighted, row_loss, row_weight, dlogits):
     classes = logits.shape[1]
-    i = cuda.grid(1)
-    while i < logits.shape[0]:
+    for i in range(cuda.grid(1), logits.shape[0], cuda.gridsize(1)):
         top, log_total = _normaliser(logits, i)
         label = labels[i]
         w = weights[label] if weighted else float32(1.0)
@@ -62,7 +59,6 @@ def _rows(logits, labels, weights, weighted, row_loss, row_weight, dlogits):
         for j in range(classes):
             d = math.exp(logits[i, j] - top - log_total)
             dlogits[i, j] = d - float32(1.0) if j == label else d
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
@@ -74,11 +70,9 @@ def _sum_two(a, b, out):
     tid = cuda.threadIdx.x
     acc_a = float64(0.0)
     acc_b = float64(0.0)
-    i = tid
-    while i < a.size:
+    for i in range(tid, a.size, THREADS):
         acc_a += a[i]
         acc_b += b[i]
-        i += THREADS
     part_a[tid] = acc_a
     part_b[tid] = acc_b
     block_sum(part_a, tid)
@@ -91,11 +85,9 @@ def _sum_two(a, b, out):
 @cuda.jit
 def _scale_rows(dlogits, row_weight, sums):
     classes = dlogits.shape[1]
-    i = cuda.grid(1)
-    while i < dlogits.size:
+    for i in range(cuda.grid(1), dlogits.size, cuda.gridsize(1)):
         row = i // classes
         dlogits[row, i - row * classes] *= float32(row_weight[row] / sums[1])
-        i += cuda.gridsize(1)
 
 
 def softmax_cross_entropy(logits, labels, class_weights):
@@ -121,11 +113,9 @@ def softmax_cross_entropy(logits, labels, class_weights):
 
 @cuda.jit
 def _count_not_finite(a, count):
-    i = cuda.grid(1)
-    while i < a.size:
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         if not math.isfinite(a[i]):
             cuda.atomic.add(count, 0, 1)
-        i += cuda.gridsize(1)
 
 
 def all_finite(a) -> bool:

@@ -15,8 +15,7 @@ from fastseg.backends._cuda import THREADS, blocks_for, vector_or_dummy
 
 @cuda.jit
 def _sgd(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
-    i = cuda.grid(1)
-    while i < p.size:
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         # As the reference: no decay term at all when weight_decay is 0 (an
         # infinite p must not turn the step into NaN).
         d = g[i] + weight_decay * p[i] if weight_decay != 0 else g[i]
@@ -28,20 +27,17 @@ def _sgd(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step)
             buf[i] = b
             d = d + momentum * b if nesterov else b
         p[i] -= lr * d
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _adam(p, g, m, v, beta1, beta2, eps, weight_decay, step_size, sqrt_bias2):
-    i = cuda.grid(1)
-    while i < p.size:
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         d = g[i] + weight_decay * p[i] if weight_decay != 0 else g[i]
         mi = beta1 * m[i] + (float32(1.0) - beta1) * d
         vi = beta2 * v[i] + (float32(1.0) - beta2) * d * d
         m[i] = mi
         v[i] = vi
         p[i] -= step_size * mi / (math.sqrt(vi) / sqrt_bias2 + eps)
-        i += cuda.gridsize(1)
 
 
 @cuda.jit(device=True)
@@ -51,8 +47,7 @@ def _sign(x):
 
 @cuda.jit
 def _rprop(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
-    i = cuda.grid(1)
-    while i < p.size:
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         sign = _sign(g[i] * prev[i])
         s = step_size[i]
         if sign > 0:
@@ -64,7 +59,6 @@ def _rprop(p, g, prev, step_size, eta_minus, eta_plus, step_min, step_max):
         d = float32(0.0) if sign < 0 else g[i]
         p[i] -= _sign(d) * s
         prev[i] = d
-        i += cuda.gridsize(1)
 
 
 def _flat(*arrays):

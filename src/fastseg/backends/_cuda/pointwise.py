@@ -15,35 +15,27 @@ from fastseg.backends._cuda import THREADS, blocks_for, empty
 
 @cuda.jit
 def _relu(x, y):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = x[i] if x[i] > 0 else float32(0.0)
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _relu_backward(x, dy, dx):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         dx[i] = dy[i] if x[i] > 0 else float32(0.0)
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _tanh(x, y):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = math.tanh(x[i])
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _tanh_backward(x, dy, dx):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         t = math.tanh(x[i])
         dx[i] = dy[i] * (float32(1.0) - t * t)
-        i += cuda.gridsize(1)
 
 
 @cuda.jit(device=True)
@@ -55,36 +47,28 @@ def _sigmoid_of(v):
 
 @cuda.jit
 def _sigmoid(x, y):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = _sigmoid_of(x[i])
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _sigmoid_backward(x, dy, dx):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         s = _sigmoid_of(x[i])
         dx[i] = dy[i] * s * (float32(1.0) - s)
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _xsin(x, y):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = x[i] * math.sin(x[i])
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _xsin_backward(x, dy, dx):
-    i = cuda.grid(1)
-    while i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
         dx[i] = dy[i] * (math.sin(v) + v * math.cos(v))
-        i += cuda.gridsize(1)
 
 
 _FORWARD = {"relu": _relu, "tanh": _tanh, "sigmoid": _sigmoid, "xsin": _xsin}

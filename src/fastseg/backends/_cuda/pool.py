@@ -26,8 +26,7 @@ def _max_pool(x, kd, kh, kw, sd, sh, sw, y, indices):
     ow = y.shape[3]
     height = x.shape[2]
     width = x.shape[3]
-    i = cuda.grid(1)
-    while i < y.size:
+    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         q = i % ow
         r = (i // ow) % oh
         z = (i // (ow * oh)) % od
@@ -48,7 +47,6 @@ def _max_pool(x, kd, kh, kw, sd, sh, sw, y, indices):
                         where = ((z0 + a) * height + y0 + b) * width + x0 + e
         y[v, z, r, q] = best
         indices[v, z, r, q] = where
-        i += cuda.gridsize(1)
 
 
 def max_pool(x, kernel_size, stride):
@@ -71,21 +69,17 @@ def max_pool(x, kernel_size, stride):
 @cuda.jit
 def _max_pool_backward(dy, indices, per_plane, plane_size, dx):
     # dx is flat; indices outside [0, plane_size) are skipped, never written.
-    i = cuda.grid(1)
-    while i < dy.size:
+    for i in range(cuda.grid(1), dy.size, cuda.gridsize(1)):
         where = indices[i]
         if 0 <= where < plane_size:
             cuda.atomic.add(dx, (i // per_plane) * plane_size + where, dy[i])
-        i += cuda.gridsize(1)
 
 
 @cuda.jit
 def _count_outside(indices, limit, count):
-    i = cuda.grid(1)
-    while i < indices.size:
+    for i in range(cuda.grid(1), indices.size, cuda.gridsize(1)):
         if indices[i] < 0 or indices[i] >= limit:
             cuda.atomic.add(count, 0, 1)
-        i += cuda.gridsize(1)
 
 
 def indices_outside(indices, limit: int) -> int:

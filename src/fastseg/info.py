@@ -76,6 +76,8 @@ def _format_tuning(t: dict, fitted: dict) -> str:
         const = f" (constant {fitted[block]})" if block in ("mc", "kc", "nc") else ""
         parts.append(f"{name} {shown}{const}")
     note = f"; not applied: {t['why']}" if t.get("why") else ""
+    if t["kept_because"]:
+        note += "; not timed (constants): " + ", ".join(sorted(t["kept_because"]))
     return f"tuned {t['when']}: " + ", ".join(parts) + note
 
 

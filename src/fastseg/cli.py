@@ -87,6 +87,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "sampling (default 0)")
 
 
+def _command(sub, name, run, help, description=None, common=True):
+    """Subcommand `name`'s parser: `help` is its line in ``fastseg --help``, `description`
+    what ``fastseg NAME --help`` says; it takes the common options (--backend, --threads,
+    --seed) unless `common` is false, and ``run(args)`` runs it."""
+    p = sub.add_parser(name, help=help, description=description)
+    if common:
+        _add_common(p)
+    p.set_defaults(func=run)
+    return p
+
+
 def cmd_info(args) -> int:
     from fastseg import info
 
@@ -132,8 +143,9 @@ def cmd_experiment(args) -> int:
 
 
 def _demo_parser(sub):
-    p = sub.add_parser(
-        "demo", help="train and evaluate on built-in data: fundus photos or brain MRI",
+    p = _command(
+        sub, "demo", cmd_demo,
+        help="train and evaluate on built-in data: fundus photos or brain MRI",
         description="fundus (the default): generate a synthetic fundus train/test split, train "
         "lai2d on patches, segment the test images densely, train the re-implementation's "
         "whole-image network for comparison, print the metrics and write pictures. The "
@@ -144,7 +156,6 @@ def _demo_parser(sub):
         "3-D) on real brain MRI (pip install \"fastseg[mri]\"): train each on the MNI152 "
         "template's hippocampi, segment the held-out ICBM 2009c template's, print Dice, "
         "HD95 and the times, write pictures and metrics.json (under 10 minutes on 2 cores).")
-    _add_common(p)
     p.add_argument("which", nargs="?", choices=["fundus", "mri"], default="fundus",
                    help="which demo (default fundus)")
     p.add_argument("--out", help="output folder (default ./fastseg-demo, or ./fastseg-demo-mri)")
@@ -164,16 +175,14 @@ def _demo_parser(sub):
                        help="side of the downscaled images of the whole-image network")
     knobs.add_argument("--gif-size", type=_int_at_least(16),
                        help="side of the test crop segmented every epoch for the GIF")
-    p.set_defaults(func=cmd_demo)
 
 
 def _train_parser(sub):
-    p = sub.add_parser(
-        "train", help="train a patch network and save it as a segmenter",
+    p = _command(
+        sub, "train", cmd_train, help="train a patch network and save it as a segmenter",
         description="Train a patch classifier on a data set and write DIR/model.fseg (the "
         "network with its patch size and preprocessing), DIR/history.json, DIR/curves.png and "
         "DIR/checkpoint.fseg (written every epoch; --resume continues from it).")
-    _add_common(p)
     p.add_argument("--data", default="synthetic",
                    help="photos: synthetic (built-in), drive:ROOT (DRIVE layout, training "
                    "split) or folder:DIR (DIR/images, DIR/masks and optionally DIR/fov, paired "
@@ -225,12 +234,11 @@ def _train_parser(sub):
     ideas.add_argument("--teacher", metavar="MODEL.fseg",
                        help="train on this trained model's logits (mimic training, squared "
                        "error) instead of the labels; it must use the same patch size")
-    p.set_defaults(func=cmd_train)
 
 
 def _segment_parser(sub):
-    p = sub.add_parser(
-        "segment", help="segment image or volume files with a trained model",
+    p = _command(
+        sub, "segment", cmd_segment, help="segment image or volume files with a trained model",
         description="Segment each image (png, tif, jpg, gif; RGB or greyscale; any size). "
         "For INPUT <stem>.<ext> it writes <stem>_prob.png (probability x 255), "
         "<stem>_mask.png (0/255) and <stem>_overlay.png (the mask in green on the image). "
@@ -246,7 +254,6 @@ def _segment_parser(sub):
         "through each hippocampus, outlined), and a row of volumes.csv (mm3 per side). Every "
         "run also writes <stem>_record.json per input and report.html, one page to check "
         "every result (fastseg report DIR rebuilds it).")
-    _add_common(p)
     p.add_argument("model", metavar="MODEL", help="a model file (.fseg) from train or demo")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
@@ -272,12 +279,11 @@ def _segment_parser(sub):
                        "threads (default: cores / N)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="use a running cluster, e.g. tcp://10.0.0.5:8786")
-    p.set_defaults(func=cmd_segment)
 
 
 def _evaluate_parser(sub):
-    p = sub.add_parser(
-        "evaluate", help="metrics of predictions against ground truth",
+    p = _command(
+        sub, "evaluate", cmd_evaluate, help="metrics of predictions against ground truth",
         description="Compare predictions with ground-truth masks, paired by name: a file's key "
         "is its stem without trailing tags such as _prob, _mask, _manual1, _test, _training, "
         "so 01_test_prob.png pairs with 01_manual1.gif. Probability maps (_prob) are preferred "
@@ -287,32 +293,94 @@ def _evaluate_parser(sub):
         "every non-zero truth label is the structure) and add RVD, HD95 and ASSD in mm, from "
         "the truth's voxel spacing; a fastseg label map (1 left, 2 right hippocampus) paired "
         "with a truth that labels both sides the same way also gets a table per side.")
-    _add_common(p)
     p.add_argument("pred_dir", metavar="PRED_DIR", help="folder of predictions")
     p.add_argument("truth_dir", metavar="TRUTH_DIR", help="folder of ground-truth masks")
     p.add_argument("--fov", metavar="DIR", help="folder of FOV masks (default: whole image)")
     p.add_argument("--threshold", type=_fraction, default=0.5, help="default 0.5")
     p.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
     p.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
-    p.set_defaults(func=cmd_evaluate)
+
+
+def _bench_parser(sub):
+    p = _command(
+        sub, "bench", bench.run, common=False,
+        help="time every backend (and PyTorch) on the paper's shapes",
+        description="Median time per backend on the shapes of the paper's networks (GEMM, "
+        "conv2d forward/backward, linear, max pooling, a training step, a dense "
+        "segmentation), with the ratios of fastseg's C backend to NumPy and PyTorch. Where "
+        "the onnx extra is installed (pip install \"fastseg[onnx]\"), the dense "
+        "segmentation also runs fastseg's ONNX export of the same network on ONNX Runtime "
+        "and OpenVINO (float32, the row's thread count). The "
+        "backends run alternately in one process so machine noise hits all of them alike.")
+    p.add_argument("--quick", action="store_true", help="small shapes: a smoke run in seconds")
+    # Its own dest: the common --threads (one int, applied globally) means something else.
+    p.add_argument("--threads", dest="thread_list", default="1,2",
+                   help="thread counts to run, e.g. 1,2 (default)")
+    p.add_argument("--backends", help="comma-separated subset of c,numpy,cuda,torch,"
+                   "onnxruntime,openvino (default: all available here)")
+    p.add_argument("--group", help="comma-separated groups, e.g. gemm,train-step")
+    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (default 5)")
+    p.add_argument("--settle", type=float, default=0.2,
+                   help="seconds idle before each sample, so other libraries' spinning worker "
+                   "threads go to sleep (default 0.2)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+
+def _export_parser(sub):
+    p = _command(
+        sub, "export", export.run, common=False,
+        help="write a model as ONNX, for ONNX Runtime or OpenVINO",
+        description="Write the network of MODEL (a .fseg file from train or demo) as an ONNX "
+        "model (pip install \"fastseg[onnx]\"). By default the patch classifier as it is: "
+        "input 'patch' (N, C, K, K), or (N, C, K, K, K) for a 3-D network, or 'patch_0', "
+        "'patch_1', 'patch_2' for a tri-planar one; output 'logits' (N, classes). With "
+        "--dense its exact fully convolutional form: input 'image' (N, C, H, W) of any size "
+        "(or (N, C, D, H, W)), preprocessed as the network takes it; output "
+        "'probabilities' (N, classes, H, W), at every pixel the softmax of the classifier's "
+        "scores for that pixel's patch (the image mirrored at its borders as fastseg does), "
+        "so channel 1 is what fastseg segment computes before calibration. Tri-planar and "
+        "whole-image networks have no dense form.")
+    p.add_argument("model", metavar="MODEL", help="a model file (.fseg)")
+    p.add_argument("out", metavar="OUT", help="the ONNX file to write, e.g. model.onnx")
+    p.add_argument("--dense", action="store_true",
+                   help="the fully convolutional form over a whole image (default: the patch "
+                   "classifier)")
+    p.add_argument("--opset", type=int, metavar="N",
+                   help="ONNX opset (default 17; at least 13)")
+
+
+def _report_parser(sub):
+    p = _command(
+        sub, "report", report.run, common=False,
+        help="one HTML page of every result in a segment output folder",
+        description="Build DIR/report.html from the records fastseg segment leaves in DIR "
+        "(<stem>_record.json per input, fastseg-run.json for the model, evaluation.json "
+        "when fastseg evaluate has run on DIR): the model at the top, one row per input "
+        "with its pictures, numbers, metrics, time and flags (empty mask, mask on the "
+        "border, extra components of a volume, an outlying vessel fraction or volume, an "
+        "estimated FOV, a skipped or failed input). The page opens from disk, offline; "
+        "it links the pictures in DIR, so keep it beside them.")
+    p.add_argument("dir", metavar="DIR", help="a fastseg segment output folder")
+    p.add_argument("--z-threshold", type=_positive_float, default=3.5, metavar="Z",
+                   help="robust z-score (median and MAD over the run) beyond which a vessel "
+                   "fraction or volume is flagged (default 3.5)")
 
 
 def _experiment_parser(sub):
     from fastseg.experiments import NAMES
 
-    p = sub.add_parser(
-        "experiment", help="measure one of the report's training ideas on the built-in data",
+    p = _command(
+        sub, "experiment", cmd_experiment,
+        help="measure one of the report's training ideas on the built-in data",
         description="Train small networks on the built-in synthetic data to test one of the "
         "report's claims, and write OUT/NAME.md (a table), OUT/NAME.png (a plot) and "
         "OUT/NAME.json (settings and every curve). Experiments: " + ", ".join(NAMES) +
         "; 'all' runs each in turn. A default run takes a few minutes on 2 cores, --quick "
         "a few seconds. docs/experiments.md shows the results.")
-    _add_common(p)
     p.add_argument("name", metavar="NAME", help=f"{' | '.join(NAMES)} | all")
     p.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
     p.add_argument("--out", default="fastseg-experiments",
                    help="output folder (default ./fastseg-experiments)")
-    p.set_defaults(func=cmd_experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,17 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("info", help="version, backends, instruction set, OpenMP and threads")
-    _add_common(p)
+    p = _command(sub, "info", cmd_info,
+                 help="version, backends, instruction set, OpenMP and threads")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_info)
     _demo_parser(sub)
     _train_parser(sub)
     _segment_parser(sub)
     _evaluate_parser(sub)
-    bench.add_parser(sub)
-    export.add_parser(sub)
-    report.add_parser(sub)
+    _bench_parser(sub)
+    _export_parser(sub)
+    _report_parser(sub)
     tune_command.add_parser(sub)
     _experiment_parser(sub)
     return parser

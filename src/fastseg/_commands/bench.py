@@ -60,27 +60,3 @@ def run(args) -> int:
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     return 0
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "bench", help="time every backend (and PyTorch) on the paper's shapes",
-        description="Median time per backend on the shapes of the paper's networks (GEMM, "
-        "conv2d forward/backward, linear, max pooling, a training step, a dense "
-        "segmentation), with the ratios of fastseg's C backend to NumPy and PyTorch. Where "
-        "the onnx extra is installed (pip install \"fastseg[onnx]\"), the dense "
-        "segmentation also runs fastseg's ONNX export of the same network on ONNX Runtime "
-        "and OpenVINO (float32, the row's thread count). The "
-        "backends run alternately in one process so machine noise hits all of them alike.")
-    p.add_argument("--quick", action="store_true", help="small shapes: a smoke run in seconds")
-    # Its own dest: the common --threads (one int, applied globally) means something else.
-    p.add_argument("--threads", dest="thread_list", default="1,2",
-                   help="thread counts to run, e.g. 1,2 (default)")
-    p.add_argument("--backends", help="comma-separated subset of c,numpy,cuda,torch,"
-                   "onnxruntime,openvino (default: all available here)")
-    p.add_argument("--group", help="comma-separated groups, e.g. gemm,train-step")
-    p.add_argument("--repeats", type=int, default=5, help="alternating rounds (default 5)")
-    p.add_argument("--settle", type=float, default=0.2,
-                   help="seconds idle before each sample, so other libraries' spinning worker "
-                   "threads go to sleep (default 0.2)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    p.set_defaults(func=run)

@@ -146,3 +146,27 @@ def test_plane_pictures_orientation_aspect_and_colours():
         viz.plane_pictures(vol, mask[:-1])
     with pytest.raises(ValueError, match="volume"):
         viz.plane_pictures(vol[0], mask[0])
+
+
+def test_hippocampus_pictures_are_the_same_whatever_the_axis_order():
+    """Planes shown in RAS+ order: a scan stored in another axis order gives the same
+    pictures; each side is zoomed on its label, a side without one shows the whole planes."""
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(0)
+    scan = rng.random((40, 36, 30)).astype(np.float32)
+    labels = np.zeros(scan.shape, np.uint8)
+    labels[8:14, 15:22, 10:16] = 1
+    affine = np.diag([1.0, 1.2, 0.9, 1.0])
+    ras = viz.hippocampus_pictures(scan, labels, affine)
+    ornt = nib.orientations.axcodes2ornt(("P", "I", "L"))
+    other = nib.orientations.ornt_transform(nib.orientations.io_orientation(affine), ornt)
+    moved = [np.ascontiguousarray(nib.orientations.apply_orientation(a, other))
+             for a in (scan, labels)]
+    moved_affine = affine @ nib.orientations.inv_ornt_aff(other, scan.shape)
+    pil = viz.hippocampus_pictures(*moved, moved_affine)
+    for side in ("left", "right"):
+        np.testing.assert_array_equal(pil[side], ras[side])
+    small = viz.hippocampus_pictures(scan, labels, affine, min_side=1)  # no enlarging
+    assert small["left"].shape[1] < small["right"].shape[1]  # zoomed; the missing side whole
+    green = np.all(ras["left"] == viz.TP_COLOR, axis=-1)
+    assert green.any() and not np.all(ras["right"] == viz.TP_COLOR, axis=-1).any()

@@ -441,6 +441,9 @@ def _panels_matplotlib(path, panels, title):
 
 #: The outline colour of the other hippocampus in :func:`hippocampus_pictures`.
 OTHER_SIDE_COLOR = (255, 165, 0)
+#: Context (mm) around a hippocampus in :func:`hippocampus_pictures`: enough to see
+#: where it lies (temporal horn, amygdala, brainstem) and small enough to see its outline.
+HIPPOCAMPUS_CONTEXT_MM = 24.0
 
 
 def hippocampus_pictures(scan, labels, affine, *, min_side=240) -> dict:
@@ -461,8 +464,9 @@ def hippocampus_pictures(scan, labels, affine, *, min_side=240) -> dict:
     -------
     dict
         ``{"left": picture, "right": picture}``, each (H, W, 3) uint8: the axial,
-        coronal and sagittal planes through the centre of that side's label (through
-        the middle of the scan, captioned "not found", where it has none), the side's
+        coronal and sagittal planes through the centre of that side's label, cut to a
+        box of :data:`HIPPOCAMPUS_CONTEXT_MM` around it (the whole planes through the
+        middle of the scan, captioned "not found", where it has none), the side's
         outline in green and the other side's in orange, so the anatomy under both
         stays visible.
     """
@@ -476,25 +480,34 @@ def hippocampus_pictures(scan, labels, affine, *, min_side=240) -> dict:
     vol, ras_affine = as_ras(scan, affine)
     lab, _ = as_ras(lab_native, affine)
     spacing = spacing_of(ras_affine)
-    grey = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)
+    grey_all = to_rgb(vol.reshape(vol.shape[0], -1)).reshape(*vol.shape, 3)  # one stretch
     pictures = {}
     for side, label, other in (("left", 1, 2), ("right", 2, 1)):
         where = np.argwhere(lab == label)
-        centre = np.round(where.mean(axis=0)).astype(int) if len(where) else \
-            [n // 2 for n in vol.shape]
+        box = tuple(slice(None) for _ in range(3))
+        if len(where):
+            reach = np.ceil(HIPPOCAMPUS_CONTEXT_MM / np.asarray(spacing)).astype(int)
+            lo = np.maximum(where.min(axis=0) - reach, 0)
+            hi = np.minimum(where.max(axis=0) + 1 + reach, vol.shape)
+            box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+            centre = np.round(where.mean(axis=0)).astype(int) - lo
+        else:
+            centre = [n // 2 for n in vol.shape]
+        grey, labels_box = grey_all[box], lab[box]
         tiles = []
         for name, axis in zip(PLANE_NAMES, (2, 1, 0), strict=True):
             index = int(centre[axis])
-            pic = overlay_mask(_plane(grey, axis, index), _outline(_plane(lab == label, axis,
-                                                                          index)), alpha=1.0)
-            pic = overlay_mask(pic, _outline(_plane(lab == other, axis, index)),
+            pic = overlay_mask(_plane(grey, axis, index),
+                               _outline(_plane(labels_box == label, axis, index)), alpha=1.0)
+            pic = overlay_mask(pic, _outline(_plane(labels_box == other, axis, index)),
                                color=OTHER_SIDE_COLOR, alpha=1.0)
             ry, rx = [spacing[a] for a in range(3) if a != axis][::-1]
             zoom = max(min_side / min(pic.shape[0] * ry, pic.shape[1] * rx), 1.0)
             size = (max(round(pic.shape[1] * rx * zoom), 1), max(round(pic.shape[0] * ry * zoom),
                                                                   1))
             big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
-            tiles.append(np.asarray(_captioned(big, f"{name} {index}", min_width=1)))
+            at = index + (box[axis].start or 0)  # the plane's index in the RAS+ scan
+            tiles.append(np.asarray(_captioned(big, f"{name} {at}", min_width=1)))
         caption = f"{side} hippocampus" + ("" if len(where) else ": not found")
         pictures[side] = _side_by_side(tiles, caption)
     return pictures

@@ -11,6 +11,7 @@
  * fixed order (the compiler may fuse a multiply and an add into an FMA on
  * the AVX builds, which changes rounding between ISAs, not between runs).
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "fftconv_internal.h"
@@ -83,6 +84,58 @@ INLINE void FN(bfly4)(const int twid, const float sg, const float *restrict a, p
         y2[oim + l] = t0i - t2i;
         y3[l] = t1r - t3r;
         y3[oim + l] = t1i - t3i;
+    }
+}
+
+/* Radix 8: two radix-4 DFTs (even and odd inputs) joined by the eighth roots. */
+INLINE void FN(bfly8)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
+                      ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                      const float *wr, const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2], *restrict y3 = yo[3],
+                   *restrict y4 = yo[4], *restrict y5 = yo[5], *restrict y6 = yo[6],
+                   *restrict y7 = yo[7];
+    const float c = 0.707106781186547524400844362105f; /* sqrt(2)/2 */
+    LANES_LOOP {
+        const float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        LOAD_TW(2, a2r, a2i)
+        LOAD_TW(3, a3r, a3i)
+        LOAD_TW(4, a4r, a4i)
+        LOAD_TW(5, a5r, a5i)
+        LOAD_TW(6, a6r, a6i)
+        LOAD_TW(7, a7r, a7i)
+        /* E = DFT4(a0, a2, a4, a6), O = DFT4(a1, a3, a5, a7) */
+        const float e0r = a0r + a4r, e0i = a0i + a4i, e1r = a0r - a4r, e1i = a0i - a4i;
+        const float e2r = a2r + a6r, e2i = a2i + a6i, edr = a2r - a6r, edi = a2i - a6i;
+        const float E0r = e0r + e2r, E0i = e0i + e2i, E2r = e0r - e2r, E2i = e0i - e2i;
+        const float E1r = e1r + sg * edi, E1i = e1i - sg * edr;
+        const float E3r = e1r - sg * edi, E3i = e1i + sg * edr;
+        const float o0r = a1r + a5r, o0i = a1i + a5i, o1r = a1r - a5r, o1i = a1i - a5i;
+        const float o2r = a3r + a7r, o2i = a3i + a7i, odr = a3r - a7r, odi = a3i - a7i;
+        const float O0r = o0r + o2r, O0i = o0i + o2i, O2r = o0r - o2r, O2i = o0i - o2i;
+        const float O1r = o1r + sg * odi, O1i = o1i - sg * odr;
+        const float O3r = o1r - sg * odi, O3i = o1i + sg * odr;
+        /* w^1 = c(1 - sg i), w^2 = -sg i, w^3 = c(-1 - sg i) */
+        const float P1r = c * (O1r + sg * O1i), P1i = c * (O1i - sg * O1r);
+        const float P2r = sg * O2i, P2i = -sg * O2r;
+        const float P3r = c * (sg * O3i - O3r), P3i = -c * (O3i + sg * O3r);
+        y0[l] = E0r + O0r;
+        y0[oim + l] = E0i + O0i;
+        y4[l] = E0r - O0r;
+        y4[oim + l] = E0i - O0i;
+        y1[l] = E1r + P1r;
+        y1[oim + l] = E1i + P1i;
+        y5[l] = E1r - P1r;
+        y5[oim + l] = E1i - P1i;
+        y2[l] = E2r + P2r;
+        y2[oim + l] = E2i + P2i;
+        y6[l] = E2r - P2r;
+        y6[oim + l] = E2i - P2i;
+        y3[l] = E3r + P3r;
+        y3[oim + l] = E3i + P3i;
+        y7[l] = E3r - P3r;
+        y7[oim + l] = E3i - P3i;
     }
 }
 
@@ -205,6 +258,10 @@ static void FN(pass)(const fs_fft_plan *pl, int s, float sg, const float *restri
             case 4:
                 if (twid) FN(bfly4)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
                 else FN(bfly4)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            case 8:
+                if (twid) FN(bfly8)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly8)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
                 break;
             case 3:
                 if (twid) FN(bfly3)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
@@ -330,6 +387,95 @@ static void FN(project)(const float *restrict w, fs_idx nf, const float *restric
     }
 }
 
+/* ---- the epilogue: activation and the 1x1 convolution in one pass -------------
+ * The activations on 16-float vectors, the same formulas as activations_impl.h's
+ * (which the unfused path calls): |x| clamped, exp by 2^n times a degree-6 fit,
+ * tanh = 1 - 2/(e^2|x| + 1) above 0.625 and an odd polynomial below, NaN passed. */
+/* 16-float vectors on every build (two ymm on AVX2, four xmm on SSE2); the helpers
+ * below are always inlined, so their vector returns cross no call boundary. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float FS_FFT_CAT(ev_f, FS_FFT_SUFFIX) __attribute__((vector_size(64)));
+typedef int32_t FS_FFT_CAT(ev_i, FS_FFT_SUFFIX) __attribute__((vector_size(64)));
+#define ev FS_FFT_CAT(ev_f, FS_FFT_SUFFIX)
+#define evi FS_FFT_CAT(ev_i, FS_FFT_SUFFIX)
+#define EV_SPLAT(x) ((ev){0} + (x))
+#define EV_SELECT(m, a, b) ((ev)(((m) & (evi)(a)) | (~(m) & (evi)(b))))
+
+INLINE ev FN(ev_exp)(ev y)
+{
+    const ev t = y * 1.44269504f + EV_SPLAT(0.5f);
+    evi n = __builtin_convertvector(t, evi);
+    n -= (evi)(__builtin_convertvector(n, ev) > t) & 1;
+    const ev nf = __builtin_convertvector(n, ev);
+    const ev r = (y - nf * 0.693145752f) - nf * 1.42860677e-6f;
+    ev e = EV_SPLAT(1.38248441e-3f);
+    e = e * r + 8.37155048e-3f;
+    e = e * r + 4.16682347e-2f;
+    e = e * r + 1.66664607e-1f;
+    e = e * r + 4.99999931e-1f;
+    e = e * r + 1.00000003f;
+    e = e * r + 1.0f;
+    const evi n1 = n >> 1, n2 = n - n1;
+    return e * (ev)((n1 + 127) << 23) * (ev)((n2 + 127) << 23);
+}
+
+INLINE ev FN(ev_act)(int act, ev x)
+{
+    if (act == FS_ACT_RELU) return EV_SELECT(x < 0.0f, EV_SPLAT(0.0f), x);
+    if (act == FS_ACT_SIGMOID) {
+        ev y = (ev)((evi)x | ((evi){0} + INT32_MIN)); /* -|x| */
+        y = EV_SELECT(y > -104.0f, y, EV_SPLAT(-104.0f));
+        const ev e = FN(ev_exp)(y);
+        const ev s = EV_SELECT(x >= 0.0f, 1.0f / (1.0f + e), e / (1.0f + e));
+        return EV_SELECT(x != x, x, s);
+    }
+    if (act != FS_ACT_TANH) return x;
+    ev ax = (ev)((evi)x & 0x7fffffff);
+    ax = EV_SELECT(ax < 10.0f, ax, EV_SPLAT(10.0f));
+    const ev t = ax * ax;
+    ev p = EV_SPLAT(2.17802352e-3f);
+    p = p * t - 8.21497229e-3f;
+    p = p * t + 2.17155527e-2f;
+    p = p * t - 5.39493967e-2f;
+    p = p * t + 1.33332261e-1f;
+    p = p * t - 3.33333313e-1f;
+    const ev small = ax + ax * (t * p);
+    const ev large = 1.0f - 2.0f / (FN(ev_exp)(2.0f * ax) + 1.0f);
+    const ev mag = EV_SELECT(ax < 0.625f, small, large);
+    const evi sign = (evi)x & ((evi){0} + INT32_MIN);
+    return EV_SELECT(x != x, x, (ev)(((evi)mag & 0x7fffffff) | sign));
+}
+
+/* act_project: for rows v, lanes l (a multiple of 16) and outputs k < np:
+ * acc[k*acc_step + v*lanes + l] += sum over f < nf, in increasing order, of
+ * w[k*ldw + f] * act(t_f[v*tstride + l]), with t_f as in `project`: the maps
+ * go through the activation on their way into the sums, never written back. */
+static void FN(act_project)(int act, const float *restrict w, fs_idx ldw, fs_idx np,
+                            fs_idx nf, const float *restrict t, fs_idx tstride, ptrdiff_t odd,
+                            fs_idx rows, fs_idx lanes, float *restrict acc, fs_idx acc_step)
+{
+    for (fs_idx v = 0; v < rows; v++)
+        for (fs_idx l0 = 0; l0 < lanes; l0 += 16)
+            for (fs_idx k0 = 0; k0 < np; k0 += 4) {
+                const int kn = np - k0 < 4 ? (int)(np - k0) : 4;
+                ev s[4] = {EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f)};
+                for (int k = 0; k < 4; k++)
+                    if (k < kn) memcpy(&s[k], acc + (k0 + k) * acc_step + v * lanes + l0, 64);
+                const float *tv = t + v * tstride + l0;
+                for (fs_idx f = 0; f < nf; f++) {
+                    ev z;
+                    memcpy(&z, tv + (f & 1 ? odd : 0) + (f >> 1) * lanes, 64);
+                    const ev a = FN(ev_act)(act, z);
+                    for (int k = 0; k < 4; k++)
+                        if (k < kn) s[k] += w[(k0 + k) * ldw + f] * a;
+                }
+                for (int k = 0; k < 4; k++)
+                    if (k < kn) memcpy(acc + (k0 + k) * acc_step + v * lanes + l0, &s[k], 64);
+            }
+}
+#undef ev
+#undef evi
+
 const fs_fft_table FS_FFT_CAT(fs_fft_table, FS_FFT_SUFFIX) = {
     FS_FFT_NAME, FS_FFT_CAT(fs_cgemm, FS_FFT_SUFFIX), FS_CGEMM_MR, FS_CGEMM_NR, FN(c2c),
-    FN(r2c_pair), FN(c2r_pack), FN(project)};
+    FN(r2c_pair), FN(c2r_pack), FN(project), FN(act_project)};

@@ -213,6 +213,14 @@ static void row_out(const job *J, float *ws, float *acc, fs_idx b0, fs_idx f0, f
                    work);
     }
     tick(tk, FS_FFT_STAGE_INVERSE);
+    const fs_idx real = J->f - f0 < gf ? J->f - f0 : gf;
+    if (J->p > 0) {
+        /* activation and 1x1 in one pass over the row (timed as the 1x1) */
+        J->ft->act_project(J->act, J->pw + f0, J->f, J->p, real, row, lanes, half, s2, bc,
+                           acc + u * s2 * bc, J->s1 * s2 * bc);
+        tick(tk, FS_FFT_STAGE_PROJECT);
+        return;
+    }
     const fs_idx count = s2 * lanes; /* one-input forms take the input twice */
     switch (J->act) {
     case FS_ACT_RELU: J->pt->relu(row, row, row, count); break;
@@ -221,14 +229,6 @@ static void row_out(const job *J, float *ws, float *acc, fs_idx b0, fs_idx f0, f
     default: break;
     }
     tick(tk, FS_FFT_STAGE_ACTIVATION);
-    const fs_idx real = J->f - f0 < gf ? J->f - f0 : gf;
-    if (J->p > 0) {
-        for (fs_idx k = 0; k < J->p; k++)
-            J->ft->project(J->pw + k * J->f + f0, real, row, lanes, half, s2, bc,
-                           acc + (k * J->s1 + u) * s2 * bc);
-        tick(tk, FS_FFT_STAGE_PROJECT);
-        return;
-    }
     for (fs_idx j = 0; j < bc; j++) {
         const fs_idx b = b0 + j;
         if (b >= J->nblocks) break;

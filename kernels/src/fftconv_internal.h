@@ -12,7 +12,7 @@
  * shuffle and no gather, whatever n is.
  *
  * The transform is Stockham's autosort (natural order in and out), one
- * pass per radix (4, 2, 3, 5, then any other prime by its plain DFT):
+ * pass per radix (8, 4, 2, 3, 5, then any other prime by its plain DFT):
  * after the passes of radices r1..rs (L = r1*...*rs), position j*M + k
  * (M = n/L) holds the L-point DFT of the samples k, k+M, k+2M, ...; a
  * radix-p pass joins p of those into one pL-point DFT. Forward is
@@ -73,7 +73,10 @@ static inline size_t fs_fft_work_floats(int n, fs_idx lanes)
  *   multiple of 16), f < nf in increasing order, where filter f's values
  *   are t_f = t + (f odd ? odd : 0) + (f/2)*lanes (c2r_pack's pairs: even
  *   filters in the first half of a row, odd ones `odd` floats on); acc rows
- *   are `lanes` apart, t rows `tstride` apart. */
+ *   are `lanes` apart, t rows `tstride` apart.
+ * act_project: the same for np outputs at once (weights w[k*ldw + f], sums at
+ *   acc + k*acc_step), each value through the activation (FS_ACT_*) on its way:
+ *   the maps are read once and never written back. */
 typedef struct {
     const char *name;
     /* the complex micro-kernel (cgemm_impl.h) and its tile */
@@ -89,6 +92,9 @@ typedef struct {
                      fs_idx width, float *z);
     void (*project)(const float *w, fs_idx nf, const float *t, fs_idx tstride, ptrdiff_t odd,
                     fs_idx rows, fs_idx lanes, float *acc);
+    void (*act_project)(int act, const float *w, fs_idx ldw, fs_idx np, fs_idx nf,
+                        const float *t, fs_idx tstride, ptrdiff_t odd, fs_idx rows,
+                        fs_idx lanes, float *acc, fs_idx acc_step);
 } fs_fft_table;
 
 #define FS_DECLARE_FFT(isa) extern const fs_fft_table fs_fft_table_##isa;

@@ -14,7 +14,7 @@ from fastseg._cy._status cimport check_status
 from fastseg._cy.kernels cimport (
     FS_ACT_NONE, FS_ACT_RELU, FS_ACT_SIGMOID, FS_ACT_TANH, FS_FFT_STAGES, fs_fftconv2d,
     fs_fftconv2d_ref, fs_fftconv_geom, fs_fftconv_panel_rows, fs_fftconv_spectra_ref,
-    fs_fftconv_workspace_floats, fs_idx,
+    fs_fftconv_shared_floats, fs_fftconv_workspace_floats, fs_idx,
 )
 
 ACTIVATIONS = {None: FS_ACT_NONE, "relu": FS_ACT_RELU, "tanh": FS_ACT_TANH,
@@ -47,10 +47,12 @@ cdef int _geom(fs_fftconv_geom *g, tuple xshape, tuple kernel, tuple fft_shape, 
 
 def workspace_floats(xshape, kernel, fft_shape, fs_idx f, fs_idx p=0, int mults=3,
                      fs_idx group=0, fs_idx chunk=0):
-    """Floats of workspace each thread of fftconv2d takes; -1 for a refused geometry."""
+    """(floats each thread of fftconv2d takes, floats its team shares); -1 for a refused
+    geometry."""
     cdef fs_fftconv_geom g
     _geom(&g, tuple(xshape), tuple(kernel), tuple(fft_shape), f, p, None, mults, group, chunk)
-    return fs_fftconv_workspace_floats(&g, fs_fftconv_panel_rows())
+    return (fs_fftconv_workspace_floats(&g, fs_fftconv_panel_rows()),
+            fs_fftconv_shared_floats(&g, fs_fftconv_panel_rows()))
 
 
 def fftconv2d(const float[:, :, ::1] x, const float[:, :, :, :, :, ::1] spectra, tuple kernel,

@@ -130,6 +130,7 @@ cdef extern from "fastseg/kernels.h" nogil:
         fs_idx chunk
     int fs_fftconv_panel_rows()
     int64_t fs_fftconv_workspace_floats(const fs_fftconv_geom *g, int mr)
+    int64_t fs_fftconv_shared_floats(const fs_fftconv_geom *g, int mr)
     int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra, int mr,
                      const float *bias, const float *proj_w, const float *proj_b, float *y,
                      double *seconds)

@@ -32,8 +32,9 @@ Memory limits, both stated here and kept:
   40x45, the size chosen under it for large images; 458 MiB at 48x48 would not fit);
 * one tile's working memory stays under :data:`TILE_BUDGET_BYTES` (direct
   layers only) or :data:`FFT_TILE_BUDGET_BYTES` (with an FFT layer: its input and
-  output maps and each thread's kernel workspace; on the general path output
-  channels are grouped to fit, groups running on ``threads`` threads at once);
+  output maps and the kernel's workspace; on the general path output channels are
+  grouped to fit, groups running on ``threads`` threads at once), less on a large
+  image, so that spectra, image-sized planes and tile fit :data:`PROCESS_BYTES`;
 * no working array of the general path exceeds ``fastseg._inference.fftconv.ARRAY_MAX_BYTES``.
 
 With them, lai2d on a 4096x4096 photo peaks under 1 GB for the whole process,
@@ -56,7 +57,8 @@ from fastseg.errors import InvalidValueError
 from fastseg.tuning import cache as tuned
 
 __all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "SPECTRA_BUDGET_BYTES",
-           "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "MAX_TILE", "MAX_FFT_TILE", "SETTINGS",
+           "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "PROCESS_BYTES", "MAX_TILE",
+           "MAX_FFT_TILE", "SETTINGS",
            "setting", "overrides"]
 
 METHODS = ("auto", "direct", "fft")
@@ -65,8 +67,17 @@ METHODS = ("auto", "direct", "fft")
 SPECTRA_BUDGET_BYTES = 384 * 2**20
 #: Largest intermediate array per tile that the automatic tile aims for (direct layers).
 TILE_BUDGET_BYTES = 96 * 2**20
-#: Working memory of one tile when a layer runs by FFT.
+#: Working memory of one tile when a layer runs by FFT, at most; less on large images
+#: (_fft_tile_budget), so that the whole process stays under PROCESS_BYTES: the kernel
+#: spectra, the image-sized planes and the tile's maps add up.
 FFT_TILE_BUDGET_BYTES = 256 * 2**20
+FFT_TILE_BUDGET_MIN = 96 * 2**20
+#: What a segmentation's process may hold at its peak, and of it what the interpreter,
+#: the libraries, the model and the allocator's slack take (lai2d: ~300 MiB measured).
+PROCESS_BYTES = 2**30
+FIXED_BYTES = 300 * 2**20
+#: Images of one model the kernel spectra's making is spread over (see _spectra_cost).
+SPECTRA_REUSE = 4
 #: Largest automatic tile side, in output pixels: direct layers only, and with an FFT
 #: layer (whose kernel cuts its own work into chunks: a larger tile only saves the
 #: overlap of the tiles' windows; its memory is bounded by FFT_TILE_BUDGET_BYTES).
@@ -233,9 +244,14 @@ def _on_kernel(dense: DensePlan, i: int, backend: str) -> bool:
 
 
 def _spectra_cost(conv: Conv, fft_shape, threads) -> float:
+    """The kernel spectra's making, charged at 1/SPECTRA_REUSE: they are kept with the
+    plan and serve every later image of the model at that FFT shape, so charging them
+    whole to one image would pick the transforms that are fastest to make, not to run
+    (lai2d at 192x192: 27x27 instead of 40x45, 2x slower from the second image on)."""
     f, c = conv.out_channels, conv.in_channels
-    return f * c * (_transform_cost(fft_shape) + 3 * math.prod(fft_shape) * _COPY_FLOAT) \
-        / threads + fc.KernelSpectra.nbytes_for(f, c, fft_shape) * _FRESH_BYTE
+    return (f * c * (_transform_cost(fft_shape) + 3 * math.prod(fft_shape) * _COPY_FLOAT)
+            / threads + fc.KernelSpectra.nbytes_for(f, c, fft_shape) * _FRESH_BYTE) \
+        / SPECTRA_REUSE
 
 
 @functools.lru_cache(maxsize=256)
@@ -385,7 +401,7 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
         outputs = 0 if proj is None else dense.steps[proj].out_channels
         work = fc.kernel_workspace_bytes(channels_in, step.out_channels, outputs, step.kernel,
                                          how.fft_shape, out, how.group, how.chunk, threads)
-        return _maps_bytes(dense, i, shape) + threads * work
+        return _maps_bytes(dense, i, shape) + work
     nb = math.prod(fc.blocks(out, step.kernel, how.fft_shape))
     return _maps_bytes(dense, i, shape) + fc.input_bytes(channels_in, how.fft_shape, nb) \
         + fc.CHUNK_BYTES + threads * how.group * fc.group_bytes(how.fft_shape, step.kernel, nb)
@@ -502,12 +518,23 @@ def _auto_tile(dense, image_hw, method, threads, with_fft, backend) -> Schedule:
         smallest = smallest or candidate
         if not fft and t > MAX_TILE:
             continue  # tiles past MAX_TILE are for the FFT kernel only
-        if peak <= (FFT_TILE_BUDGET_BYTES if fft else TILE_BUDGET_BYTES):
+        if peak <= (_fft_tile_budget(dense, image_hw) if fft else TILE_BUDGET_BYTES):
             if best is None or cost < best.estimate_s:
                 best = candidate
         elif best is not None:
             break  # larger tiles only need more memory
     return best or smallest
+
+
+def _fft_tile_budget(dense: DensePlan, image_hw) -> int:
+    """The tile's working memory with an FFT layer: what PROCESS_BYTES leaves after the
+    fixed part, the spectra budget and the image-sized planes (the input, its padded
+    copy, the probability map, a mask and the caller's image), within
+    [FFT_TILE_BUDGET_MIN, FFT_TILE_BUDGET_BYTES]. On lai2d: 256 MiB up to ~2000x2000,
+    the minimum on a 4096x4096 photo, where 256 MiB tiles peaked at 1.08 GB."""
+    planes = 4 * math.prod(image_hw) * (3 * dense.in_channels + 2)
+    left = PROCESS_BYTES - FIXED_BYTES - SPECTRA_BUDGET_BYTES - planes
+    return max(FFT_TILE_BUDGET_MIN, min(FFT_TILE_BUDGET_BYTES, left))
 
 
 def _direct_peak(dense: DensePlan, tile: int) -> int:

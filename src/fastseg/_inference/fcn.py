@@ -291,8 +291,7 @@ class DensePlan:
         channels at a time, never whole. Returns (output, next step).
 
         `how` (:class:`fastseg._inference.cost.FFTStep`) gives the FFT shape and the
-        kernel's settings; a dict in the plan's ``fft_timings`` attribute, when set
-        (``bench/fft_stages.py``), collects the kernel's stage times."""
+        kernel's settings (``fftconv.profiling`` collects its stage times)."""
         end, proj = self.fused(i)
         acts = [step.name for step in self.steps[i + 1:end if proj is None else proj]]
         project = None
@@ -303,8 +302,7 @@ class DensePlan:
                               host(self.steps[i].bias), group=how.group, activations=acts,
                               project=project, workers=workers,
                               mults=getattr(how, "mults", None),
-                              chunk=getattr(how, "chunk", None),
-                              timings=getattr(self, "fft_timings", None))
+                              chunk=getattr(how, "chunk", None))
         return y[None], end
 
 

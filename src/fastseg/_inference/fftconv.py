@@ -60,7 +60,7 @@ from fastseg import backends
 from fastseg.errors import InvalidValueError, UnavailableError
 
 __all__ = ["KernelSpectra", "correlate", "fast_length", "half_shape", "NAMED_ACTIVATIONS",
-           "STAGES", "kernel_workspace_bytes"]
+           "STAGES", "kernel_workspace_bytes", "profiling"]
 
 #: Temporary memory of the forward transforms, per chunk of input channels.
 CHUNK_BYTES = 16 * 2**20
@@ -192,33 +192,39 @@ def largest_array_per_channel(fft_shape, kernel, nblocks: int) -> int:
     return nblocks * max(8 * _bins(fft_shape), 4 * math.prod(step[:-1]) * fft_shape[-1])
 
 
-#: Bounds of the micro-kernel tile the kernel's blocking rounds to (MR, NR of any ISA:
-#: kernels/include/fastseg/blocking.h), for the estimates below.
-_MR_MAX, _NR = 16, 32
+#: The complex micro-kernel's tile the kernel's blocking rounds to (its MR, and the
+#: largest NR of any ISA: kernels/src/fft_avx512.c), and the kernel's default group
+#: and chunk (kernels/src/fftconv_blocking.h), for the estimates below.
+_MR_MAX, _NR = 4, 32
+_GROUP, _CHUNK, _SLICES = 40, 32, 8
 
 
 def kernel_workspace_bytes(in_channels: int, filters: int, outputs: int, kernel, fft_shape,
                            out_shape, group: int = 0, chunk: int = 0, threads: int = 1) -> int:
-    """An upper bound of the workspace each thread of the 2-D kernel takes (its layout in
-    kernels/src/fftconv.c, ``setup``; at most what it allocates, whatever the ISA):
-    the chunk's input spectra, a frequency column and the half-inverted rows of one
-    filter group, a row of maps, the 1x1 convolution's sums, the transforms' scratch."""
+    """An upper bound of the workspace the 2-D kernel takes on `threads` threads (its
+    layout in kernels/src/fftconv.c, ``setup``; at most what it allocates, whatever the
+    ISA): shared, a chunk's input spectra and the filter slices' sums; per thread, a
+    frequency column and the half-inverted rows of one filter group, a row of maps,
+    the transforms' scratch."""
     c, f = in_channels, filters
     th, tw = fft_shape
     s1, s2 = th - kernel[0] + 1, tw - kernel[1] + 1
     nv = tw // 2 + 1
     fp = -(-f // _MR_MAX) * _MR_MAX
-    g = min(fp, -(-(group or 20) // _MR_MAX) * _MR_MAX)
+    g = min(fp, -(-(group or _GROUP) // _MR_MAX) * _MR_MAX)
     nblocks = math.prod(blocks(out_shape, kernel, fft_shape))
-    ch = -(-(chunk or 32) // _NR) * _NR
+    ch = -(-(chunk or _CHUNK) // _NR) * _NR
     if -(-nblocks // ch) < threads:
         ch = -(-nblocks // max(1, threads))
-    ch = -(-ch // _NR) * _NR
-    lanes = g * ch
-    floats = (th * nv * 2 * c * ch + th * 2 * lanes + s1 * nv * 2 * lanes + s2 * lanes
-              + outputs * s1 * s2 * ch + 4 * max(th, tw) * max(128, 2 * _NR)
-              + tw * 2 * 128 + 2 * c * _NR + g * c + 2 * tw * 2 * _NR + th * nv * 4 * _NR)
-    return 4 * floats + 16 * 64  # and the slices' alignment
+    pieces = -(-nblocks // ch)  # chunks as even as NR allows (fs_even_block)
+    even = -(-nblocks // pieces)
+    ch = -(-even // _NR) * _NR
+    lanes, lane_block = g * ch, 256
+    shared = th * nv * 2 * c * ch + _SLICES * outputs * s1 * s2 * ch
+    own = (th * 2 * lanes + s1 * nv * 2 * lanes + s2 * lanes
+           + 4 * max(th, tw) * max(lane_block, 2 * _NR) + tw * 2 * lane_block
+           + 2 * tw * 2 * _NR + th * nv * 4 * _NR)
+    return 4 * (shared + threads * own) + 64 * 16 * (threads + 1)  # and the alignment
 
 
 def input_bytes(in_channels: int, fft_shape, nblocks: int) -> int:
@@ -342,6 +348,19 @@ def _named(name):
 
 
 STAGES = ("forward", "products", "inverse", "activation", "project", "copy", "sync")
+_profile = threading.local()
+
+
+@contextlib.contextmanager
+def profiling(timings: dict):
+    """Meanwhile, every 2-D kernel call on this thread adds its stages' CPU seconds to
+    `timings` (``bench/fft_stages.py``), as ``correlate(timings=...)`` does for one call."""
+    before = getattr(_profile, "timings", None)
+    _profile.timings = timings
+    try:
+        yield timings
+    finally:
+        _profile.timings = before
 
 
 def _kernel_path(x, spectra, bias, activation, project, backend, group, mults, chunk,
@@ -355,6 +374,8 @@ def _kernel_path(x, spectra, bias, activation, project, backend, group, mults, c
             proj_b = np.ascontiguousarray(project[1], dtype=np.float32)
     if bias is not None:
         bias = np.ascontiguousarray(bias, dtype=np.float32)
+    if timings is None:
+        timings = getattr(_profile, "timings", None)
     seconds = None if timings is None else np.zeros(len(STAGES))
     y = table.fftconv2d(x, spectra.packed, spectra.kernel, spectra.fft_shape,
                         spectra.out_channels, bias, activation, proj_w, proj_b,

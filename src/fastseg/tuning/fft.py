@@ -148,7 +148,7 @@ def tunables() -> list[tuple[str, list, object]]:
     times them); ``candidates[0]`` is the untuned default."""
     return [
         ("fft.mults", [3, 4], _measure_option("mults")),
-        ("fft.group", [0, 10, 40, 80], _measure_option("group")),
+        ("fft.group", [0, 20, 80, 160], _measure_option("group")),
         ("fft.chunk", [0, 64, 96], _measure_option("chunk")),
         ("fft.lengths", [[], [32, 64], [36, 40, 45, 48], [25, 27, 30, 32, 36]],
          _measure_lengths),

@@ -206,7 +206,7 @@ def _train_parser(sub):
     p.add_argument("--batch-size", type=POSITIVE, help="default 128 (volumes 64)")
     p.add_argument("--batches", type=POSITIVE,
                    help="batches per epoch (default: about one visit per vessel pixel; "
-                   "volumes 120)")
+                   "volumes 240)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default 0.01; volumes "
                    "0.001)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "rprop"],

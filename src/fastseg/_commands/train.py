@@ -33,7 +33,7 @@ PHOTO_DEFAULTS = {"patch_size": 24, "batch_size": 128, "lr": 0.01, "optimizer": 
 VOLUME_DEFAULTS = {"patch_size": {"lai2d": 24, "lai_stacked2d": 24, "lai_triplanar": 16,
                                   "lai3d": 16},
                    "batch_size": 64, "lr": 0.001, "optimizer": "adam", "hidden": 128,
-                   "batches": 120, "keep_largest": 1}
+                   "batches": 240, "keep_largest": 1}
 
 
 def _data_folder(where) -> Path:

@@ -459,6 +459,19 @@ def test_segment_large_on_a_volume_equals_segment(client, volume, model, kind, s
                                   fastseg.segment(seg.model_, volume))
 
 
+def test_segment_large_of_a_scan_with_its_affine_equals_segment(client, volume):
+    """A scan in another axis order and voxel size: conformed, segmented in chunks, mapped
+    back, as fastseg.segment does it with the affine."""
+    seg = _volume_segmenter("lai3d", "3d", 8)
+    affine = np.array([[0, 0, -1.3, 20], [0.9, 0, 0, -8], [0, 1.1, 0, 3], [0, 0, 0, 1.0]])
+    prob = distributed.segment_large(seg.model_, volume, client=client, chunks=(9, 10, 11),
+                                     affine=affine)
+    assert prob.shape == volume.shape
+    want = fastseg.segment(seg.model_, volume, affine=affine)
+    assert want.shape == volume.shape and want.std() > 0
+    np.testing.assert_array_equal(client.compute(prob).result(), want)
+
+
 def test_segment_large_volume_bad_input(volume):
     seg = _volume_segmenter("lai3d", "3d", 8)
     with pytest.raises(ValueError, match=r"chunks: expected an int or 3 ints \(D, H, W\)"):

@@ -20,6 +20,9 @@ private package :mod:`fastseg._inference`; this module is its public face.
 from __future__ import annotations
 
 from fastseg._inference import segment_array
+from fastseg._inference.dispatch import check_volume_scale
+from fastseg._inference.scan import has_affine, segment_scan
+from fastseg._inference.volume import network_cutter
 from fastseg.errors import InvalidValueError
 from fastseg.segmenter import Segmenter
 
@@ -27,7 +30,7 @@ __all__ = ["segment"]
 
 
 def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *,
-            method="auto", scale=None, cutter=None):
+            method="auto", scale=None, cutter=None, affine=None, spacing=None):
     """Class-1 probability of every pixel of an image, or voxel of a volume, from a
     patch classifier.
 
@@ -82,6 +85,15 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
         and kept in its model file); else ``"triplanar"`` for a tri-planar network and
         ``"3d"`` for a 3-D one. A 2-D network records no kind of its own (its patches
         could lie in any plane, alone or stacked), so without one it segments images.
+    affine : array_like (4, 4), optional
+        Volumes: the scan's voxel-to-world matrix. The scan is then conformed to the
+        network's grid -- RAS+ axis order, `spacing` -- segmented there, and the map
+        brought back onto the scan's own grid (interpolated): any axis order and voxel
+        size in, a map that overlays the scan out. A NIfTI image or a
+        :class:`fastseg.data.Volume` brings its own. A Segmenter conforms to its own
+        spacing (and normalises, and searches a whole brain, as it was trained).
+    spacing : sequence of 3 floats, optional
+        The voxel size (mm) the network works at, with `affine` (default 1 mm).
 
     Returns
     -------
@@ -115,10 +127,22 @@ def segment(model, image, fov=None, patch_size=None, tile=None, progress=None, *
     pixel directly and about 0.2 M by FFT.
     """
     if isinstance(model, Segmenter):
-        if patch_size is not None or cutter is not None:
-            raise InvalidValueError("segment: a Segmenter brings its own patch size and kind; "
-                                    "pass neither patch_size nor cutter with it")
+        if patch_size is not None or cutter is not None or spacing is not None:
+            raise InvalidValueError("segment: a Segmenter brings its own patch size, kind and "
+                                    "spacing; pass none of patch_size, cutter, spacing with it")
         return model.predict_proba(image, fov, tile=tile, progress=progress, method=method,
-                                   scale=scale)
+                                   scale=scale, affine=affine)
+    if affine is not None or has_affine(image):
+        kind = network_cutter(model, cutter, patch_size, "segment")
+        if kind is None:
+            raise InvalidValueError("affine: this network segments images; a scan with an "
+                                    "affine needs a volume network (pass cutter= for a 2-D one)")
+        check_volume_scale(scale)
+        return segment_scan(model, image, kind, affine=affine,
+                            spacing=(1.0, 1.0, 1.0) if spacing is None else spacing, fov=fov,
+                            tile=tile, progress=progress, method=method).prob
+    if spacing is not None:
+        raise InvalidValueError("spacing: it says the voxel size a scan is conformed to; give "
+                                "the scan's affine too")
     return segment_array(model, image, fov, patch_size, tile, progress, method, scale, "segment",
                          cutter)

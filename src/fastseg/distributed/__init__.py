@@ -100,7 +100,7 @@ def segment_many(model, inputs, out, client=None, skip_existing=False, *, fovs=N
 
 def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
                   patch_size=None, overwrite=False, n_workers=None, threads_per_worker=None,
-                  **segment_kwargs):
+                  affine=None, **segment_kwargs):
     """Segment one image or volume too large for one process, chunk by chunk, as a dask
     array.
 
@@ -142,6 +142,12 @@ def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
         Replace an existing `out`.
     n_workers, threads_per_worker : int, optional
         The local cluster's layout (client None and `out` given).
+    affine : array_like (4, 4), optional
+        Volumes: the scan's voxel-to-world matrix. The scan is then read whole,
+        conformed to the model's grid (RAS+ order; the segmenter's voxel size, or 1 mm
+        for a bare network: :func:`fastseg.data.conform`), segmented chunk by chunk
+        there, and the map brought back onto the scan's own grid (one task once the
+        chunks are done) -- what ``fastseg.segment(model, image, affine=affine)`` gives.
     **segment_kwargs
         Passed to :func:`fastseg.segment` (e.g. ``tile``).
 
@@ -168,4 +174,4 @@ def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
     return _large.segment_large(model, image, client, chunks, fov=fov, out=out,
                                 patch_size=patch_size, overwrite=overwrite,
                                 n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                **segment_kwargs)
+                                affine=affine, **segment_kwargs)

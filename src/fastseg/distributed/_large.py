@@ -171,11 +171,33 @@ def build(model, image, *, chunks=1024, fov=None, patch_size=None, **segment_kwa
     return prob, payload
 
 
+def _conformed(model, image, affine, fov):
+    """The scan conformed to the model's grid (and its FOV), to segment there."""
+    from fastseg.data import conform
+    from fastseg.segmenter import Segmenter
+
+    if isinstance(model, (str, os.PathLike)):
+        model = Segmenter.load(model)
+    spacing = getattr(model, "spacing_", None) if isinstance(model, Segmenter) else None
+    scan = conform(np.asarray(image), affine, spacing or (1.0, 1.0, 1.0))
+    if fov is not None:
+        mask = _validate.as_fov(np.asarray(fov), scan.native_shape)
+        fov = conform(mask.astype(np.float32), affine, scan.spacing).array >= 0.5
+    return model, scan, fov
+
+
 def segment_large(model, image, client=None, chunks=1024, *, fov=None, out=None,
                   patch_size=None, overwrite=False, n_workers=None, threads_per_worker=None,
-                  **segment_kwargs):
+                  affine=None, **segment_kwargs):
+    scan = None
+    if affine is not None:
+        model, scan, fov = _conformed(model, image, affine, fov)
+        image = scan.array
     prob, _ = build(model, image, chunks=chunks, fov=fov, patch_size=patch_size,
                     **segment_kwargs)
+    if scan is not None:
+        back = dask.delayed(lambda p: np.clip(scan.to_native(p), 0.0, 1.0))(prob)
+        prob = da.from_delayed(back, shape=scan.native_shape, dtype=np.float32)
     if out is None:
         if client is not None:
             with _cluster.connect(client) as c:

@@ -112,3 +112,21 @@ def test_method_errors_name_the_caller():
         fcn.plan(padded, 9, caller="Segmenter.predict_proba")
     with pytest.raises(ValueError, match=r"^segment: cannot run"):
         segment(padded, image, patch_size=9)
+
+
+def test_2d_plans_and_bits_do_not_depend_on_threads():
+    """2-D schedules are planned for one thread whatever the count (only `workers`
+    follows it), and the fused kernel's results do not depend on it either: the same
+    image gives the same bits on 1 and 2 threads."""
+    fastseg.seed(0)
+    net = models.lai2d(hidden=40).eval()
+    dense = fcn.plan(net, 24)
+    one = cost.schedule(dense, (150, 130), "auto", threads=1, backend="c")
+    two = cost.schedule(dense, (150, 130), "auto", threads=2, backend="c")
+    assert (one.tile, one.fft) == (two.tile, two.fft) and (one.workers, two.workers) == (1, 2)
+    image = image_of(1, 70, 61, seed=3)
+    fastseg.set_num_threads(1)
+    a = segment(net, image, method="auto")
+    fastseg.set_num_threads(2)
+    b = segment(net, image, method="auto")
+    assert a.tobytes() == b.tobytes()

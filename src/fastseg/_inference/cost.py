@@ -44,6 +44,7 @@ largest part.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import math
@@ -213,9 +214,10 @@ def _kernel_cost(conv: Conv, out, fft_shape, threads, outputs) -> float:
     """Estimated seconds of one 2-D kernel call (kernels/src/fftconv.c) producing `out`
     through a 1x1 convolution of `outputs` channels (0: none), spectra excluded.
 
-    Its tasks are chunks of blocks padded to whole micro-panels (32 blocks), taken
-    by `threads` threads; the products are ``2 * mults`` real flops per filter, channel,
-    bin and block, the transforms log-linear in their lengths."""
+    Its chunks of blocks are padded to whole micro-panels (32 blocks); `threads`
+    threads share each chunk (its filters in slices); the products are ``2 * mults``
+    real flops per filter, channel, bin and block, the transforms log-linear in their
+    lengths."""
     f, c = conv.out_channels, conv.in_channels
     th, tw = fft_shape
     kh, kw = conv.kernel
@@ -224,8 +226,8 @@ def _kernel_cost(conv: Conv, out, fft_shape, threads, outputs) -> float:
     nb = math.prod(fc.blocks(out, conv.kernel, fft_shape))
     chunk = max(32, _round_up(setting("fft.chunk") or 32, 32))
     tasks = max(1, -(-nb // chunk))
-    parallel = max(1, min(threads, tasks))
-    lanes = _round_up(-(-nb // tasks), 32) * tasks  # blocks, padded per task
+    parallel = max(1, threads)
+    lanes = _round_up(-(-nb // tasks), 32) * tasks  # blocks, padded per chunk
     log1, log2 = math.log2(max(th, 2)), math.log2(max(tw, 2))
     products = 2.0 * setting("fft.mults") * f * c * th * nv * lanes * setting("fft.rate.product")
     transforms = (c * (th * tw * log2 / 2 + nv * th * log1)
@@ -399,8 +401,10 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
     if kernel:
         proj = dense.fused(i)[1]
         outputs = 0 if proj is None else dense.steps[proj].out_channels
+        # (two threads' workspace at least, whatever the plan's count: see schedule())
         work = fc.kernel_workspace_bytes(channels_in, step.out_channels, outputs, step.kernel,
-                                         how.fft_shape, out, how.group, how.chunk, threads)
+                                         how.fft_shape, out, how.group, how.chunk,
+                                         max(2, threads))
         return _maps_bytes(dense, i, shape) + work
     nb = math.prod(fc.blocks(out, step.kernel, how.fft_shape))
     return _maps_bytes(dense, i, shape) + fc.input_bytes(channels_in, how.fft_shape, nb) \
@@ -460,11 +464,16 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
     if kept is not None:
         return kept
     with_fft = method != "direct" and backend != "cuda" and bool(eligible)
+    # 2-D plans are made for one thread whatever the count: which layers go by FFT, their
+    # shapes and the tile set the rounding, so the same image gets the same bits on any
+    # number of threads (the kernel's own results do not depend on it either).
+    planned = 1 if dense.ndim == 2 else threads
     if tile is not None:
-        cost, fft, _ = _tile_plan(dense, tile, image_hw, method, threads, with_fft, backend)
+        cost, fft, _ = _tile_plan(dense, tile, image_hw, method, planned, with_fft, backend)
         result = Schedule(tile, fft, threads, cost)
     else:
-        result = _auto_tile(dense, image_hw, method, threads, with_fft, backend)
+        result = dataclasses.replace(
+            _auto_tile(dense, image_hw, method, planned, with_fft, backend), workers=threads)
     if method == "fft":
         missing = [i for i in eligible if i not in result.fft]
         if missing:

@@ -57,7 +57,7 @@ from fastseg._inference.fcn import Act, Conv, DensePlan, Pool
 from fastseg.errors import InvalidValueError
 from fastseg.tuning import cache as tuned
 
-__all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "SPECTRA_BUDGET_BYTES",
+__all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "memory_bytes", "SPECTRA_BUDGET_BYTES",
            "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "PROCESS_BYTES", "MAX_TILE",
            "MAX_FFT_TILE", "SETTINGS",
            "setting", "overrides"]
@@ -84,9 +84,13 @@ SPECTRA_REUSE = 4
 #: overlap of the tiles' windows; its memory is bounded by FFT_TILE_BUDGET_BYTES).
 MAX_TILE = 512
 MAX_FFT_TILE = 1024
-#: The column matrix a direct convolution holds at once (kernels/src/conv.c's
-#: FS_CONV_COLS_MAX; the fused convolution holds none).
-_COLUMNS_MAX_BYTES = 32 * 2**20
+#: A 2-D convolution whose packed weight takes more floats than conv_fused.c's
+#: FS_CONV_FUSED_WEIGHT_MAX (rows rounded to MR, at most blocking.h's FS_GEMM_MR_MAX)
+#: runs by im2col + GEMM (kernels/src/conv.c), holding its window's whole column matrix
+#: (FS_CONV_COLS_MAX bounds the copies threads take, never one image's); the fused
+#: convolutions, 3-D ones and 1x1 kernels hold none.
+_FUSED_WEIGHT_MAX = 2**20
+_MR_MAX = 16
 
 # Rates of one thread (seconds), measured on the project's AMD EPYC (the direct GEMM on
 # Zen 5, the FFT kernel's on Zen 4, in CPU time). The choice depends on their ratios only.
@@ -340,7 +344,7 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
     order = sorted((i for i, st in enumerate(dense.steps) if isinstance(st, Conv)),
                    key=lambda i: -_direct_cost(dense.steps[i],
                                                dense.steps[i].out_shape(shapes[big][i])))
-    fft, cost, peak = {}, 0.0, 0
+    fft, cost = {}, 0.0
     for i in order:
         conv = dense.steps[i]
         out = conv.out_shape(shapes[big][i])
@@ -375,13 +379,35 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
             cost += best[0]
         else:
             cost += direct
+    return cost, fft, _peak_bytes(dense, shapes[big], fft, threads, backend)
+
+
+def _peak_bytes(dense, shapes, fft, threads, backend) -> int:
+    """The largest step's working memory on a window whose steps see `shapes`."""
     fused = {j for i in fft for j in range(i + 1, dense.fused(i)[0])}
+    peak = 0
     for i, step in enumerate(dense.steps):
         if i not in fused:  # those run inside the FFT step, a group at a time
             how = fft.get(i)
             kernel = how is not None and _on_kernel(dense, i, backend)
-            peak = max(peak, _step_bytes(dense, i, step, shapes[big][i], how, threads, kernel))
-    return cost, fft, peak
+            peak = max(peak, _step_bytes(dense, i, step, shapes[i], how, threads, kernel))
+    return peak
+
+
+def memory_bytes(dense: DensePlan, image_hw, plan: Schedule,
+                 backend: str | None = None) -> tuple[int, int]:
+    """``(tile, spectra)``: the working memory of `plan`'s largest step on its largest
+    tile of an image (or volume) of `image_hw`, at the plan's thread count, and the
+    kernel spectra of its FFT steps (kept with the dense plan). Arithmetic on shapes:
+    what :mod:`fastseg._inference`'s memory estimates start from."""
+    backend = backends.get_backend() if backend is None else backend
+    windows = tuple(-(-min(plan.tile, n) // s) for n, s in zip(image_hw, dense.strides,
+                                                                strict=True))
+    tile = _peak_bytes(dense, dense.shapes(windows), plan.fft, plan.workers, backend)
+    spectra = sum(fc.KernelSpectra.nbytes_for(dense.steps[i].out_channels,
+                                              dense.steps[i].in_channels, how.fft_shape)
+                  for i, how in plan.fft.items())
+    return tile, spectra
 
 
 def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
@@ -395,9 +421,8 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
         return 4 * (size_in + 3 * channels_in * math.prod(out))
     out = step.out_shape(shape)
     if how is None:
-        columns = min(4 * channels_in * math.prod(step.kernel) * math.prod(out),
-                      _COLUMNS_MAX_BYTES)
-        return 4 * (size_in + step.out_channels * math.prod(out)) + columns
+        return 4 * (size_in + step.out_channels * math.prod(out)) \
+            + _columns_bytes(step, channels_in, out)
     if kernel:
         proj = dense.fused(i)[1]
         outputs = 0 if proj is None else dense.steps[proj].out_channels
@@ -409,6 +434,16 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
     nb = math.prod(fc.blocks(out, step.kernel, how.fft_shape))
     return _maps_bytes(dense, i, shape) + fc.input_bytes(channels_in, how.fft_shape, nb) \
         + fc.CHUNK_BYTES + threads * how.group * fc.group_bytes(how.fft_shape, step.kernel, nb)
+
+
+def _columns_bytes(conv: Conv, channels_in: int, out) -> int:
+    """The column matrix a direct convolution holds on one window (see _FUSED_WEIGHT_MAX):
+    lai2d's fully connected layer as a 16x16 convolution, 763 MiB at a 125x125 tile."""
+    ckk, f = channels_in * math.prod(conv.kernel), conv.out_channels
+    fused = max(_round_up(f, _MR_MAX) * ckk, _round_up(ckk, _MR_MAX) * f) <= _FUSED_WEIGHT_MAX
+    if conv.ndim != 2 or fused or all(k == 1 for k in conv.kernel):
+        return 0
+    return 4 * ckk * math.prod(out)
 
 
 def _maps_bytes(dense, i, shape) -> int:

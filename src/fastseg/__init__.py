@@ -7,6 +7,7 @@ the networks of Lai (arXiv 1505.02000); :func:`segment` and :class:`Segmenter`
 run them over whole images.
 """
 from fastseg import data, errors, metrics, models, nn, ops, optim, pretrain, train
+from fastseg._memory import get_memory_limit, set_memory_limit
 from fastseg._random import seed
 from fastseg._version import __version__
 from fastseg.backends import available as available_backends
@@ -24,6 +25,7 @@ from fastseg.segmenter import Segmenter
 
 __all__ = [
     "__version__", "available_backends", "get_backend", "set_backend",
-    "get_num_threads", "set_num_threads", "seed", "save", "load", "segment", "Segmenter",
+    "get_num_threads", "set_num_threads", "get_memory_limit", "set_memory_limit", "seed",
+    "save", "load", "segment", "Segmenter",
     "data", "errors", "metrics", "models", "nn", "ops", "optim", "pretrain", "train",
 ]

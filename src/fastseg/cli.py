@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 
+from fastseg import _memory
 from fastseg._commands import CLIError, bench, export, report
 from fastseg._commands import tune as tune_command
 from fastseg.errors import USER_ERRORS
@@ -34,6 +35,10 @@ def _apply_common(args) -> None:
         fastseg.set_num_threads(args.threads)
     if getattr(args, "seed", None) is not None:
         fastseg.seed(args.seed)
+    if getattr(args, "memory_limit", None) is not None:
+        _memory.set_limit(args.memory_limit, "--memory-limit")
+        # Worker processes this command starts (a local Dask cluster) inherit it.
+        os.environ[_memory.ENV] = args.memory_limit
 
 
 def _int_at_least(minimum):
@@ -87,13 +92,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "sampling (default 0)")
 
 
-def _command(sub, name, run, help, description=None, common=True):
+def _memory_size(text):
+    """--memory-limit's value, checked when parsed (kept as text: _apply_common sets it)."""
+    try:
+        _memory.parse_size(text, "--memory-limit")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--memory-limit: ")) from None
+    return text
+
+
+def _command(sub, name, run, help, description=None, common=True, memory=False):
     """Subcommand `name`'s parser: `help` is its line in ``fastseg --help``, `description`
     what ``fastseg NAME --help`` says; it takes the common options (--backend, --threads,
-    --seed) unless `common` is false, and ``run(args)`` runs it."""
+    --seed) unless `common` is false, --memory-limit where `memory` (it segments or
+    trains), and ``run(args)`` runs it."""
     p = sub.add_parser(name, help=help, description=description)
     if common:
         _add_common(p)
+    if memory:
+        p.add_argument("--memory-limit", type=_memory_size, metavar="SIZE",
+                       help="most memory the process may take, e.g. 8G or 512M (powers of "
+                       "1024; 'off' checks nothing); work estimated above it runs in smaller "
+                       "tiles or is refused before it starts (default: FASTSEG_MEMORY_LIMIT, "
+                       "else the memory available)")
     p.set_defaults(func=run)
     return p
 
@@ -144,7 +165,7 @@ def cmd_experiment(args) -> int:
 
 def _demo_parser(sub):
     p = _command(
-        sub, "demo", cmd_demo,
+        sub, "demo", cmd_demo, memory=True,
         help="train and evaluate on built-in data: fundus photos or brain MRI",
         description="fundus (the default): generate a synthetic fundus train/test split, train "
         "lai2d on patches, segment the test images densely, train the re-implementation's "
@@ -179,7 +200,8 @@ def _demo_parser(sub):
 
 def _train_parser(sub):
     p = _command(
-        sub, "train", cmd_train, help="train a patch network and save it as a segmenter",
+        sub, "train", cmd_train, memory=True,
+        help="train a patch network and save it as a segmenter",
         description="Train a patch classifier on a data set and write DIR/model.fseg (the "
         "network with its patch size and preprocessing), DIR/history.json, DIR/curves.png and "
         "DIR/checkpoint.fseg (written every epoch; --resume continues from it).")
@@ -238,7 +260,8 @@ def _train_parser(sub):
 
 def _segment_parser(sub):
     p = _command(
-        sub, "segment", cmd_segment, help="segment image or volume files with a trained model",
+        sub, "segment", cmd_segment, memory=True,
+        help="segment image or volume files with a trained model",
         description="Segment each image (png, tif, jpg, gif; RGB or greyscale; any size). "
         "For INPUT <stem>.<ext> it writes <stem>_prob.png (probability x 255), "
         "<stem>_mask.png (0/255) and <stem>_overlay.png (the mask in green on the image). "
@@ -370,7 +393,7 @@ def _experiment_parser(sub):
     from fastseg.experiments import NAMES
 
     p = _command(
-        sub, "experiment", cmd_experiment,
+        sub, "experiment", cmd_experiment, memory=True,
         help="measure one of the report's training ideas on the built-in data",
         description="Train small networks on the built-in synthetic data to test one of the "
         "report's claims, and write OUT/NAME.md (a table), OUT/NAME.png (a plot) and "

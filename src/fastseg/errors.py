@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = [
     "FastsegError", "InvalidValueError", "InvalidTypeError", "InvalidIndexError",
     "NonFiniteError", "UnavailableError", "MissingDependencyError", "DivergedError",
-    "USER_ERRORS",
+    "MemoryBudgetError", "USER_ERRORS",
 ]
 
 
@@ -47,6 +47,27 @@ class MissingDependencyError(FastsegError, ImportError):
 class DivergedError(FastsegError, FloatingPointError):
     """Training stopped because its loss (or the network's output) became NaN or infinite:
     the run diverged, typically from too high a learning rate."""
+
+
+class MemoryBudgetError(FastsegError, MemoryError):
+    """Work refused before it started: its estimated peak memory is above the limit
+    (``FASTSEG_MEMORY_LIMIT``, ``fastseg.set_memory_limit``, ``--memory-limit``, or the
+    memory available). The message gives the estimate, the limit and where the limit came
+    from, and what to change.
+
+    Attributes
+    ----------
+    estimate : int or None
+        Bytes the work was estimated to add.
+    limit : int or None
+        The limit in bytes.
+    source : str or None
+        Where the limit came from.
+    """
+
+    def __init__(self, message="", *, estimate=None, limit=None, source=None):
+        super().__init__(message)
+        self.estimate, self.limit, self.source = estimate, limit, source
 
 
 #: What a command or a file job expects to go wrong, each fixable by the user: fastseg's own

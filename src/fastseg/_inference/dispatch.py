@@ -5,19 +5,27 @@
 goes to :mod:`.volume` (each kind's dense form), an image to :mod:`.tiles` (the 2-D
 dense plan over tiles), after :mod:`.rescale` has brought the image's field of view to
 the scale the model was trained at and before it brings the map back.
+
+Before an image's work it estimates the memory the work adds (:func:`image_need`; a
+volume's, :func:`~fastseg._inference.volume.segment_volume` itself) and, where the
+automatic tile does not fit the memory limit (``fastseg._memory``), takes a smaller
+one, or refuses with :class:`fastseg.errors.MemoryBudgetError` when even the smallest
+does not fit.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from fastseg import _validate
+from fastseg import _memory, _validate
 from fastseg._inference import cost, fcn, rescale
-from fastseg._inference.tiles import Handover, image_probability
+from fastseg._inference.tiles import Handover, image_bytes, image_probability, tile_within
 from fastseg._inference.volume import network_cutter, segment_volume
 from fastseg.data.patches import as_chw
 from fastseg.errors import InvalidValueError
 
-__all__ = ["segment_array", "check_volume_scale"]
+__all__ = ["segment_array", "check_volume_scale", "image_need"]
 
 
 def _check_image(image) -> np.ndarray:
@@ -81,6 +89,7 @@ def segment_array(model, image, fov=None, patch_size=None, tile=None, progress=N
         factor = rescale.auto_scale(getattr(model, "fov_diameter", None),
                                     None if fov is None else mask)
     del image  # with a Handover, arr is now held here alone, and let go below
+    tile, method = _fit_image(dense, (h, w), factor, tile, method, caller)
     if factor == 1.0:
         source, arr = Handover(arr), None
         return image_probability(dense, source, mask, tile, method, progress)
@@ -91,3 +100,38 @@ def segment_array(model, image, fov=None, patch_size=None, tile=None, progress=N
     prob = np.clip(rescale.resize(prob, (h, w)), 0.0, 1.0)
     prob[~mask] = 0.0
     return prob
+
+
+def image_need(dense, hw, run_hw, plan) -> int:
+    """Estimated bytes :func:`segment_array` adds for a photo of `hw` segmented at
+    `run_hw` (its scale) by `plan`: :func:`~fastseg._inference.tiles.image_bytes`, the
+    FOV it reads, and when resampled the small copy and FOV, then the map brought back
+    (resized, clipped) beside the small one."""
+    n, big = math.prod(run_hw), math.prod(hw)
+    if tuple(run_hw) == tuple(hw):
+        return big + image_bytes(dense, hw, plan)
+    need = big + n + image_bytes(dense, run_hw, plan, own_input=True)
+    return max(need, big + 4 * n + 9 * big)
+
+
+def _fit_image(dense, hw, factor, tile, method, caller):
+    """The (tile, method) to segment a photo of `hw` at `factor` within the memory limit:
+    the asked ones when they fit, else a smaller tile; a MemoryBudgetError when none
+    does. No limit: as asked, unchecked."""
+    room = _memory.budget()
+    if room is None:
+        return tile, method
+    run_hw = hw if factor == 1.0 else rescale.scaled_shape(hw, factor)
+    chosen, how, need = tile_within(
+        lambda t, m: image_need(dense, hw, run_hw, cost.schedule(dense, run_hw, m, t)),
+        room.room, tile, method, cost.schedule(dense, run_hw, method, tile).tile,
+        dense.stride)
+    if need <= room.room:
+        return chosen, how
+    what = f"a {hw[0]}x{hw[1]} image" + ("" if factor == 1.0 else
+                                         f" at scale {factor:.3g} ({run_hw[0]}x{run_hw[1]})")
+    advice = (f"use a smaller tile than {tile} (--tile, tile=) or a smaller scale "
+              "(--scale, scale=)" if tile is not None else
+              "even its smallest tiles do not fit: segment it at a smaller scale (--scale, "
+              "scale=) or in pieces (fastseg.distributed.segment_large)")
+    raise _memory.refusal(caller, need, room, what, advice)

@@ -19,13 +19,14 @@ of :func:`fastseg.segment` given an affine:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fastseg import _validate
 from fastseg._inference.brain import search_window, segment_brain
-from fastseg._inference.volume import segment_volume
+from fastseg._inference.volume import fit_volume, grid_step, segment_volume
 from fastseg.data import Volume, brain_foreground, conform, normalize_scan
 from fastseg.data.volume_patches import as_volume
 from fastseg.errors import InvalidValueError
@@ -111,6 +112,8 @@ def segment_scan(model, volume, cutter, *, affine=None, spacing=(1.0, 1.0, 1.0),
     else:
         arr = as_volume(volume)
     cutter.check_fits(arr.shape)  # before anything slower or less to the point
+    tile, method = _fit_scan(model, arr.shape, conformed, cutter, normalize, whole_brain,
+                             tile, method, caller)
     x = arr if normalize is None else normalize_scan(arr, normalize)
     midline, boxes = None, {}
     if whole_brain:
@@ -130,6 +133,25 @@ def segment_scan(model, volume, cutter, *, affine=None, spacing=(1.0, 1.0, 1.0),
     if conformed is not None:
         prob = np.clip(conformed.to_native(prob), 0.0, 1.0)
     return ScanResult(prob, conformed, midline, boxes)
+
+
+def _fit_scan(model, shape, conformed, cutter, normalize, whole_brain, tile, method, caller):
+    """The (tile, method) to segment a conformed scan of `shape` within the memory limit
+    (:func:`~.volume.fit_volume`), counting what this module adds to the segmentation:
+    the normalised copy; for a whole brain its masks (the brain, the search window:
+    bytes per voxel) and the map of the coarse pass instead of the dense one (the boxes
+    of the fine pass, a few hippocampi's worth, are left out); then the map brought back
+    to the scan's grid (resampled, reordered, clipped: three float32 copies of the
+    scan's own size) beside the conformed one."""
+    n = math.prod(shape)
+    native = 0 if conformed is None else math.prod(conformed.native_shape)
+    extra = (0 if normalize is None else 4 * n) + (3 * n if whole_brain else 0)
+    after = 4 * n + 12 * native
+    step = grid_step(model, cutter, caller) if whole_brain else None
+    what = (f"a {'x'.join(map(str, shape))} scan ({cutter.kind} kind"
+            f"{', whole brain' if whole_brain else ''})")
+    return fit_volume(model, shape, cutter, tile, method, caller, step=step, extra=extra,
+                      after=after, what=what)
 
 
 def side_map(result: ScanResult) -> np.ndarray:

@@ -5,15 +5,24 @@ The input is padded once by the patch cutter's rule
 :meth:`~fastseg._inference.fcn.DensePlan.run_block` over the window of the padded
 input that holds its patches, so memory stays bounded whatever the image size. Tiles
 with no field-of-view pixel are not computed at all.
+
+:func:`image_bytes` estimates the memory that adds, from the shapes and the schedule
+alone (issue 24), and :func:`tile_within` picks a smaller tile where the automatic one
+does not fit a budget (``fastseg._memory``).
 """
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
-from fastseg._inference import cost, fcn, progress_bar
+from fastseg import backends
+from fastseg._inference import cost, fcn, fftconv, progress_bar
 from fastseg.data.patches import pad_for_patches
 
-__all__ = ["Handover", "image_probability", "tiles", "grid_tile"]
+__all__ = ["Handover", "image_probability", "tiles", "grid_tile", "image_bytes",
+           "plan_parts", "tile_within", "smaller_tiles", "block_windows"]
 
 
 class Handover:
@@ -84,3 +93,144 @@ def image_probability(dense, source: Handover, mask, tile, method, progress,
     if mask is not None:
         prob[~mask] = 0.0
     return prob
+
+
+# ---- memory (issue 24): estimates from shapes, before any work ------------------------------
+
+#: The compiled backend keeps the arrays of at least this many bytes it returns
+#: (convolution, activation and pooling outputs) for reuse by shape, at most
+#: _POOL_MAX_KEYS shapes (fastseg/_cy/_buffers.py: MIN_BYTES, MAX_KEYS): once a window
+#: has run, its direct steps' outputs stay held beside the next window's work.
+_POOL_MIN_BYTES = 1 << 18
+_POOL_MAX_KEYS = 64
+
+
+def block_windows(sizes, strides) -> set:
+    """The output counts per axis of the windows :meth:`~.fcn.DensePlan.run_block`
+    runs for a block of `sizes`: one per shift of the total `strides`."""
+    per_axis = [sorted({len(range(d, n, s)) for d in range(min(s, n))})
+                for n, s in zip(sizes, strides, strict=True)]
+    return set(itertools.product(*per_axis))
+
+
+def _pooled(dense, windows, plan, backend) -> int:
+    """Bytes the backend's output pool holds once a window of each of `windows` has run:
+    per shape, the outputs of one window's direct steps (an FFT step's come from NumPy)."""
+    if backend != "c":
+        return 0
+    fused = {j for i in plan.fft for j in range(i + 1, dense.fused(i)[0])}
+    keys: dict = {}
+    for counts in windows:
+        shapes = dense.shapes(tuple(counts))
+        channels = dense.in_channels
+        for i, step in enumerate(dense.steps):
+            if i in plan.fft:
+                _, proj = dense.fused(i)
+                channels = (step if proj is None else dense.steps[proj]).out_channels
+                continue
+            if i in fused:
+                continue
+            out = shapes[i] if isinstance(step, fcn.Act) else step.out_shape(shapes[i])
+            if isinstance(step, fcn.Conv):
+                channels = step.out_channels
+            made = [4] + ([8] if isinstance(step, fcn.Pool) else [])  # values, argmax
+            for size in made:
+                nbytes = size * channels * math.prod(out)
+                if nbytes >= _POOL_MIN_BYTES:
+                    key = (channels, tuple(out), size)
+                    keys[key] = keys.get(key, 0) + nbytes
+    return sum(sorted(keys.values(), reverse=True)[:_POOL_MAX_KEYS])
+
+
+def _new_spectra(dense, plan) -> int:
+    """Bytes of kernel spectra `plan` will make: those the plan does not hold yet at the
+    FFT shape asked for (spectra held at another shape are freed first)."""
+    total = 0
+    for i, how in plan.fft.items():
+        step = dense.steps[i]
+        held = dense._spectra.get(i)
+        if held is not None and held.fft_shape == tuple(how.fft_shape):
+            continue
+        made = fftconv.KernelSpectra.nbytes_for(step.out_channels, step.in_channels,
+                                                 how.fft_shape)
+        total += max(0, made - (0 if held is None else held.nbytes))
+    return total
+
+
+def plan_parts(dense, shape, plan, windows, backend=None) -> tuple[int, int]:
+    """``(working, kept)`` of running `plan` over windows of an input of `shape`, besides
+    the input and output planes: `working`, the largest step's memory on one window and
+    one block of class scores with its softmax; `kept`, what stays held once made: the
+    kernel spectra it makes and the outputs the backend keeps per window shape
+    (`windows`, output counts per axis)."""
+    backend = backends.get_backend() if backend is None else backend
+    tile, _ = cost.memory_bytes(dense, shape, plan, backend)
+    block = [min(plan.tile, n) for n in shape]
+    scores = 3 * 4 * dense.num_classes * math.prod(block)
+    return tile + scores, _new_spectra(dense, plan) + _pooled(dense, windows, plan, backend)
+
+
+def image_bytes(dense, hw, plan, *, grid=None, own_input=False, backend=None) -> int:
+    """Estimated peak memory :func:`image_probability` adds for a (C, H, W) input of
+    `hw` run by `plan` (:func:`fastseg._inference.cost.schedule`'s), in bytes.
+
+    The padded input, the probability map (of the `grid` when given) and
+    :func:`plan_bytes`; with `own_input`, the input handed over (made by the caller for
+    this call: a preprocessed or resized photo), held until it is padded.
+    """
+    c, k = dense.in_channels, dense.patch_size
+    h, w = hw
+    padded = 4 * c * (h + k - 1) * (w + k - 1)
+    if grid is None:
+        out = (h, w)
+        windows = set()
+        for size, _ in cost._tile_classes((h, w), min(plan.tile, max(h, w))):
+            windows |= block_windows(size, dense.strides)
+    else:
+        out = tuple(-(-n // g) for n, g in zip(hw, grid, strict=True))
+        cells = [grid_tile(plan.tile, g) // g for g in grid]
+        windows = set()
+        for size in itertools.product(*({min(t, n), n % t or t}
+                                        for t, n in zip(cells, out, strict=True))):
+            if tuple(grid) == tuple(dense.strides):
+                windows.add(tuple(size))
+            else:  # run_lattice runs the block at every position, then keeps every g-th
+                full = [(n - 1) * g + 1 for n, g in zip(size, grid, strict=True)]
+                windows |= block_windows(full, dense.strides)
+    prob = 4 * math.prod(out)
+    work = sum(plan_parts(dense, hw, plan, windows, backend))
+    # At the end the FOV's complement, one byte a pixel.
+    return max(padded + 4 * c * h * w * own_input, padded + prob + work + math.prod(out))
+
+
+def smaller_tiles(largest: int, stride: int = 1):
+    """Tile sides below `largest`, each about 4/5 of the one before, multiples of
+    `stride`, down to `stride`."""
+    t = largest
+    while t > stride:
+        t = max(stride, int(t * 0.8) // stride * stride)
+        yield t
+
+
+def tile_within(need_of, room, tile, method, largest, stride=1):
+    """``(tile, method, need)`` to run within `room` bytes (None: no limit).
+
+    `need_of(tile, method)` estimates the whole work. `tile` (None: the cost model's
+    choice) by `method` when it fits, or `room` is None, or `tile` was given; else the
+    largest of :func:`smaller_tiles` under `largest` (the automatic tile) that fits by
+    `method`, then, for ``"auto"``, by direct convolution alone (no kernel spectra: the
+    least memory, not the fastest). Where none fits, the least needing one: its `need`
+    above `room` says to refuse.
+    """
+    need = need_of(tile, method)
+    if room is None or need <= room or tile is not None:
+        return tile, method, need
+    best = (tile, method, need)
+    for how in [method] + (["direct"] if method == "auto" else []):
+        for t in smaller_tiles(largest, stride):
+            n = need_of(t, how)
+            if n <= room:
+                return t, how, n
+            if n < best[2]:
+                best = (t, how, n)
+    return best

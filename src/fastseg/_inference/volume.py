@@ -18,6 +18,10 @@ classifier gives for that voxel's patch:
 Padding is the cutter's (reflection, :data:`fastseg.data.patches.PAD_MODE`), which
 pads axis by axis, so padding one plane or one axis at a time gives the same
 values as padding the whole volume.
+
+:func:`volume_bytes` estimates the memory :func:`segment_volume` adds for each kind from
+the shapes and the schedules alone; :func:`fit_volume` picks a smaller tile (block) where
+the automatic one does not fit the memory limit, or refuses (issue 24).
 """
 from __future__ import annotations
 
@@ -26,9 +30,17 @@ import math
 
 import numpy as np
 
-from fastseg import _validate
+from fastseg import _memory, _validate, backends
 from fastseg._inference import cost, fcn, progress_bar, triplanar
-from fastseg._inference.tiles import Handover, grid_tile, image_probability
+from fastseg._inference.tiles import (
+    Handover,
+    block_windows,
+    grid_tile,
+    image_bytes,
+    image_probability,
+    plan_parts,
+    tile_within,
+)
 from fastseg.data.patches import PAD_MODE
 from fastseg.data.volume_patches import (
     CUTTER_KINDS,
@@ -41,7 +53,7 @@ from fastseg.data.volume_patches import (
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["network_cutter", "check_fits_network", "segment_volume", "grid_step",
-           "BLOCK_BUDGET_BYTES"]
+           "BLOCK_BUDGET_BYTES", "volume_bytes", "fit_volume"]
 
 #: Hidden-layer maps of one tri-planar block (and the head's copies of them) stay under this.
 BLOCK_BUDGET_BYTES = cost.TILE_BUDGET_BYTES
@@ -206,11 +218,11 @@ def _triplanar_block(shape, hidden, tile):
     return tuple(block)
 
 
-def _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step=None):
-    """triplanar: each tower over its planes of a block, the terms summed, then the head;
-    with a grid `step` (the towers' strides), every step-th voxel per axis (each tower on
-    every step-th plane, one shift within it)."""
-    plan = triplanar.cached_plan(model, cutter.size, caller)
+def _tri_planar(plan, arr, mask, cutter, tile, method, progress, step=None):
+    """triplanar: each tower of `plan` (:func:`.triplanar.cached_plan`'s) over its planes
+    of a block, the terms summed, then the head; with a grid `step` (the towers'
+    strides), every step-th voxel per axis (each tower on every step-th plane, one shift
+    within it)."""
     unit = (1, 1, 1) if step is None else step
     shape = _grid_shape(arr.shape, unit)
     block = _triplanar_block(shape, plan.hidden, tile)
@@ -298,11 +310,179 @@ def segment_volume(model, volume, cutter, fov=None, tile=None, progress=None, me
         mask = mask[tuple(slice(None, None, s) for s in step)]
     if cutter.kind == "triplanar":
         check_fits_network(model, cutter, caller)
-        prob = _tri_planar(model, arr, mask, cutter, tile, method, progress, caller, step)
+        net = triplanar.cached_plan(model, cutter.size, caller)
     else:
-        dense = check_fits_network(model, cutter, caller)
+        net = check_fits_network(model, cutter, caller)
+    # After every check of the arguments (a bad one is named first), before any work.
+    tile, method = _fit(net, arr.shape, cutter, tile, method, caller, step)
+    if cutter.kind == "triplanar":
+        prob = _tri_planar(net, arr, mask, cutter, tile, method, progress, step)
+    else:
         run = _cubes if cutter.kind == "3d" else _planes
-        prob = run(dense, arr, mask, cutter, tile, method, progress, step)
+        prob = run(net, arr, mask, cutter, tile, method, progress, step)
     if mask is not None:
         prob[~mask] = 0.0
     return prob
+
+
+# ---- memory (issue 24) ----------------------------------------------------------------------
+
+
+def _padded_bytes(shape, cutter) -> int:
+    return 4 * math.prod(n + a + b for n, (a, b) in zip(shape, cutter.pad_widths(), strict=True))
+
+
+def _classes(shape, block):
+    """The block shapes tiling `shape`: whole blocks and the narrower ones at the edges."""
+    return set(itertools.product(*({min(b, n), n % b or b} for n, b in zip(shape, block,
+                                                                          strict=True))))
+
+
+def _lattice_windows(dense, cells, step) -> set:
+    """The windows a block of `cells` grid points runs (:meth:`~.fcn.DensePlan.run_lattice`)."""
+    if tuple(step) == tuple(dense.strides):
+        return {tuple(cells)}
+    full = [(n - 1) * s + 1 for n, s in zip(cells, step, strict=True)]
+    return block_windows(full, dense.strides)
+
+
+def _cubes_bytes(dense, shape, cutter, plan, step):
+    out = shape if step is None else _grid_shape(shape, step)
+    if step is None:
+        windows = set().union(*(block_windows(size, dense.strides)
+                                for size in _classes(shape, (plan.tile,) * 3)))
+    else:
+        block = tuple(grid_tile(plan.tile, s) // s for s in step)
+        windows = set().union(*(_lattice_windows(dense, size, step)
+                                for size in _classes(out, block)))
+    working, kept = plan_parts(dense, shape, plan, windows)
+    # The volume padded, the map, one block's window of the padded volume, the FOV's
+    # complement at the end.
+    window = 4 * dense.in_channels * math.prod(
+        min(n, plan.tile) + dense.patch_size - 1 for n in shape)
+    return _padded_bytes(shape, cutter) + 5 * math.prod(out) + working + kept + window
+
+
+def _planes_bytes(dense, shape, cutter, plan, step):
+    axis = cutter.axis
+    plane = tuple(n for a, n in enumerate(shape) if a != axis)
+    along = 1 if step is None else step[axis]
+    grid = None if step is None else tuple(step[a] for a in range(3) if a != axis)
+    n_planes = -(-shape[axis] // along)
+    out = plane if grid is None else _grid_shape(plane, grid)
+    stacked = 0
+    if cutter.kind == "stacked2d":  # the volume mirrored along the axis, a copy
+        stacked = 4 * (shape[axis] + cutter.slices - 1) * math.prod(plane)
+    one = image_bytes(dense, plane, plan, grid=grid, own_input=True)
+    return stacked + 5 * n_planes * math.prod(out) + one
+
+
+def _tri_planar_bytes(plan, shape, cutter, tile, method, step):
+    unit = (1, 1, 1) if step is None else step
+    out = _grid_shape(shape, unit)
+    block = _triplanar_block(out, plan.hidden, tile)
+    hidden = 4 * plan.hidden
+    classes = _classes(out, block)
+    # The hidden layer's sums for a block; the head's transposed copy and activations,
+    # the activations kept per block shape by the backend (as a tower's outputs are).
+    pre = hidden * math.prod(block)
+    head = 2 * pre + (hidden * sum(math.prod(c) for c in classes)
+                      if backends.get_backend() == "c" else 0)
+    kept = working = 0
+    for axis, tower in enumerate(plan.towers):
+        others = [a for a in range(3) if a != axis]
+        planes = tuple(shape[a] for a in others)
+        schedule = cost.schedule(tower, planes, method, max(block[a] * unit[a] for a in others))
+        windows = set()
+        for size in classes:
+            cells = [size[a] for a in others]
+            windows |= (block_windows(cells, tower.strides) if step is None else
+                        _lattice_windows(tower, cells, [unit[a] for a in others]))
+        w, k = plan_parts(tower, planes, schedule, windows)
+        terms = hidden * math.prod(block[a] for a in others)
+        working, kept = max(working, w + terms), kept + k
+    return _padded_bytes(shape, cutter) + 5 * math.prod(out) + pre + kept + max(working, head)
+
+
+def _need(net, shape, cutter, tile, method, step) -> int:
+    """:func:`volume_bytes` for the plan `net` (a DensePlan, or a TriplanarPlan)."""
+    if cutter.kind == "triplanar":
+        return _tri_planar_bytes(net, shape, cutter, tile, method, step)
+    if cutter.kind == "3d":
+        return _cubes_bytes(net, shape, cutter, cost.schedule(net, shape, method, tile), step)
+    plane = tuple(n for a, n in enumerate(shape) if a != cutter.axis)
+    return _planes_bytes(net, shape, cutter, cost.schedule(net, plane, method, tile), step)
+
+
+def _plan_of(model, cutter, caller):
+    if cutter.kind == "triplanar":
+        check_fits_network(model, cutter, caller)
+        return triplanar.cached_plan(model, cutter.size, caller)
+    return check_fits_network(model, cutter, caller)
+
+
+def volume_bytes(model, shape, cutter, tile=None, method="auto", caller="segment",
+                 step=None) -> int:
+    """Estimated peak bytes :func:`segment_volume` adds for a volume of `shape` (its
+    ``grid`` map with `step`), from the shapes and the schedules alone.
+
+    The padded volume (or, stacked, the mirrored copy), the map and the FOV's
+    complement, and per kind its blocks' working memory, the kernel spectra it makes
+    and what the backend keeps per block shape.
+    """
+    return _need(_plan_of(model, cutter, caller), tuple(shape), cutter, tile, method, step)
+
+
+def _auto_tile(net, shape, cutter, method, step) -> tuple[int, int]:
+    """``(tile, stride)``: the tile :func:`segment_volume` takes by itself (a 2-D kind's
+    plane tile, a 3-D or tri-planar block's side) and the step smaller ones go by."""
+    if cutter.kind == "triplanar":
+        out = shape if step is None else _grid_shape(shape, step)
+        return max(_triplanar_block(out, net.hidden, None)), 1
+    hw = shape if cutter.kind == "3d" else tuple(n for a, n in enumerate(shape)
+                                                   if a != cutter.axis)
+    return cost.schedule(net, hw, method).tile, max(net.strides)
+
+
+def _fit(net, shape, cutter, tile, method, caller, step=None, extra=0, after=0, what=None):
+    """The (tile, method) to segment a volume of `shape` with the plan `net` within the
+    memory limit: the asked ones when they fit (or no limit is known), else a smaller
+    tile; a :class:`~fastseg.errors.MemoryBudgetError` when even the smallest does not
+    fit. `extra` bytes the caller holds throughout besides, `after` those it makes once
+    the segmentation's working memory is let go (a scan's map brought back)."""
+    room = _memory.budget()
+    if room is None:
+        return tile, method
+    shape = tuple(shape)
+
+    def need_of(t, m):
+        return extra + max(_need(net, shape, cutter, t, m, step), after)
+
+    largest, stride = _auto_tile(net, shape, cutter, method, step)
+    chosen, how, need = tile_within(need_of, room.room, tile, method, largest, stride)
+    if need <= room.room:
+        return chosen, how
+    what = what or f"a {'x'.join(map(str, shape))} volume ({cutter.kind} kind)"
+    advice = (f"use a smaller tile than {tile} (--tile, tile=)" if tile is not None else
+              "even its smallest blocks do not fit: segment a crop of it, or at a coarser "
+              "voxel size (a model trained at larger spacing)")
+    raise _memory.refusal(caller, need, room, what, advice)
+
+
+def fit_volume(model, shape, cutter, tile=None, method="auto", caller="segment", *,
+               step=None, extra=0, after=0, what=None) -> tuple[int | None, str]:
+    """The (tile, method) to segment a (D, H, W) volume of `shape` within the memory
+    limit (``fastseg._memory``): the asked ones when they fit, else a smaller tile.
+
+    For a caller that makes more than :func:`segment_volume` (which checks its own part
+    again): `extra` bytes it holds besides throughout (:mod:`.scan`'s normalised copy),
+    `after` those it makes once the segmentation is done (the map brought back to the
+    scan's grid), `step` a ``grid`` map's step, `what` the work named in a refusal.
+
+    Raises
+    ------
+    fastseg.errors.MemoryBudgetError
+        Even the smallest tile does not fit, or the `tile` asked for does not.
+    """
+    return _fit(_plan_of(model, cutter, caller), shape, cutter, tile, method, caller, step,
+                extra, after, what)

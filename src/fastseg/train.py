@@ -18,13 +18,15 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from fastseg import _random, io
+from fastseg import _memory, _random, io, nn
+from fastseg._shapes import out_sizes
 from fastseg.diagnostics import Recorder
 from fastseg.errors import DivergedError, InvalidValueError, NonFiniteError
+from fastseg.nn.activation import Activation
 from fastseg.nn.module import backward_params
 
 __all__ = ["fit", "mimic", "StopTraining", "save_checkpoint", "load_checkpoint",
-           "CHECKPOINT_FORMAT"]
+           "CHECKPOINT_FORMAT", "step_bytes"]
 
 CHECKPOINT_FORMAT = "fastseg-checkpoint"
 
@@ -88,6 +90,114 @@ def _batch_size(y) -> int:
     return len(y) if hasattr(y, "__len__") else 1
 
 
+# ---- memory (issue 24): a training step's peak, estimated from the batch's shape ----------
+
+#: Optimizer state per parameter, in copies of the parameter (made at the first step).
+_STATE_COPIES = {"Adam": 2, "Rprop": 2}
+
+
+def _walk(module, shape):
+    """``(output shape, kept, largest)`` of a forward pass of `module` on an input of
+    `shape` ((N, C, ...), a list of them for Parallel): `kept`, the bytes of what the
+    pass makes and the layers hold for backward (outputs, pooling indices, dropout
+    masks); `largest`, the largest single array among them. None for a layer it does
+    not know (no estimate)."""
+    if isinstance(module, nn.Sequential):
+        kept = largest = 0
+        for layer in module:
+            walked = _walk(layer, shape)
+            if walked is None:
+                return None
+            shape, k, big = walked
+            kept, largest = kept + k, max(largest, big)
+        return shape, kept, largest
+    if isinstance(module, nn.Parallel):
+        if not isinstance(shape, list) or len(shape) != len(module.branches):
+            return None
+        kept = largest = features = 0
+        for branch, part in zip(module.branches, shape, strict=True):
+            walked = _walk(branch, part)
+            if walked is None:
+                return None
+            out, k, big = walked
+            kept, largest = kept + k, max(largest, big)
+            features += math.prod(out[1:])
+        out = (shape[0][0], features)  # the branches' outputs side by side, a copy
+        size = 4 * math.prod(out)
+        return out, kept + size, max(largest, size)
+    if isinstance(shape, list):
+        return None
+    n = shape[0]
+    if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+        out = (n, module.out_channels, *out_sizes(shape[2:], module.kernel_size,
+                                                  module.stride, module.padding))
+        made = [4 * math.prod(out)]
+    elif isinstance(module, (nn.MaxPool2d, nn.MaxPool3d)):
+        out = (n, shape[1], *out_sizes(shape[2:], module.kernel_size, module.stride))
+        made = [4 * math.prod(out), 8 * math.prod(out)]  # values, int64 argmax
+    elif isinstance(module, nn.Linear):
+        out = (n, module.out_features)
+        made = [4 * n * module.out_features]
+    elif isinstance(module, nn.Flatten):  # a view
+        out, made = (n, math.prod(shape[1:])), [0]
+    elif isinstance(module, Activation):
+        out, made = shape, [4 * math.prod(shape)]
+    elif isinstance(module, nn.Dropout):  # the output and its mask
+        out, made = shape, [4 * math.prod(shape)] * 2
+    else:
+        return None
+    return out, sum(made), max(made)
+
+
+def _shape(x):
+    if isinstance(x, (list, tuple)):
+        return [tuple(np.shape(part)) for part in x]
+    return tuple(np.shape(x))
+
+
+def step_bytes(model, x, optimizer=None) -> int | None:
+    """Estimated bytes one training step of `model` on the batch `x` adds to what the
+    process holds, or None for a network with a layer this does not know.
+
+    The forward pass's activations (each layer's output, pooling indices, dropout
+    masks), kept for backward; during backward a gradient and the array it becomes
+    (twice the largest activation); the weight gradients; the optimizer's state not
+    made yet (Adam and Rprop: two copies of the weights, SGD with momentum one); the
+    next batch beside this one. The compiled backend recycles each step's arrays for
+    the next (``fastseg._cy._buffers``), so later steps add little (measured:
+    bench/memory_estimates.py, docs/reliability.md).
+    """
+    walked = _walk(model, _shape(x))
+    if walked is None:
+        return None
+    _, acts, largest = walked
+    params = [p for p in model.parameters() if isinstance(p.data, np.ndarray)]
+    weights = sum(p.data.nbytes for p in params)
+    copies = _STATE_COPIES.get(type(optimizer).__name__, 0)
+    if type(optimizer).__name__ == "SGD":
+        copies = int(any(g.get("momentum", 0) for g in optimizer.param_groups))
+    state = getattr(optimizer, "state", {})
+    fresh = sum(p.data.nbytes for p in params if p not in state)
+    batch = sum(np.asarray(part).nbytes for part in (x if isinstance(x, (list, tuple))
+                                                     else [x]))
+    return acts + 2 * largest + weights + copies * fresh + batch
+
+
+def _check_step(model, x, optimizer, caller="fit") -> None:
+    """Refuse a run whose step (:func:`step_bytes`) does not fit the memory limit."""
+    room = _memory.budget()
+    if room is None:
+        return
+    need = step_bytes(model, x, optimizer)
+    if need is None or need <= room.room:
+        return
+    shape = _shape(x)
+    what = (f"a training step on a batch of {len(x[0]) if isinstance(shape, list) else shape[0]}"
+            f" patches {shape}")
+    raise _memory.refusal(caller, need, room, what,
+                          "use a smaller batch (batch_size=, fewer patches a step)")
+
+
 def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer, epochs=1, *,
         callbacks=(), checkpoint=None, checkpoint_every=None, resume=None, progress=True,
         diagnostics=None):
@@ -142,6 +252,10 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
     fastseg.errors.DivergedError
         (a ``FloatingPointError``) when a step's loss, or after the first update the
         network's output, becomes NaN or infinite.
+    fastseg.errors.MemoryBudgetError
+        Before the first step, when its estimated memory (:func:`step_bytes`) is above
+        the memory limit (:func:`fastseg.set_memory_limit`, ``FASTSEG_MEMORY_LIMIT``,
+        else the memory available).
     """
     epochs = int(epochs)
     if checkpoint_every is not None and int(checkpoint_every) < 1:
@@ -163,7 +277,7 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
             save_checkpoint(checkpoint, model, optimizer, where, history)
 
     model.train()
-    stop = updated = False
+    stop = updated = checked = False
     for epoch in range(position["epoch"], epochs):
         skip = position["step"] if epoch == position["epoch"] else 0
         data = _epoch_batches(batches, epoch)
@@ -176,6 +290,9 @@ def fit(model, batches: Iterable | Callable[[int], Iterable], loss_fn, optimizer
             for step, (x, y) in enumerate(bar):
                 if step < skip:
                     continue
+                if not checked:  # the first batch says the step's shapes; before its work
+                    _check_step(model, x, optimizer)
+                    checked = True
                 watch = recorder is not None and recorder.due(position["global_step"])
                 optimizer.zero_grad()
                 try:

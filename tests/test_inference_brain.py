@@ -33,7 +33,7 @@ def two_blobs(shape=(40, 24, 20)):
 def test_each_side_gets_its_most_probable_blob_and_the_map_is_exact_in_the_boxes():
     net, cutter = blob_detector(), make_cutter("3d", 4)
     vol = two_blobs()
-    found = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2)
+    found = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2, share=0)
     assert found.step == (2, 2, 2)
     assert set(found.boxes) == {"left", "right"}
     assert len(found.boxes["left"]) == 2 and len(found.boxes["right"]) == 1
@@ -44,6 +44,14 @@ def test_each_side_gets_its_most_probable_blob_and_the_map_is_exact_in_the_boxes
     assert small[0].start <= 14 < small[0].stop and small[1].start <= 2 < small[1].stop
     one = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2, candidates=1)
     assert one.boxes["left"] == [left]  # the most probable candidate first
+    # By default the small blob (under half the large one's coarse mass) is not segmented
+    default = segment_brain(net, vol, cutter, threshold=0.5, midline=20, margin=2)
+    assert default.boxes == one.boxes
+    only_small = np.zeros(vol.shape, bool)
+    only_small[small] = True
+    only_small[left] = False
+    assert not default.prob[only_small].any() and found.prob[only_small].any()
+    np.testing.assert_array_equal(default.prob[left], found.prob[left])
     full = segment_volume(net, vol, cutter, method="direct")
     inside = np.zeros(vol.shape, bool)
     for box in (b for boxes in found.boxes.values() for b in boxes):

@@ -85,3 +85,61 @@ def test_lai3d_plan_runs_direct_and_by_fft_like_the_patch_classifier():
     for z, y, w in [(0, 0, 0), (2, 1, 3), (1, 0, 2)]:
         patch = x[:, :, 2 * z:2 * z + 16, 2 * y:2 * y + 16, 2 * w:2 * w + 16]
         np.testing.assert_allclose(direct[0, :, z, y, w], net(patch)[0], atol=1e-4)
+
+
+def _unstrided_plan(rng, ndim):
+    """conv 3 -> tanh -> conv 4 (the window that dominates) -> relu -> 1x1 conv:
+    K = 6, no strides."""
+    k = (1,) * ndim
+    w1 = rng.standard_normal((5, 2) + (3,) * ndim).astype(np.float32)
+    w2 = rng.standard_normal((7, 5) + (4,) * ndim).astype(np.float32)
+    w3 = rng.standard_normal((2, 7) + (1,) * ndim).astype(np.float32)
+    bias = [rng.standard_normal(n).astype(np.float32) for n in (5, 7, 2)]
+    return fcn.DensePlan([fcn.Conv(w1, bias[0], k), fcn.Act("tanh"),
+                          fcn.Conv(w2, bias[1], k), fcn.Act("relu"),
+                          fcn.Conv(w3, bias[2], k)], patch_size=6, in_channels=2,
+                         num_classes=2, strides=k, ndim=ndim)
+
+
+def test_lattice_of_an_unstrided_plan_takes_its_last_window_strided():
+    """run_lattice of an unstrided plan computes the last window only at the lattice's
+    positions (then the 1x1 layer): the dense block's values there, whatever the step
+    (1, primes, uneven per axis in 3-D), origin and counts, directly and with the earlier
+    layer by FFT; a 2-D lattice uneven per axis (ops' 2-D convolutions take one stride)
+    keeps every step-th of the block, with the same values."""
+    rng = np.random.default_rng(3)
+    for ndim, step, counts, origin in [(2, (4, 4), (5, 3), (1, 2)), (2, (3, 1), (7, 2), (0, 0)),
+                                       (2, (2, 5), (1, 1), (3, 0)),
+                                       (3, (2, 3, 1), (3, 2, 4), (1, 0, 2))]:
+        dense = _unstrided_plan(rng, ndim)
+        assert dense._last_window() == 2
+        full = tuple((c - 1) * s + 1 for c, s in zip(counts, step, strict=True))
+        padded = rng.standard_normal((2,) + tuple(o + n + 5 for o, n in zip(origin, full,
+                                                                           strict=True)))
+        padded = padded.astype(np.float32)
+        block = dense.run_block(padded, origin, full)
+        want = block[(slice(None),) + tuple(slice(None, None, s) for s in step)]
+        got = dense.run_lattice(padded, origin, counts, step)
+        assert got.shape == (2, *counts)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+        by_fft = cost.Schedule(tile=8, fft={0: cost.FFTStep(fft_shape=(8,) * ndim, group=4)})
+        np.testing.assert_allclose(dense.run_lattice(padded, origin, counts, step, by_fft),
+                                   want, atol=1e-4, rtol=0)
+
+
+def test_lattice_keeps_the_dense_path_when_a_pool_or_stride_comes_last():
+    """No strided shortcut when the last window is a pooling (its stride would change
+    what it pools) or the plan has strides: those run the block and keep every step-th."""
+    dense = fcn.plan(tiny_net(1, 11, pool=True), 11)
+    assert dense.strides == (2, 2)
+    pooled_last = fcn.DensePlan([fcn.Pool((2, 2), (1, 1))], patch_size=2, in_channels=1,
+                                num_classes=1, strides=(1, 1), ndim=2)
+    assert pooled_last._last_window() is None
+    x = np.random.default_rng(0).standard_normal((1, 9, 9)).astype(np.float32)
+    got = pooled_last.run_lattice(x, (0, 0), (3, 3), (3, 3))
+    np.testing.assert_array_equal(got[0], np.maximum.reduce(
+        [x[0, a:a + 7:3, b:b + 7:3] for a in (0, 1) for b in (0, 1)]))
+    padded = np.random.default_rng(1).standard_normal((1, 30, 30)).astype(np.float32)
+    block = dense.run_block(padded, (1, 2), (7, 7))
+    np.testing.assert_array_equal(dense.run_lattice(padded, (1, 2), (3, 3), (3, 3)),
+                                  block[:, ::3, ::3])

@@ -215,23 +215,57 @@ class DensePlan:
         NumPy array (a model on the GPU computes on the device; only the logits
         come back). `schedule` (:class:`fastseg._inference.cost.Schedule`) says which
         convolutions run by FFT; None runs every one directly."""
+        return ops.to_device(self._run_steps(x, schedule, 0, len(self.steps)), "cpu")
+
+    def _run_steps(self, x, schedule, start, stop, strides=None):
+        """Steps ``start`` to ``stop - 1`` on x, on the backend's device; the conv step
+        ``start`` with `strides` instead of its own when given (always directly)."""
         fft = {} if schedule is None else schedule.fft
-        i, n = 0, len(self.steps)
-        while i < n:
+        i = start
+        while i < stop:
             step = self.steps[i]
-            if isinstance(step, Conv) and i in fft:
+            if isinstance(step, Conv) and i in fft and not (i == start and strides):
                 x, i = self._run_fft(x, i, fft[i], schedule.workers)
                 continue
             if isinstance(step, Conv):
+                stride = strides if i == start and strides else step.stride
                 x = getattr(ops, _CONV_OPS[step.ndim])(x, step.weight, step.bias,
-                                                       stride=_op_arg(step.stride))
+                                                       stride=_op_arg(stride))
             elif isinstance(step, Pool):
                 x = getattr(ops, _POOL_OPS[step.ndim])(x, _op_arg(step.kernel),
                                                        _op_arg(step.stride))[0]
             else:
                 x = getattr(ops, step.name)(x)
             i += 1
-        return ops.to_device(x, "cpu")
+        return x
+
+    def _last_window(self) -> int | None:
+        """Index of the last convolution with a window larger than one pixel when only
+        activations and 1x1 convolutions follow it (they act on each position alone),
+        else None."""
+        for i in range(len(self.steps) - 1, -1, -1):
+            step = self.steps[i]
+            if isinstance(step, Act) or _is_pointwise(step):
+                continue
+            return i if isinstance(step, Conv) else None
+        return None
+
+    def _run_strided_tail(self, padded, origin, counts, step, last, schedule):
+        """:meth:`run_lattice` of an unstrided plan: the steps before conv `last` over
+        the window's every position, then `last` at stride `step` (its sums only at the
+        lattice's positions: in lai_triplanar's towers the block of the first Linear, 9
+        tenths of the work, done ``1/prod(step)`` times), then what follows it, which
+        acts on each position alone. The lattice's values are the dense map's (the
+        sums of `last` in the same order, direct; to rounding where the dense map takes
+        `last` by FFT)."""
+        k = self.patch_size
+        window = padded[(None, slice(None)) + tuple(
+            slice(o, o + s * (c - 1) + k) for o, s, c in zip(origin, step, counts,
+                                                           strict=True))]
+        x = self._run_steps(np.ascontiguousarray(window), schedule, 0, last)
+        x = self._run_steps(x, schedule, last, len(self.steps), strides=step)
+        out = ops.to_device(x, "cpu")[0]
+        return out[(slice(None),) + tuple(slice(0, c) for c in counts)]
 
     def run_grid(self, padded: np.ndarray, origin, counts, schedule=None) -> np.ndarray:
         """Outputs (channels, *counts) at the positions ``origin + strides * i`` (``0 <= i
@@ -259,6 +293,11 @@ class DensePlan:
         step = tuple(int(s) for s in step)
         if step == tuple(self.strides):
             return self.run_grid(padded, origin, counts, schedule)
+        last = self._last_window()
+        # ops' 2-D convolutions take one stride for both axes
+        if last is not None and all(s == 1 for s in self.strides) and (
+                self.ndim == 3 or len(set(step)) == 1):
+            return self._run_strided_tail(padded, origin, counts, step, last, schedule)
         full = tuple((c - 1) * s + 1 for c, s in zip(counts, step, strict=True))
         block = self.run_block(padded, origin, full, schedule)
         return block[(slice(None),) + tuple(slice(None, None, s) for s in step)]

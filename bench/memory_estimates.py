@@ -37,6 +37,7 @@ CASES = {
     "photo-192x192": "lai2d on a 192x192 photo (1 channel)",
     "photo-584x565": "lai2d on a 584x565 photo (DRIVE's size)",
     "photo-2048x2048": "lai2d on a 2048x2048 photo",
+    "photo-1168x1130-scale0.5": "lai2d on a 1168x1130 photo resampled by 0.5 (and back)",
     "volume-2d-48x96x96": "lai2d plane by plane, 48x96x96 volume",
     "volume-stacked2d-48x96x96": "lai_stacked2d, 48x96x96 volume",
     "volume-3d-64x64x64": "lai3d, 64x64x64 volume",
@@ -111,9 +112,10 @@ def _case(name: str):
     fastseg.seed(0)
     if name.startswith("photo-"):
         h, w = map(int, name.split("-")[1].split("x"))
+        scale = float(name.split("scale")[1]) if "scale" in name else None
         net = models.lai2d().eval()
         image = rng.random((1, h, w), dtype=np.float32)
-        return lambda: fastseg.segment(net, image)
+        return lambda: fastseg.segment(net, image, scale=scale)
     if name.startswith("volume-"):
         _, kind, size = name.split("-")
         shape = tuple(map(int, size.split("x")))

@@ -25,6 +25,7 @@ the automatic one does not fit the memory limit, or refuses (issue 24).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -391,6 +392,29 @@ def _planes_bytes(dense, shape, cutter, plan, step):
     return stacked + 5 * n_planes * math.prod(out) + one
 
 
+def _mosaic_bytes(tower, block, axis, unit, tile, method, lattice):
+    """``(working, kept)`` of :func:`_tower_terms` on a block of `block` grid cells:
+    the mosaic of its planes, the tower's output over the mosaic's rows (slots
+    included) and the block's terms copied out of it, and the tower's largest step on
+    the whole mosaic (run_block does not tile it); kept, the spectra and recycled
+    outputs of that schedule."""
+    a0, a1 = (a for a in range(3) if a != axis)
+    (u0, u1), (c0, c1) = (unit[a0], unit[a1]), (block[a0], block[a1])
+    k, n = tower.patch_size, block[axis]
+    h, w = u0 * (c0 - 1) + k, u1 * (c1 - 1) + k
+    slot = -(-h // u0) * u0
+    rows = (n - 1) * (slot // u0) + c0
+    image = (n * slot - k + 1, w - k + 1)
+    schedule = cost.schedule(tower, image, method, tile)
+    whole = dataclasses.replace(schedule, tile=max(image))
+    windows = (_lattice_windows(tower, (rows, c1), (u0, u1)) if lattice else
+               block_windows((rows, c1), tower.strides))
+    step, _ = cost.memory_bytes(tower, image, whole)
+    hidden = 4 * tower.num_classes
+    working = 4 * n * slot * w + hidden * (rows * c1 + n * c0 * c1) + step
+    return working, plan_parts(tower, image, schedule, windows)[1]
+
+
 def _tri_planar_bytes(plan, shape, cutter, tile, method, step):
     unit = (1, 1, 1) if step is None else step
     out = _grid_shape(shape, unit)
@@ -404,17 +428,8 @@ def _tri_planar_bytes(plan, shape, cutter, tile, method, step):
                       if backends.get_backend() == "c" else 0)
     kept = working = 0
     for axis, tower in enumerate(plan.towers):
-        others = [a for a in range(3) if a != axis]
-        planes = tuple(shape[a] for a in others)
-        schedule = cost.schedule(tower, planes, method, max(block[a] * unit[a] for a in others))
-        windows = set()
-        for size in classes:
-            cells = [size[a] for a in others]
-            windows |= (block_windows(cells, tower.strides) if step is None else
-                        _lattice_windows(tower, cells, [unit[a] for a in others]))
-        w, k = plan_parts(tower, planes, schedule, windows)
-        terms = hidden * math.prod(block[a] for a in others)
-        working, kept = max(working, w + terms), kept + k
+        w, k = _mosaic_bytes(tower, block, axis, unit, tile, method, step is not None)
+        working, kept = max(working, w), kept + k
     return _padded_bytes(shape, cutter) + 5 * math.prod(out) + pre + kept + max(working, head)
 
 

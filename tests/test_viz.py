@@ -142,6 +142,14 @@ def test_plane_pictures_orientation_aspect_and_colours():
     strip = viz.central_planes(vol, mask, caption="x")
     assert strip.ndim == 3 and strip.shape[1] > sum(p.shape[1] for p in
                                                     viz.plane_pictures(vol, mask).values())
+    # A volume cut from a scan at `origin` is captioned with the scan's plane indices:
+    # only the axial plane (normal to axis 2) moves its number when axis 2's origin does
+    plain = viz.plane_pictures(vol, mask, min_side=40)
+    moved = viz.plane_pictures(vol, mask, min_side=40, origin=(0, 0, 30))
+    assert not np.array_equal(plain["axial"], moved["axial"])
+    assert plain["axial"].shape == moved["axial"].shape
+    for name in ("coronal", "sagittal"):
+        np.testing.assert_array_equal(plain[name], moved[name])
     with pytest.raises(ValueError, match="pred"):
         viz.plane_pictures(vol, mask[:-1])
     with pytest.raises(ValueError, match="volume"):

@@ -148,7 +148,7 @@ def _outline(mask2d: np.ndarray) -> np.ndarray:
 
 
 def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128, centre=None,
-                   outline=False) -> dict:
+                   outline=False, origin=(0, 0, 0)) -> dict:
     """The volume's three central planes (or those through `centre`), each with a mask
     painted over it.
 
@@ -167,6 +167,9 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128, centre=
         The voxel the three planes pass through (default: the volume's centre).
     outline : bool
         Paint only the mask's boundary in each plane (the anatomy under it visible).
+    origin : sequence of 3 int
+        Where `volume` starts in the scan it was cut from: the captions give the planes'
+        indices in that scan (``origin + index``).
 
     Returns
     -------
@@ -200,16 +203,17 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128, centre=
         zoom = max(min_side / min(height, width), 1.0)
         size = (max(round(width * zoom), 1), max(round(height * zoom), 1))
         big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
-        pictures[name] = np.asarray(_captioned(big, f"{name} {index}", min_width=1))
+        at = index + int(origin[axis])
+        pictures[name] = np.asarray(_captioned(big, f"{name} {at}", min_width=1))
     return pictures
 
 
 def central_planes(volume, pred, truth=None, spacing=None, min_side=128, caption="",
-                   centre=None, outline=False):
+                   centre=None, outline=False, origin=(0, 0, 0)):
     """:func:`plane_pictures` side by side in one (H, W, 3) uint8 picture, under
     `caption` when one is given."""
     tiles = list(plane_pictures(volume, pred, truth, spacing, min_side, centre,
-                                outline).values())
+                                outline, origin).values())
     return _side_by_side(tiles, caption)
 
 

@@ -161,7 +161,7 @@ def _picture(net, labels, test, path):
         box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
         centre = np.round(where.mean(axis=0)).astype(int) - lo
         rows.append(viz.central_planes(test.image[box], labels[box] == label, truth[box],
-                                       test.spacing, min_side=200, centre=centre,
+                                       test.spacing, min_side=200, centre=centre, origin=lo,
                                        caption=f"{net.name}: {side} hippocampus of {test.name}"
                                        " (green TP, red FP, blue FN)"))
     width = max(r.shape[1] for r in rows)

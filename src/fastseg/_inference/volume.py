@@ -233,22 +233,28 @@ def _tri_planar(plan, arr, mask, cutter, tile, method, progress, step=None):
     for origin, size, region in progress_bar.each(blocks, progress, "block"):
         pre = np.zeros((plan.hidden, *size), np.float32)
         for axis, tower in enumerate(plan.towers):
-            pre += _tower_terms(tower, padded, axis, origin, size, unit, cutter.size // 2,
-                                method, tile, step is not None)
+            _tower_terms(tower, pre, padded, axis, origin, size, unit, cutter.size // 2,
+                         method, tile, step is not None)
         prob[region] = plan.class1_probability(pre)
     return prob
 
 
-def _tower_terms(tower, padded, axis, origin, size, unit, before, method, tile, lattice):
-    """Tower `axis`'s terms (hidden, *size) for the block at `origin` (grid units of
-    `unit`) of the padded volume: its planes normal to `axis` laid one under another in
-    one mosaic and run as one image.
+#: Input pixels of one tower mosaic at most (:func:`_tower_terms`): a hippocampus box's
+#: planes go 16 at a time, a whole brain's one or two; the tower's output over it
+#: (lai_triplanar: 128 channels) and its FFT work stay in tens of MiB.
+MOSAIC_PIXELS = 1 << 16
+
+
+def _tower_terms(tower, pre, padded, axis, origin, size, unit, before, method, tile, lattice):
+    """Add tower `axis`'s terms for the block at `origin` (grid units of `unit`) of the
+    padded volume to `pre` (hidden, *size): its planes normal to `axis` laid one under
+    another in mosaics of at most :data:`MOSAIC_PIXELS`, each run as one image.
 
     Each plane takes a slot of rows holding its patches' window (a multiple of the
     in-plane step tall, so that the lattice runs on in the next slot); a patch never
-    reaches into the next slot, so every kept output is that plane's own. One image of
+    reaches into the next slot, so every kept output is that plane's own. Images of
     many planes instead of one call per plane: the FFT path takes larger tiles and the
-    calls' fixed costs are paid once (lai_triplanar on a hippocampus box: 1.7x faster)."""
+    calls' fixed costs are shared (lai_triplanar on a hippocampus box: 1.7x faster)."""
     a0, a1 = (a for a in range(3) if a != axis)
     (u0, u1), (c0, c1) = (unit[a0], unit[a1]), (size[a0], size[a1])
     o0, o1 = u0 * origin[a0], u1 * origin[a1]
@@ -256,20 +262,23 @@ def _tower_terms(tower, padded, axis, origin, size, unit, before, method, tile, 
     h, w = u0 * (c0 - 1) + k, u1 * (c1 - 1) + k
     slot = -(-h // u0) * u0
     n = size[axis]
-    mosaic = np.zeros((1, n * slot, w), np.float32)
+    per = max(1, min(n, MOSAIC_PIXELS // (slot * w)))
+    into = np.moveaxis(pre, 1 + axis, 1)  # a view: (hidden, planes, c0, c1)
     at = [slice(None)] * 3
     at[a0], at[a1] = slice(o0, o0 + h), slice(o1, o1 + w)
-    for i in range(n):
-        at[axis] = unit[axis] * (origin[axis] + i) + before
-        mosaic[0, i * slot:i * slot + h] = padded[tuple(at)]
-    rows = (n - 1) * (slot // u0) + c0
-    schedule = cost.schedule(tower, (n * slot - k + 1, w - k + 1), method, tile)
-    if lattice:
-        out = tower.run_lattice(mosaic, (0, 0), (rows, c1), (u0, u1), schedule)
-    else:
-        out = tower.run_block(mosaic, (0, 0), (rows, c1), schedule)
-    keep = np.arange(n)[:, None] * (slot // u0) + np.arange(c0)
-    return np.moveaxis(out[:, keep], 1, 1 + axis)  # (hidden, n, c0, c1) -> the block's order
+    for first in range(0, n, per):
+        m = min(per, n - first)
+        mosaic = np.zeros((1, m * slot, w), np.float32)
+        for i in range(m):
+            at[axis] = unit[axis] * (origin[axis] + first + i) + before
+            mosaic[0, i * slot:i * slot + h] = padded[tuple(at)]
+        rows = (m - 1) * (slot // u0) + c0
+        schedule = cost.schedule(tower, (m * slot - k + 1, w - k + 1), method, tile)
+        if lattice:
+            out = tower.run_lattice(mosaic, (0, 0), (rows, c1), (u0, u1), schedule)
+        else:
+            out = tower.run_block(mosaic, (0, 0), (rows, c1), schedule)
+        into[:, first:first + m] += out[:, np.arange(m)[:, None] * (slot // u0) + np.arange(c0)]
 
 
 #: The grid step of an unstrided network's coarse map (its planes every 4th; in a plane
@@ -394,15 +403,16 @@ def _planes_bytes(dense, shape, cutter, plan, step):
 
 def _mosaic_bytes(tower, block, axis, unit, tile, method, lattice):
     """``(working, kept)`` of :func:`_tower_terms` on a block of `block` grid cells:
-    the mosaic of its planes, the tower's output over the mosaic's rows (slots
-    included) and the block's terms copied out of it, and the tower's largest step on
-    the whole mosaic (run_block does not tile it); kept, the spectra and recycled
-    outputs of that schedule."""
+    one mosaic of its planes (at most :data:`MOSAIC_PIXELS`), the tower's output over
+    the mosaic's rows (slots included) and the terms copied out of it, and the tower's
+    largest step on the whole mosaic (run_block does not tile it); kept, the spectra
+    and recycled outputs of that schedule."""
     a0, a1 = (a for a in range(3) if a != axis)
     (u0, u1), (c0, c1) = (unit[a0], unit[a1]), (block[a0], block[a1])
-    k, n = tower.patch_size, block[axis]
+    k = tower.patch_size
     h, w = u0 * (c0 - 1) + k, u1 * (c1 - 1) + k
     slot = -(-h // u0) * u0
+    n = max(1, min(block[axis], MOSAIC_PIXELS // (slot * w)))
     rows = (n - 1) * (slot // u0) + c0
     image = (n * slot - k + 1, w - k + 1)
     schedule = cost.schedule(tower, image, method, tile)

@@ -288,7 +288,8 @@ def test_demo_mri_quick(tmp_path, capsys):
         assert f"\n{row['network']:<11}" in out  # a line of the printed table
         with Image.open(tmp_path / f"{row['network']}.png") as pic:
             assert pic.mode == "RGB" and pic.height > pic.width / 3  # two rows of planes
-        assert Segmenter.load(tmp_path / f"{row['network']}.fseg").whole_brain_
+        saved = Segmenter.load(tmp_path / f"{row['network']}.fseg")
+        assert saved.whole_brain_ and "MNI152" in saved.training_data_  # on its report card
     assert "best:" in out
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from fastseg import metrics, viz
 from fastseg._atomic import atomic_write
 from fastseg._commands import CLIError
+from fastseg._commands.train import BUILT_IN
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def run_comparison(networks, out, seed=0, note=print) -> dict:
         infer_s = time.perf_counter() - t0
         result = _evaluate(labels, test)
         _picture(net, labels, test, out / f"{net.name}.png")
+        seg.training_data_ = BUILT_IN["mri"]  # what its run card and report name
         seg.save(out / f"{net.name}.fseg")  # for fastseg segment on the user's own scans
         row = {"network": net.name, "model": net.model, "patch_size": net.patch_size,
                **result, "train_s": train_s, "infer_s": infer_s,

@@ -110,6 +110,25 @@ def test_stage_times_and_refusals():
         be.fftconv2d(x, other, (5, 5), (12, 12), 6, b, None, None, None, 3, 0, 0, None)
 
 
+def test_reference_refuses_what_the_kernel_refuses():
+    """The C oracle checks its bias and 1x1 operands as fftconv2d does (one helper in
+    _fftconv.pyx), so a short one is refused, never read past its end."""
+    from fastseg._cy import _fftconv
+
+    rng = np.random.default_rng(5)
+    x, w, b, pw, pb = _arrays(rng, 4, 6, (20, 21), (5, 5), 2)
+    with pytest.raises(ValueError, match="fftconv2d_ref: bias of 5 values for 6"):
+        _fftconv.fftconv2d_ref(x, w, b[:5], "tanh", pw, pb)
+    with pytest.raises(ValueError, match="fftconv2d_ref: proj_w"):
+        _fftconv.fftconv2d_ref(x, w, b, "tanh", pw[:, :5].copy(), pb)
+    with pytest.raises(ValueError, match="fftconv2d_ref: proj_b of 1 values for 2"):
+        _fftconv.fftconv2d_ref(x, w, b, "tanh", pw, pb[:1])
+    with pytest.raises(ValueError, match="fftconv2d: bias of 5 values for 6"):
+        _run("c", x, w, (5, 5), (12, 12), b[:5], "tanh", pw, pb)
+    got = _fftconv.fftconv2d_ref(x, w, None, None, None, None)  # every operand optional
+    assert got.shape == (6, 16, 17)
+
+
 def test_workspace_estimate_bounds_the_kernel():
     """fftconv.kernel_workspace_bytes (the cost model's memory) is at least what the
     kernel takes on that many threads, and not far above."""

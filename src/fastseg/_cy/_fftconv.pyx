@@ -45,6 +45,43 @@ cdef int _geom(fs_fftconv_geom *g, tuple xshape, tuple kernel, tuple fft_shape, 
     return 0
 
 
+cdef class _Operands:
+    """The layer's optional operands, checked against its filters and outputs: views
+    held for the call and their data pointers (NULL where absent)."""
+    cdef const float[::1] bv
+    cdef const float[:, ::1] pwv
+    cdef const float[::1] pbv
+    cdef const float *bp
+    cdef const float *pwp
+    cdef const float *pbp
+
+
+cdef _Operands _operands(str name, bias, proj_w, proj_b, fs_idx filters, fs_idx p):
+    """bias (F,) or None, proj_w (P, F) or None and proj_b (P,) or None (only with
+    proj_w), for fftconv2d and its C oracle alike."""
+    cdef _Operands ops = _Operands()
+    if bias is not None:
+        ops.bv = bias
+        if ops.bv.shape[0] != filters:
+            raise InvalidValueError(f"{name}: bias of {ops.bv.shape[0]} values for {filters} "
+                                    "filters")
+        ops.bp = &ops.bv[0]
+    if proj_w is not None:
+        ops.pwv = proj_w
+        if ops.pwv.shape[1] != filters or p < 1:
+            raise InvalidValueError(f"{name}: proj_w of shape "
+                                    f"{(ops.pwv.shape[0], ops.pwv.shape[1])} for {filters} "
+                                    "filters")
+        ops.pwp = &ops.pwv[0, 0]
+        if proj_b is not None:
+            ops.pbv = proj_b
+            if ops.pbv.shape[0] != p:
+                raise InvalidValueError(f"{name}: proj_b of {ops.pbv.shape[0]} values for {p} "
+                                        "outputs")
+            ops.pbp = &ops.pbv[0]
+    return ops
+
+
 def workspace_floats(xshape, kernel, fft_shape, fs_idx f, fs_idx p=0, int mults=3,
                      fs_idx group=0, fs_idx chunk=0):
     """(floats each thread of fftconv2d takes, floats its team shares); -1 for a refused
@@ -76,30 +113,7 @@ def fftconv2d(const float[:, :, ::1] x, const float[:, :, :, :, :, ::1] spectra,
                                 f"{fft_shape}")
     if h < g.kh or w < g.kw or g.kh < 1 or g.kw < 1:
         raise InvalidValueError(f"fftconv2d: x {(c, h, w)} is smaller than the kernel {kernel}")
-    cdef const float[::1] bv
-    cdef const float[:, ::1] pwv
-    cdef const float[::1] pbv
-    cdef const float *bp = NULL
-    cdef const float *pwp = NULL
-    cdef const float *pbp = NULL
-    if bias is not None:
-        bv = bias
-        if bv.shape[0] != filters:
-            raise InvalidValueError(f"fftconv2d: bias of {bv.shape[0]} values for {filters} "
-                                    "filters")
-        bp = &bv[0]
-    if proj_w is not None:
-        pwv = proj_w
-        if pwv.shape[1] != filters or p < 1:
-            raise InvalidValueError(f"fftconv2d: proj_w of shape {(pwv.shape[0], pwv.shape[1])} for "
-                                    f"{filters} filters")
-        pwp = &pwv[0, 0]
-        if proj_b is not None:
-            pbv = proj_b
-            if pbv.shape[0] != p:
-                raise InvalidValueError(f"fftconv2d: proj_b of {pbv.shape[0]} values for {p} "
-                                        "outputs")
-            pbp = &pbv[0]
+    cdef _Operands ops = _operands("fftconv2d", bias, proj_w, proj_b, filters, p)
     cdef double *sp = NULL
     if seconds is not None:
         if seconds.shape[0] < FS_FFT_STAGES:
@@ -110,8 +124,8 @@ def fftconv2d(const float[:, :, ::1] x, const float[:, :, :, :, :, ::1] spectra,
     cdef float[:, :, ::1] yv = out
     cdef int status
     with nogil:
-        status = fs_fftconv2d(&g, &x[0, 0, 0], &spectra[0, 0, 0, 0, 0, 0], <int>mr, bp, pwp,
-                              pbp, &yv[0, 0, 0], sp)
+        status = fs_fftconv2d(&g, &x[0, 0, 0], &spectra[0, 0, 0, 0, 0, 0], <int>mr, ops.bp,
+                              ops.pwp, ops.pbp, &yv[0, 0, 0], sp)
     check_status(status, "fftconv2d")
     return out
 
@@ -126,26 +140,13 @@ def fftconv2d_ref(const float[:, :, ::1] x, const float[:, :, :, ::1] w, bias, a
     cdef fs_fftconv_geom g
     _geom(&g, (c, h, wd), (w.shape[2], w.shape[3]), (w.shape[2], w.shape[3]), w.shape[0], p,
           activation, 3, 0, 0)
-    cdef const float[::1] bv
-    cdef const float[:, ::1] pwv
-    cdef const float[::1] pbv
-    cdef const float *bp = NULL
-    cdef const float *pwp = NULL
-    cdef const float *pbp = NULL
-    if bias is not None:
-        bv = bias
-        bp = &bv[0]
-    if proj_w is not None:
-        pwv = proj_w
-        pwp = &pwv[0, 0]
-        if proj_b is not None:
-            pbv = proj_b
-            pbp = &pbv[0]
+    cdef _Operands ops = _operands("fftconv2d_ref", bias, proj_w, proj_b, w.shape[0], p)
     out = np.empty((p if p else w.shape[0], h - g.kh + 1, wd - g.kw + 1), np.float32)
     cdef float[:, :, ::1] yv = out
     cdef int status
     with nogil:
-        status = fs_fftconv2d_ref(&g, &x[0, 0, 0], &w[0, 0, 0, 0], bp, pwp, pbp, &yv[0, 0, 0])
+        status = fs_fftconv2d_ref(&g, &x[0, 0, 0], &w[0, 0, 0, 0], ops.bp, ops.pwp, ops.pbp,
+                                  &yv[0, 0, 0])
     check_status(status, "fftconv2d_ref")
     return out
 

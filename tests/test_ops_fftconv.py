@@ -129,9 +129,11 @@ def test_reference_refuses_what_the_kernel_refuses():
     assert got.shape == (6, 16, 17)
 
 
-def test_workspace_estimate_bounds_the_kernel():
+def test_workspace_estimate_bounds_the_kernel(isa):
     """fftconv.kernel_workspace_bytes (the cost model's memory) is at least what the
-    kernel takes on that many threads, and not far above."""
+    kernel takes on that many threads, on every ISA, and not far above: within 1.5x
+    where the kernel's panels are the estimate's 32 blocks (avx512), 2.5x where they
+    are 16 (a tiny chunk of 5 blocks is padded to 32 there, to 16 here)."""
     from fastseg._cy import _fftconv
     from fastseg._inference import fftconv
 
@@ -145,5 +147,6 @@ def test_workspace_estimate_bounds_the_kernel():
         own, shared = _fftconv.workspace_floats((c, *hw), k, shape, f, p, 3, group, chunk)
         bound = fftconv.kernel_workspace_bytes(c, f, p, k, shape, out, group, chunk, threads)
         assert own > 0 and shared > 0
-        assert 4 * (shared + threads * own) <= bound < 1.5 * 4 * (shared + threads * own), \
+        slack = 1.5 if isa == "avx512" else 2.5
+        assert 4 * (shared + threads * own) <= bound < slack * 4 * (shared + threads * own), \
             (c, f, shape, bound / (4 * (shared + threads * own)))

@@ -22,6 +22,8 @@ SHAPES = [  # (C, F, (H, W), kernel, fft_shape, P, activation)
     (7, 9, (20, 26), (3, 5), (14, 7), 0, "relu"),      # radix 7 (plain DFT)
     (50, 23, (40, 37), (16, 16), (27, 32), 2, "tanh"),  # lai2d's layer, shrunk
     (3, 4, (70, 9), (2, 2), (27, 9), 2, None),         # many blocks: several chunks
+    (4, 6, (21, 40), (3, 3), (8, 16), 5, "relu"),      # 5 outputs: 4 + 1 of the epilogue
+    (2, 5, (33, 30), (4, 4), (16, 12), 6, "sigmoid"),  # 6 outputs, several 16-lane steps
 ]
 
 

@@ -6,6 +6,7 @@
 #define FS_CGEMM_SUFFIX generic
 #define FS_CGEMM_MR 4
 #define FS_CGEMM_NR 16
+#define FS_FFT_EV_LANES 4 /* the epilogue's vectors (fft_impl.h) */
 #define FS_CGEMM_LANES 4
 #include "cgemm_impl.h"
 #include "fft_impl.h"

@@ -391,11 +391,23 @@ static void FN(project)(const float *restrict w, fs_idx nf, const float *restric
  * The activations on 16-float vectors, the same formulas as activations_impl.h's
  * (which the unfused path calls): |x| clamped, exp by 2^n times a degree-6 fit,
  * tanh = 1 - 2/(e^2|x| + 1) above 0.625 and an odd polynomial below, NaN passed. */
-/* 16-float vectors on every build (two ymm on AVX2, four xmm on SSE2); the helpers
- * below are always inlined, so their vector returns cross no call boundary. */
+/* Vectors of the ISA's width, FS_FFT_EV_LANES floats (16 on AVX-512, 8 on AVX2, 4 on
+ * SSE2), a 16-lane step taken as 16 / FS_FFT_EV_LANES of them. (16-float vectors on
+ * every build, as before, left GCC 12 to lower the comparisons and conversions of
+ * ev_exp/ev_act to scalar code on AVX2 and SSE2: the fused tanh + 1x1 layer took 1.8 s
+ * of lai2d 584x565 under FASTSEG_ISA=avx2 on Zen 4, 0.28 s on avx512.) Each lane's
+ * operations are the same either way. The helpers below are always inlined, so their
+ * vector returns cross no call boundary. */
+#ifndef FS_FFT_EV_LANES
+#define FS_FFT_EV_LANES 16
+#endif
+#if 16 % FS_FFT_EV_LANES != 0
+#error "FS_FFT_EV_LANES must divide 16"
+#endif
+#define EVL FS_FFT_EV_LANES
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float FS_FFT_CAT(ev_f, FS_FFT_SUFFIX) __attribute__((vector_size(64)));
-typedef int32_t FS_FFT_CAT(ev_i, FS_FFT_SUFFIX) __attribute__((vector_size(64)));
+typedef float FS_FFT_CAT(ev_f, FS_FFT_SUFFIX) __attribute__((vector_size(4 * EVL)));
+typedef int32_t FS_FFT_CAT(ev_i, FS_FFT_SUFFIX) __attribute__((vector_size(4 * EVL)));
 #define ev FS_FFT_CAT(ev_f, FS_FFT_SUFFIX)
 #define evi FS_FFT_CAT(ev_i, FS_FFT_SUFFIX)
 #define EV_SPLAT(x) ((ev){0} + (x))
@@ -455,26 +467,29 @@ static void FN(act_project)(int act, const float *restrict w, fs_idx ldw, fs_idx
                             fs_idx rows, fs_idx lanes, float *restrict acc, fs_idx acc_step)
 {
     for (fs_idx v = 0; v < rows; v++)
-        for (fs_idx l0 = 0; l0 < lanes; l0 += 16)
+        for (fs_idx l0 = 0; l0 < lanes; l0 += EVL) /* lanes: a multiple of 16 */
             for (fs_idx k0 = 0; k0 < np; k0 += 4) {
                 const int kn = np - k0 < 4 ? (int)(np - k0) : 4;
                 ev s[4] = {EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f)};
                 for (int k = 0; k < 4; k++)
-                    if (k < kn) memcpy(&s[k], acc + (k0 + k) * acc_step + v * lanes + l0, 64);
+                    if (k < kn)
+                        memcpy(&s[k], acc + (k0 + k) * acc_step + v * lanes + l0, sizeof(ev));
                 const float *tv = t + v * tstride + l0;
                 for (fs_idx f = 0; f < nf; f++) {
                     ev z;
-                    memcpy(&z, tv + (f & 1 ? odd : 0) + (f >> 1) * lanes, 64);
+                    memcpy(&z, tv + (f & 1 ? odd : 0) + (f >> 1) * lanes, sizeof z);
                     const ev a = FN(ev_act)(act, z);
                     for (int k = 0; k < 4; k++)
                         if (k < kn) s[k] += w[(k0 + k) * ldw + f] * a;
                 }
                 for (int k = 0; k < 4; k++)
-                    if (k < kn) memcpy(acc + (k0 + k) * acc_step + v * lanes + l0, &s[k], 64);
+                    if (k < kn)
+                        memcpy(acc + (k0 + k) * acc_step + v * lanes + l0, &s[k], sizeof(ev));
             }
 }
 #undef ev
 #undef evi
+#undef EVL
 
 const fs_fft_table FS_FFT_CAT(fs_fft_table, FS_FFT_SUFFIX) = {
     FS_FFT_NAME, FS_FFT_CAT(fs_cgemm, FS_FFT_SUFFIX), FS_CGEMM_MR, FS_CGEMM_NR, FN(c2c),

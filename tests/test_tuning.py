@@ -157,6 +157,8 @@ def test_fft_tunables_join_when_their_module_exists(monkeypatch):
     fake = types.ModuleType("fastseg.tuning.fft")
     fake.tunables = lambda: [("fft.tile", [64, 128], fixed({64: 1.0, 128: 0.5}))]
     monkeypatch.setitem(sys.modules, "fastseg.tuning.fft", fake)
+    # once imported, `from fastseg.tuning import fft` finds the package's attribute
+    monkeypatch.setattr(sys.modules["fastseg.tuning"], "fft", fake, raising=False)
     listed, notes = tuner.all_tunables(quick=True)
     assert [t.name for t in listed][-1] == "fft.tile" and notes == []
 

@@ -18,12 +18,12 @@ fewer operations), not the 5x5 convolutions.
 
 Measured per CPU, not only counted (:mod:`fastseg.tuning.fft` times the candidates,
 ``fastseg tune`` stores the winners, :func:`setting` reads them, falling back to the
-defaults in :data:`SETTINGS`): ``fft.lengths`` (the FFT lengths the shapes are made
-of; empty: every 2-3-5 length), ``fft.margin``, the kernel's ``fft.mults`` (3 or 4
-real products per complex one), ``fft.group`` and ``fft.chunk`` (its blocking: no
-result depends on them), and the rates ``fft.rate.*``. A tuned ``fft.lengths``,
-``fft.margin`` or ``fft.mults`` changes results at rounding level (another FFT shape,
-another layer on the FFT, another product), never run to run.
+defaults in :data:`SETTINGS`): :data:`TUNED`, that is ``fft.margin``, the kernel's
+``fft.mults`` (3 or 4 real products per complex one), ``fft.group`` and ``fft.chunk``
+(its blocking: no result depends on them). A tuned ``fft.margin`` or ``fft.mults``
+changes results at rounding level (another layer on the FFT, another product), never
+run to run. ``fft.lengths`` (the FFT lengths the shapes are made of; empty: every
+2-3-5 length) and the rates ``fft.rate.*`` stay at their defaults.
 
 Memory limits, both stated here and kept:
 
@@ -114,16 +114,23 @@ SETTINGS = {
     "fft.rate.project": 0.2e-9,  # s per value and output of its 1x1 convolution
 }
 
+#: The settings a tuned value may replace. Not ``fft.lengths``: timed as one layer's cost
+#: per output pixel, it chose lengths (32, 64) that made whole images 1.2-1.5x slower on
+#: Zen 4 (bench/README.md), where the kernel spectra and the tiles' waste count too; a
+#: value left in a cache by an earlier tuner is ignored.
+TUNED = ("fft.margin", "fft.mults", "fft.group", "fft.chunk")
+
 _local = threading.local()
 
 
 def setting(name: str):
     """The value of one of :data:`SETTINGS`: an override in force on this thread
-    (:func:`overrides`), else this CPU's tuned value, else the default."""
+    (:func:`overrides`), else this CPU's tuned value (:data:`TUNED` only), else the
+    default."""
     over = getattr(_local, "values", None)
     if over and name in over:
         return over[name]
-    return tuned.get(name, SETTINGS[name])
+    return tuned.get(name, SETTINGS[name]) if name in TUNED else SETTINGS[name]
 
 
 @contextlib.contextmanager

@@ -12,13 +12,12 @@ winners with :func:`fastseg.tuning.cache.get`.
 - ``fft.mults``: 3 (Gauss) or 4 real products per complex one in the per-bin products.
 - ``fft.group``, ``fft.chunk``: the kernel's blocking (filters transformed back
   together, output blocks per task); no result depends on them.
-- ``fft.lengths``: the FFT lengths the cost model may build shapes of, each candidate
-  timed at the shape the cost model then picks for a 512x512 tile, per output pixel.
 - ``fft.margin``: how much faster ``auto`` must estimate the FFT to take it, timed as a
   whole dense segmentation of a small image (which layers go by FFT).
 
-A tuned ``fft.mults``, ``fft.lengths`` or ``fft.margin`` changes results at rounding
-level (another product, FFT shape, or layer on the FFT), the same in every run.
+A tuned ``fft.mults`` or ``fft.margin`` changes results at rounding level (another
+product, or layer on the FFT), the same in every run. The FFT lengths are not tuned
+(:data:`fastseg._inference.cost.TUNED` says why).
 """
 from __future__ import annotations
 
@@ -93,21 +92,6 @@ def _measure_option(option: str):
     return measure
 
 
-def _measure_lengths(lengths):
-    """Seconds per 10^5 output pixels at the shape the cost model picks for lai2d's
-    layer on a 512-pixel tile when it may use `lengths` only."""
-    from fastseg import models
-    from fastseg._inference import cost, fcn
-
-    bench = _the_bench()
-    net = models.lai2d(hidden=LAYER[0])
-    dense = fcn.plan(net, 24)
-    with cost.overrides({"fft.lengths": list(lengths)}):
-        plan = cost.schedule(dense, (512, 512), "fft", tile=512, threads=1, backend="c")
-    shape = plan.fft[4].fft_shape
-    return bench.run(shape) * 1e5 / (MAP[0] * MAP[1])
-
-
 def _measure_margin(margin):
     """One dense segmentation of a 96 x 96 image by lai2d (200 hidden units), `auto`."""
     import fastseg
@@ -150,7 +134,5 @@ def tunables() -> list[tuple[str, list, object]]:
         ("fft.mults", [3, 4], _measure_option("mults")),
         ("fft.group", [0, 20, 80, 160], _measure_option("group")),
         ("fft.chunk", [0, 64, 96], _measure_option("chunk")),
-        ("fft.lengths", [[], [32, 64], [36, 40, 45, 48], [25, 27, 30, 32, 36]],
-         _measure_lengths),
         ("fft.margin", [1.5, 1.0, 2.5], _measure_margin),
     ]

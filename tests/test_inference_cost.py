@@ -68,8 +68,12 @@ def test_settings_tuned_overridden_and_kept_apart(monkeypatch):
     assert cost.setting("fft.mults") == 4 and cost.setting("fft.group") == 0  # wrong type
     four = cost.schedule(dense, (200, 190), "auto", threads=1, backend="c")
     assert four is not base and all(h.mults == 4 for h in four.fft.values())
+    assert cost.setting("fft.lengths") == []  # not a tuned setting (cost.TUNED): ignored
+    with cost.overrides({"fft.lengths": [32, 64]}):  # the tuner's candidates still apply
+        short = cost.schedule(dense, (200, 190), "auto", threads=1, backend="c")
     assert all(set(h.fft_shape) <= {32, 64} or min(h.fft_shape) < 32
-               for h in four.fft.values()), four
+               for h in short.fft.values()), short
+    assert any(not set(h.fft_shape) <= {32, 64} for h in four.fft.values()), four
     with cost.overrides({"fft.margin": 1e9}):
         assert cost.setting("fft.margin") == 1e9
         assert not cost.schedule(dense, (200, 190), "auto", threads=1, backend="c").fft

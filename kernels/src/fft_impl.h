@@ -388,16 +388,14 @@ static void FN(project)(const float *restrict w, fs_idx nf, const float *restric
 }
 
 /* ---- the epilogue: activation and the 1x1 convolution in one pass -------------
- * The activations on 16-float vectors, the same formulas as activations_impl.h's
- * (which the unfused path calls): |x| clamped, exp by 2^n times a degree-6 fit,
- * tanh = 1 - 2/(e^2|x| + 1) above 0.625 and an odd polynomial below, NaN passed. */
+ * The activations are vecmath_impl.h's, which the unfused path (activations_impl.h)
+ * runs too: the same values fused or not. */
 /* Vectors of the ISA's width, FS_FFT_EV_LANES floats (16 on AVX-512, 8 on AVX2, 4 on
  * SSE2), a 16-lane step taken as 16 / FS_FFT_EV_LANES of them. (16-float vectors on
  * every build, as before, left GCC 12 to lower the comparisons and conversions of
- * ev_exp/ev_act to scalar code on AVX2 and SSE2: the fused tanh + 1x1 layer took 1.8 s
- * of lai2d 584x565 under FASTSEG_ISA=avx2 on Zen 4, 0.28 s on avx512.) Each lane's
- * operations are the same either way. The helpers below are always inlined, so their
- * vector returns cross no call boundary. */
+ * the exp and activations to scalar code on AVX2 and SSE2: the fused tanh + 1x1 layer
+ * took 1.8 s of lai2d 584x565 under FASTSEG_ISA=avx2 on Zen 4, 0.28 s on avx512.)
+ * Each lane's operations are the same either way. */
 #ifndef FS_FFT_EV_LANES
 #define FS_FFT_EV_LANES 16
 #endif
@@ -410,52 +408,16 @@ typedef float FS_FFT_CAT(ev_f, FS_FFT_SUFFIX) __attribute__((vector_size(4 * EVL
 typedef int32_t FS_FFT_CAT(ev_i, FS_FFT_SUFFIX) __attribute__((vector_size(4 * EVL)));
 #define ev FS_FFT_CAT(ev_f, FS_FFT_SUFFIX)
 #define evi FS_FFT_CAT(ev_i, FS_FFT_SUFFIX)
-#define EV_SPLAT(x) ((ev){0} + (x))
-#define EV_SELECT(m, a, b) ((ev)(((m) & (evi)(a)) | (~(m) & (evi)(b))))
-
-INLINE ev FN(ev_exp)(ev y)
-{
-    const ev t = y * 1.44269504f + EV_SPLAT(0.5f);
-    evi n = __builtin_convertvector(t, evi);
-    n -= (evi)(__builtin_convertvector(n, ev) > t) & 1;
-    const ev nf = __builtin_convertvector(n, ev);
-    const ev r = (y - nf * 0.693145752f) - nf * 1.42860677e-6f;
-    ev e = EV_SPLAT(1.38248441e-3f);
-    e = e * r + 8.37155048e-3f;
-    e = e * r + 4.16682347e-2f;
-    e = e * r + 1.66664607e-1f;
-    e = e * r + 4.99999931e-1f;
-    e = e * r + 1.00000003f;
-    e = e * r + 1.0f;
-    const evi n1 = n >> 1, n2 = n - n1;
-    return e * (ev)((n1 + 127) << 23) * (ev)((n2 + 127) << 23);
-}
+#define VM_F ev
+#define VM_I evi
+#include "vecmath_impl.h"
 
 INLINE ev FN(ev_act)(int act, ev x)
 {
-    if (act == FS_ACT_RELU) return EV_SELECT(x < 0.0f, EV_SPLAT(0.0f), x);
-    if (act == FS_ACT_SIGMOID) {
-        ev y = (ev)((evi)x | ((evi){0} + INT32_MIN)); /* -|x| */
-        y = EV_SELECT(y > -104.0f, y, EV_SPLAT(-104.0f));
-        const ev e = FN(ev_exp)(y);
-        const ev s = EV_SELECT(x >= 0.0f, 1.0f / (1.0f + e), e / (1.0f + e));
-        return EV_SELECT(x != x, x, s);
-    }
-    if (act != FS_ACT_TANH) return x;
-    ev ax = (ev)((evi)x & 0x7fffffff);
-    ax = EV_SELECT(ax < 10.0f, ax, EV_SPLAT(10.0f));
-    const ev t = ax * ax;
-    ev p = EV_SPLAT(2.17802352e-3f);
-    p = p * t - 8.21497229e-3f;
-    p = p * t + 2.17155527e-2f;
-    p = p * t - 5.39493967e-2f;
-    p = p * t + 1.33332261e-1f;
-    p = p * t - 3.33333313e-1f;
-    const ev small = ax + ax * (t * p);
-    const ev large = 1.0f - 2.0f / (FN(ev_exp)(2.0f * ax) + 1.0f);
-    const ev mag = EV_SELECT(ax < 0.625f, small, large);
-    const evi sign = (evi)x & ((evi){0} + INT32_MIN);
-    return EV_SELECT(x != x, x, (ev)(((evi)mag & 0x7fffffff) | sign));
+    if (act == FS_ACT_RELU) return vm_relu(x);
+    if (act == FS_ACT_SIGMOID) return vm_sigmoid(x);
+    if (act == FS_ACT_TANH) return vm_tanh(x);
+    return x;
 }
 
 /* act_project: for rows v, lanes l (a multiple of 16) and outputs k < np:
@@ -470,7 +432,7 @@ static void FN(act_project)(int act, const float *restrict w, fs_idx ldw, fs_idx
         for (fs_idx l0 = 0; l0 < lanes; l0 += EVL) /* lanes: a multiple of 16 */
             for (fs_idx k0 = 0; k0 < np; k0 += 4) {
                 const int kn = np - k0 < 4 ? (int)(np - k0) : 4;
-                ev s[4] = {EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f), EV_SPLAT(0.0f)};
+                ev s[4] = {vm_splat(0.0f), vm_splat(0.0f), vm_splat(0.0f), vm_splat(0.0f)};
                 for (int k = 0; k < 4; k++)
                     if (k < kn)
                         memcpy(&s[k], acc + (k0 + k) * acc_step + v * lanes + l0, sizeof(ev));

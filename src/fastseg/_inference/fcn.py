@@ -258,11 +258,7 @@ class DensePlan:
         acts on each position alone. The lattice's values are the dense map's (the
         sums of `last` in the same order, direct; to rounding where the dense map takes
         `last` by FFT)."""
-        k = self.patch_size
-        window = padded[(None, slice(None)) + tuple(
-            slice(o, o + s * (c - 1) + k) for o, s, c in zip(origin, step, counts,
-                                                           strict=True))]
-        x = self._run_steps(np.ascontiguousarray(window), schedule, 0, last)
+        x = self._run_steps(self._window(padded, origin, step, counts), schedule, 0, last)
         x = self._run_steps(x, schedule, last, len(self.steps), strides=step)
         out = ops.to_device(x, "cpu")[0]
         return out[(slice(None),) + tuple(slice(0, c) for c in counts)]
@@ -277,12 +273,16 @@ class DensePlan:
         ``padded[:, o:o + K]`` on every axis (the image or volume padded by its
         cutter). Returns the last step's raw output (class scores for a classifier).
         """
-        k = self.patch_size
-        window = padded[(None, slice(None)) + tuple(
-            slice(o, o + s * (c - 1) + k) for o, s, c in zip(origin, self.strides, counts,
-                                                           strict=True))]
-        out = self.run(np.ascontiguousarray(window), schedule)[0]
+        out = self.run(self._window(padded, origin, self.strides, counts), schedule)[0]
         return out[(slice(None),) + tuple(slice(0, c) for c in counts)]
+
+    def _window(self, padded, origin, steps, counts) -> np.ndarray:
+        """(1, C, *spatial): the part of `padded` holding the patches of the outputs at
+        ``origin + steps * i``, ``0 <= i < counts`` per axis."""
+        k = self.patch_size
+        return np.ascontiguousarray(padded[(None, slice(None)) + tuple(
+            slice(o, o + s * (c - 1) + k) for o, s, c in zip(origin, steps, counts,
+                                                           strict=True))])
 
     def run_lattice(self, padded: np.ndarray, origin, counts, step,
                     schedule=None) -> np.ndarray:

@@ -198,14 +198,20 @@ def plane_pictures(volume, pred, truth=None, spacing=None, min_side=128, centre=
             tp = None if tp is None else _outline(tp)
         pic = overlay_mask(image, mp, alpha=1.0 if outline else 0.6) if t is None else \
             overlay_comparison(image, mp, tp)
-        ry, rx = [sp[a] for a in range(3) if a != axis][::-1]  # rot90 swaps the axes
-        height, width = pic.shape[0] * ry, pic.shape[1] * rx
-        zoom = max(min_side / min(height, width), 1.0)
-        size = (max(round(width * zoom), 1), max(round(height * zoom), 1))
-        big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
-        at = index + int(origin[axis])
-        pictures[name] = np.asarray(_captioned(big, f"{name} {at}", min_width=1))
+        pictures[name] = _plane_tile(pic, sp, axis, min_side,
+                                     f"{name} {index + int(origin[axis])}")
     return pictures
+
+
+def _plane_tile(pic, spacing, axis, min_side, caption) -> np.ndarray:
+    """A plane's picture (normal to `axis`) at its voxels' physical aspect, enlarged
+    (nearest neighbour) until its shorter side reaches `min_side`, under `caption`."""
+    ry, rx = [spacing[a] for a in range(3) if a != axis][::-1]  # rot90 swaps the axes
+    height, width = pic.shape[0] * ry, pic.shape[1] * rx
+    zoom = max(min_side / min(height, width), 1.0)
+    size = (max(round(width * zoom), 1), max(round(height * zoom), 1))
+    big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
+    return np.asarray(_captioned(big, caption, min_width=1))
 
 
 def central_planes(volume, pred, truth=None, spacing=None, min_side=128, caption="",
@@ -505,13 +511,8 @@ def hippocampus_pictures(scan, labels, affine, *, min_side=240) -> dict:
                                _outline(_plane(labels_box == label, axis, index)), alpha=1.0)
             pic = overlay_mask(pic, _outline(_plane(labels_box == other, axis, index)),
                                color=OTHER_SIDE_COLOR, alpha=1.0)
-            ry, rx = [spacing[a] for a in range(3) if a != axis][::-1]
-            zoom = max(min_side / min(pic.shape[0] * ry, pic.shape[1] * rx), 1.0)
-            size = (max(round(pic.shape[1] * rx * zoom), 1), max(round(pic.shape[0] * ry * zoom),
-                                                                  1))
-            big = np.asarray(Image.fromarray(pic).resize(size, Image.NEAREST))
             at = index + (box[axis].start or 0)  # the plane's index in the RAS+ scan
-            tiles.append(np.asarray(_captioned(big, f"{name} {at}", min_width=1)))
+            tiles.append(_plane_tile(pic, spacing, axis, min_side, f"{name} {at}"))
         caption = f"{side} hippocampus" + ("" if len(where) else ": not found")
         pictures[side] = _side_by_side(tiles, caption)
     return pictures

@@ -44,12 +44,35 @@ def test_auto_takes_fft_for_lai2d_large_convolutions():
         shape = plan.fft[4].fft_shape
         assert cost.fc.KernelSpectra.nbytes_for(1000, 50, shape) \
             + cost.fc.KernelSpectra.nbytes_for(50, 20, plan.fft[2].fft_shape) \
-            <= cost.SPECTRA_BUDGET_BYTES
+            <= cost._spectra_budget(dense, hw) <= cost.SPECTRA_BUDGET_MAX
     whole = cost.schedule(dense, (584, 565), "auto", threads=2, backend="c")
     assert whole.tile >= 584  # one tile: no overlap recomputed
     tiny = fcn.plan(tiny_net(1, 9), 9)
     assert not cost.schedule(tiny, (40, 40), "auto", threads=2, backend="c").fft
     assert not cost.schedule(dense, (584, 565), "auto", backend="cuda").fft
+
+
+def test_the_spectra_budget_grows_only_into_room_a_small_image_leaves():
+    """Spectra, a full tile budget, the image's planes and the fixed part stay within the
+    process budget wherever the spectra get more than the minimum; a large photo plans
+    with the minimum, as before."""
+    fastseg.seed(0)
+    dense = fcn.plan(models.lai2d(), 24)
+    budgets = {}
+    for hw in ((192, 192), (584, 565), (1000, 1000), (2048, 2048), (4096, 4096)):
+        budget = budgets[hw] = cost._spectra_budget(dense, hw)
+        assert cost.SPECTRA_BUDGET_BYTES <= budget <= cost.SPECTRA_BUDGET_MAX
+        if budget > cost.SPECTRA_BUDGET_BYTES:
+            assert cost.FIXED_BYTES + cost._planes_bytes(dense, hw) + budget \
+                + cost._fft_tile_budget(dense, hw) <= cost.PROCESS_BYTES
+            assert cost._fft_tile_budget(dense, hw) == cost.FFT_TILE_BUDGET_BYTES
+    assert budgets[(192, 192)] >= budgets[(584, 565)] > budgets[(1000, 1000)] \
+        > budgets[(2048, 2048)] >= budgets[(4096, 4096)] == cost.SPECTRA_BUDGET_BYTES
+    # 584x565 takes a longer transform than the minimum allows (fewer bins per pixel).
+    big = cost.schedule(dense, (584, 565), "auto", threads=2, backend="c").fft[4].fft_shape
+    assert cost.fc.KernelSpectra.nbytes_for(1000, 50, big) > cost.SPECTRA_BUDGET_BYTES
+    assert cost.schedule(dense, (4096, 4096), "auto", threads=2,
+                         backend="c").fft[4].fft_shape in [(40, 45), (36, 45)]
 
 
 def test_settings_tuned_overridden_and_kept_apart(monkeypatch):

@@ -28,8 +28,12 @@ run to run. ``fft.lengths`` (the FFT lengths the shapes are made of; empty: ever
 Memory limits, both stated here and kept:
 
 * the kernel spectra of all FFT layers of a plan together take at most
-  :data:`SPECTRA_BUDGET_BYTES` = 384 MiB (lai2d's 1000x50x16x16 layer: 351 MiB at
-  40x45, the size chosen under it for large images; 458 MiB at 48x48 would not fit);
+  :data:`SPECTRA_BUDGET_BYTES` = 384 MiB on a large image (lai2d's 1000x50x16x16
+  layer: 316-351 MiB at 36x45 or 40x45, the sizes chosen under it), and up to
+  :data:`SPECTRA_BUDGET_MAX` where the image's planes leave the room within
+  :data:`PROCESS_BYTES` beside a full tile budget (:func:`_spectra_budget`: ~461 MiB
+  on a 584x565 photo, where 45x45 at 395 MiB made lai2d 7-11 % faster on Zen 4, and
+  15 % at 1000x1000);
 * one tile's working memory stays under :data:`TILE_BUDGET_BYTES` (direct
   layers only) or :data:`FFT_TILE_BUDGET_BYTES` (with an FFT layer: its input and
   output maps and the kernel's workspace; on the general path output channels are
@@ -58,14 +62,17 @@ from fastseg.errors import InvalidValueError
 from fastseg.tuning import cache as tuned
 
 __all__ = ["METHODS", "Schedule", "FFTStep", "schedule", "memory_bytes", "SPECTRA_BUDGET_BYTES",
-           "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "PROCESS_BYTES", "MAX_TILE",
-           "MAX_FFT_TILE", "SETTINGS",
-           "setting", "overrides"]
+           "SPECTRA_BUDGET_MAX", "TILE_BUDGET_BYTES", "FFT_TILE_BUDGET_BYTES", "PROCESS_BYTES",
+           "MAX_TILE", "MAX_FFT_TILE", "SETTINGS", "setting", "overrides"]
 
 METHODS = ("auto", "direct", "fft")
 
-#: Kernel spectra kept for one plan, all FFT layers together.
+#: Kernel spectra kept for one plan, all FFT layers together, at least (a large image)...
 SPECTRA_BUDGET_BYTES = 384 * 2**20
+#: ...and at most, where the image is small enough to leave the room (_spectra_budget).
+#: Longer transforms have fewer bins per output pixel (lai2d: 1.23 at 40x45, 1.02 at
+#: 45x45), so fewer products, but larger spectra to make and to stream.
+SPECTRA_BUDGET_MAX = 512 * 2**20
 #: Largest intermediate array per tile that the automatic tile aims for (direct layers).
 TILE_BUDGET_BYTES = 96 * 2**20
 #: Working memory of one tile when a layer runs by FFT, at most; less on large images
@@ -340,7 +347,7 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
                for size, count in _tile_classes(image_hw, min(tile, max(image_hw)))]
     shapes = [dense.shapes(tuple(n_out)) for n_out, _ in classes]
     big = max(range(len(classes)), key=lambda k: math.prod(classes[k][0]))
-    budget = SPECTRA_BUDGET_BYTES
+    budget = _spectra_budget(dense, image_hw)
     margin = setting("fft.margin")
 
     def total(fn, i):  # fn(out) summed over the tiles
@@ -486,7 +493,7 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
     ValueError
         An unknown `method`; ``"fft"`` where no convolution can run by FFT (every one
         1x1 or strided), on the cuda backend, or where the kernel spectra cannot fit
-        :data:`SPECTRA_BUDGET_BYTES`.
+        the spectra budget (:func:`_spectra_budget`).
     """
     caller = dense.caller
     check_method(method)
@@ -523,8 +530,8 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
             raise InvalidValueError(f"{caller}: method='fft': the kernel spectra of the "
                              f"{conv.out_channels}x{conv.in_channels}x"
                              f"{'x'.join(map(str, conv.kernel))} convolution do not fit the "
-                             f"{SPECTRA_BUDGET_BYTES // 2**20} MiB kept for spectra; use "
-                             "'auto' or 'direct'")
+                             f"{_spectra_budget(dense, image_hw) // 2**20} MiB kept for "
+                             "spectra; use 'auto' or 'direct'")
     if len(dense._schedules) >= 16:
         dense._schedules.clear()
     dense._schedules[key] = result
@@ -577,14 +584,28 @@ def _auto_tile(dense, image_hw, method, threads, with_fft, backend) -> Schedule:
     return best or smallest
 
 
+def _planes_bytes(dense: DensePlan, image_hw) -> int:
+    """The image-sized planes of a segmentation: the input, its padded copy, the
+    probability map, a mask and the caller's image."""
+    return 4 * math.prod(image_hw) * (3 * dense.in_channels + 2)
+
+
+def _spectra_budget(dense: DensePlan, image_hw) -> int:
+    """The kernel spectra's budget for an image of `image_hw`: what PROCESS_BYTES leaves
+    after the fixed part, the image-sized planes and a full FFT tile budget, within
+    [SPECTRA_BUDGET_BYTES, SPECTRA_BUDGET_MAX]. On lai2d: ~461 MiB at 584x565, the
+    minimum from about 1000x1000 up (so a 4096x4096 photo plans as before)."""
+    left = PROCESS_BYTES - FIXED_BYTES - FFT_TILE_BUDGET_BYTES - _planes_bytes(dense, image_hw)
+    return max(SPECTRA_BUDGET_BYTES, min(SPECTRA_BUDGET_MAX, left))
+
+
 def _fft_tile_budget(dense: DensePlan, image_hw) -> int:
     """The tile's working memory with an FFT layer: what PROCESS_BYTES leaves after the
-    fixed part, the spectra budget and the image-sized planes (the input, its padded
-    copy, the probability map, a mask and the caller's image), within
+    fixed part, the spectra budget and the image-sized planes, within
     [FFT_TILE_BUDGET_MIN, FFT_TILE_BUDGET_BYTES]. On lai2d: 256 MiB up to ~2000x2000,
     the minimum on a 4096x4096 photo, where 256 MiB tiles peaked at 1.08 GB."""
-    planes = 4 * math.prod(image_hw) * (3 * dense.in_channels + 2)
-    left = PROCESS_BYTES - FIXED_BYTES - SPECTRA_BUDGET_BYTES - planes
+    left = PROCESS_BYTES - FIXED_BYTES - _spectra_budget(dense, image_hw) \
+        - _planes_bytes(dense, image_hw)
     return max(FFT_TILE_BUDGET_MIN, min(FFT_TILE_BUDGET_BYTES, left))
 
 

@@ -188,7 +188,7 @@ class DensePlan:
 
         One FFT shape per step is kept: asking for another replaces it, so the plan
         holds at most the spectra of one schedule (:mod:`fastseg._inference.cost` keeps
-        those under ``SPECTRA_BUDGET_BYTES``).
+        those within its spectra budget).
         """
         with self._lock:
             have = self._spectra.get(index)

@@ -73,6 +73,18 @@ def test_the_spectra_budget_grows_only_into_room_a_small_image_leaves():
     assert cost.fc.KernelSpectra.nbytes_for(1000, 50, big) > cost.SPECTRA_BUDGET_BYTES
     assert cost.schedule(dense, (4096, 4096), "auto", threads=2,
                          backend="c").fft[4].fft_shape in [(40, 45), (36, 45)]
+    # A memory limit set below the process budget leaves no room to grow into: the
+    # minimum, the plan it gave before, and the two plans are kept apart.
+    try:
+        fastseg.set_memory_limit("800M")
+        assert cost._spectra_budget(dense, (584, 565)) == cost.SPECTRA_BUDGET_BYTES
+        limited = cost.schedule(dense, (584, 565), "auto", threads=2, backend="c")
+        assert cost.fc.KernelSpectra.nbytes_for(1000, 50, limited.fft[4].fft_shape) \
+            <= cost.SPECTRA_BUDGET_BYTES
+    finally:
+        fastseg.set_memory_limit(None)
+    assert cost.schedule(dense, (584, 565), "auto", threads=2,
+                         backend="c").fft[4].fft_shape == big
 
 
 def test_settings_tuned_overridden_and_kept_apart(monkeypatch):

@@ -152,9 +152,9 @@ class Budget:
         return self.limit - self.held
 
 
-def limit() -> tuple[int | None, str]:
-    """``(bytes or None, source)``: the limit in force, None where nothing is checked
-    (``off``, or the memory available unknown)."""
+def _set_limit() -> tuple[int | None, str] | None:
+    """``(bytes or None for off, source)`` of a limit that is set (1 or 2 of the module
+    docstring), or None where none is: reads no system file."""
     with _lock:
         chosen = _set[0]
     if chosen is not None:
@@ -162,6 +162,23 @@ def limit() -> tuple[int | None, str]:
     text = os.environ.get(ENV, "").strip()
     if text:
         return parse_size(text, ENV), ENV
+    return None
+
+
+def set_limit_bytes() -> int | None:
+    """The limit set by :func:`set_memory_limit` or ``FASTSEG_MEMORY_LIMIT``, in bytes;
+    None where none is set (or it is ``off``). Cheap enough for a planner to ask on
+    every plan: unlike :func:`limit`, it never reads the memory available."""
+    chosen = _set_limit()
+    return None if chosen is None else chosen[0]
+
+
+def limit() -> tuple[int | None, str]:
+    """``(bytes or None, source)``: the limit in force, None where nothing is checked
+    (``off``, or the memory available unknown)."""
+    chosen = _set_limit()
+    if chosen is not None:
+        return chosen
     available = available_bytes()
     if available is None:
         return None, "the memory available (unknown here)"

@@ -55,7 +55,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from fastseg import backends
+from fastseg import _memory, backends
 from fastseg._inference import fftconv as fc
 from fastseg._inference.fcn import Act, Conv, DensePlan, Pool
 from fastseg.errors import InvalidValueError
@@ -508,7 +508,8 @@ def schedule(dense: DensePlan, image_hw, method: str = "auto", tile: int | None 
         if backend == "cuda":
             raise InvalidValueError(f"{caller}: method='fft' runs on the host and the current "
                              "backend is 'cuda'; use method='direct' (or 'auto') on the GPU")
-    key = (tuple(image_hw), method, tile, threads, backend, _settings_key())
+    key = (tuple(image_hw), method, tile, threads, backend, _settings_key(),
+           _spectra_budget(dense, image_hw))
     kept = dense._schedules.get(key)
     if kept is not None:
         return kept
@@ -594,8 +595,12 @@ def _spectra_budget(dense: DensePlan, image_hw) -> int:
     """The kernel spectra's budget for an image of `image_hw`: what PROCESS_BYTES leaves
     after the fixed part, the image-sized planes and a full FFT tile budget, within
     [SPECTRA_BUDGET_BYTES, SPECTRA_BUDGET_MAX]. On lai2d: ~461 MiB at 584x565, the
-    minimum from about 1000x1000 up (so a 4096x4096 photo plans as before)."""
-    left = PROCESS_BYTES - FIXED_BYTES - FFT_TILE_BUDGET_BYTES - _planes_bytes(dense, image_hw)
+    minimum from about 1000x1000 up (so a 4096x4096 photo plans as before). A memory
+    limit set below PROCESS_BYTES (fastseg.set_memory_limit, FASTSEG_MEMORY_LIMIT) takes
+    its place, so larger spectra never cost a limited run its whole-image tile."""
+    limit = _memory.set_limit_bytes()
+    process = PROCESS_BYTES if limit is None else min(PROCESS_BYTES, limit)
+    left = process - FIXED_BYTES - FFT_TILE_BUDGET_BYTES - _planes_bytes(dense, image_hw)
     return max(SPECTRA_BUDGET_BYTES, min(SPECTRA_BUDGET_MAX, left))
 
 

@@ -1,11 +1,12 @@
-"""The fast paths added for speed: one-row GEMMs (the small-dimension path) and recycled
-outputs."""
+"""The fast paths added for speed: one-row GEMMs (the small-dimension path), recycled
+outputs and the convolution whose weight is packed once for all threads."""
 import numpy as np
 import pytest
 
 import fastseg
 from fastseg import ops
 from fastseg._cy import _buffers
+from fastseg.backends import numpy_backend as ref
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -75,3 +76,42 @@ def test_training_grads_are_independent_across_steps():
     net.backward(loss.backward())
     for g, c in zip(kept, copies, strict=True):
         np.testing.assert_array_equal(g, c)
+
+
+@pytest.mark.parametrize("case", [
+    # (n, c, h, w, f, k, stride, padding): packed weight above conv_fused.c's 2**20 floats,
+    # so the forward packs it once for all threads
+    (1, 64, 6, 20, 700, 5, 1, 0),     # output rows of 16: the image read in place
+    (1, 64, 9, 13, 700, 5, 1, 0),     # ragged rows: B packed from the image
+    (3, 50, 13, 11, 130, 13, 2, 3),   # batch 3, stride 2, padding, ten deep K blocks
+])
+def test_huge_weight_convolution(case):
+    n, c, h, w, f, k, s, p = case
+    rng = np.random.default_rng(f * k)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = rng.standard_normal((f, c, k, k), dtype=np.float32)
+    b = rng.standard_normal(f, dtype=np.float32)
+    old = fastseg.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            fastseg.set_num_threads(threads)
+            outs.append(ops.conv2d(x, wt, b, s, p, backend="c"))
+        # a non-contiguous input (every other channel of a wider array) reads the same
+        wide = np.zeros((n, 2 * c, h, w), np.float32)
+        wide[:, ::2] = x
+        strided = ops.conv2d(wide[:, ::2], wt, b, s, p, backend="c")
+        dy = rng.standard_normal(outs[0].shape, dtype=np.float32)
+        dx, dw, db = ops.conv2d_backward(x, wt, dy, s, p, backend="c")
+    finally:
+        fastseg.set_num_threads(old)
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), s, p)
+    tol = 1e-5 * np.sqrt(c * k * k)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=tol * np.abs(want).max())
+    # threads split pixels or images, never a sum: the same bits on one thread and two
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(strided, outs[0])
+    rdx, rdw, rdb = ref.conv2d_backward(x.astype(np.float64), wt.astype(np.float64),
+                                        dy.astype(np.float64), s, p)
+    for got, exp in ((dx, rdx), (dw, rdw), (db, rdb)):
+        np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-4 * np.abs(exp).max())

@@ -1,22 +1,23 @@
 /* conv2d forward/backward (kernels.h).
  *
- * Two routes: conv_fused.c (GEMM loops that pack straight from the image,
- * no column matrix) takes every convolution whose packed weight is small,
- * which is every layer of the report's networks; the rest -- a 1x1 kernel
- * without stride or padding (the image is its own column matrix), or a huge
- * weight such as a fully connected layer run as a convolution -- go through
- * im2col + fs_sgemm here, one image at a time.
+ * The forward of every kernel larger than 1x1 (or strided, or padded) goes to
+ * conv_fused.c: GEMM loops that pack straight from the image, no column
+ * matrix, the weight packed once per thread -- or, a huge one such as a fully
+ * connected layer run as a convolution, once for the whole team. What stays
+ * here: a 1x1 kernel without stride or padding (the image is its own column
+ * matrix, one fs_sgemm per image), and the backward of a huge weight, by
+ * im2col + fs_sgemm + col2im, one image at a time.
  *
  * Why per image: y[i] is already the (f x oh*ow) row-major result of
  * W (f x c*k*k) . cols_i (c*k*k x oh*ow), so the GEMM writes straight into y
- * with no scatter pass, and one image's columns (512 KiB for lai2d's 20->50
- * layer) stay in cache between im2col and the GEMM that reads them.
- * With several threads and enough images, threads take whole images (each
- * with its own column slice; the GEMMs inside run single-threaded because
- * OpenMP nesting is off by default); with one image, or columns too large to
- * give each thread a slice within the bound, images run one after another and
- * the threads work inside im2col and the GEMM instead. Either way the column
- * memory in use stays under FS_CONV_COLS_MAX bytes (at least one image).
+ * with no scatter pass, and one image's columns stay in cache between im2col
+ * and the GEMM that reads them. With several threads and enough images,
+ * threads take whole images (each with its own column slice; the GEMMs inside
+ * run single-threaded because OpenMP nesting is off by default); with one
+ * image, or columns too large to give each thread a slice within the bound,
+ * images run one after another and the threads work inside im2col and the
+ * GEMM instead. Either way the column memory in use stays under
+ * FS_CONV_COLS_MAX bytes (at least one image).
  */
 #include "fastseg/kernels.h"
 
@@ -35,18 +36,11 @@
 #define FS_CONV_COLS_MAX ((size_t)32 << 20)
 
 /* ---- forward ------------------------------------------------------------ */
-static int forward_image(const float *xi, fs_idx c, fs_idx h, fs_idx w,
-                         const float *wt, fs_idx f, fs_idx k, const float *bias,
-                         fs_idx stride, fs_idx pad, fs_idx ohw, int direct,
-                         float *col, float *yi)
+/* One image through a 1x1 kernel: y_i = W . x_i (+ bias). */
+static int forward_image_1x1(const float *xi, fs_idx c, const float *wt, fs_idx f,
+                             const float *bias, fs_idx ohw, float *yi)
 {
-    const fs_idx ckk = c * k * k;
-    const float *b = xi;
-    if (!direct) {
-        fs_im2col(xi, 1, c, h, w, k, stride, pad, col, ohw);
-        b = col;
-    }
-    int st = fs_sgemm(0, 0, f, ohw, ckk, 1.0f, wt, ckk, b, ohw, 0.0f, yi, ohw);
+    int st = fs_sgemm(0, 0, f, ohw, c, 1.0f, wt, c, xi, ohw, 0.0f, yi, ohw);
     if (st != FS_OK) return st;
     if (bias) fs_conv_add_bias(yi, f, ohw, 0, ohw, bias);
     return FS_OK;
@@ -69,47 +63,33 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
         }
         return FS_OK;
     }
-    /* A 1x1 kernel without stride or padding: the image is its own column
-     * matrix (c x h*w). */
-    const int direct = k == 1 && stride == 1 && pad == 0;
-    if (!direct && fs_conv_fused_fits(c, f, k))
+    if (!(k == 1 && stride == 1 && pad == 0))
         return fs_conv_fused_forward(x, n, c, h, w, wt, f, k, bias, stride, pad, y);
-    const size_t slice = direct ? 0 : fs_ws_round16((size_t)ckk * (size_t)ohw);
-    const int nt = fs_plan_image_scratch(n, slice * sizeof(float), FS_CONV_COLS_MAX);
-    float *ws = NULL;
-    if (slice) {
-        ws = fs_ws_get(slice * (size_t)nt);
-        if (!ws) return FS_ENOMEM;
-    }
+    /* A 1x1 kernel without stride or padding: the image is its own column
+     * matrix (c x h*w). Threads take whole images when there are enough. */
+    const int nt = fs_plan_image_scratch(n, 0, FS_CONV_COLS_MAX);
     const fs_idx xs = c * h * w, ys = f * ohw;
     int status = FS_OK;
 
     if (nt == 1) {
         for (fs_idx i = 0; i < n && status == FS_OK; i++)
-            status = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
-                                   ohw, direct, ws, y + i * ys);
+            status = forward_image_1x1(x + i * xs, c, wt, f, bias, ohw, y + i * ys);
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-        {
-            float *col = ws ? ws + slice * (size_t)omp_get_thread_num() : NULL;
-#pragma omp for schedule(static)
-            for (fs_idx i = 0; i < n; i++) {
-                int st;
-                /* A one-thread team of our own: any orphaned barrier inside
-                 * the GEMM must bind to it, never to the image team. */
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (fs_idx i = 0; i < n; i++) {
+            int st;
+            /* A one-thread team of our own: any orphaned barrier inside
+             * the GEMM must bind to it, never to the image team. */
 #pragma omp parallel num_threads(1)
-                st = forward_image(x + i * xs, c, h, w, wt, f, k, bias, stride, pad,
-                                   ohw, direct, col, y + i * ys);
-                if (st != FS_OK) {
+            st = forward_image_1x1(x + i * xs, c, wt, f, bias, ohw, y + i * ys);
+            if (st != FS_OK) {
 #pragma omp atomic write
-                    status = st;
-                }
+                status = st;
             }
         }
 #endif
     }
-    fs_ws_put(ws);
     return status;
 }
 

@@ -17,7 +17,8 @@
  *                                      image edges, through an L1 tile
  *                                      (col2im per tile),
  * and the weight is packed once per call and thread instead of once per
- * image. The entries of the column matrix come from im2col_row.h, the same
+ * image (a huge one, forward only, once per call for the whole team, with
+ * longer K blocks: blocking.h's deep K block). The entries of the column matrix come from im2col_row.h, the same
  * walk fs_im2col uses, so both paths compute identical values.
  *
  * Threads: conv_batch.h's plan (whole images, or a slice of every image),
@@ -32,11 +33,14 @@
 #include "arena.h"
 #include "gemm_internal.h"
 #include "im2col_row.h"
+#include "parallel.h"
 #include "thread_workspace.h"
 
 /* Largest packed weight (floats) a thread keeps: lai2d's layers need 27K and
- * 7K; a fully connected layer run as a convolution (segment.py: 1000 x
- * 12800) would need 51 MB per thread, and goes through conv.c's path. */
+ * 7K. A larger one -- a fully connected layer run as a convolution
+ * (segment's dense lai2d: 1000 x 12800, 51 MB) -- is packed once per call
+ * by the whole team into the calling thread's GEMM slot and read by every
+ * thread (the forward only: its backward goes through conv.c's im2col). */
 #define FS_CONV_FUSED_WEIGHT_MAX ((fs_idx)1 << 20)
 
 /* Floats of dY in one packed dX block (16 KiB: half of L1d). */
@@ -49,6 +53,7 @@ typedef struct {
     float *y, *dx;
     const fs_gemm_kernel_table *kt; /* kept for the whole call */
     fs_idx mr, nr;                  /* its packing format */
+    float *ap_team; /* forward: the weight packed once for the team, or NULL */
 } conv_job;
 
 int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k)
@@ -130,14 +135,24 @@ static int gathers_b(const conv_job *J)
            J->ohw % J->nr == 0 && (double)J->c * (double)J->plane < 2147483647.0;
 }
 
+/* The forward's K block, evened out over ckk: the table's KC, or with a
+ * team-packed weight its deep K block (blocking.h). */
+static fs_idx fwd_kc_block(const conv_job *J)
+{
+    return fs_even_block(J->ckk, J->ap_team ? MAX(J->kt->kc, J->kt->kc_deep) : J->kt->kc, 1);
+}
+
 /* The forward's slices of a thread's workspace (arena.h: measured, then
  * laid out again on the block). */
 static void fwd_layout(const conv_job *J, fs_idx span, fwd_space *s, fs_arena *a)
 {
-    s->kcb = fs_even_block(J->ckk, J->kt->kc, 1);
-    s->ncb = fs_even_block(span, J->kt->nc, J->nr);
+    s->kcb = fwd_kc_block(J);
+    /* a B panel (KC x NC) no bigger than the table's, whatever the K block */
+    const fs_idx nc = MAX(J->nr, J->kt->nc * J->kt->kc / MAX(s->kcb, J->kt->kc));
+    s->ncb = fs_even_block(span, nc, J->nr);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, J->nr);
-    s->ap = fs_arena_take(a, ROUND_UP(J->f, J->mr) * J->ckk, sizeof(float));
+    s->ap = J->ap_team ? J->ap_team
+                       : fs_arena_take(a, ROUND_UP(J->f, J->mr) * J->ckk, sizeof(float));
     s->bp = fs_arena_take(a, s->kcb * s->ncb, sizeof(float));
     s->runs = fs_arena_take(a, s->maxruns, sizeof(fs_colrun));
     s->off = fs_arena_take(a, J->ckk, sizeof(int32_t));
@@ -153,14 +168,37 @@ static int32_t *tap_offsets(const conv_job *J, int32_t *off)
     return off;
 }
 
-/* The weight as MR-row panels, one K block after another: the block at
- * column pc starts at ap + mpad*pc. */
-static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
+/* K blocks [b0, b1) of the weight as MR-row panels, one K block after
+ * another: the block at column pc starts at ap + mpad*pc. */
+static void pack_weight_blocks(const conv_job *J, fs_idx kcb, fs_idx b0, fs_idx b1, float *ap)
 {
     const fs_idx mpad = ROUND_UP(J->f, J->mr);
-    for (fs_idx pc = 0; pc < J->ckk; pc += kcb) {
+    for (fs_idx pc = b0 * kcb; pc < J->ckk && pc < b1 * kcb; pc += kcb) {
         const fs_idx kc = MIN(kcb, J->ckk - pc);
         J->kt->pack_a(0, J->f, kc, J->wt + pc, J->ckk, ap + mpad * pc, 0, mpad / J->mr);
+    }
+}
+
+static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
+{
+    pack_weight_blocks(J, kcb, 0, CEIL_DIV(J->ckk, kcb), ap);
+}
+
+/* The whole weight packed once for the team (a huge one: 51 MB at 1000 x
+ * 12800), its K blocks split among the threads the forward will use. The
+ * same bytes as pack_weight's, whoever packs which block. */
+static void pack_weight_team(const conv_job *J, float *ap)
+{
+    const fs_idx kcb = fwd_kc_block(J), blocks = CEIL_DIV(J->ckk, kcb);
+    int by_image;
+    const int nt = fs_plan_images(conv_fmas(J), J->n, &by_image);
+    FS_PARALLEL
+    {
+        int t, T;
+        fs_team(&t, &T);
+        fs_idx b0, b1;
+        fs_split_range(blocks, t, T, &b0, &b1);
+        pack_weight_blocks(J, kcb, b0, b1, ap);
     }
 }
 
@@ -220,7 +258,7 @@ static int fwd_thread(const void *job, fs_conv_fwd_part *part)
     if (!fs_arena_bind(&a)) return FS_ENOMEM;
     fwd_layout(J, part->j1 - part->j0, &s, &a);
     s.off = tap_offsets(J, s.off);
-    pack_weight(J, s.kcb, s.ap);
+    if (!J->ap_team) pack_weight(J, s.kcb, s.ap);
     fs_idx ni;
     while (fs_conv_next_image(part, &ni)) fwd_image(J, &s, ni, part->j0, part->j1);
     fs_ws_put(a.base);
@@ -235,7 +273,16 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
     J.bias = bias;
     J.y = y;
-    return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
+    if (fs_conv_fused_fits(c, f, k))
+        return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
+    /* A huge weight: packed once, in the calling thread's GEMM slot (this
+     * path calls no fs_sgemm, that slot's other user), read by the team. */
+    J.ap_team = fs_ws_take(FS_WS_GEMM, (size_t)ROUND_UP(f, J.mr) * (size_t)J.ckk);
+    if (!J.ap_team) return FS_ENOMEM;
+    pack_weight_team(&J, J.ap_team);
+    const int st = fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
+    fs_ws_give(FS_WS_GEMM, J.ap_team);
+    return st;
 }
 
 /* ==== backward =========================================================== */

@@ -1,7 +1,9 @@
 /*
  * conv_fused.h -- convolution forward/backward as GEMM loops that read the
  * image directly (no column matrix in memory). conv.c's entry points use it
- * when fs_conv_fused_fits says the packed weight is small enough; the
+ * for every forward but a plain 1x1 one (a weight fs_conv_fused_fits finds
+ * too big to pack per thread is packed once for the team), and for the
+ * backward when fs_conv_fused_fits says the packed weight is small enough; the
  * arguments are those of fs_conv2d_forward/backward, already checked there
  * (n, f, output size and c*k*k all > 0). Not part of the public contract.
  */

@@ -130,6 +130,8 @@ typedef struct {
     fs_pack_b_fn pack_b;
     fs_small_dots_fn small_dots;
     fs_small_rank_fn small_rank;
+    fs_idx kc_deep;        /* blocking.h's deep K block, fitted with mc and kc; the
+                            * tuner's blocks keep it, so they never regroup its sums */
 } fs_gemm_kernel_table;
 const fs_gemm_kernel_table *fs_gemm_kernels(void);
 

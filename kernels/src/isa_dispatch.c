@@ -86,6 +86,13 @@ static fs_idx fit(int64_t cache, double share, fs_idx bytes_each, fs_idx unit, f
     return v < cap ? v : cap;
 }
 
+/* blocking.h's deep K block: the fitted A block (MC x KC) in its share of L2,
+ * never shorter than KC; KC itself where L2 is unknown. */
+static fs_idx deep_kc(const fs_cache_sizes *cs, fs_idx mc, fs_idx kc)
+{
+    return cs->l2 > 0 ? fit(cs->l2, FS_BLOCK_L2_SHARE, mc * 4, 16, kc, FS_GEMM_KC_LIMIT) : kc;
+}
+
 void fs_blocking_fit(int isa, const fs_cache_sizes *cs, fs_blocking *out)
 {
     const fs_idx mr = tables[isa].mr, nr = tables[isa].nr;
@@ -170,6 +177,7 @@ static void init_once(void)
         tables[i].mc = b.mc;
         tables[i].kc = b.kc;
         tables[i].nc = b.nc;
+        tables[i].kc_deep = deep_kc(cs, b.mc, b.kc);
         atomic_store_explicit(&in_use[i], &tables[i], memory_order_release);
     }
     int isa = best_isa();

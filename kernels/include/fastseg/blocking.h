@@ -100,6 +100,16 @@
 /* Floors, so a CPU that reports tiny (or no) caches still gets sane blocks. */
 #define FS_GEMM_KC_MIN 64
 
+/* ---- the deep K block (conv_fused.c's forward with a huge weight) ----------
+ * A convolution whose weight is packed once for the whole team (segment's
+ * dense lai2d: 1000 filters x 12800 taps) reads B in place or packs it per
+ * K block, and every micro-kernel call loads and stores its C tile once per
+ * K block. Blocks as long as the fitted A block (MC x KC) fits
+ * FS_BLOCK_L2_SHARE of L2, at most FS_GEMM_KC_LIMIT and never shorter than
+ * the fitted KC (fitted once, so tuned blocks never regroup its sums): on a
+ * Zen 4 (1 MiB L2, MC 150: 864) that layer ran at 220-224 GFLOP/s on two
+ * threads against 189-206 at KC 128-256 (bench/README.md). */
+
 /* ---- blocks set at run time (fs_set_blocking: the tuner) -------------------
  * The range a tuned block may take. Wide enough for any cache this side of
  * a server's L2 (the tuner tries a few values around the fitted ones), and

@@ -93,11 +93,15 @@ MAX_TILE = 512
 MAX_FFT_TILE = 1024
 #: A 2-D convolution whose packed weight takes more floats than conv_fused.c's
 #: FS_CONV_FUSED_WEIGHT_MAX (rows rounded to MR, at most blocking.h's FS_GEMM_MR_MAX)
-#: runs by im2col + GEMM (kernels/src/conv.c), holding its window's whole column matrix
-#: (FS_CONV_COLS_MAX bounds the copies threads take, never one image's); the fused
-#: convolutions, 3-D ones and 1x1 kernels hold none.
+#: packs that weight once per call for all threads (lai2d's fully connected layer as a
+#: 16x16 convolution: 51 MB) and reads the image in place; smaller ones, 3-D ones and
+#: 1x1 kernels hold no copy.
 _FUSED_WEIGHT_MAX = 2**20
 _MR_MAX = 16
+#: Output width the fused forward reads its input in place at (conv_fused.c: whole
+#: 16-pixel segments of output rows, FS_GEMM_SEG), where packing it would cost the
+#: deep layer above ~5 % (bench/README.md): direct tiles are made of such widths.
+_SEGMENT = 16
 
 # Rates of one thread (seconds), measured on the project's AMD EPYC (the direct GEMM on
 # Zen 5, the FFT kernel's on Zen 4, in CPU time). The choice depends on their ratios only.
@@ -436,7 +440,7 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
     out = step.out_shape(shape)
     if how is None:
         return 4 * (size_in + step.out_channels * math.prod(out)) \
-            + _columns_bytes(step, channels_in, out)
+            + _packed_weight_bytes(step, channels_in)
     if kernel:
         proj = dense.fused(i)[1]
         outputs = 0 if proj is None else dense.steps[proj].out_channels
@@ -450,14 +454,14 @@ def _step_bytes(dense, i, step, shape, how, threads=1, kernel=False) -> int:
         + fc.CHUNK_BYTES + threads * how.group * fc.group_bytes(how.fft_shape, step.kernel, nb)
 
 
-def _columns_bytes(conv: Conv, channels_in: int, out) -> int:
-    """The column matrix a direct convolution holds on one window (see _FUSED_WEIGHT_MAX):
-    lai2d's fully connected layer as a 16x16 convolution, 763 MiB at a 125x125 tile."""
+def _packed_weight_bytes(conv: Conv, channels_in: int) -> int:
+    """The copy of a huge 2-D weight a direct convolution packs for its threads (see
+    _FUSED_WEIGHT_MAX), else 0."""
     ckk, f = channels_in * math.prod(conv.kernel), conv.out_channels
     fused = max(_round_up(f, _MR_MAX) * ckk, _round_up(ckk, _MR_MAX) * f) <= _FUSED_WEIGHT_MAX
     if conv.ndim != 2 or fused or all(k == 1 for k in conv.kernel):
         return 0
-    return 4 * ckk * math.prod(out)
+    return 4 * _round_up(f, _MR_MAX) * ckk
 
 
 def _maps_bytes(dense, i, shape) -> int:
@@ -560,12 +564,16 @@ def _tile_candidates(dense: DensePlan, image_hw, largest: int = MAX_TILE) -> lis
 
 def _auto_tile(dense, image_hw, method, threads, with_fft, backend) -> Schedule:
     if not with_fft:
-        # Direct layers only: the largest tile whose biggest intermediate fits.
+        # Direct layers only: the largest tile whose biggest intermediate fits, of whole
+        # input-in-place widths where one fits (and the image is wider than one).
         best = dense.stride
         for t in range(dense.stride, MAX_TILE + 1, dense.stride):
             if _direct_peak(dense, t) > TILE_BUDGET_BYTES:
                 break
             best = t
+        unit = _SEGMENT * dense.stride
+        if best >= unit and best < max(image_hw):
+            best -= best % unit
         cost, fft, _ = _tile_plan(dense, best, image_hw, method, threads, False, backend)
         return Schedule(best, fft, threads, cost)
     # The fastest estimate among the tiles that fit their budget (the smallest tile

@@ -36,7 +36,7 @@ static const shape SHAPES[] = {
     {1, 2, 5, 5, 300, 3, 1, 1},   /* dX's K (filters) over one KC block */
     {2, 64, 5, 6, 700, 5, 1, 0},  /* weight too big to pack per thread: packed once for */
     {1, 64, 6, 20, 700, 5, 1, 0}, /* the team (forward; backward by im2col), B packed, */
-    {3, 50, 13, 11, 130, 13, 2, 3}, /* read in place, strided and padded, many deep K blocks */
+    {2, 50, 9, 10, 130, 13, 2, 3}, /* read in place, strided and padded, many deep K blocks */
     /* Output rows 16 wide, as the gathered-B and scatter forms' 16-float
      * segments: an odd number of them (no whole 32-pixel panels), rows 32
      * wide (two segments of one row), fewer channels than the tile has

@@ -125,17 +125,20 @@ def test_tuples_are_stored_as_lists_and_the_table_reads_well():
 
 def test_tune_restores_the_kernels_settings():
     runtime = backends.runtime()
-    before = (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads())
+    before = (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads(),
+              runtime.deep_kc())
 
     def measure(value):
         runtime.set_blocking(kc=value)
         runtime.set_gemm_split("m", 1)
+        runtime.set_deep_kc(value)
         backends.set_num_threads(1)
         return {128: 1.0, 256: 0.5}.get(value, 1.0)
 
     report = tuner.tune(budget_s=0.01, tunables=[tuner.Tunable("k", [128, 256], measure)])
     assert report["choices"] == {"k": 256}
-    assert (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads()) == before
+    assert (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads(),
+            runtime.deep_kc()) == before
 
 
 def test_the_gemm_tunables_run_on_the_kernels(monkeypatch):
@@ -144,12 +147,16 @@ def test_the_gemm_tunables_run_on_the_kernels(monkeypatch):
     monkeypatch.setattr(tuner, "_load", lambda: 99.0)  # busy: the split is not timed
     report = tuner.tune(budget_s=10, tunables=tuner.gemm_tunables(quick=True), quick=True)
     names = [r["name"] for r in report["tunables"]]
-    assert names == ["gemm.kc", "gemm.mc", "gemm.nc", "gemm.split"]
+    assert names == ["gemm.kc", "gemm.mc", "gemm.nc", "conv.kc_deep", "gemm.split"]
     fitted = runtime.fitted_blocking()
     for rep in report["tunables"][:3]:
         assert rep["candidates"][0] == fitted[rep["name"][-2:]]
         assert all(r["ms"] > 0 for r in rep["rows"])
-    assert "load average 99.0" in report["tunables"][3]["why"]
+    deep = report["tunables"][3]
+    assert deep["candidates"][0] == runtime.deep_kc()["fitted"]
+    assert all(fitted["kc"] <= c <= 2048 and c % 16 == 0 for c in deep["candidates"])
+    assert all(r["ms"] > 0 for r in deep["rows"])
+    assert "load average 99.0" in report["tunables"][4]["why"]
     assert runtime.blocking() == before
 
 

@@ -1,4 +1,4 @@
-"""The kernels' run-time settings that the tuner chooses (fs_set_blocking,
+"""The kernels' run-time settings that the tuner chooses (fs_set_blocking, fs_set_deep_kc,
 fs_set_gemm_split through fastseg._cy._runtime), the tuned file applied when the kernels
 load, and the first-use tuner (once, never with FASTSEG_TUNE=0, not at import, not off
 the main thread, one at a time). The C side: kernels/tests/test_gemm.c, test_dispatch.c."""
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fastseg import backends, ops
+from fastseg.backends import numpy_backend as ref
 from fastseg.tuning import cache, files
 
 runtime = backends.runtime()
@@ -24,6 +25,7 @@ def settings():
     runtime.select_isa(before)
     for isa in runtime.supported_isas():
         runtime.set_blocking(isa=isa)
+        runtime.set_deep_kc(isa=isa)
     runtime.set_gemm_split()
 
 
@@ -154,6 +156,44 @@ def test_blocks_of_one_isa_leave_the_others_alone(settings):
     assert settings.blocking()["kc"] == 200
 
 
+@pytest.mark.parametrize("value, error", [(15, ValueError), (2049, ValueError),
+                                          (-1, ValueError), (1.5, TypeError), ("64", TypeError)])
+def test_set_deep_kc_refuses_bad_values_and_changes_nothing(settings, value, error):
+    before = settings.deep_kc()
+    with pytest.raises(error):
+        settings.set_deep_kc(value)
+    assert settings.deep_kc() == before
+    with pytest.raises(ValueError, match="unknown instruction set"):
+        settings.set_deep_kc(64, isa="sse9")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_deep_k_block_regroups_only_the_huge_convolution(settings, threads, rng):
+    # a weight too big to pack per thread (700 x 1600 floats) takes the deep K block;
+    # a small one does not notice it
+    x = rng.standard_normal((1, 64, 6, 20), dtype=np.float32)
+    big = rng.standard_normal((700, 64, 5, 5), dtype=np.float32)
+    small = rng.standard_normal((50, 64, 5, 5), dtype=np.float32)
+    fit = settings.deep_kc()
+    assert fit["kc"] == fit["fitted"] >= settings.fitted_blocking()["kc"]
+    old = backends.get_num_threads()
+    backends.set_num_threads(threads)
+    try:
+        outs = {}
+        for deep in (0, 64, 400, 2048):
+            settings.set_deep_kc(deep)
+            assert settings.deep_kc()["kc"] == (deep or fit["fitted"])
+            outs[deep] = (ops.conv2d(x, big, backend="c"), ops.conv2d(x, small, backend="c"))
+    finally:
+        backends.set_num_threads(old)
+    want = ref.conv2d(x.astype(np.float64), big.astype(np.float64), None, 1, 0)
+    for y_big, y_small in outs.values():
+        np.testing.assert_allclose(y_big, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+        np.testing.assert_array_equal(y_small, outs[0][1])
+    # 64 floats a block against 1600: other sums, other roundings
+    assert not np.array_equal(outs[64][0], outs[2048][0])
+
+
 # ---- the tuned file applied when the kernels load --------------------------------------------
 
 
@@ -175,19 +215,23 @@ def write(choices, isa=None, key=None):
 
 def test_apply_tuned_sets_the_files_blocks_and_split(tuning_dir):
     fit = runtime.fitted_blocking()
-    write({"gemm.kc": 192, "gemm.mc": 2 * fit["mr"], "gemm.split": ["auto", 1]})
+    deep = runtime.deep_kc()["fitted"]
+    write({"gemm.kc": 192, "gemm.mc": 2 * fit["mr"], "gemm.split": ["auto", 1],
+           "conv.kc_deep": 1024})
     state = runtime.apply_tuned()
     here = state[runtime.isa_name()]
     assert here["choices"] == {"gemm.kc": 192, "gemm.mc": 2 * fit["mr"],
-                               "gemm.split": ["auto", 1]}
+                               "gemm.split": ["auto", 1], "conv.kc_deep": 1024}
     assert here["when"] == "2026-01-01T00:00:00Z" and here["why"] is None
     assert runtime.blocking() == dict(fit, kc=192, mc=2 * fit["mr"])
     assert runtime.gemm_split() == ("auto", 1)
+    assert runtime.deep_kc() == {"fitted": deep, "kc": 1024}
     from fastseg import info
 
     text = info.format_info(info.collect())
     assert "tuned 2026-01-01T00:00:00Z" in text and f"gemm.kc 192 (constant {fit['kc']})" in text
     assert "fitted to the caches" in text
+    assert f"deep KC 1024 (fitted {deep})" in text
 
 
 @pytest.mark.parametrize("choices, why", [
@@ -195,6 +239,8 @@ def test_apply_tuned_sets_the_files_blocks_and_split(tuning_dir):
     ({"gemm.kc": "big"}, "not an integer"),
     ({"gemm.split": ["diagonal", 1]}, "refuse the file's thread split"),
     ({"gemm.split": 3}, "refuse the file's thread split"),
+    ({"conv.kc_deep": 4096}, "refuse the file's deep K block"),
+    ({"conv.kc_deep": "long"}, "deep K block in the file is not an integer"),
 ])
 def test_apply_tuned_refuses_bad_values_with_a_warning(tuning_dir, choices, why):
     write(choices)
@@ -202,6 +248,7 @@ def test_apply_tuned_refuses_bad_values_with_a_warning(tuning_dir, choices, why)
         state = runtime.apply_tuned()
     assert runtime.blocking() == runtime.fitted_blocking()
     assert runtime.gemm_split() == ("auto", 4)
+    assert runtime.deep_kc()["kc"] == runtime.deep_kc()["fitted"]
     assert why in state[runtime.isa_name()]["why"]
 
 

@@ -54,6 +54,7 @@ typedef struct {
     const fs_gemm_kernel_table *kt; /* kept for the whole call */
     fs_idx mr, nr;                  /* its packing format */
     float *ap_team; /* forward: the weight packed once for the team, or NULL */
+    fs_idx kcb_fwd; /* forward: its K block (fwd_kc_block) */
 } conv_job;
 
 int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k)
@@ -136,17 +137,19 @@ static int gathers_b(const conv_job *J)
 }
 
 /* The forward's K block, evened out over ckk: the table's KC, or with a
- * team-packed weight its deep K block (blocking.h). */
+ * team-packed weight the deep K block (blocking.h). Read once per call
+ * (J->kcb_fwd): a block set meanwhile must not reach half the team. */
 static fs_idx fwd_kc_block(const conv_job *J)
 {
-    return fs_even_block(J->ckk, J->ap_team ? MAX(J->kt->kc, J->kt->kc_deep) : J->kt->kc, 1);
+    return fs_even_block(J->ckk, J->ap_team ? MAX(J->kt->kc, fs_gemm_deep_kc(J->kt)) : J->kt->kc,
+                         1);
 }
 
 /* The forward's slices of a thread's workspace (arena.h: measured, then
  * laid out again on the block). */
 static void fwd_layout(const conv_job *J, fs_idx span, fwd_space *s, fs_arena *a)
 {
-    s->kcb = fwd_kc_block(J);
+    s->kcb = J->kcb_fwd;
     /* a B panel (KC x NC) no bigger than the table's, whatever the K block */
     const fs_idx nc = MAX(J->nr, J->kt->nc * J->kt->kc / MAX(s->kcb, J->kt->kc));
     s->ncb = fs_even_block(span, nc, J->nr);
@@ -189,7 +192,7 @@ static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
  * same bytes as pack_weight's, whoever packs which block. */
 static void pack_weight_team(const conv_job *J, float *ap)
 {
-    const fs_idx kcb = fwd_kc_block(J), blocks = CEIL_DIV(J->ckk, kcb);
+    const fs_idx kcb = J->kcb_fwd, blocks = CEIL_DIV(J->ckk, kcb);
     int by_image;
     const int nt = fs_plan_images(conv_fmas(J), J->n, &by_image);
     FS_PARALLEL
@@ -273,12 +276,15 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     job_init(&J, x, n, c, h, w, wt, f, k, stride, pad);
     J.bias = bias;
     J.y = y;
-    if (fs_conv_fused_fits(c, f, k))
+    if (fs_conv_fused_fits(c, f, k)) {
+        J.kcb_fwd = fwd_kc_block(&J);
         return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
+    }
     /* A huge weight: packed once, in the calling thread's GEMM slot (this
      * path calls no fs_sgemm, that slot's other user), read by the team. */
     J.ap_team = fs_ws_take(FS_WS_GEMM, (size_t)ROUND_UP(f, J.mr) * (size_t)J.ckk);
     if (!J.ap_team) return FS_ENOMEM;
+    J.kcb_fwd = fwd_kc_block(&J);
     pack_weight_team(&J, J.ap_team);
     const int st = fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
     fs_ws_give(FS_WS_GEMM, J.ap_team);

@@ -130,10 +130,14 @@ typedef struct {
     fs_pack_b_fn pack_b;
     fs_small_dots_fn small_dots;
     fs_small_rank_fn small_rank;
-    fs_idx kc_deep;        /* blocking.h's deep K block, fitted with mc and kc; the
-                            * tuner's blocks keep it, so they never regroup its sums */
+    fs_idx kc_deep;        /* blocking.h's deep K block, fitted with mc and kc (MC,
+                            * KC, NC set later keep it: fs_gemm_deep_kc) */
 } fs_gemm_kernel_table;
 const fs_gemm_kernel_table *fs_gemm_kernels(void);
+/* The deep K block (blocking.h) for kernels of table kt: the one set by
+ * fs_set_deep_kc for its ISA, else the fitted kt->kc_deep. Read once per
+ * call. */
+fs_idx fs_gemm_deep_kc(const fs_gemm_kernel_table *kt);
 
 /* The cache blocks of ISA `isa` (FS_ISA_*) on a CPU with caches `cs`
  * (blocking.h says how); pure, so tests can inject any CPU's caches. */

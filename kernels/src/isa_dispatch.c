@@ -338,6 +338,38 @@ int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc)
     return status;
 }
 
+/* The deep K block set per ISA (0: the fitted one); one atomic per ISA, read
+ * once per call. */
+static atomic_llong deep_kc_set[FS_ISA_COUNT];
+
+fs_idx fs_gemm_deep_kc(const fs_gemm_kernel_table *kt)
+{
+    const int isa = resolve(kt->name);
+    const fs_idx v = isa == ISA_UNKNOWN
+                         ? 0
+                         : (fs_idx)atomic_load_explicit(&deep_kc_set[isa], memory_order_relaxed);
+    return v > 0 ? v : kt->kc_deep;
+}
+
+int fs_isa_deep_kc(const char *name, fs_idx *fitted, fs_idx *in_use)
+{
+    const int isa = blocking_isa(name);
+    if (isa == ISA_UNKNOWN) return FS_EVALUE;
+    *fitted = table_of(isa)->kc_deep;
+    *in_use = fs_gemm_deep_kc(table_of(isa));
+    return FS_OK;
+}
+
+int fs_set_deep_kc(const char *name, fs_idx kc)
+{
+    const int isa = blocking_isa(name);
+    if (isa == ISA_UNKNOWN || kc < 0 || (kc > 0 && (kc < FS_GEMM_KC_LIMIT_MIN ||
+                                                    kc > FS_GEMM_KC_LIMIT)))
+        return FS_EVALUE;
+    atomic_store_explicit(&deep_kc_set[isa], (long long)kc, memory_order_relaxed);
+    return FS_OK;
+}
+
 void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)
 {
     const fs_cache_sizes *cs = fs_cache_sizes_here();

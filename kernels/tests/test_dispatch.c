@@ -182,6 +182,27 @@ static void test_setters(void)
     FS_REQUIRE(fs_isa_blocking(NULL, &now) == FS_OK, "no blocking");
     FS_CHECK(memcmp(&now, &fit, sizeof now) == 0, "0, 0, 0 did not restore the fit");
 
+    /* The deep K block: fitted at least KC, refused out of range, 0 the fitted,
+     * other blocks set leave it. */
+    fs_idx deep_fit, deep_now;
+    FS_REQUIRE(fs_isa_deep_kc(NULL, &deep_fit, &deep_now) == FS_OK, "no deep K block");
+    FS_CHECK(deep_fit >= fit.kc && deep_fit <= FS_GEMM_KC_LIMIT && deep_now == deep_fit,
+             "deep K block %lld (now %lld), KC %lld", (long long)deep_fit, (long long)deep_now,
+             (long long)fit.kc);
+    const fs_idx bad_deep[] = {-1, FS_GEMM_KC_LIMIT_MIN - 1, FS_GEMM_KC_LIMIT + 1};
+    for (size_t i = 0; i < sizeof bad_deep / sizeof bad_deep[0]; i++)
+        FS_CHECK_EQ_INT(fs_set_deep_kc(NULL, bad_deep[i]), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_set_deep_kc("no-such-isa", 64), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_set_deep_kc(NULL, 512), FS_OK);
+    FS_CHECK_EQ_INT(fs_set_blocking(NULL, 2 * mr, 64, nr), FS_OK);
+    FS_REQUIRE(fs_isa_deep_kc(NULL, &deep_fit, &deep_now) == FS_OK, "no deep K block");
+    FS_CHECK(deep_now == 512, "the deep K block %lld after other blocks were set",
+             (long long)deep_now);
+    FS_CHECK_EQ_INT(fs_set_blocking(NULL, 0, 0, 0), FS_OK);
+    FS_CHECK_EQ_INT(fs_set_deep_kc(NULL, 0), FS_OK);
+    FS_REQUIRE(fs_isa_deep_kc(NULL, &deep_fit, &deep_now) == FS_OK, "no deep K block");
+    FS_CHECK(deep_now == deep_fit, "0 did not restore the fitted deep K block");
+
     int mode, blocks;
     fs_get_gemm_split(&mode, &blocks);
     FS_CHECK(mode == FS_SPLIT_AUTO && blocks == 4, "default split %d/%d", mode, blocks);

@@ -29,6 +29,7 @@ def collect() -> dict:
         "isas": runtime.supported_isas(),
         "blocking": runtime.blocking(),
         "fitted_blocking": runtime.fitted_blocking(),
+        "deep_kc": runtime.deep_kc(),
         "gemm_split": list(runtime.gemm_split()),
         "tuning": _tuning(runtime),
         "caches": runtime.cache_sizes(),
@@ -95,7 +96,10 @@ def format_info(info: dict) -> str:
         ("GEMM blocking", "MR x NR {mr} x {nr}, MC {mc}, KC {kc}, NC {nc}".format(
             **info["blocking"]) + ("" if info["blocking"] == info["fitted_blocking"] else
                                    "  (fitted to the caches: MC {mc}, KC {kc}, NC {nc})"
-                                   .format(**info["fitted_blocking"]))),
+                                   .format(**info["fitted_blocking"]))
+            + ", deep KC {kc}".format(**info["deep_kc"])
+            + ("" if info["deep_kc"]["kc"] == info["deep_kc"]["fitted"] else
+               " (fitted {fitted})".format(**info["deep_kc"]))),
         ("tuning", _format_tuning(info["tuning"], info["fitted_blocking"])),
         ("caches per core", "L1d {}, L2 {}, L3 {}".format(
             *(_kib(info["caches"][c]) for c in ("l1d", "l2", "l3")))),

@@ -76,6 +76,17 @@ int fs_isa_blocking_fitted(const char *name, fs_blocking *out);
  * which a K-long sum is added up (a K block at a time), so results change
  * at rounding level with it; MC and NC change no result. */
 int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc);
+/* The deep K block of ISA `name` ("auto" or NULL: the one in use): the K
+ * block of a convolution forward whose weight is packed once for all
+ * threads (fastseg/blocking.h), as fitted to the caches (*fitted) and as it
+ * runs now (*in_use). Returns FS_OK, or FS_EVALUE as fs_isa_blocking. */
+int fs_isa_deep_kc(const char *name, fs_idx *fitted, fs_idx *in_use);
+/* Set it from now on (the tuner's choice); 0 goes back to the fitted value.
+ * Limits: [FS_GEMM_KC_LIMIT_MIN, FS_GEMM_KC_LIMIT]. Returns FS_OK, or
+ * FS_EVALUE, changing nothing, as fs_set_blocking. A call in flight keeps
+ * the block it started with. It sets the order in which those convolutions
+ * add up their sums, so their results change at rounding level with it. */
+int fs_set_deep_kc(const char *name, fs_idx kc);
 /* The cache sizes the blocking was fitted to: bytes per core, 0 unknown. */
 void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3);
 /* How fs_sgemm cuts C among threads (gemm.c): `mode` FS_SPLIT_AUTO (along N

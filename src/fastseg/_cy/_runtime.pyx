@@ -7,8 +7,9 @@ from fastseg.errors import InvalidTypeError, InvalidValueError
 from fastseg._cy.kernels cimport (
     FS_ENOMEM, FS_OK, FS_SPLIT_AUTO, FS_SPLIT_BLOCKS_MAX, FS_SPLIT_M, FS_SPLIT_N, fs_blocking,
     fs_cache_info, fs_get_gemm_split, fs_get_num_threads, fs_idx, fs_isa_blocking,
-    fs_isa_blocking_fitted, fs_isa_env_error, fs_isa_name, fs_isa_supported, fs_isa_why_not,
-    fs_openmp_enabled, fs_select_isa, fs_set_blocking, fs_set_gemm_split, fs_set_num_threads,
+    fs_isa_blocking_fitted, fs_isa_deep_kc, fs_isa_env_error, fs_isa_name, fs_isa_supported,
+    fs_isa_why_not, fs_openmp_enabled, fs_select_isa, fs_set_blocking, fs_set_deep_kc,
+    fs_set_gemm_split, fs_set_num_threads,
 )
 
 # Every instruction set the kernels have a table for, best first.
@@ -111,6 +112,34 @@ def set_blocking(mc=0, kc=0, nc=0, isa=None):
             f"[{b['nr']}, 32768], mc*kc <= 4194304 and kc*nc <= 8388608 (0: the fitted value)")
 
 
+def deep_kc(name=None):
+    """The deep K block of an instruction set (default: the one in use): the K block of a
+    convolution whose weight is packed once for all threads (dense lai2d's 1000 x 12800
+    layer), ``{"fitted": ..., "kc": ...}`` -- fitted to the caches, and as it runs."""
+    cdef fs_idx fitted, in_use
+    cdef bytes raw = b"auto" if name is None else _check(name)
+    if fs_isa_deep_kc(raw, &fitted, &in_use) != FS_OK:
+        raise InvalidValueError(f"isa: no blocking for {name!r}")
+    return {"fitted": fitted, "kc": in_use}
+
+
+def set_deep_kc(kc=0, isa=None):
+    """Use another deep K block for an instruction set (default: the one in use) from now
+    on; 0 goes back to the fitted one. It regroups those convolutions' sums, so their
+    results change at rounding level.
+
+    Raises
+    ------
+    ValueError
+        A block outside 16..2048, or an instruction set that cannot run here.
+    """
+    cdef bytes raw = b"auto" if isa is None else _check(isa)
+    cdef fs_idx k = _block("kc", kc)
+    if fs_set_deep_kc(raw, k) != FS_OK:
+        raise InvalidValueError(f"set_deep_kc: kc={kc} is not a deep K block the kernels can "
+                                "run: 16..2048 (0: the fitted value)")
+
+
 # How fs_sgemm cuts C among threads (kernels.h): names for FS_SPLIT_*.
 SPLIT_MODES = {"auto": FS_SPLIT_AUTO, "n": FS_SPLIT_N, "m": FS_SPLIT_M}
 
@@ -203,6 +232,17 @@ def apply_tuned(warn=True):
             set_blocking(isa=isa)
         else:
             used.update({f"gemm.{b}": v for b, v in zip(("mc", "kc", "nc"), blocks) if v})
+        deep = _int_choice(choices, "conv.kc_deep")
+        try:
+            if deep is None:
+                raise ValueError("the deep K block in the file is not an integer")
+            set_deep_kc(deep, isa=isa)
+        except ValueError as exc:
+            why = why or f"the kernels refuse the file's deep K block ({exc})"
+            set_deep_kc(isa=isa)
+        else:
+            if deep:
+                used["conv.kc_deep"] = deep
         if isa == current:
             split = choices.get("gemm.split", None)
             try:

@@ -25,6 +25,8 @@ cdef extern from "fastseg/kernels.h" nogil:
     int fs_isa_blocking(const char *name, fs_blocking *out)
     int fs_isa_blocking_fitted(const char *name, fs_blocking *out)
     int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc)
+    int fs_isa_deep_kc(const char *name, fs_idx *fitted, fs_idx *in_use)
+    int fs_set_deep_kc(const char *name, fs_idx kc)
     void fs_cache_info(int64_t *l1d, int64_t *l2, int64_t *l3)
     enum:
         FS_SPLIT_AUTO

@@ -37,6 +37,9 @@ convolution and the 3-D convolution forward and backward, which use the same blo
   added (a KC block at a time), so a tuned KC changes GEMM and convolution results at
   rounding level (never more: the sums are the same sums in other groupings); MC and NC
   change no result.
+- ``conv.kc_deep``: the K block of a convolution forward whose weight is packed once for
+  all threads (dense lai2d's 1000 x 12800 layer; fitted: as long as the fitted MC x KC
+  block fits half of L2), one thread; it regroups that layer's sums, at rounding level.
 - ``gemm.split``: how two threads cut C (fs_sgemm's blocks per thread: fewer blocks
   repack less, more let a thread slowed by another process hand its work over); wall
   clock, two threads; changes no result.
@@ -234,6 +237,7 @@ def gemm_tunables(quick: bool = False) -> list[Tunable]:
         measure, keep = blocks(which)
         out.append(Tunable(f"gemm.{which}", cands, measure, keep=keep, what=what))
 
+    out.append(_deep_kc_tunable(runtime, fitted["kc"], quick))
     split0 = runtime.gemm_split()
 
     def measure_split(value):
@@ -249,6 +253,40 @@ def gemm_tunables(quick: bool = False) -> list[Tunable]:
                        "the kernels were built without OpenMP",
                        what="GEMM blocks per thread, two threads"))
     return out
+
+
+def _deep_setting(state: dict) -> int:
+    """What set_deep_kc takes to restore `state` (runtime.deep_kc()'s): 0 for the fitted."""
+    return 0 if state["kc"] == state["fitted"] else state["kc"]
+
+
+def _deep_kc_tunable(runtime, kc: int, quick: bool) -> Tunable:
+    """``conv.kc_deep``: the K block of a convolution whose weight is packed once for all
+    threads (dense lai2d's 1000 x 50 x 16 x 16 layer, here with 250 filters, or 160
+    `quick`, on 16 or 8 rows of 32 outputs), one thread; regroups that layer's sums
+    (rounding level), no other result."""
+    from fastseg import ops
+
+    rng = np.random.default_rng(1)
+    filters, rows = (160, 8) if quick else (250, 16)
+    x = _rand(rng, 1, 50, rows + 15, 32 + 15)
+    w = _rand(rng, filters, 50, 16, 16)
+    cases = {f"conv2d 50->{filters} 16x16 on {rows}x32 (packed once)":
+             lambda: ops.conv2d(x, w, backend="c")}
+    fitted = runtime.deep_kc()["fitted"]
+    cands = _multiples([fitted, fitted / 2, fitted * 3 / 2, fitted * 2], 16, max(16, kc), 2048)
+
+    def measure(value):
+        before = runtime.deep_kc()
+        runtime.set_deep_kc(value)
+        try:
+            return _timed(cases, 1)
+        finally:
+            runtime.set_deep_kc(_deep_setting(before))
+
+    return Tunable("conv.kc_deep", cands[:3] if quick else cands, measure,
+                   keep=runtime.set_deep_kc,
+                   what="deep K block of a weight packed once (dense FC layer), one thread")
 
 
 def all_tunables(quick: bool = False) -> tuple[list[Tunable], list[str]]:
@@ -399,7 +437,8 @@ def tune(budget_s: float = 4.0, progress: Callable[[str], None] | None = None,
     if tunables is None:
         tunables, notes = all_tunables(quick)
     tunables = [t if isinstance(t, Tunable) else Tunable(*t) for t in tunables]
-    saved = (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads())
+    saved = (runtime.blocking(), runtime.gemm_split(), backends.get_num_threads(),
+             runtime.deep_kc())
     started, load0 = time.perf_counter(), _load()
     reports = []
     try:
@@ -419,8 +458,9 @@ def tune(budget_s: float = 4.0, progress: Callable[[str], None] | None = None,
             if t.keep is not None:
                 t.keep(t.candidates[rep["chosen"]])
     finally:
-        b, split, threads = saved
+        b, split, threads, deep = saved
         runtime.set_blocking(mc=b["mc"], kc=b["kc"], nc=b["nc"])
+        runtime.set_deep_kc(_deep_setting(deep))
         runtime.set_gemm_split(*split)
         backends.set_num_threads(threads)
     choices = {r["name"]: _plain(r["candidates"][r["chosen"]])

@@ -232,30 +232,44 @@ def _round_up(n, m):
     return -(-n // m) * m
 
 
-def _kernel_cost(conv: Conv, out, fft_shape, threads, outputs) -> float:
-    """Estimated seconds of one 2-D kernel call (kernels/src/fftconv.c) producing `out`
-    through a 1x1 convolution of `outputs` channels (0: none), spectra excluded.
+#: The settings :func:`_kernel_cost` reads, in the order of :func:`_kernel_rates`' tuple.
+_KERNEL_RATES = ("fft.chunk", "fft.mults", "fft.rate.product", "fft.rate.fft", "fft.rate.act",
+                 "fft.rate.project")
+
+
+def _kernel_rates() -> tuple:
+    """The settings of :func:`_kernel_cost`, read once per plan: a tuned value is looked up
+    in this CPU's tuning file, which a whole-brain search's ~70 plans would otherwise do
+    about 4 million times (half of lai_triplanar's 21 s whole brain, measured)."""
+    return tuple(setting(name) for name in _KERNEL_RATES)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _kernel_cost(f, c, kernel, out, fft_shape, threads, outputs, rates) -> float:
+    """Estimated seconds of one 2-D kernel call (kernels/src/fftconv.c) of `f` filters
+    over `c` channels of a `kernel`, producing `out` through a 1x1 convolution of
+    `outputs` channels (0: none), spectra excluded, at `rates` (:func:`_kernel_rates`).
+    Remembered: a whole-brain search plans ~70 mosaics whose tiles share most shapes.
 
     Its chunks of blocks are padded to whole micro-panels (32 blocks); `threads`
     threads share each chunk (its filters in slices); the products are ``2 * mults``
     real flops per filter, channel, bin and block, the transforms log-linear in their
     lengths."""
-    f, c = conv.out_channels, conv.in_channels
+    chunk_setting, mults, rate_product, rate_fft, rate_act, rate_project = rates
     th, tw = fft_shape
-    kh, kw = conv.kernel
+    kh, kw = kernel
     s1, s2 = th - kh + 1, tw - kw + 1
     nv = tw // 2 + 1
-    nb = math.prod(fc.blocks(out, conv.kernel, fft_shape))
-    chunk = max(32, _round_up(setting("fft.chunk") or 32, 32))
+    nb = math.prod(fc.blocks(out, kernel, fft_shape))
+    chunk = max(32, _round_up(chunk_setting or 32, 32))
     tasks = max(1, -(-nb // chunk))
     parallel = max(1, threads)
     lanes = _round_up(-(-nb // tasks), 32) * tasks  # blocks, padded per chunk
     log1, log2 = math.log2(max(th, 2)), math.log2(max(tw, 2))
-    products = 2.0 * setting("fft.mults") * f * c * th * nv * lanes * setting("fft.rate.product")
+    products = 2.0 * mults * f * c * th * nv * lanes * rate_product
     transforms = (c * (th * tw * log2 / 2 + nv * th * log1)
-                  + f * (nv * th * log1 + s1 * tw * log2 / 2)) * lanes * setting("fft.rate.fft")
-    epilogue = f * lanes * s1 * s2 * (setting("fft.rate.act")
-                                      + outputs * setting("fft.rate.project"))
+                  + f * (nv * th * log1 + s1 * tw * log2 / 2)) * lanes * rate_fft
+    epilogue = f * lanes * s1 * s2 * (rate_act + outputs * rate_project)
     return (products + transforms + epilogue) / parallel
 
 
@@ -272,7 +286,11 @@ def _spectra_cost(conv: Conv, fft_shape, threads) -> float:
     plan and serve every later image of the model at that FFT shape, so charging them
     whole to one image would pick the transforms that are fastest to make, not to run
     (lai2d at 192x192: 27x27 instead of 40x45, 2x slower from the second image on)."""
-    f, c = conv.out_channels, conv.in_channels
+    return _spectra_cost_of(conv.out_channels, conv.in_channels, tuple(fft_shape), threads)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _spectra_cost_of(f, c, fft_shape, threads) -> float:
     return (f * c * (_transform_cost(fft_shape) + 3 * math.prod(fft_shape) * _COPY_FLOAT)
             / threads + fc.KernelSpectra.nbytes_for(f, c, fft_shape) * _FRESH_BYTE) \
         / SPECTRA_REUSE
@@ -353,10 +371,15 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
     big = max(range(len(classes)), key=lambda k: math.prod(classes[k][0]))
     budget = _spectra_budget(dense, image_hw)
     margin = setting("fft.margin")
+    rates = _kernel_rates()
+    group_setting, mults, chunk = (setting(n) for n in ("fft.group", "fft.mults", "fft.chunk"))
+
+    outs = {}  # step -> its output shape on each class of tiles
 
     def total(fn, i):  # fn(out) summed over the tiles
-        return sum(count * fn(dense.steps[i].out_shape(sh[i]))
-                   for (_, count), sh in zip(classes, shapes, strict=True))
+        if i not in outs:
+            outs[i] = [dense.steps[i].out_shape(sh[i]) for sh in shapes]
+        return sum(count * fn(o) for (_, count), o in zip(classes, outs[i], strict=True))
 
     # The costliest convolutions get the spectra budget first.
     order = sorted((i for i, st in enumerate(dense.steps) if isinstance(st, Conv)),
@@ -375,10 +398,10 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
             outputs = 0 if proj is None else dense.steps[proj].out_channels
             for shape in _fft_shape_for(conv, out, budget):
                 if kernel:
-                    how = FFTStep(shape, setting("fft.group"), setting("fft.mults"),
-                                  setting("fft.chunk"))
-                    t = total(lambda o, conv=conv, shape=shape, outputs=outputs:
-                              _kernel_cost(conv, o, shape, threads, outputs), i)
+                    how = FFTStep(shape, group_setting, mults, chunk)
+                    fck = (conv.out_channels, conv.in_channels, conv.kernel)
+                    t = total(lambda o, fck=fck, shape=shape, outputs=outputs:
+                              _kernel_cost(*fck, o, shape, threads, outputs, rates), i)
                 else:
                     nb = math.prod(fc.blocks(out, conv.kernel, shape))
                     if fc.input_bytes(conv.in_channels, shape, nb) > fc.ARRAY_MAX_BYTES:

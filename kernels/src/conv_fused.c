@@ -18,8 +18,9 @@
  *                                      (col2im per tile),
  * and the weight is packed once per call and thread instead of once per
  * image (a huge one, forward only, once per call for the whole team, with
- * longer K blocks: blocking.h's deep K block). The entries of the column matrix come from im2col_row.h, the same
- * walk fs_im2col uses, so both paths compute identical values.
+ * longer K blocks: blocking.h's deep K block). The entries of the column
+ * matrix come from im2col_row.h, the same walk fs_im2col uses, so both
+ * paths compute identical values.
  *
  * Threads: conv_batch.h's plan (whole images, or a slice of every image),
  * with its dW/db reduction.

@@ -106,10 +106,10 @@
  * K block, and every micro-kernel call loads and stores its C tile once per
  * K block. Blocks as long as the fitted A block (MC x KC) fits
  * FS_BLOCK_L2_SHARE of L2, at most FS_GEMM_KC_LIMIT and never shorter than
- * the fitted KC (tuned MC, KC, NC leave it; the tuner times it on its own,
- * conv.kc_deep, and fs_set_deep_kc sets it): on a
- * Zen 4 (1 MiB L2, MC 150: 864) that layer ran at 220-224 GFLOP/s on two
- * threads against 189-206 at KC 128-256 (bench/README.md). */
+ * the fitted KC. Tuned MC, KC, NC leave it; the tuner times it on its own
+ * (conv.kc_deep) and fs_set_deep_kc sets it. On a Zen 4 (1 MiB L2, MC 150:
+ * 864) that layer ran at 220-224 GFLOP/s on two threads against 189-206 at
+ * KC 128-256 (bench/README.md). */
 
 /* ---- blocks set at run time (fs_set_blocking: the tuner) -------------------
  * The range a tuned block may take. Wide enough for any cache this side of

@@ -190,7 +190,8 @@ def test_the_deep_k_block_regroups_only_the_huge_convolution(settings, threads, 
     for y_big, y_small in outs.values():
         np.testing.assert_allclose(y_big, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
         np.testing.assert_array_equal(y_small, outs[0][1])
-    # 64 floats a block against 1600: other sums, other roundings
+    # 64 (run as the GEMM's KC, 128 or 256) against one block of all 1600: other sums,
+    # other roundings
     assert not np.array_equal(outs[64][0], outs[2048][0])
 
 

@@ -82,7 +82,8 @@ int fs_set_blocking(const char *name, fs_idx mc, fs_idx kc, fs_idx nc);
  * runs now (*in_use). Returns FS_OK, or FS_EVALUE as fs_isa_blocking. */
 int fs_isa_deep_kc(const char *name, fs_idx *fitted, fs_idx *in_use);
 /* Set it from now on (the tuner's choice); 0 goes back to the fitted value.
- * Limits: [FS_GEMM_KC_LIMIT_MIN, FS_GEMM_KC_LIMIT]. Returns FS_OK, or
+ * Limits: [FS_GEMM_KC_LIMIT_MIN, FS_GEMM_KC_LIMIT]; a block below the
+ * table's KC runs as KC (conv_fused.c). Returns FS_OK, or
  * FS_EVALUE, changing nothing, as fs_set_blocking. A call in flight keeps
  * the block it started with. It sets the order in which those convolutions
  * add up their sums, so their results change at rounding level with it. */

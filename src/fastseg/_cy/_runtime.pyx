@@ -125,8 +125,8 @@ def deep_kc(name=None):
 
 def set_deep_kc(kc=0, isa=None):
     """Use another deep K block for an instruction set (default: the one in use) from now
-    on; 0 goes back to the fitted one. It regroups those convolutions' sums, so their
-    results change at rounding level.
+    on; 0 goes back to the fitted one (a block below the GEMM's KC runs as KC). It
+    regroups those convolutions' sums, so their results change at rounding level.
 
     Raises
     ------

@@ -372,7 +372,8 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
     budget = _spectra_budget(dense, image_hw)
     margin = setting("fft.margin")
     rates = _kernel_rates()
-    group_setting, mults, chunk = (setting(n) for n in ("fft.group", "fft.mults", "fft.chunk"))
+    chunk, mults = rates[:2]  # the kernel's settings, as its cost reads them
+    group_setting = setting("fft.group")
 
     outs = {}  # step -> its output shape on each class of tiles
 

@@ -20,7 +20,7 @@ def test_fov_skips_tiles_and_zeroes_outside(monkeypatch):
 
     def counting(*args):  # the tiles computed, as the tile loop takes them
         for corner in real(*args):
-            calls.append(corner)
+            calls.append(corner[:2])
             yield corner
 
     monkeypatch.setattr(tiles_module, "tiles", counting)
@@ -64,7 +64,7 @@ def test_fov_cases_on_the_fft_path(monkeypatch):
 
     def counting(*args):  # the tiles computed, as the tile loop takes them
         for corner in real(*args):
-            calls.append(corner)
+            calls.append(corner[:2])
             yield corner
 
     monkeypatch.setattr(tiles_module, "tiles", counting)
@@ -92,12 +92,44 @@ def test_handover_gives_its_array_once():
     assert h.take() is None  # the holder keeps no reference: the caller's was the last
 
 
+def _covered(h, w, cut):
+    seen = np.zeros((h, w), int)
+    for y0, x0, th, tw in cut:
+        seen[y0:y0 + th, x0:x0 + tw] += 1
+    return seen
+
+
 def test_tiles_cover_the_image_once_and_skip_empty_ones():
-    corners = list(tiles_module.tiles(25, 17, 8, None))
-    assert corners == [(y, x) for y in (0, 8, 16, 24) for x in (0, 8, 16)]
+    cut = list(tiles_module.tiles(25, 17, 8, None))
+    assert [c[:2] for c in cut] == [(y, x) for y in (0, 8, 16, 24) for x in (0, 8, 16)]
+    assert (_covered(25, 17, cut) == 1).all()
     fov = np.zeros((25, 17), bool)
     fov[24, 16] = True  # the last pixel only: the last, clipped tile
-    assert list(tiles_module.tiles(25, 17, 8, fov)) == [(24, 16)]
+    assert list(tiles_module.tiles(25, 17, 8, fov)) == [(24, 16, 1, 1)]
+
+
+def test_tiles_cut_the_ragged_columns_into_whole_units():
+    # 584 x 565 at 96 with 16-pixel units: 5 x 96, then 80 and 5 instead of 85
+    cut = list(tiles_module.tiles(584, 565, 96, None, unit=16))
+    assert sorted({tw for *_, tw in cut}) == [5, 80, 96]
+    assert sorted({th for _, _, th, _ in cut}) == [8, 96]
+    assert (_covered(584, 565, cut) == 1).all()
+    # a remainder of whole units, or below one unit, stays one tile
+    for w, widths in ((96 * 2 + 32, [32, 96]), (96 + 7, [7, 96]), (96 * 3, [96])):
+        assert sorted({tw for *_, tw in tiles_module.tiles(10, w, 96, None, unit=16)}) == widths
+    from fastseg._inference import cost
+    classes = dict(cost._tile_classes((584, 565), 96, 16))
+    assert classes == {(96, 96): 30, (96, 80): 6, (96, 5): 6, (8, 96): 5, (8, 80): 1,
+                       (8, 5): 1}
+
+
+def test_direct_schedules_cut_columns_into_in_place_widths():
+    from fastseg import models
+    from fastseg._inference import cost
+    dense = fcn.plan(models.lai2d(patch_size=24), 24)
+    assert cost.schedule(dense, (584, 565), "direct", backend="c").unit == 16
+    assert cost.schedule(dense, (584, 565), "direct", backend="numpy").unit is None
+    assert cost.schedule(dense, (584, 565), "fft", backend="c").unit is None
 
 
 def test_image_probability_equals_the_classifier_on_tiles_of_any_size():

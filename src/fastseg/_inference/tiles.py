@@ -41,12 +41,17 @@ class Handover:
         return array
 
 
-def tiles(h, w, tile, fov):
-    """Top-left corners of the output tiles that hold at least one FOV pixel."""
+def tiles(h, w, tile, fov, unit=None):
+    """``(y0, x0, th, tw)`` of the output tiles that hold at least one FOV pixel: rows
+    and columns cut by :func:`~fastseg._inference.cost.axis_spans` (`unit` on the
+    columns, :attr:`~fastseg._inference.cost.Schedule.unit`)."""
+    x_spans = cost.axis_spans(w, tile, unit)
     for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            if fov is None or fov[y0:y0 + tile, x0:x0 + tile].any():
-                yield y0, x0
+        th, x0 = min(tile, h - y0), 0
+        for tw in x_spans:
+            if fov is None or fov[y0:y0 + th, x0:x0 + tw].any():
+                yield y0, x0, th, tw
+            x0 += tw
 
 
 def grid_tile(tile: int, stride: int) -> int:
@@ -75,8 +80,8 @@ def image_probability(dense, source: Handover, mask, tile, method, progress,
     del arr
     if grid is None:
         prob = np.zeros((h, w), np.float32)
-        for y0, x0 in progress_bar.each(tiles(h, w, schedule.tile, mask), progress, "tile"):
-            th, tw = min(schedule.tile, h - y0), min(schedule.tile, w - x0)
+        for y0, x0, th, tw in progress_bar.each(tiles(h, w, schedule.tile, mask, schedule.unit),
+                                                progress, "tile"):
             logits = dense.run_block(padded, (y0, x0), (th, tw), schedule)
             prob[y0:y0 + th, x0:x0 + tw] = fcn.class1_probability(logits)
     else:
@@ -184,7 +189,7 @@ def image_bytes(dense, hw, plan, *, grid=None, own_input=False, backend=None) ->
     if grid is None:
         out = (h, w)
         windows = set()
-        for size, _ in cost._tile_classes((h, w), min(plan.tile, max(h, w))):
+        for size, _ in cost._tile_classes((h, w), min(plan.tile, max(h, w)), plan.unit):
             windows |= block_windows(size, dense.strides)
     else:
         out = tuple(-(-n // g) for n, g in zip(hw, grid, strict=True))

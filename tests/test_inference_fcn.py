@@ -4,7 +4,7 @@ import numpy as np
 from _segment_helpers import image_of, tiny_net
 
 import fastseg
-from fastseg import models, segment
+from fastseg import backends, models, segment
 from fastseg._inference import cost, fcn
 
 
@@ -143,3 +143,46 @@ def test_lattice_keeps_the_dense_path_when_a_pool_or_stride_comes_last():
     block = dense.run_block(padded, (1, 2), (7, 7))
     np.testing.assert_array_equal(dense.run_lattice(padded, (1, 2), (3, 3), (3, 3)),
                                   block[:, ::3, ::3])
+
+
+def test_a_huge_weight_is_packed_once_for_the_plan(monkeypatch):
+    # a first Linear of 500 x 2352 (a 500 x 48 x 7 x 7 convolution densely): the C
+    # backend would pack its weight again for every window; the plan packs it once,
+    # keeps it, and gets the same bits (the Tanh after it applied to each finished tile)
+    from fastseg import nn
+    from fastseg._cy import _runtime
+
+    fastseg.seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 48, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2352, 500),
+                        nn.Tanh(), nn.Linear(500, 2))
+    net.eval()
+    image = image_of(1, 21, 19)
+    packed = segment(net, image, method="direct", tile=8)
+    kept = fcn._cache[0][1]
+    held = dict(kept._packed)
+    assert list(held) == [("c", 2)]  # the first Linear, as step 2
+    np.testing.assert_array_equal(segment(net, image, method="direct", tile=8),
+                                  packed)
+    assert kept._packed[("c", 2)] is held[("c", 2)]  # reused across calls and windows
+    with monkeypatch.context() as m:
+        m.setattr(fcn.DensePlan, "packed_weight", lambda self, i, table: None)
+        np.testing.assert_array_equal(
+            segment(net, image, method="direct", tile=8), packed)
+    try:  # other kernels (the tuner's deep K block): packed again, for them
+        _runtime.set_deep_kc(2048 if _runtime.deep_kc()["kc"] != 2048 else 1024)
+        again = segment(net, image, method="direct", tile=8)
+        assert kept._packed[("c", 2)] is not held[("c", 2)]
+        with monkeypatch.context() as m:
+            m.setattr(fcn.DensePlan, "packed_weight", lambda self, i, table: None)
+            np.testing.assert_array_equal(
+                segment(net, image, method="direct", tile=8), again)
+    finally:
+        _runtime.set_deep_kc(0)
+    np.testing.assert_allclose(again, packed, atol=1e-5)
+    # the NumPy backend packs nothing and computes the same map
+    backends.set_backend("numpy")
+    try:
+        np.testing.assert_allclose(segment(net, image, method="direct", tile=8), packed,
+                                   atol=1e-5)
+    finally:
+        backends.set_backend("c")

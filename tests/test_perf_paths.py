@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import fastseg
-from fastseg import ops
-from fastseg._cy import _buffers
+from fastseg import backends, ops
+from fastseg._cy import _buffers, _conv, _runtime
 from fastseg.backends import numpy_backend as ref
 
 
@@ -115,3 +115,103 @@ def test_huge_weight_convolution(case):
                                         dy.astype(np.float64), s, p)
     for got, exp in ((dx, rdx), (dw, rdw), (db, rdb)):
         np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-4 * np.abs(exp).max())
+
+
+def _huge_case(seed=0):
+    """A weight conv2d packs once per call for its whole team (above 2**20 floats)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, 64, 6, 20), dtype=np.float32)
+    wt = rng.standard_normal((700, 64, 5, 5), dtype=np.float32)
+    b = rng.standard_normal(700, dtype=np.float32)
+    return x, wt, b
+
+
+@pytest.mark.parametrize("case", [
+    (1, 64, 6, 20, 700, 5, 1, 0),     # the image read in place
+    (2, 64, 9, 13, 700, 5, 1, 0),     # ragged rows: B packed, batch 2
+    (3, 50, 13, 11, 130, 13, 2, 3),   # stride 2, padding, ten deep K blocks
+])
+def test_weight_packed_once_gives_the_same_bits(case):
+    # what dense inference does with lai2d's 51 MB layer: packed once by the plan, then
+    # read by every window's forward, bit for bit what conv2d gives packing it per call
+    n, c, h, w, f, k, s, p = case
+    rng = np.random.default_rng(f * k + n)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = rng.standard_normal((f, c, k, k), dtype=np.float32)
+    b = rng.standard_normal(f, dtype=np.float32)
+    table = backends.table("c")
+    packed = table.conv2d_weight_packed(wt)
+    assert packed is not None and packed.current() and packed.shape == (f, c, k, k)
+    assert packed.data.ctypes.data % 64 == 0
+    old = fastseg.get_num_threads()
+    try:
+        for threads in (1, 2):
+            fastseg.set_num_threads(threads)
+            want = ops.conv2d(x, wt, b, s, p, backend="c")
+            np.testing.assert_array_equal(_conv.conv2d_forward_packed(x, packed, b, s, p), want)
+            for act in ("relu", "tanh", "sigmoid"):  # on each tile as it is finished
+                np.testing.assert_array_equal(
+                    _conv.conv2d_forward_packed(x, packed, b, s, p, act), getattr(ops, act)(want))
+            if p == 0:
+                np.testing.assert_array_equal(table.conv2d_packed(x, packed, b, s, None), want)
+                np.testing.assert_array_equal(table.conv2d_packed(x, packed, None, s, None),
+                                              ops.conv2d(x, wt, None, s, p, backend="c"))
+    finally:
+        fastseg.set_num_threads(old)
+    exact = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b.astype(np.float64), s, p)
+    np.testing.assert_allclose(want, exact, rtol=1e-4, atol=1e-5 * np.sqrt(c * k * k)
+                               * np.abs(exact).max())
+
+
+def test_small_weights_are_not_packed_and_bad_packed_operands_are_refused():
+    table = backends.table("c")
+    assert table.conv2d_weight_packed(np.ones((50, 20, 5, 5), np.float32)) is None
+    assert backends.table("numpy").conv2d_weight_packed(np.ones((700, 64, 5, 5),
+                                                                np.float32)) is None
+    x, wt, b = _huge_case()
+    packed = table.conv2d_weight_packed(wt)
+    with pytest.raises(ValueError, match="input channels"):
+        table.conv2d_packed(x[:, :10].copy(), packed, b, 1, None)
+    with pytest.raises(ValueError, match="PackedWeight"):
+        table.conv2d_packed(x, wt, b, 1, None)
+    with pytest.raises(ValueError, match="b"):
+        table.conv2d_packed(x, packed, b[:5], 1, None)
+    with pytest.raises(ValueError, match="activation 'gelu'"):
+        table.conv2d_packed(x, packed, b, 1, "gelu")
+    with pytest.raises(ValueError, match="square"):
+        table.conv2d_weight_packed(np.ones((700, 64, 5, 4), np.float32))
+
+
+def test_a_packed_weight_is_refused_once_the_kernels_change():
+    # another deep K block (the tuner's) or another ISA with other micro-kernel rows: the
+    # layout no longer matches; the forward refuses it rather than read it wrongly
+    x, wt, b = _huge_case(1)
+    table = backends.table("c")
+    packed = table.conv2d_weight_packed(wt)
+    was = _runtime.deep_kc()["kc"]
+    try:
+        _runtime.set_deep_kc(2048 if was != 2048 else 1024)
+        assert not packed.current()
+        with pytest.raises(ValueError, match="pack it again"):
+            table.conv2d_packed(x, packed, b, 1, None)
+        again = table.conv2d_weight_packed(wt)
+        np.testing.assert_array_equal(table.conv2d_packed(x, again, b, 1, None),
+                                      ops.conv2d(x, wt, b, backend="c"))
+    finally:
+        _runtime.set_deep_kc(0)
+    assert packed.current()
+    before = _runtime.isa_name()
+    for name in _runtime.supported_isas():
+        if name == before:
+            continue
+        try:
+            _runtime.select_isa(name)
+            if _runtime.blocking()["mr"] != packed.mr:  # avx512's 10 rows, avx2's 6
+                assert not packed.current()
+                with pytest.raises(ValueError, match="pack it again"):
+                    table.conv2d_packed(x, packed, b, 1, None)
+            elif packed.current():  # generic reads avx2's format: the same layout
+                np.testing.assert_array_equal(table.conv2d_packed(x, packed, b, 1, None),
+                                              ops.conv2d(x, wt, b, backend="c"))
+        finally:
+            _runtime.select_isa(before)

@@ -18,7 +18,8 @@
  *                                      (col2im per tile),
  * and the weight is packed once per call and thread instead of once per
  * image (a huge one, forward only, once per call for the whole team, with
- * longer K blocks: blocking.h's deep K block). The entries of the column
+ * longer K blocks: blocking.h's deep K block; or once by the caller for many
+ * calls, the same way: fs_conv2d_pack_weight). The entries of the column
  * matrix come from im2col_row.h, the same walk fs_im2col uses, so both
  * paths compute identical values.
  *
@@ -35,6 +36,7 @@
 #include "gemm_internal.h"
 #include "im2col_row.h"
 #include "parallel.h"
+#include "pointwise.h"
 #include "thread_workspace.h"
 
 /* Largest packed weight (floats) a thread keeps: lai2d's layers need 27K and
@@ -54,7 +56,9 @@ typedef struct {
     float *y, *dx;
     const fs_gemm_kernel_table *kt; /* kept for the whole call */
     fs_idx mr, nr;                  /* its packing format */
-    float *ap_team; /* forward: the weight packed once for the team, or NULL */
+    const float *ap_team; /* forward: the weight packed once for the team, or NULL */
+    int act;                      /* forward: FS_ACT_* after the bias (a packed weight's) */
+    const fs_pointwise_table *pt; /* its kernels */
     fs_idx kcb_fwd; /* forward: its K block (fwd_kc_block) */
 } conv_job;
 
@@ -120,7 +124,8 @@ static void pack_cols(const conv_job *J, const float *xi, fs_idx r0, fs_idx kc,
 }
 
 typedef struct {
-    float *ap, *bp;
+    const float *ap; /* the packed weight: the team's, or own_ap */
+    float *own_ap, *bp;
     fs_colrun *runs;
     int32_t *off; /* gathered B: each tap's offset in the image, or NULL */
     fs_idx kcb, ncb, maxruns;
@@ -155,8 +160,9 @@ static void fwd_layout(const conv_job *J, fs_idx span, fwd_space *s, fs_arena *a
     const fs_idx nc = MAX(J->nr, J->kt->nc * J->kt->kc / MAX(s->kcb, J->kt->kc));
     s->ncb = fs_even_block(span, nc, J->nr);
     s->maxruns = fs_col_runs_max(&J->g, s->ncb, J->nr);
-    s->ap = J->ap_team ? J->ap_team
-                       : fs_arena_take(a, ROUND_UP(J->f, J->mr) * J->ckk, sizeof(float));
+    s->own_ap = J->ap_team ? NULL
+                           : fs_arena_take(a, ROUND_UP(J->f, J->mr) * J->ckk, sizeof(float));
+    s->ap = J->ap_team ? J->ap_team : s->own_ap;
     s->bp = fs_arena_take(a, s->kcb * s->ncb, sizeof(float));
     s->runs = fs_arena_take(a, s->maxruns, sizeof(fs_colrun));
     s->off = fs_arena_take(a, J->ckk, sizeof(int32_t));
@@ -188,14 +194,12 @@ static void pack_weight(const conv_job *J, fs_idx kcb, float *ap)
     pack_weight_blocks(J, kcb, 0, CEIL_DIV(J->ckk, kcb), ap);
 }
 
-/* The whole weight packed once for the team (a huge one: 51 MB at 1000 x
- * 12800), its K blocks split among the threads the forward will use. The
- * same bytes as pack_weight's, whoever packs which block. */
-static void pack_weight_team(const conv_job *J, float *ap)
+/* The whole weight packed once for a team of nt (a huge one: 51 MB at 1000
+ * x 12800), its K blocks split among the threads. The same bytes as
+ * pack_weight's, whoever packs which block. */
+static void pack_weight_team(const conv_job *J, float *ap, int nt)
 {
     const fs_idx kcb = J->kcb_fwd, blocks = CEIL_DIV(J->ckk, kcb);
-    int by_image;
-    const int nt = fs_plan_images(conv_fmas(J), J->n, &by_image);
     FS_PARALLEL
     {
         int t, T;
@@ -204,6 +208,20 @@ static void pack_weight_team(const conv_job *J, float *ap)
         fs_split_range(blocks, t, T, &b0, &b1);
         pack_weight_blocks(J, kcb, b0, b1, ap);
     }
+}
+
+/* The bias and the activation on a finished mr x nr tile of y (rows i..),
+ * while it is in L1: passes over y afterwards read it back from memory (37 MB
+ * each at dense lai2d's fully connected layer on a 96x96 tile). Each element
+ * as fs_conv_add_bias and the activation kernels alone give it. */
+static void finish_tile(const conv_job *J, float *ct, fs_idx i, int mr, int nr)
+{
+    if (J->bias) fs_conv_add_bias(ct, mr, J->ohw, 0, nr, J->bias + i);
+    if (J->act == FS_ACT_NONE) return;
+    const fs_pw_fn fn = J->act == FS_ACT_RELU   ? J->pt->relu
+                        : J->act == FS_ACT_TANH ? J->pt->tanh
+                                                : J->pt->sigmoid;
+    for (int r = 0; r < mr; r++) fn(ct + r * J->ohw, ct + r * J->ohw, ct + r * J->ohw, nr);
 }
 
 /* y_i[:, j0:j1] (output pixels j0..j1) of image ni. */
@@ -243,12 +261,12 @@ static void fwd_image(const conv_job *J, const fwd_space *s, fs_idx ni, fs_idx j
                                             ohw, mr);
                         else
                             J->kt->ukernel(kc, 1.0f, apk + i * kc, bq, beta, ct, ohw, mr, nr);
+                        if (pc + kc == J->ckk) finish_tile(J, ct, i, mr, nr);
                     }
                 }
             }
         }
     }
-    if (J->bias) fs_conv_add_bias(yi, J->f, ohw, j0, j1, J->bias);
 }
 
 /* One thread's forward (conv_batch.h): the weight packed once, then the
@@ -262,7 +280,7 @@ static int fwd_thread(const void *job, fs_conv_fwd_part *part)
     if (!fs_arena_bind(&a)) return FS_ENOMEM;
     fwd_layout(J, part->j1 - part->j0, &s, &a);
     s.off = tap_offsets(J, s.off);
-    if (!J->ap_team) pack_weight(J, s.kcb, s.ap);
+    if (s.own_ap) pack_weight(J, s.kcb, s.own_ap);
     fs_idx ni;
     while (fs_conv_next_image(part, &ni)) fwd_image(J, &s, ni, part->j0, part->j1);
     fs_ws_put(a.base);
@@ -283,13 +301,57 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     }
     /* A huge weight: packed once, in the calling thread's GEMM slot (this
      * path calls no fs_sgemm, that slot's other user), read by the team. */
-    J.ap_team = fs_ws_take(FS_WS_GEMM, (size_t)ROUND_UP(f, J.mr) * (size_t)J.ckk);
-    if (!J.ap_team) return FS_ENOMEM;
+    float *ap = fs_ws_take(FS_WS_GEMM, (size_t)ROUND_UP(f, J.mr) * (size_t)J.ckk);
+    if (!ap) return FS_ENOMEM;
+    J.ap_team = ap;
     J.kcb_fwd = fwd_kc_block(&J);
-    pack_weight_team(&J, J.ap_team);
+    int by_image;
+    pack_weight_team(&J, ap, fs_plan_images(conv_fmas(&J), J.n, &by_image));
     const int st = fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
-    fs_ws_give(FS_WS_GEMM, J.ap_team);
+    fs_ws_give(FS_WS_GEMM, ap);
     return st;
+}
+
+/* ==== a weight packed once, for many forwards ============================= */
+
+void fs_conv_fused_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
+                                 fs_idx *kc_block)
+{
+    conv_job J;
+    job_init(&J, NULL, 0, c, k, k, NULL, f, k, 1, 0);
+    J.ap_team = (const float *)&J; /* any non-NULL: a team-shared weight's K block */
+    *floats = ROUND_UP(f, J.mr) * J.ckk;
+    *mr = J.mr;
+    *kc_block = fwd_kc_block(&J);
+}
+
+int fs_conv_fused_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
+                              fs_idx kc_block, float *packed)
+{
+    conv_job J;
+    job_init(&J, NULL, 0, c, k, k, wt, f, k, 1, 0);
+    if (mr != J.mr || kc_block < 1 || kc_block > J.ckk) return FS_EVALUE;
+    J.kcb_fwd = kc_block;
+    /* memory-bound copying: every thread once there is enough of it */
+    pack_weight_team(&J, packed, fs_threads_for((double)(f * J.ckk), FS_PAR_MIN_ELEMENTS));
+    return FS_OK;
+}
+
+int fs_conv_fused_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                                 const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
+                                 fs_idx k, const float *bias, int act, fs_idx stride,
+                                 fs_idx pad, float *y)
+{
+    conv_job J;
+    job_init(&J, x, n, c, h, w, NULL, f, k, stride, pad);
+    if (mr != J.mr || kc_block < 1 || kc_block > J.ckk) return FS_EVALUE;
+    J.bias = bias;
+    J.act = act;
+    J.pt = fs_pointwise_kernels();
+    J.y = y;
+    J.ap_team = packed;
+    J.kcb_fwd = kc_block;
+    return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
 }
 
 /* ==== backward =========================================================== */

@@ -20,6 +20,17 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y);
 
+/* kernels.h's fs_conv2d_packed_layout / pack_weight / forward_packed, their
+ * arguments checked there (f, c, k > 0; n, output size > 0 to forward). */
+void fs_conv_fused_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
+                                 fs_idx *kc_block);
+int fs_conv_fused_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
+                              fs_idx kc_block, float *packed);
+int fs_conv_fused_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                                 const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
+                                 fs_idx k, const float *bias, int act, fs_idx stride,
+                                 fs_idx pad, float *y);
+
 /* dx, dw and db may each be NULL (not wanted). */
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                            const float *wt, fs_idx f, fs_idx k, fs_idx stride, fs_idx pad,

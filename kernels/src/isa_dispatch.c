@@ -31,7 +31,7 @@ static const char *const isa_names[FS_ISA_COUNT] = {"generic", "avx2", "avx512"}
 #define TABLE(isa, MR, NR)                                                            \
     {#isa, MR, NR, 0, 0, 0, fs_ukernel_##isa, fs_ukernel_rows_##isa,                  \
      fs_ukernel_gather_b_##isa, FS_PACK_FN(pack_a, MR, NR), FS_PACK_FN(pack_b, MR, NR), \
-     fs_small_dots_##isa, fs_small_rank_##isa}
+     fs_small_dots_##isa, fs_small_rank_##isa, 0}
 
 /* The generic kernel uses AVX2's packing format (6 x 16), so the two can
  * be compared on the same panels. Blocks are filled in by init_once. */
@@ -40,12 +40,12 @@ static fs_gemm_kernel_table tables[FS_ISA_COUNT] = {
 #ifdef FS_HAVE_AVX2_KERNEL
     TABLE(avx2, FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2),
 #else
-    {"avx2", FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"avx2", FS_GEMM_MR_AVX2, FS_GEMM_NR_AVX2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 #endif
 #ifdef FS_HAVE_AVX512_KERNEL
     TABLE(avx512, FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512),
 #else
-    {"avx512", FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"avx512", FS_GEMM_MR_AVX512, FS_GEMM_NR_AVX512, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 #endif
 };
 

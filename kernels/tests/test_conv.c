@@ -145,6 +145,64 @@ static void conv_ref(const shape *S, const float *x, const float *wt, const floa
     free(adx); free(adw);
 }
 
+/* The weight packed once (fs_conv2d_pack_weight): the forward reading it gives
+ * fs_conv2d_forward's y bit for bit where that packs a huge weight for its
+ * team with the same K block, the reference's otherwise -- also at a K
+ * block of 7 (many blocks, none a multiple of the micro-kernel's unroll). */
+static void test_conv_packed(const shape *S, const float *x, const float *wt,
+                             const float *b, const float *y, const float *yr)
+{
+    const fs_idx ckk = S->c * S->k * S->k;
+    const size_t ys = (size_t)(S->n * S->f * fs_out_extent(S->h, S->k, S->s, S->p) *
+                               fs_out_extent(S->w, S->k, S->s, S->p));
+    fs_idx floats, mr, kcb;
+    int team;
+    FS_CHECK_EQ_INT(fs_conv2d_packed_layout(S->f, S->c, S->k, &floats, &mr, &kcb, &team), FS_OK);
+    FS_CHECK(floats >= S->f * ckk && kcb >= 1 && kcb <= ckk, "layout %lld floats, K block %lld",
+             (long long)floats, (long long)kcb);
+    float *ap = fs_test_alloc((size_t)floats), *yp = fs_test_alloc(ys + 1);
+    const fs_idx blocks[] = {kcb, ckk < 7 ? ckk : 7};
+    for (int i = 0; i < 2; i++) {
+        FS_CHECK_EQ_INT(fs_conv2d_pack_weight(wt, S->f, S->c, S->k, mr, blocks[i], ap), FS_OK);
+        fs_fill_nan(yp, ys + 1);
+        FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, S->n, S->c, S->h, S->w, ap, mr, blocks[i],
+                                                 S->f, S->k, b, FS_ACT_NONE, S->s, S->p, yp),
+                        FS_OK);
+        if (i == 0 && team)
+            FS_CHECK(ys == 0 || memcmp(yp, y, ys * sizeof(float)) == 0,
+                     "packed once: not fs_conv2d_forward's bits (f %lld, c %lld)",
+                     (long long)S->f, (long long)S->c);
+        fs_assert_close("conv forward, packed weight", yp, yr, ys, 1e-4,
+                        1e-5 * (double)(ckk + 1));
+        FS_CHECK(yp[ys] != yp[ys], "written past y"); /* still NaN */
+    }
+    /* with an activation on each finished tile: the activation kernel's bits on y */
+    const int acts[] = {FS_ACT_RELU, FS_ACT_TANH, FS_ACT_SIGMOID};
+    float *ya = fs_test_alloc(ys + 1);
+    FS_CHECK_EQ_INT(fs_conv2d_pack_weight(wt, S->f, S->c, S->k, mr, kcb, ap), FS_OK);
+    for (int a = 0; a < 3 && ys; a++) {
+        FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, S->n, S->c, S->h, S->w, ap, mr, kcb, S->f,
+                                                 S->k, b, acts[a], S->s, S->p, yp), FS_OK);
+        FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, S->n, S->c, S->h, S->w, ap, mr, kcb, S->f,
+                                                 S->k, b, FS_ACT_NONE, S->s, S->p, ya), FS_OK);
+        if (acts[a] == FS_ACT_RELU) fs_relu_forward(ya, ya, (fs_idx)ys);
+        if (acts[a] == FS_ACT_TANH) fs_tanh_forward(ya, ya, (fs_idx)ys);
+        if (acts[a] == FS_ACT_SIGMOID) fs_sigmoid_forward(ya, ya, (fs_idx)ys);
+        FS_CHECK(memcmp(yp, ya, ys * sizeof(float)) == 0, "activation %d on the tiles", acts[a]);
+    }
+    FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, S->n, S->c, S->h, S->w, ap, mr, kcb, S->f, S->k,
+                                             b, 4, S->s, S->p, yp), FS_EVALUE);
+    free(ya);
+    /* a layout that is not the kernels' in use, or a K block outside [1, ckk] */
+    FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, S->n, S->c, S->h, S->w, ap, mr + 1, kcb, S->f,
+                                             S->k, b, FS_ACT_NONE, S->s, S->p, yp),
+                    ys ? FS_EVALUE : FS_OK);
+    FS_CHECK_EQ_INT(fs_conv2d_pack_weight(wt, S->f, S->c, S->k, mr, 0, ap), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_conv2d_pack_weight(wt, S->f, S->c, S->k, mr, ckk + 1, ap), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_conv2d_pack_weight(wt, S->f, S->c, S->k, mr + 1, kcb, ap), FS_EVALUE);
+    free(ap); free(yp);
+}
+
 static void test_conv(const shape *S, fs_rng *r, int use_bias)
 {
     const fs_idx oh = fs_out_extent(S->h, S->k, S->s, S->p);
@@ -170,6 +228,7 @@ static void test_conv(const shape *S, fs_rng *r, int use_bias)
                                       use_bias ? b : NULL, S->s, S->p, y), FS_OK);
     const double tol = 1e-5 * (double)(S->c * S->k * S->k + 1);
     fs_assert_close("conv forward", y, yr, ys, 1e-4, tol);
+    test_conv_packed(S, x, wt, use_bias ? b : NULL, y, yr);
     FS_CHECK_EQ_INT(fs_conv2d_backward(x, S->n, S->c, S->h, S->w, wt, S->f, S->k, S->s, S->p,
                                        dy, dx, dw, db), FS_OK);
     const double tolb = 1e-5 * (double)(S->n * oh * ow + S->f * S->k * S->k + 1);
@@ -197,6 +256,12 @@ static void test_conv(const shape *S, fs_rng *r, int use_bias)
 static void test_conv_bad_args(void)
 {
     float x[4] = {0}, wt[1] = {1}, y[4];
+    fs_idx floats, mr, kcb;
+    int team;
+    FS_CHECK_EQ_INT(fs_conv2d_packed_layout(0, 1, 1, &floats, &mr, &kcb, &team), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_conv2d_packed_layout(1, 1, 0, &floats, &mr, &kcb, &team), FS_EVALUE);
+    FS_CHECK_EQ_INT(fs_conv2d_forward_packed(x, 1, 1, 2, 2, wt, 1, 1, 1, 1, NULL, 0, 0, 0, y),
+                    FS_EVALUE);
     FS_CHECK_EQ_INT(fs_conv2d_forward(x, 1, 1, 2, 2, wt, 1, 1, NULL, 0, 0, y), FS_EVALUE);
     FS_CHECK_EQ_INT(fs_conv2d_forward(x, 1, 1, 2, 2, wt, 1, 0, NULL, 1, 0, y), FS_EVALUE);
     FS_CHECK_EQ_INT(fs_conv2d_backward(x, 1, 1, 2, 2, wt, 1, 1, 1, -1, y, NULL, NULL, NULL),

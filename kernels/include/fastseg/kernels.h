@@ -138,6 +138,30 @@ void fs_col2im(const float *cols, fs_idx ldcols,
 int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                       const float *wt, fs_idx f, fs_idx k, const float *bias,
                       fs_idx stride, fs_idx pad, float *y);
+/* A weight packed once for many forwards (dense inference's fully connected
+ * layer run as a 16x16 convolution: 51 MB, packed per call otherwise).
+ * fs_conv2d_packed_layout gives the packed size in floats, the micro-kernel
+ * table's MR it is packed for and its K block (blocking.h's deep K block, as
+ * fs_conv2d_forward's for a weight it packs once per call for the team) and
+ * whether fs_conv2d_forward packs this weight once per call for its whole
+ * team (*team: a huge one, where packing it once for many calls saves the
+ * most; a small one it packs per thread, in cache); FS_EVALUE unless f, c,
+ * k > 0. fs_conv2d_pack_weight fills `packed` (that
+ * many floats) from wt (f, c, k, k); fs_conv2d_forward_packed is
+ * fs_conv2d_forward reading it, then `act` (FS_ACT_*, below) on each tile of
+ * y as it is finished: bit for bit the same y (and the activation kernel's
+ * on it) where fs_conv2d_forward packs per call with the same K block,
+ * whatever the weight's size. Both return
+ * FS_EVALUE when mr is not the table's in use (another ISA selected since:
+ * pack again) or kc_block is outside [1, c*k*k]. */
+int fs_conv2d_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
+                            fs_idx *kc_block, int *team);
+int fs_conv2d_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
+                          fs_idx kc_block, float *packed);
+int fs_conv2d_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                             const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
+                             fs_idx k, const float *bias, int act, fs_idx stride,
+                             fs_idx pad, float *y);
 /* dy (n, f, oh, ow). Writes (overwrites) dx (n, c, h, w), dw (f, c, k, k),
  * db (f); any of the three may be NULL to skip it. */
 int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,

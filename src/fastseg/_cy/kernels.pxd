@@ -55,6 +55,14 @@ cdef extern from "fastseg/kernels.h" nogil:
     int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y)
+    int fs_conv2d_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
+                                fs_idx *kc_block, int *team)
+    int fs_conv2d_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
+                              fs_idx kc_block, float *packed)
+    int fs_conv2d_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                                 const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
+                                 fs_idx k, const float *bias, int act, fs_idx stride,
+                                 fs_idx pad, float *y)
     int fs_conv2d_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                            const float *wt, fs_idx f, fs_idx k,
                            fs_idx stride, fs_idx pad, const float *dy,

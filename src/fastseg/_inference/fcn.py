@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastseg import nn, ops
+from fastseg import backends, nn, ops
 from fastseg._inference import fftconv
 from fastseg._shapes import out_size
 from fastseg.errors import InvalidTypeError, InvalidValueError
@@ -107,6 +107,8 @@ _CONVS = {2: nn.Conv2d, 3: nn.Conv3d}
 _POOLS = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _CONV_OPS = {2: "conv2d", 3: "conv3d"}
 _POOL_OPS = {2: "max_pool2d", 3: "max_pool3d"}
+#: The activations a backend's conv2d_packed applies itself (contract.INFERENCE).
+_TILE_ACTS = ("relu", "tanh", "sigmoid")
 
 
 def _dims_of(layer, table) -> int | None:
@@ -156,6 +158,7 @@ class DensePlan:
     caller: str = "segment"
     fingerprint: tuple = ()
     _spectra: dict = field(default_factory=dict, repr=False)
+    _packed: dict = field(default_factory=dict, repr=False)  # by (backend, step index)
     _schedules: dict = field(default_factory=dict, repr=False)  # by image shape and options
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -199,6 +202,23 @@ class DensePlan:
                 self._spectra[index] = have
             return have
 
+    def packed_weight(self, index: int, table):
+        """The weight of 2-D conv step `index` packed once by backend `table` for all the
+        windows the plan runs (``table.conv2d_weight_packed``), or None where the backend
+        gains nothing by it: dense lai2d's first Linear as a 16x16 convolution, 51 MB the
+        C backend would pack again at every window otherwise. Packed again when the
+        kernels in use change (another ISA or K block: ``packed.current()``)."""
+        key = (table.name, index)
+        with self._lock:
+            have = self._packed.get(key)
+            if have is None or not have.current():
+                self._packed.pop(key, None)  # free the old copy before packing a new one
+                have = table.conv2d_weight_packed(self.steps[index].weight)
+                if have is None:
+                    return None
+                self._packed[key] = have
+            return have
+
     def fused(self, i: int) -> tuple[int, int | None]:
         """What runs with conv step i when it runs by FFT: the activations after it
         and a 1x1 convolution after those, if any. Returns (the next step's index,
@@ -229,15 +249,33 @@ class DensePlan:
                 continue
             if isinstance(step, Conv):
                 stride = strides if i == start and strides else step.stride
-                x = getattr(ops, _CONV_OPS[step.ndim])(x, step.weight, step.bias,
-                                                       stride=_op_arg(stride))
-            elif isinstance(step, Pool):
+                x, i = self._conv(i, x, _op_arg(stride), stop)
+                continue
+            if isinstance(step, Pool):
                 x = getattr(ops, _POOL_OPS[step.ndim])(x, _op_arg(step.kernel),
                                                        _op_arg(step.stride))[0]
             else:
                 x = getattr(ops, step.name)(x)
             i += 1
         return x
+
+    def _conv(self, i, x, stride, stop):
+        """Conv step i on x directly (`stride` as ops takes it). Returns (output, next
+        step). Where the backend packs the weight (:meth:`packed_weight`), from the copy
+        packed once for the plan, with the activation after it (before `stop`) applied
+        to each tile of the output as it is finished."""
+        step = self.steps[i]
+        if step.ndim == 2 and x.shape[0] > 0:
+            table = backends.table()
+            packed = self.packed_weight(i, table)
+            if packed is not None:
+                act = self.steps[i + 1] if i + 1 < stop else None
+                act = act.name if isinstance(act, Act) and act.name in _TILE_ACTS else None
+                y = table.conv2d_packed(table.as_float32("x", x, 4, "(N, C, H, W)"), packed,
+                                        step.bias, stride, act)
+                return y, i + 1 + (act is not None)
+        return getattr(ops, _CONV_OPS[step.ndim])(x, step.weight, step.bias,
+                                                  stride=stride), i + 1
 
     def _last_window(self) -> int | None:
         """Index of the last convolution with a window larger than one pixel when only

@@ -27,8 +27,8 @@ from fastseg._cy import (
     _pool3d,
 )
 from fastseg._cy import _runtime as runtime  # noqa: F401  (threads, ISA: fastseg.backends)
+from fastseg.backends import numpy_backend
 from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
-    NOT_PROVIDED,
     add_,
     as_float32,
     as_indices,
@@ -83,6 +83,13 @@ def fftconv2d(x, spectra, kernel, fft_shape, filters, bias, activation, proj_w, 
                               seconds)
 
 
+NOT_PROVIDED = {"to_device": numpy_backend.NOT_PROVIDED["to_device"]}
+
+
+def conv2d_packed(x, packed, b, stride, activation):
+    return _conv.conv2d_forward_packed(x, packed, b, stride, 0, activation)
+
+
 def col2im(cols, x_shape, kernel_size, stride, padding):
     return _conv.col2im(cols, tuple(int(d) for d in x_shape), kernel_size, stride, padding)
 
@@ -100,6 +107,7 @@ def max_pool3d_backward(dy, indices, x_shape):
 im2col = _conv.im2col
 conv2d = _conv.conv2d_forward
 conv2d_backward = _conv.conv2d_backward
+conv2d_weight_packed = _conv.conv2d_pack_weight
 linear = _linear.linear_forward
 linear_backward = _linear.linear_backward
 max_pool2d = _pool.max_pool2d_forward

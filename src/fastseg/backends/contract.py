@@ -88,6 +88,13 @@ KERNELS = (
 #: (no :mod:`fastseg.ops` function: their operands are the inference package's own, such
 #: as a weight's spectra packed for this backend's ``fftconv2d``).
 INFERENCE = (
+    _op("conv2d_weight_packed", "w",
+        "w (F, C, k, k) packed once for many conv2d_packed calls where conv2d would pack it "
+        "per call (a huge weight: dense lai2d's first Linear as a convolution), else None"),
+    _op("conv2d_packed", "x packed b stride activation",
+        "conv2d (no padding) with a weight packed by conv2d_weight_packed, then activation "
+        "(None/'relu'/'tanh'/'sigmoid'): conv2d's values and the activation's, bit for bit, "
+        "without packing the weight again"),
     _op("fft_spectra", "w fft_shape",
         "a weight (F, C, kh, kw)'s conjugate spectra at fft_shape, scaled by 1/prod(fft_shape) "
         "and packed as this backend's fftconv2d reads them: (panels, tw//2+1, th, 2, C, mr)"),

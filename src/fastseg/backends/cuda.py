@@ -171,7 +171,8 @@ NOT_PROVIDED = {"gemm_batch": "its one caller, the FFT convolution of dense segm
                 "fft_spectra": "dense segmentation's FFT convolution computes on the host (the "
                                "\"c\" or \"numpy\" backend); on the GPU it runs directly",
                 "fftconv2d": "dense segmentation's FFT convolution computes on the host (the "
-                             "\"c\" or \"numpy\" backend); on the GPU it runs directly"}
+                             "\"c\" or \"numpy\" backend); on the GPU it runs directly",
+                "conv2d_packed": "it packs no weights (its conv2d_weight_packed gives None)"}
 
 
 def gemm(a, b, trans_a, trans_b):
@@ -189,6 +190,11 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
 
 def conv2d(x, w, b, stride, padding):
     return _on_device(_conv.conv2d, (x, w, b), stride, padding)
+
+
+def conv2d_weight_packed(w):
+    """None: the device kernels read the weight as it is."""
+    return None
 
 
 def conv2d_backward(x, w, dy, stride, padding, need_dx=True):

@@ -25,7 +25,8 @@ from fastseg.backends.numpy_fftconv import (  # noqa: F401  (dense inference's e
 )
 
 NOT_PROVIDED = {"to_device": "the host backends keep every array on the host; the \"cuda\" "
-                "backend moves arrays to the GPU"}
+                "backend moves arrays to the GPU",
+                "conv2d_packed": "it packs no weights (its conv2d_weight_packed gives None)"}
 
 # ---- the checks of the contract: host (NumPy) arrays only ----------------------------
 
@@ -80,6 +81,11 @@ def conv2d(x, w, b, stride, padding):
     if b is not None:
         y = y + b.reshape(1, f, 1, 1)
     return np.ascontiguousarray(y)
+
+
+def conv2d_weight_packed(w):
+    """None: this backend packs nothing, so nothing is saved by packing once."""
+    return None
 
 
 def conv2d_backward(x, w, dy, stride, padding, need_dx=True):

@@ -51,6 +51,9 @@ from fastseg.backends.numpy_backend import (  # noqa: F401  (table entries)
 from fastseg.backends.numpy_fftconv import spectra_packed
 from fastseg.errors import InvalidValueError
 
+#: numpy_backend's reasons, less conv2d_packed: this backend packs weights.
+NOT_PROVIDED = {"to_device": numpy_backend.NOT_PROVIDED["to_device"]}
+
 
 def check_available():
     """Importing this module is the check: the extensions are built or not."""
@@ -81,9 +84,6 @@ def fftconv2d(x, spectra, kernel, fft_shape, filters, bias, activation, proj_w, 
     return _fftconv.fftconv2d(x, spectra, tuple(kernel), tuple(fft_shape), int(filters), bias,
                               activation, proj_w, proj_b, int(mults), int(group), int(chunk),
                               seconds)
-
-
-NOT_PROVIDED = {"to_device": numpy_backend.NOT_PROVIDED["to_device"]}
 
 
 def conv2d_packed(x, packed, b, stride, activation):

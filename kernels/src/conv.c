@@ -4,7 +4,7 @@
  * conv_fused.c: GEMM loops that pack straight from the image, no column
  * matrix, the weight packed once per thread -- or, a huge one such as a fully
  * connected layer run as a convolution, once for the whole team, or once by
- * the caller for many calls (fs_conv2d_pack_weight). What stays
+ * the caller for many calls (fs_conv2d_pack_weight, there). What stays
  * here: a 1x1 kernel without stride or padding (the image is its own column
  * matrix, one fs_sgemm per image), and the backward of a huge weight, by
  * im2col + fs_sgemm + col2im, one image at a time.
@@ -92,36 +92,6 @@ int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
 #endif
     }
     return status;
-}
-
-/* ---- a weight packed once (conv_fused.c) -------------------------------- */
-int fs_conv2d_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
-                            fs_idx *kc_block, int *team)
-{
-    if (f <= 0 || c <= 0 || k <= 0) return FS_EVALUE;
-    fs_conv_fused_packed_layout(f, c, k, floats, mr, kc_block);
-    *team = !fs_conv_fused_fits(c, f, k);
-    return FS_OK;
-}
-
-int fs_conv2d_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
-                          fs_idx kc_block, float *packed)
-{
-    if (f <= 0 || c <= 0 || k <= 0) return FS_EVALUE;
-    return fs_conv_fused_pack_weight(wt, f, c, k, mr, kc_block, packed);
-}
-
-int fs_conv2d_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
-                             const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
-                             fs_idx k, const float *bias, int act, fs_idx stride, fs_idx pad,
-                             float *y)
-{
-    if (f <= 0 || c <= 0 || k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
-    if (act < FS_ACT_NONE || act > FS_ACT_SIGMOID) return FS_EVALUE;
-    const fs_idx ohw = fs_out_extent(h, k, stride, pad) * fs_out_extent(w, k, stride, pad);
-    if (n <= 0 || ohw == 0) return FS_OK;
-    return fs_conv_fused_forward_packed(x, n, c, h, w, packed, mr, kc_block, f, k, bias, act,
-                                        stride, pad, y);
 }
 
 /* ---- backward ----------------------------------------------------------- */

@@ -142,13 +142,12 @@ static int gathers_b(const conv_job *J)
            J->ohw % J->nr == 0 && (double)J->c * (double)J->plane < 2147483647.0;
 }
 
-/* The forward's K block, evened out over ckk: the table's KC, or with a
- * team-packed weight the deep K block (blocking.h). Read once per call
- * (J->kcb_fwd): a block set meanwhile must not reach half the team. */
-static fs_idx fwd_kc_block(const conv_job *J)
+/* The forward's K block, evened out over ckk: the table's KC, or for a
+ * weight packed once for the team the deep K block (blocking.h). Read once
+ * per call (J->kcb_fwd): a block set meanwhile must not reach half the team. */
+static fs_idx fwd_kc_block(const conv_job *J, int team)
 {
-    return fs_even_block(J->ckk, J->ap_team ? MAX(J->kt->kc, fs_gemm_deep_kc(J->kt)) : J->kt->kc,
-                         1);
+    return fs_even_block(J->ckk, team ? MAX(J->kt->kc, fs_gemm_deep_kc(J->kt)) : J->kt->kc, 1);
 }
 
 /* The forward's slices of a thread's workspace (arena.h: measured, then
@@ -296,7 +295,7 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     J.bias = bias;
     J.y = y;
     if (fs_conv_fused_fits(c, f, k)) {
-        J.kcb_fwd = fwd_kc_block(&J);
+        J.kcb_fwd = fwd_kc_block(&J, 0);
         return fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
     }
     /* A huge weight: packed once, in the calling thread's GEMM slot (this
@@ -304,7 +303,7 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     float *ap = fs_ws_take(FS_WS_GEMM, (size_t)ROUND_UP(f, J.mr) * (size_t)J.ckk);
     if (!ap) return FS_ENOMEM;
     J.ap_team = ap;
-    J.kcb_fwd = fwd_kc_block(&J);
+    J.kcb_fwd = fwd_kc_block(&J, 1);
     int by_image;
     pack_weight_team(&J, ap, fs_plan_images(conv_fmas(&J), J.n, &by_image));
     const int st = fs_conv_forward_threads(J.n, J.ohw, J.nr, conv_fmas(&J), fwd_thread, &J);
@@ -312,39 +311,51 @@ int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w
     return st;
 }
 
-/* ==== a weight packed once, for many forwards ============================= */
+/* ==== a weight packed once, for many forwards (kernels.h) ================ */
 
-void fs_conv_fused_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
-                                 fs_idx *kc_block)
+/* Whether a weight packed as (mr, kc_block) can be read by job J's kernels. */
+static int packed_for(const conv_job *J, fs_idx mr, fs_idx kc_block)
 {
-    conv_job J;
-    job_init(&J, NULL, 0, c, k, k, NULL, f, k, 1, 0);
-    J.ap_team = (const float *)&J; /* any non-NULL: a team-shared weight's K block */
-    *floats = ROUND_UP(f, J.mr) * J.ckk;
-    *mr = J.mr;
-    *kc_block = fwd_kc_block(&J);
+    return mr == J->mr && kc_block >= 1 && kc_block <= J->ckk;
 }
 
-int fs_conv_fused_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
-                              fs_idx kc_block, float *packed)
+int fs_conv2d_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
+                            fs_idx *kc_block, int *team)
 {
+    if (f <= 0 || c <= 0 || k <= 0) return FS_EVALUE;
+    conv_job J;
+    job_init(&J, NULL, 0, c, k, k, NULL, f, k, 1, 0);
+    *floats = ROUND_UP(f, J.mr) * J.ckk;
+    *mr = J.mr;
+    *kc_block = fwd_kc_block(&J, 1);
+    *team = !fs_conv_fused_fits(c, f, k);
+    return FS_OK;
+}
+
+int fs_conv2d_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
+                          fs_idx kc_block, float *packed)
+{
+    if (f <= 0 || c <= 0 || k <= 0) return FS_EVALUE;
     conv_job J;
     job_init(&J, NULL, 0, c, k, k, wt, f, k, 1, 0);
-    if (mr != J.mr || kc_block < 1 || kc_block > J.ckk) return FS_EVALUE;
+    if (!packed_for(&J, mr, kc_block)) return FS_EVALUE;
     J.kcb_fwd = kc_block;
     /* memory-bound copying: every thread once there is enough of it */
     pack_weight_team(&J, packed, fs_threads_for((double)(f * J.ckk), FS_PAR_MIN_ELEMENTS));
     return FS_OK;
 }
 
-int fs_conv_fused_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
-                                 const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
-                                 fs_idx k, const float *bias, int act, fs_idx stride,
-                                 fs_idx pad, float *y)
+int fs_conv2d_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
+                             const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
+                             fs_idx k, const float *bias, int act, fs_idx stride, fs_idx pad,
+                             float *y)
 {
+    if (f <= 0 || c <= 0 || k <= 0 || stride <= 0 || pad < 0) return FS_EVALUE;
+    if (act < FS_ACT_NONE || act > FS_ACT_SIGMOID) return FS_EVALUE;
     conv_job J;
     job_init(&J, x, n, c, h, w, NULL, f, k, stride, pad);
-    if (mr != J.mr || kc_block < 1 || kc_block > J.ckk) return FS_EVALUE;
+    if (n <= 0 || J.ohw <= 0) return FS_OK;
+    if (!packed_for(&J, mr, kc_block)) return FS_EVALUE;
     J.bias = bias;
     J.act = act;
     J.pt = fs_pointwise_kernels();

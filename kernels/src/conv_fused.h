@@ -5,7 +5,9 @@
  * too big to pack per thread is packed once for the team), and for the
  * backward when fs_conv_fused_fits says the packed weight is small enough; the
  * arguments are those of fs_conv2d_forward/backward, already checked there
- * (n, f, output size and c*k*k all > 0). Not part of the public contract.
+ * (n, f, output size and c*k*k all > 0). Not part of the public contract
+ * (but for kernels.h's fs_conv2d_packed_layout / pack_weight /
+ * forward_packed, defined in conv_fused.c itself: they have no other route).
  */
 #ifndef FASTSEG_CONV_FUSED_H
 #define FASTSEG_CONV_FUSED_H
@@ -19,17 +21,6 @@ int fs_conv_fused_fits(fs_idx c, fs_idx f, fs_idx k);
 int fs_conv_fused_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                           const float *wt, fs_idx f, fs_idx k, const float *bias,
                           fs_idx stride, fs_idx pad, float *y);
-
-/* kernels.h's fs_conv2d_packed_layout / pack_weight / forward_packed, their
- * arguments checked there (f, c, k > 0; n, output size > 0 to forward). */
-void fs_conv_fused_packed_layout(fs_idx f, fs_idx c, fs_idx k, fs_idx *floats, fs_idx *mr,
-                                 fs_idx *kc_block);
-int fs_conv_fused_pack_weight(const float *wt, fs_idx f, fs_idx c, fs_idx k, fs_idx mr,
-                              fs_idx kc_block, float *packed);
-int fs_conv_fused_forward_packed(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
-                                 const float *packed, fs_idx mr, fs_idx kc_block, fs_idx f,
-                                 fs_idx k, const float *bias, int act, fs_idx stride,
-                                 fs_idx pad, float *y);
 
 /* dx, dw and db may each be NULL (not wanted). */
 int fs_conv_fused_backward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,

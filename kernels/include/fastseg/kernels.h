@@ -138,8 +138,9 @@ void fs_col2im(const float *cols, fs_idx ldcols,
 int fs_conv2d_forward(const float *x, fs_idx n, fs_idx c, fs_idx h, fs_idx w,
                       const float *wt, fs_idx f, fs_idx k, const float *bias,
                       fs_idx stride, fs_idx pad, float *y);
-/* A weight packed once for many forwards (dense inference's fully connected
- * layer run as a 16x16 convolution: 51 MB, packed per call otherwise).
+/* A weight packed once for many forwards (conv_fused.c; dense inference's
+ * fully connected layer run as a 16x16 convolution: 51 MB, packed per call
+ * otherwise).
  * fs_conv2d_packed_layout gives the packed size in floats, the micro-kernel
  * table's MR it is packed for and its K block (blocking.h's deep K block, as
  * fs_conv2d_forward's for a weight it packs once per call for the team) and

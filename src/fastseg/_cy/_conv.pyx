@@ -11,8 +11,9 @@ from fastseg._cy._args cimport check_total, checked_bias, data_or_null
 from fastseg._cy._status cimport check_status
 from fastseg._cy._window cimport out_size
 from fastseg._cy.kernels cimport (
-    FS_ACT_NONE, FS_ACT_RELU, FS_ACT_SIGMOID, FS_ACT_TANH, fs_col2im, fs_conv2d_backward, fs_conv2d_forward, fs_conv2d_forward_packed,
-    fs_conv2d_pack_weight, fs_conv2d_packed_layout, fs_idx, fs_im2col,
+    FS_ACT_NONE, FS_ACT_RELU, FS_ACT_SIGMOID, FS_ACT_TANH, fs_col2im, fs_conv2d_backward,
+    fs_conv2d_forward, fs_conv2d_forward_packed, fs_conv2d_pack_weight, fs_conv2d_packed_layout,
+    fs_idx, fs_im2col,
 )
 
 def im2col(const float[:, :, :, ::1] x, Py_ssize_t kernel_size, Py_ssize_t stride,
@@ -223,13 +224,8 @@ def conv2d_forward_packed(const float[:, :, :, ::1] x, packed, b, Py_ssize_t str
                                 f"{packed.mr}-row micro-kernels with K blocks of "
                                 f"{packed.kc_block}, not for the kernels in use now; pack it "
                                 "again")
-    f, c, k, _ = packed.shape
-    if x.shape[1] != c:
-        raise InvalidValueError(f"conv2d_forward_packed: the weight has {c} input channels, x "
-                                f"has {x.shape[1]}")
-    oh = out_size("conv2d", x.shape[2], k, stride, padding)
-    ow = out_size("conv2d", x.shape[3], k, stride, padding)
-    n = x.shape[0]
+    k, oh, ow = _conv_shapes("conv2d_forward_packed", x, packed, stride, padding)
+    n, f, c = x.shape[0], packed.shape[0], packed.shape[1]
     cdef const float[::1] bv = checked_bias("conv2d", b, f)
     cdef const float *pb = data_or_null(bv)
     check_total("conv2d", (n, f, oh, ow))

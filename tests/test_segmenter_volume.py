@@ -96,6 +96,37 @@ def test_zscore_normalisation_of_older_models_is_kept(normalize, data, tmp_path)
                                   seg.predict_proba(test))
 
 
+def test_the_augmentation_is_recorded_as_its_options_and_older_files_had_no_sharpness(
+        data, tmp_path):
+    """A volume model records the augmentation it trained with, not ``True`` (whose
+    meaning grows with fastseg); files from before the sharpness transform (settings
+    version 3) load with it off, whatever else they had on."""
+    from fastseg.data import Augment
+
+    seg = Segmenter(model="lai3d", patch_size=8, model_kwargs=SMALL)
+    seg.model_ = seg._build().eval()
+    seg.save(tmp_path / "new.fseg")
+    header, arrays = io.load_arrays(tmp_path / "new.fseg", format=io.MODEL_FORMAT,
+                                    max_version=io.MODEL_VERSION)
+    meta = header["meta"]
+    assert meta["segmenter"]["params"]["augment"] == Augment().config()
+    assert Augment().sharpness > 0
+    assert Segmenter.load(tmp_path / "new.fseg").augment == Augment().config()
+    meta["segmenter"]["version"] = 3
+    for old, want in ((True, Augment(sharpness=0).config()),
+                      ({"rotate": 2.0}, Augment(rotate=2.0, sharpness=0).config()),
+                      (False, False)):
+        meta["segmenter"]["params"]["augment"] = old
+        io.save_arrays(tmp_path / "old.fseg", arrays, meta, format=io.MODEL_FORMAT,
+                       version=io.MODEL_VERSION)
+        back = Segmenter.load(tmp_path / "old.fseg")
+        assert back.augment == want
+    off = Segmenter(model="lai3d", augment=False, patch_size=8, model_kwargs=SMALL)
+    off.model_ = seg.model_
+    off.save(tmp_path / "off.fseg")
+    assert Segmenter.load(tmp_path / "off.fseg").augment is False
+
+
 def test_auto_threshold_is_the_best_on_the_training_volumes(data):
     seg = fitted(None, "lai_triplanar", data)
     volumes, masks, _ = data

@@ -151,6 +151,18 @@ def volume_augment(value):
                            f"{type(value).__name__}")
 
 
+def augment_before_sharpness(value):
+    """A volume model file's `augment` from before the sharpness transform (settings
+    version < 4), as what was on then: its options with sharpness 0 (``False`` stays)."""
+    from fastseg.data import Augment
+
+    if value is True:
+        value = {}
+    if isinstance(value, dict) and "sharpness" not in value:
+        return Augment.from_config({**value, "sharpness": 0.0}).config()
+    return value
+
+
 def conformed_samples(images, masks, affines, spacing):
     """Training volumes and masks conformed to `spacing` (RAS+, the model's voxel size):
     each mask resampled with its scan and kept where at least half a voxel of it is."""

@@ -40,8 +40,10 @@ WHOLE_BRAIN_SHARE = 0.01
 #: Format version of the segmenter settings stored inside a model file: 2 adds the volume
 #: settings (kind, axis, slices, normalize, keep_largest, a threshold chosen by "auto");
 #: 3 the training voxel size (spacing), whole-brain models, the robust normalisation and
-#: the volume augmentation. Earlier files load as they were (1 mm, z-score, no search).
-_SETTINGS_VERSION = 3
+#: the volume augmentation; 4 the sharpness augmentation, a volume model's augmentation
+#: recorded as its options. Earlier files load as they were (1 mm, z-score, no search,
+#: no sharpness).
+_SETTINGS_VERSION = 4
 
 
 class _EpochBatches:
@@ -91,9 +93,10 @@ class Segmenter:
         Share of vessel patches per batch (0.5: balanced).
     augment : bool or dict
         Images: random flips/rotations of the training patches. Volumes: what differs
-        between scanners (:class:`fastseg.data.Augment`: bias field, gamma, noise, small
-        rotations and scalings of each patch); True its defaults, False none, a dict
-        its options (``Augment(...).config()``). Recorded in the model file.
+        between scanners (:class:`fastseg.data.Augment`: sharpness, bias field, gamma,
+        noise, small rotations and scalings of each patch); True its defaults, False
+        none, a dict its options (``Augment(...).config()``). Recorded in the model
+        file as the options it trained with.
     model_kwargs : dict, optional
         Extra arguments for the model builder (e.g. ``{"hidden": 256}``).
     threshold : float or "auto"
@@ -577,7 +580,10 @@ class Segmenter:
         net = self._fitted()
         meta = io.model_meta(net)
         params = self.get_params()
-        if not isinstance(params["augment"], (bool, dict)):  # an Augment: its options
+        if self.resolved_kind() != "image":  # what was on, not a default that may change
+            augment = vol.volume_augment(params["augment"])
+            params["augment"] = augment.config() if augment is not None else False
+        elif not isinstance(params["augment"], (bool, dict)):  # an Augment: its options
             params["augment"] = params["augment"].config()
         params["spacing"] = list(vol.check_spacing(params["spacing"]))
         meta["segmenter"] = {"version": _SETTINGS_VERSION,
@@ -632,6 +638,8 @@ class Segmenter:
                                         f"an unknown version; upgrade fastseg")
             valid = cls._param_names()
             params = {k: v for k, v in (info.get("params") or {}).items() if k in valid}
+            if info.get("version", 0) < 4 and cutter is not None:
+                params["augment"] = vol.augment_before_sharpness(params.get("augment", True))
             self = cls(**params)
             self.history_ = info.get("history") or {}
             prior = info.get("class_prior")

@@ -2,9 +2,9 @@
 
 A network trained on one scanner's scans meets others: another intensity
 non-uniformity (bias field), another contrast curve, more noise, a head a few degrees
-rotated or a brain a few percent larger. :class:`Augment` imitates each, per patch, as
-the patches are cut, so a training batch costs a little more than a plain one and
-nothing is stored:
+rotated or a brain a few percent larger, a sharper or a blurrier image. :class:`Augment`
+imitates each, per patch, as the patches are cut, so a training batch costs a little
+more than a plain one and nothing is stored but one detail volume per scan:
 
 - **rotation and scaling** (geometric): the patch is sampled (trilinear) on its voxel
   grid rotated and scaled about the patch's centre voxel; beyond the volume's border
@@ -12,6 +12,13 @@ nothing is stored:
   however far a rotated corner reaches. The 2-D kinds (``"2d"``, ``"stacked2d"``) rotate and scale
   in their plane (a stacked patch's planes stay one voxel apart); the tri-planar and
   3-D kinds rotate in 3-D (the three planes of one rotated frame).
+- **sharpness**: ``v + a * (v - G v)``, ``G`` a Gaussian of :data:`SHARPNESS_SIGMA`
+  voxels over the whole scan (mirrored at its border), ``a`` drawn per patch in
+  ``[-sharpness, sharpness]``: ``a < 0`` blurs (``a = -1`` is ``G v``), ``a > 0``
+  sharpens (unsharp masking). It is linear in the scan, so the detail ``v - G v`` is
+  made once per scan (:meth:`Augment.detail`) and each patch is the scan's patch plus
+  ``a`` times the detail's, cut on the same (rotated) grid: a real 3-D filter of the
+  scan for every kind, with no patch-border artefacts.
 - **bias field**: values are multiplied by a smooth field about the value a raw 0 takes
   after normalisation (``zero``), which is what a multiplicative field on the raw scan
   is in normalised units. The field is ``exp`` of a trilinear interpolation of values
@@ -42,7 +49,7 @@ from fastseg.errors import InvalidTypeError, InvalidValueError
 from .patches import check_coords
 from .volume_patches import PatchCutter, Planar2D, Stacked2D
 
-__all__ = ["Augment", "AUGMENT_LIMITS"]
+__all__ = ["Augment", "AUGMENT_LIMITS", "SHARPNESS_SIGMA"]
 
 #: option -> (smallest, largest) value accepted.
 AUGMENT_LIMITS = {
@@ -52,7 +59,15 @@ AUGMENT_LIMITS = {
     "bias_length": (1.0, 1e4),
     "gamma": (0.0, 2.0),
     "noise": (0.0, 10.0),
+    "sharpness": (0.0, 1.0),
 }
+
+#: The sharpness transform's Gaussian, in voxels (of the conformed scan). With ``a`` in
+#: [-1, 1] it spans 0.66 to 1.43 times a scan's interior edge strength (the 90th
+#: percentile of the gradient's magnitude over the brain eroded by 6 voxels) on the
+#: built-in MNI152 template; the ICBM 2009c template's is 1.39 times MNI152's. Scanners,
+#: sequences and reconstruction filters differ in resolution by as much.
+SHARPNESS_SIGMA = 1.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,11 @@ class Augment:
     noise : float
         Largest noise standard deviation, in normalised units (drawn per patch in
         ``[0, noise]``). Default 0.05: a few percent of the brain's spread.
+    sharpness : float
+        Largest unsharp-mask amount ``|a|`` (see the module's notes). Default 1: without
+        it, networks trained on one template gave 15 % larger hippocampi on the sharper
+        other one and 7 % smaller once it was blurred by 0.6 voxels: they had learnt
+        the boundary from the training scan's resolution.
     """
 
     rotate: float = 5.0
@@ -89,6 +109,7 @@ class Augment:
     bias_length: float = 64.0
     gamma: float = 0.2
     noise: float = 0.05
+    sharpness: float = 1.0
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -105,7 +126,7 @@ class Augment:
     @property
     def enabled(self) -> bool:
         """Whether any transform is switched on."""
-        return self.geometric or any((self.bias, self.gamma, self.noise))
+        return self.geometric or any((self.bias, self.gamma, self.noise, self.sharpness))
 
     @property
     def geometric(self) -> bool:
@@ -138,7 +159,20 @@ class Augment:
         return cls(**config)
 
     # -- applying it -------------------------------------------------------------------
-    def cut(self, cutter, padded, coords, rng, *, zero=0.0):
+    @staticmethod
+    def detail(volume) -> np.ndarray:
+        """``volume - G volume`` (float32), the sharpness transform's detail of a
+        (normalised) scan: G a Gaussian of :data:`SHARPNESS_SIGMA` voxels, the scan
+        mirrored at its border as the cutters pad it. Pad it as the scan is
+        (``cutter.pad``) and pass it to :meth:`cut`."""
+        from scipy import ndimage
+
+        v = np.asarray(volume, dtype=np.float32)
+        if v.ndim != 3:
+            raise InvalidValueError(f"volume: expected a (D, H, W) scan, got shape {v.shape}")
+        return v - ndimage.gaussian_filter(v, SHARPNESS_SIGMA, mode="mirror")
+
+    def cut(self, cutter, padded, coords, rng, *, zero=0.0, detail=None):
         """The patches of `coords`, as ``cutter.cut(padded, coords)``, augmented.
 
         Parameters
@@ -154,6 +188,9 @@ class Augment:
         zero : float
             The normalised value of a raw 0 (:func:`~fastseg.data.normalization_zero`):
             the bias field scales values about it.
+        detail : numpy.ndarray or None
+            ``cutter.pad(Augment.detail(volume))``, the same shape as `padded`; needed
+            when `sharpness` is on.
 
         Returns
         -------
@@ -163,15 +200,27 @@ class Augment:
         if not isinstance(cutter, PatchCutter):
             raise InvalidTypeError(f"cutter: expected a PatchCutter, got {type(cutter).__name__}")
         rng = _check_rng(rng)
+        if self.sharpness:
+            if detail is None:
+                raise InvalidValueError("detail: sharpness is on, so cut needs the scan's "
+                                        "padded detail, cutter.pad(Augment.detail(volume))")
+            if np.shape(detail) != np.shape(padded):
+                raise InvalidValueError(f"detail: shape {np.shape(detail)} is not the padded "
+                                        f"scan's {np.shape(padded)}")
         draws = self._draw(rng, len(np.asarray(coords)))
+        volumes = (padded, detail) if self.sharpness else (padded,)
         if self.geometric:
-            patches = _cut_transformed(cutter, padded, coords, _matrices(cutter, draws))
+            cuts = _cut_transformed(cutter, volumes, coords, _matrices(cutter, draws))
         else:
-            patches = cutter.cut(padded, coords)
+            cuts = [cutter.cut(v, coords) for v in volumes]
+        patches = cuts[0]
+        if self.sharpness:
+            _sharpen(patches, cuts[1], draws["sharpness"])
         return self._intensity(cutter, patches, draws, rng, float(zero))
 
     def apply_intensity(self, cutter, patches, rng, *, zero=0.0):
-        """The intensity transforms (bias, gamma, noise) on patches already cut.
+        """The intensity transforms (bias, gamma, noise) on patches already cut
+        (sharpness needs the scan around them: :meth:`cut`).
 
         Parameters
         ----------
@@ -207,6 +256,7 @@ class Augment:
             "phase": rng.uniform(0.0, 1.0, size=(n, 3)),
             "gamma": np.exp(rng.uniform(-1.0, 1.0, size=n) * math.log1p(self.gamma)),
             "noise": rng.uniform(0.0, 1.0, size=n) * self.noise,
+            "sharpness": rng.uniform(-1.0, 1.0, size=n) * self.sharpness,
         }
 
     def _intensity(self, cutter, patches, draws, rng, zero):
@@ -290,19 +340,22 @@ def _matrices(cutter, draws) -> np.ndarray:
     return _rotation(angles) * scales[:, None, None]
 
 
-def _cut_transformed(cutter, padded, coords, matrices):
-    """The cutter's windows sampled on grids mapped by `matrices` about each voxel."""
-    padded, widths, shape = cutter._check_padded(padded)
+def _cut_transformed(cutter, volumes, coords, matrices) -> list:
+    """The cutter's windows sampled on grids mapped by `matrices` about each voxel, for
+    each of `volumes` (padded alike: a scan and its detail share the grid's arithmetic)."""
+    checked = [cutter._check_padded(v) for v in volumes]
+    _, widths, shape = checked[0]
     rc = check_coords(coords, shape, "(d, h, w) voxel indices").astype(np.float64)
-    padded = np.ascontiguousarray(padded)
+    padded = [np.ascontiguousarray(c[0]) for c in checked]
     n = len(rc)
-    out = []
+    out = [[] for _ in padded]
     for axes, window in cutter._windows():
         offsets = _offsets(axes, window)
         points = rc[:, None, :] + offsets @ matrices.transpose(0, 2, 1)  # (N, P, 3)
         values = _trilinear_mirror(padded, widths, shape, points.reshape(-1, 3))
-        out.append(values.reshape(n, *window))
-    return cutter._pack(out)
+        for o, v in zip(out, values, strict=True):
+            o.append(v.reshape(n, *window))
+    return [cutter._pack(o) for o in out]
 
 
 def _reflect(index, n):
@@ -315,14 +368,16 @@ def _reflect(index, n):
     return np.where(index >= n, period - index, index)
 
 
-def _trilinear_mirror(padded, widths, shape, points) -> np.ndarray:
-    """Trilinear samples of the volume inside `padded` at ``(P, 3)`` voxel positions of
-    the unpadded volume, the volume mirrored beyond its border (as the padding).
+def _trilinear_mirror(volumes, widths, shape, points) -> list:
+    """Trilinear samples of each volume inside the padded `volumes` (a sequence of
+    arrays of one shape) at ``(P, 3)`` voxel positions of the unpadded volume, the
+    volume mirrored beyond its border (as the padding); one array per volume.
 
-    Eight gathers from the flat padded array: two to three times faster than
+    Eight gathers from each flat padded array: two to three times faster than
     :func:`scipy.ndimage.map_coordinates` with ``mode="mirror"``, the same values to
-    float32 rounding, and no SciPy needed.
+    float32 rounding, and no SciPy needed. The corners' indices are made once for all.
     """
+    padded = volumes[0]
     base = np.floor(points)
     frac = (points - base).astype(np.float32)
     base = base.astype(np.intp)
@@ -340,7 +395,8 @@ def _trilinear_mirror(padded, widths, shape, points) -> np.ndarray:
             lower[beyond] = _reflect(base[beyond, axis], shape[axis]) + before
             upper[beyond] = _reflect(base[beyond, axis] + 1, shape[axis]) + before
         index.append((lower * strides[axis], upper * strides[axis]))
-    flat = padded.reshape(-1)
+    corners = {(a, b, c): index[0][a] + index[1][b] + index[2][c]
+               for a in (0, 1) for b in (0, 1) for c in (0, 1)}
 
     def lerp(lo, hi, t):  # lo + t * (hi - lo), in place in lo: exact where t == 0
         hi -= lo
@@ -348,14 +404,15 @@ def _trilinear_mirror(padded, widths, shape, points) -> np.ndarray:
         lo += hi
         return lo
 
-    planes = []
-    for a in (0, 1):
-        rows = []
-        for b in (0, 1):
-            ab = index[0][a] + index[1][b]
-            rows.append(lerp(flat[ab + index[2][0]], flat[ab + index[2][1]], frac[:, 2]))
-        planes.append(lerp(rows[0], rows[1], frac[:, 1]))
-    return lerp(planes[0], planes[1], frac[:, 0])
+    def sample(flat):
+        planes = []
+        for a in (0, 1):
+            rows = [lerp(flat[corners[a, b, 0]], flat[corners[a, b, 1]], frac[:, 2])
+                    for b in (0, 1)]
+            planes.append(lerp(rows[0], rows[1], frac[:, 1]))
+        return lerp(planes[0], planes[1], frac[:, 0])
+
+    return [sample(v.reshape(-1)) for v in volumes]
 
 
 def _bias_field(axes, window, corners, phase, length) -> np.ndarray:
@@ -381,6 +438,15 @@ def _bias_field(axes, window, corners, phase, length) -> np.ndarray:
     # into the window's axis order (an axis outside the window has extent 1)
     order = [0] + [1 + a for a in axes] + [1 + a for a in range(3) if a not in axes]
     return np.exp(log_field.transpose(order).reshape(n, -1)).astype(np.float32)
+
+
+def _sharpen(patches, details, amounts) -> None:
+    """``patch += a * detail`` per patch, in place (the cutter's layout)."""
+    arrays = patches if isinstance(patches, list) else [patches]
+    parts = details if isinstance(details, list) else [details]
+    for array, part in zip(arrays, parts, strict=True):
+        a = amounts.astype(np.float32).reshape(len(array), *([1] * (array.ndim - 1)))
+        array += a * part
 
 
 def _gamma(arrays, gammas) -> None:

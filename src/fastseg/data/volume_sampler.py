@@ -211,7 +211,7 @@ class VolumePatchSampler(EpochSampler):
         samples = list(samples)
         if not samples:
             raise InvalidValueError("samples is empty")
-        self._padded, self._shapes, self._zeros = [], [], []
+        self._padded, self._shapes, self._zeros, self._details = [], [], [], []
         pools = {pool: [] for pool in _POOLS}
         offset = 0
         for i, s in enumerate(samples):
@@ -221,6 +221,8 @@ class VolumePatchSampler(EpochSampler):
                 self._padded.append(cutter.pad(volume))
             except ValueError as exc:
                 raise InvalidValueError(f"samples[{i}] ({getattr(s, 'name', i)}): {exc}") from None
+            if self.augment is not None and self.augment.sharpness:
+                self._details.append(cutter.pad(self.augment.detail(volume)))
             self._shapes.append(image.shape)
             self._zeros.append(zero)
             for pool, where in self._pool_masks(s, image, mask).items():
@@ -344,7 +346,8 @@ class VolumePatchSampler(EpochSampler):
                 part = self.cutter.cut(self._padded[i], coords[sel])
             else:
                 part = self.augment.cut(self.cutter, self._padded[i], coords[sel], rng,
-                                        zero=self._zeros[i])
+                                        zero=self._zeros[i],
+                                        detail=self._details[i] if self._details else None)
             listed = isinstance(part, list)
             parts = part if listed else [part]
             if x is None:

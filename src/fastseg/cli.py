@@ -217,7 +217,7 @@ def _train_parser(sub):
                    help="photos: lai2d or lai_stacked2d; volumes: lai2d (2-D planes), "
                    "lai_stacked2d (neighbouring planes as channels), lai_triplanar or lai3d "
                    "(default lai2d)")
-    p.add_argument("--epochs", type=POSITIVE, default=5, help="epochs (default 5)")
+    p.add_argument("--epochs", type=POSITIVE, help="epochs (default 5)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.fseg")
     p.add_argument("--patch-size", type=_int_at_least(4),

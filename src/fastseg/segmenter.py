@@ -101,10 +101,11 @@ class Segmenter:
         Extra arguments for the model builder (e.g. ``{"hidden": 256}``).
     threshold : float or "auto"
         Probability from which :meth:`predict` calls a pixel vessel (a voxel
-        structure). ``"auto"`` (volumes): after training, the one of
-        ``_segmenter_volumes.AUTO_THRESHOLDS`` (0.05 to 0.99) that gives the best
-        mean Dice on the training volumes, post-processing included (``threshold_``).
-        Balanced batches make the raw network over-segment at 0.5.
+        structure). ``"auto"`` (volumes): after training, one of
+        ``_segmenter_volumes.AUTO_THRESHOLDS`` (0.05 to 0.99) chosen on the training
+        volumes, post-processing included (``threshold_``): of those within 0.005 of
+        the best mean Dice, the one with the smallest worst volume error (per side
+        for whole brains). Balanced batches make the raw network over-segment at 0.5.
     prior_correction : bool
         Undo the class balance of the training batches in :meth:`predict_proba`.
         A network trained on batches with a vessel share ``positive_fraction``
@@ -360,15 +361,17 @@ class Segmenter:
         if self.threshold == "auto":
             truths = [np.asarray(m) != 0 for m in masks]
             if self.whole_brain_:
-                # As predict_labels makes masks: the largest component on each side.
+                # As predict_labels labels: the largest component on each side, and the
+                # truth split at the same midline, for the volume of each side.
                 scans = [self._scan(self.model_, image, None, None, False, "auto", None, None)
                          for image in images]
                 probs = [(self._calibrate_own(s.prob), side_map(s)) for s in scans]
-                to_mask = lambda ps, t: postprocess.side_labels(ps[0] >= t, ps[1], 1) > 0  # noqa: E731
+                truths = [np.where(m, ps[1], 0) for m, ps in zip(truths, probs, strict=True)]
+                to_labels = lambda ps, t: postprocess.side_labels(ps[0] >= t, ps[1], 1)  # noqa: E731
             else:
                 probs = [self.predict_proba(image, progress=False) for image in images]
-                to_mask = self.mask_from
-            self.threshold_ = vol.choose_threshold(probs, truths, to_mask)
+                to_labels = self.mask_from
+            self.threshold_ = vol.choose_threshold(probs, truths, to_labels)
         return self
 
     def _image_sampler(self, images, masks, fovs):

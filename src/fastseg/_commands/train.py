@@ -29,11 +29,11 @@ VOLUME_KINDS = {"lai2d": "2d", "lai_stacked2d": "stacked2d", "lai_triplanar": "t
 VOLUME_DATA = ("mri", "msd", "nifti")
 #: Defaults of the options left unset, for photos and for volumes (patch size per model).
 PHOTO_DEFAULTS = {"patch_size": 24, "batch_size": 128, "lr": 0.01, "optimizer": "sgd",
-                  "hidden": None, "batches": None}
+                  "hidden": None, "batches": None, "epochs": 5}
 VOLUME_DEFAULTS = {"patch_size": {"lai2d": 24, "lai_stacked2d": 24, "lai_triplanar": 16,
                                   "lai3d": 16},
                    "batch_size": 64, "lr": 0.001, "optimizer": "adam", "hidden": 128,
-                   "batches": 240, "keep_largest": 1}
+                   "batches": 240, "epochs": 5, "keep_largest": 1}
 
 
 def _data_folder(where) -> Path:

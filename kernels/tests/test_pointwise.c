@@ -177,6 +177,37 @@ static void test_tanh_ulp(void)
     free(x); free(y);
 }
 
+/* vm_tanh skips the formula no lane needs (all |x| < 0.625, or none): a lane's value
+ * must not depend on its neighbours. The same inputs sorted (whole vectors on one side
+ * of the switch) and interleaved with fillers from the other side (every vector mixed)
+ * give the same bits, and stay within 2 ulp. */
+static void test_tanh_lanes_independent(void)
+{
+    enum { N = 4099 };
+    float *x = fs_test_alloc(N), *y = fs_test_alloc(N);
+    float *z = fs_test_alloc(2 * N), *w = fs_test_alloc(2 * N);
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(-3.0 + 6.0 * i / (N - 1));
+        z[2 * i] = x[i];
+        z[2 * i + 1] = fabsf(x[i]) < 0.625f ? 5.0f : 0.1f;
+    }
+    fs_tanh_forward(x, y, N);
+    fs_tanh_forward(z, w, 2 * N);
+    int differ = 0;
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        differ += memcmp(&y[i], &w[2 * i], sizeof(float)) != 0;
+        const double ref = tanh((double)x[i]);
+        const float rf = (float)ref;
+        const double ulp = (double)nextafterf(fabsf(rf), INFINITY) - (double)fabsf(rf);
+        const double err = fabs((double)y[i] - ref) / ulp;
+        worst = err > worst ? err : worst;
+    }
+    FS_CHECK(differ == 0, "tanh: %d of %d values change with their neighbours", differ, N);
+    FS_CHECK(worst <= 2.0, "tanh on whole vectors: %.2f ulp from exact", worst);
+    free(x); free(y); free(z); free(w);
+}
+
 /* ---- softmax cross-entropy ---------------------------------------------- */
 static void xent_ref(const float *z, fs_idx n, fs_idx k, const int64_t *lab, const float *cw,
                      double *loss, float *g)
@@ -367,6 +398,7 @@ int main(void)
     }
     test_activation_nan();
     test_tanh_ulp();
+    test_tanh_lanes_independent();
     test_xent_edges();
     return fs_test_done();
 }

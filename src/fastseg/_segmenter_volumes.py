@@ -107,15 +107,19 @@ def choose_threshold(probs, truths, to_labels) -> float:
     volume error (over the volumes and each label of their truths, relative to the
     truth's) is smallest; ties go to the lowest threshold.
     """
+    truths = [np.asarray(truth) for truth in truths]
+    # what the thresholds do not change, once: each truth's structure and label volumes
+    structures = [truth != 0 for truth in truths]
+    volumes = [dict(zip(*np.unique(truth[inside], return_counts=True), strict=True))
+               for truth, inside in zip(truths, structures, strict=True)]
     dice, worst = [], []
     for t in AUTO_THRESHOLDS:
         scores, errors = [], []
-        for p, truth in zip(probs, truths, strict=True):
-            labels, truth = np.asarray(to_labels(p, t)), np.asarray(truth)
-            scores.append(metrics.dice(labels != 0, truth != 0))
-            for value in np.unique(truth[truth != 0]):
-                want = int(np.count_nonzero(truth == value))
-                errors.append(abs(int(np.count_nonzero(labels == value)) - want) / want)
+        for p, inside, want in zip(probs, structures, volumes, strict=True):
+            labels = np.asarray(to_labels(p, t))
+            scores.append(metrics.dice(labels != 0, inside))
+            errors += [abs(int(np.count_nonzero(labels == value)) - int(n)) / int(n)
+                       for value, n in want.items()]
         dice.append(np.mean(scores))
         worst.append(max(errors, default=0.0))
     near_best = np.flatnonzero(np.asarray(dice) >= max(dice) - DICE_TOLERANCE)

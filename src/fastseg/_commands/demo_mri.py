@@ -36,7 +36,7 @@ import numpy as np
 from fastseg import metrics, viz
 from fastseg._atomic import atomic_write
 from fastseg._commands import CLIError
-from fastseg._commands.train import BUILT_IN, VOLUME_DEFAULTS
+from fastseg._commands.train import BUILT_IN, VOLUME_DEFAULTS, VOLUME_KINDS
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,10 @@ class Network:
 
 #: The default run: the report's four kinds, each as the command line trains it.
 NETWORKS = tuple(
-    Network(name, model, kind, VOLUME_DEFAULTS["patch_size"][model], VOLUME_DEFAULTS["batches"],
-            epochs=VOLUME_DEFAULTS["epochs"], hidden=VOLUME_DEFAULTS["hidden"])
-    for name, model, kind in (("2d", "lai2d", "2d"), ("stacked2d", "lai_stacked2d", "stacked2d"),
-                              ("triplanar", "lai_triplanar", "triplanar"), ("3d", "lai3d", "3d")))
+    Network(VOLUME_KINDS[model], model, VOLUME_KINDS[model], VOLUME_DEFAULTS["patch_size"][model],
+            VOLUME_DEFAULTS["batches"], epochs=VOLUME_DEFAULTS["epochs"],
+            hidden=VOLUME_DEFAULTS["hidden"])
+    for model in ("lai2d", "lai_stacked2d", "lai_triplanar", "lai3d"))
 
 #: ``--quick``: small networks, few batches, the brains at 2 mm (an eighth of the voxels).
 QUICK_NETWORKS = (

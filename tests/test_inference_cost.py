@@ -99,8 +99,9 @@ def test_settings_tuned_overridden_and_kept_apart(monkeypatch):
     monkeypatch.setattr(cache, "choices", lambda: dict(tuned))
     assert cost.setting("fft.margin") == cost.SETTINGS["fft.margin"]
     base = cost.schedule(dense, (200, 190), "auto", threads=1, backend="c")
-    tuned.update({"fft.mults": 4, "fft.lengths": [32, 64], "fft.group": "x"})
-    assert cost.setting("fft.mults") == 4 and cost.setting("fft.group") == 0  # wrong type
+    tuned.update({"fft.mults": 4, "fft.lengths": [32, 64], "fft.chunk": "x", "fft.group": 20})
+    assert cost.setting("fft.mults") == 4 and cost.setting("fft.chunk") == 0  # wrong type
+    assert cost.setting("fft.group") == 0  # not tuned (cost.TUNED): an old cache's ignored
     four = cost.schedule(dense, (200, 190), "auto", threads=1, backend="c")
     assert four is not base and all(h.mults == 4 for h in four.fft.values())
     assert cost.setting("fft.lengths") == []  # not a tuned setting (cost.TUNED): ignored

@@ -15,7 +15,8 @@
  *   ap: the A panel: kc x MR real parts (ap[p*MR + i]), then kc x MR imaginary
  *       parts -- exactly a panel of fs_fftconv2d's packed spectra;
  *   bp: the B panel: kc x NR real parts (bp[p*NR + j]), then kc x NR imaginary parts;
- *   yr, yi: row i of the real and imaginary results at yr + i*ldc, yi + i*ldc.
+ *   yr, yi: row i of the real and imaginary results at yr + i*ldc, yi + i*ldc;
+ *   next: the A panel of the caller's next call (only prefetched; ap when none).
  *
  * mults 3 (Gauss): for W = c + id, X = a + ib, k1 = (c + d) a, k2 = d (a + b),
  * k3 = c (b - a); Re = k1 - k2, Im = k1 + k3. mults 4: Re = ca - db, Im = cb + da.
@@ -55,12 +56,39 @@ static inline void CGFN(cg_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 #define LOAD CGFN(cg_load)
 #define STORE CGFN(cg_store)
-#define SPLAT(x) ((vf){0} + (x))
+/* A broadcast written so the compiler sees one (vbroadcastss): `(vf){0} + x` is a
+ * scalar add of 0 first (not an identity for x = -0), an instruction per element that
+ * at 4 x 32 also took the registers whose lack spilled three accumulators; a loop
+ * filling the lanes became, at -O3, four 128-bit stores and a 512-bit reload. */
+#if LANES == 4
+#define SPLAT(x) ((vf){(x), (x), (x), (x)})
+#elif LANES == 8
+#define SPLAT(x) ((vf){(x), (x), (x), (x), (x), (x), (x), (x)})
+#elif LANES == 16
+#define SPLAT(x) \
+    ((vf){(x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x)})
+#else
+#error "SPLAT: 4, 8 or 16 lanes"
+#endif
+/* Step p of the k loop fetches 2 MR floats of the next A panel (2 kc MR floats in
+ * all, one cache line every 16 / (2 MR) steps): the weight spectra are streamed from
+ * memory, one panel per call, and left to the hardware's prefetcher their misses
+ * took a quarter of the kernel's time (Zen 4, one thread, kc 50: 38 G multiply-adds/s
+ * over a stream of panels, 53 with this, the same as with one panel kept in L1). */
+#define PREFETCH(p) __builtin_prefetch(next + (p) * 2 * MR, 0, 3)
+#if defined(__x86_64__) || defined(__i386__)
+#define OPAQUE(v) __asm__("" : "+x"(v))
+#elif defined(__aarch64__)
+#define OPAQUE(v) __asm__("" : "+w"(v))
+#else
+#define OPAQUE(v) ((void)0)
+#endif
 #define FOR_ROWS _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)
 #define FOR_VECS _Pragma("GCC unroll 4") for (int s = 0; s < NV; s++)
 
 void CGFN(fs_cgemm)(fs_idx kc, const float *restrict ap, const float *restrict bp,
-                    float *restrict yr, float *restrict yi, fs_idx ldc, int mults)
+                    float *restrict yr, float *restrict yi, fs_idx ldc, int mults,
+                    const float *next)
 {
     const float *ar = ap, *ai = ap + kc * MR, *xr = bp, *xi = bp + kc * NR;
     if (mults == 3) {
@@ -68,6 +96,7 @@ void CGFN(fs_cgemm)(fs_idx kc, const float *restrict ap, const float *restrict b
         FOR_ROWS FOR_VECS k1[i][s] = k2[i][s] = k3[i][s] = SPLAT(0.0f);
         for (fs_idx p = 0; p < kc; p++) {
             vf a[NV], sum[NV], dif[NV];
+            PREFETCH(p);
             FOR_VECS {
                 a[s] = LOAD(xr + p * NR + s * LANES);
                 const vf b = LOAD(xi + p * NR + s * LANES);
@@ -75,13 +104,13 @@ void CGFN(fs_cgemm)(fs_idx kc, const float *restrict ap, const float *restrict b
                 dif[s] = b - a[s];
             }
             FOR_ROWS {
-                const float c = ar[p * MR + i], d = ai[p * MR + i];
-                const vf cd = SPLAT(c) + SPLAT(d);
-                FOR_VECS {
-                    k1[i][s] += cd * a[s];
-                    k2[i][s] += SPLAT(d) * sum[s];
-                    k3[i][s] += SPLAT(c) * dif[s];
-                }
+                vf c = SPLAT(ar[p * MR + i]), d = SPLAT(ai[p * MR + i]);
+                OPAQUE(c);
+                OPAQUE(d);
+                FOR_VECS k3[i][s] += c * dif[s];
+                FOR_VECS k2[i][s] += d * sum[s];
+                c += d;
+                FOR_VECS k1[i][s] += c * a[s];
             }
         }
         FOR_ROWS FOR_VECS {
@@ -94,6 +123,7 @@ void CGFN(fs_cgemm)(fs_idx kc, const float *restrict ap, const float *restrict b
     FOR_ROWS FOR_VECS re[i][s] = im[i][s] = SPLAT(0.0f);
     for (fs_idx p = 0; p < kc; p++) {
         vf a[NV], b[NV];
+        PREFETCH(p);
         FOR_VECS {
             a[s] = LOAD(xr + p * NR + s * LANES);
             b[s] = LOAD(xi + p * NR + s * LANES);

@@ -159,6 +159,8 @@ static void column(const job *J, const float *X, float *ws, fs_idx f0, fs_idx gf
     float *ycol = ws + J->at_ycol;
     const fs_idx cm = C * MR, cn = C * NR;
     const fs_idx wstep = J->nbins * 2 * cm; /* next panel, same bin */
+    /* panels with spectra; past them, a pair's padding */
+    const fs_idx live = J->stored - panel0 < panels ? J->stored - panel0 : panels;
     for (fs_idx u = 0; u < th; u++) {
         const fs_idx bin = v * th + u;
         const float *w0 = J->spectra + (panel0 * J->nbins + bin) * 2 * cm;
@@ -166,14 +168,19 @@ static void column(const job *J, const float *X, float *ws, fs_idx f0, fs_idx gf
             const float *xq = X + (bin * nq + q) * 2 * cn;
             for (fs_idx r = 0; r < panels; r++) {
                 float *yr = ycol + u * 2 * lanes + r * MR * bc + q * NR, *yi = yr + lanes;
-                if (panel0 + r >= J->stored) { /* a pair's padding past the last panel */
+                if (r >= live) {
                     for (fs_idx i = 0; i < MR; i++) {
                         memset(yr + i * bc, 0, (size_t)NR * sizeof(float));
                         memset(yi + i * bc, 0, (size_t)NR * sizeof(float));
                     }
-                } else {
-                    J->ft->cgemm(C, w0 + r * wstep, xq, yr, yi, bc, J->mults);
+                    continue;
                 }
+                /* the panel the next call reads (the next bin's first after the last) */
+                const float *w = w0 + r * wstep, *next = w;
+                if (r + 1 < live) next = w + wstep;
+                else if (q + 1 < nq) next = w0;
+                else if (bin + 1 < J->nbins) next = w0 + 2 * cm;
+                J->ft->cgemm(C, w, xq, yr, yi, bc, J->mults, next);
             }
         }
     }

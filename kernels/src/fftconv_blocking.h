@@ -12,30 +12,37 @@
  *          operand (L3, shared by the threads) and 24 flops per byte of
  *          weight streamed.
  *   group: filters whose spectra, inverse transforms and maps exist at once
- *          (a multiple of the micro-kernel's MR, and even). The one large
- *          buffer of a group is the half-inverted spectra of its rows of
- *          output, s1 x (tw/2+1) x 2 x group x chunk floats (5.9 MB at 40 x 32),
- *          one per thread. A larger group re-reads the input spectra less often
- *          and keeps more of those: on lai2d's layer (Zen 4, one thread, CPU
- *          time) the products took 2.3 s at group 20, 2.1 at 40, 2.0 at 80,
- *          the inverse transforms 0.75-0.85 s at all three.
+ *          (whole panels of whole filter pairs). The one large buffer of a
+ *          group is the half-inverted spectra of its rows of output,
+ *          s1 x (tw/2+1) x 2 x group x chunk floats (14 MB at 45 x 45, group
+ *          80, chunk 32), one per thread. A larger group re-reads the input
+ *          spectra less often: on lai2d's layer at 584x565 (Zen 4, CPU time)
+ *          the products took 2.3 s at group 20, 2.1 at 40, 2.0 at 80 on one
+ *          thread before the micro-kernel's prefetch, and with it, on two
+ *          threads, 1.40 s at 40, 1.24 at 80, 1.22 at 120 (wall 1.35, 1.25,
+ *          1.23 s). A group never spans two of the FS_FFTCONV_SLICES slices
+ *          (125 filters on lai2d's 1000), so a layer of 200 filters cannot
+ *          show a group above 28: the tuner leaves it alone.
  *   lane block: transforms run "vertically", the same transform on many
  *          independent signals laid side by side in memory (the lanes), so
  *          every butterfly is whole SIMD vectors with no shuffle. A lane
  *          block of LANES signals keeps one transform's points (n x 2 x
  *          LANES floats, 40 KiB at n = 40) in L1/L2 across its passes.
  *
- * Defaults here; fastseg.tuning measures others per CPU and passes them in
- * (fs_fftconv_geom.group / .chunk); none of the three changes any result.
+ * Defaults here; callers may pass others (fs_fftconv_geom.group / .chunk:
+ * fastseg.tuning measures the chunk per CPU); none of the three changes any
+ * result.
  */
 #ifndef FASTSEG_FFTCONV_BLOCKING_H
 #define FASTSEG_FFTCONV_BLOCKING_H
 
-/* Filters per group; rounded up to a multiple of the complex micro-kernel's MR (4). */
+/* Filters per group; rounded up to whole panels of whole filter pairs (the complex
+ * micro-kernel's MR, 4, or 6 on avx2's 3-row panels). */
 #ifndef FS_FFTCONV_GROUP
-#define FS_FFTCONV_GROUP 40
+#define FS_FFTCONV_GROUP 80
 #endif
-/* Blocks per chunk; rounded up to a multiple of its NR (32 on avx512, 16 elsewhere). */
+/* Blocks per chunk; rounded up to a multiple of its NR (32 on avx512, 8 on avx2, 16
+ * generic). */
 #ifndef FS_FFTCONV_CHUNK
 #define FS_FFTCONV_CHUNK 32
 #endif

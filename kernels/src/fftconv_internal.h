@@ -81,7 +81,7 @@ typedef struct {
     const char *name;
     /* the complex micro-kernel (cgemm_impl.h) and its tile */
     void (*cgemm)(fs_idx kc, const float *ap, const float *bp, float *yr, float *yi, fs_idx ldc,
-                  int mults);
+                  int mults, const float *next);
     int mr, nr;
     void (*c2c)(const fs_fft_plan *plan, int inverse, const float *in, ptrdiff_t is,
                 ptrdiff_t iim, float *out, ptrdiff_t os, ptrdiff_t oim, fs_idx lanes,

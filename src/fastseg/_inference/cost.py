@@ -19,11 +19,11 @@ fewer operations), not the 5x5 convolutions.
 Measured per CPU, not only counted (:mod:`fastseg.tuning.fft` times the candidates,
 ``fastseg tune`` stores the winners, :func:`setting` reads them, falling back to the
 defaults in :data:`SETTINGS`): :data:`TUNED`, that is ``fft.margin``, the kernel's
-``fft.mults`` (3 or 4 real products per complex one), ``fft.group`` and ``fft.chunk``
-(its blocking: no result depends on them). A tuned ``fft.margin`` or ``fft.mults``
+``fft.mults`` (3 or 4 real products per complex one) and ``fft.chunk`` (its blocking:
+no result depends on it). A tuned ``fft.margin`` or ``fft.mults``
 changes results at rounding level (another layer on the FFT, another product), never
 run to run. ``fft.lengths`` (the FFT lengths the shapes are made of; empty: every
-2-3-5 length) and the rates ``fft.rate.*`` stay at their defaults.
+2-3-5 length), ``fft.group`` and the rates ``fft.rate.*`` stay at their defaults.
 
 Memory limits, both stated here and kept:
 
@@ -128,9 +128,11 @@ SETTINGS = {
 
 #: The settings a tuned value may replace. Not ``fft.lengths``: timed as one layer's cost
 #: per output pixel, it chose lengths (32, 64) that made whole images 1.2-1.5x slower on
-#: Zen 4 (bench/README.md), where the kernel spectra and the tiles' waste count too; a
-#: value left in a cache by an earlier tuner is ignored.
-TUNED = ("fft.margin", "fft.mults", "fft.group", "fft.chunk")
+#: Zen 4 (bench/README.md), where the kernel spectra and the tiles' waste count too. Not
+#: ``fft.group``: the tuner's layer of 200 filters cannot show a group above 28
+#: (kernels/src/fftconv_blocking.h). A value left in a cache by an earlier tuner is
+#: ignored.
+TUNED = ("fft.margin", "fft.mults", "fft.chunk")
 
 _local = threading.local()
 

@@ -192,11 +192,13 @@ def largest_array_per_channel(fft_shape, kernel, nblocks: int) -> int:
     return nblocks * max(8 * _bins(fft_shape), 4 * math.prod(step[:-1]) * fft_shape[-1])
 
 
-#: The complex micro-kernel's tile the kernel's blocking rounds to (its MR, and the
-#: largest NR of any ISA: kernels/src/fft_avx512.c), and the kernel's default group
-#: and chunk (kernels/src/fftconv_blocking.h), for the estimates below.
-_MR_MAX, _NR = 4, 32
-_GROUP, _CHUNK, _SLICES = 40, 32, 8
+#: What the kernel's blocking rounds to: its filter groups to whole panels of whole
+#: filter pairs (MR, or 2 MR where MR is odd: 4 on avx512 and generic, 6 on avx2's
+#: 3-row panels), its chunks to the complex micro-kernel's NR (at most 32:
+#: kernels/src/fft_avx512.c); and the kernel's default group and chunk
+#: (kernels/src/fftconv_blocking.h), for the estimates below.
+_UNITS, _NR = (4, 6), 32
+_GROUP, _CHUNK, _SLICES = 80, 32, 8
 
 
 def kernel_workspace_bytes(in_channels: int, filters: int, outputs: int, kernel, fft_shape,
@@ -210,8 +212,7 @@ def kernel_workspace_bytes(in_channels: int, filters: int, outputs: int, kernel,
     th, tw = fft_shape
     s1, s2 = th - kernel[0] + 1, tw - kernel[1] + 1
     nv = tw // 2 + 1
-    fp = -(-f // _MR_MAX) * _MR_MAX
-    g = min(fp, -(-(group or _GROUP) // _MR_MAX) * _MR_MAX)
+    g = max(min(-(-f // u) * u, -(-(group or _GROUP) // u) * u) for u in _UNITS)
     nblocks = math.prod(blocks(out_shape, kernel, fft_shape))
     ch = -(-(chunk or _CHUNK) // _NR) * _NR
     if -(-nblocks // ch) < threads:

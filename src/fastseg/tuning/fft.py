@@ -10,8 +10,9 @@ same work, so the ratios are the whole layer's). :mod:`fastseg._inference.cost` 
 winners with :func:`fastseg.tuning.cache.get`.
 
 - ``fft.mults``: 3 (Gauss) or 4 real products per complex one in the per-bin products.
-- ``fft.group``, ``fft.chunk``: the kernel's blocking (filters transformed back
-  together, output blocks per task); no result depends on them.
+- ``fft.chunk``: the kernel's blocking (output blocks per task); no result depends on
+  it. Not its filter group: a group never spans two of the kernel's 8 filter slices,
+  25 filters each here, so every group above 28 would time the same.
 - ``fft.margin``: how much faster ``auto`` must estimate the FFT to take it, timed as a
   whole dense segmentation of a small image (which layers go by FFT).
 
@@ -132,7 +133,6 @@ def tunables() -> list[tuple[str, list, object]]:
     times them); ``candidates[0]`` is the untuned default."""
     return [
         ("fft.mults", [3, 4], _measure_option("mults")),
-        ("fft.group", [0, 20, 80, 160], _measure_option("group")),
         ("fft.chunk", [0, 64, 96], _measure_option("chunk")),
         ("fft.margin", [1.5, 1.0, 2.5], _measure_margin),
     ]

@@ -120,7 +120,10 @@ SETTINGS = {
     "fft.mults": 3,             # the kernel's real products per complex one (3 or 4)
     "fft.group": 0,             # the kernel's filters per group (0: its own default)
     "fft.chunk": 0,             # the kernel's blocks per task (0: its own default)
-    "fft.rate.product": 1 / 57e9,   # s per real flop of the kernel's per-bin products
+    # s per real flop of the kernel's per-bin products (Zen 4, lai2d 584x565, one thread:
+    # 1.19e11 flops in 1.26-1.32 s since the micro-kernel prefetches; 1 / 57e9 before,
+    # against which this plan's 192x192 and 64x64 ran 1.4-1.5 % faster, medians of 15-30)
+    "fft.rate.product": 1 / 90e9,
     "fft.rate.fft": 0.235e-9,   # s per point and log2(length) of its vertical transforms
     "fft.rate.act": 0.7e-9,     # s per value of its activation (tanh)
     "fft.rate.project": 0.2e-9,  # s per value and output of its 1x1 convolution

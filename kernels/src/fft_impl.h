@@ -200,6 +200,90 @@ INLINE void FN(bfly5)(const int twid, const float sg, const float *restrict a, p
     }
 }
 
+/* One radix-3 DFT of three complex values (bfly3's arithmetic), in place. */
+#define DFT3(x0r, x0i, x1r, x1i, x2r, x2i)                                  \
+    do {                                                                    \
+        const float t1r_ = x1r + x2r, t1i_ = x1i + x2i;                     \
+        const float t2r_ = x1r - x2r, t2i_ = x1i - x2i;                     \
+        const float mr_ = x0r - 0.5f * t1r_, mi_ = x0i - 0.5f * t1i_;       \
+        const float nr_ = h3 * t2i_, ni_ = -h3 * t2r_;                      \
+        x0r = x0r + t1r_;                                                   \
+        x0i = x0i + t1i_;                                                   \
+        x1r = mr_ + nr_;                                                    \
+        x1i = mi_ + ni_;                                                    \
+        x2r = mr_ - nr_;                                                    \
+        x2i = mi_ - ni_;                                                    \
+    } while (0)
+
+/* x *= w^k, w = exp(-sg 2 pi i / 9): (c, s) = (cos, sin)(2 pi k / 9). */
+#define ROT9(xr, xi, c, s)                                                  \
+    do {                                                                    \
+        const float r_ = (xr) * (c) + sg * (xi) * (s);                      \
+        (xi) = (xi) * (c) - sg * (xr) * (s);                                \
+        (xr) = r_;                                                          \
+    } while (0)
+
+/* Radix 9 as 3 x 3: with q = 3r + s and h = h1 + 3 h2, the DFT3s over r of
+ * (a_s, a_s+3, a_s+6), each output h1 turned by w^(h1 s), then the DFT3s over s.
+ * One pass over the data where two radix-3 passes made two (lengths 45 = 9 x 5,
+ * 27, 18, 36, ...). */
+INLINE void FN(bfly9)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
+                      ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
+                      const float *wr, const float *wi, fs_idx lanes)
+{
+    float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2], *restrict y3 = yo[3],
+                   *restrict y4 = yo[4], *restrict y5 = yo[5], *restrict y6 = yo[6],
+                   *restrict y7 = yo[7], *restrict y8 = yo[8];
+    const float h3 = sg * 0.866025403784438646763723170753f; /* sg * sqrt(3)/2 */
+    const float c1 = 0.766044443118978035202392650555f;  /* cos(2 pi/9) */
+    const float s1 = 0.642787609686539326322643409907f;  /* sin(2 pi/9) */
+    const float c2 = 0.173648177666930348851716626769f;  /* cos(4 pi/9) */
+    const float s2 = 0.984807753012208059366743024590f;  /* sin(4 pi/9) */
+    const float c4 = -0.939692620785908384054109277324f; /* cos(8 pi/9) */
+    const float s4 = 0.342020143325668733044099614682f;  /* sin(8 pi/9) */
+    LANES_LOOP {
+        float a0r = a[l], a0i = a[iim + l];
+        LOAD_TW(1, a1r, a1i)
+        LOAD_TW(2, a2r, a2i)
+        LOAD_TW(3, a3r, a3i)
+        LOAD_TW(4, a4r, a4i)
+        LOAD_TW(5, a5r, a5i)
+        LOAD_TW(6, a6r, a6i)
+        LOAD_TW(7, a7r, a7i)
+        LOAD_TW(8, a8r, a8i)
+        DFT3(a0r, a0i, a3r, a3i, a6r, a6i); /* s = 0: h1 = 0, 1, 2 in a0, a3, a6 */
+        DFT3(a1r, a1i, a4r, a4i, a7r, a7i); /* s = 1 */
+        DFT3(a2r, a2i, a5r, a5i, a8r, a8i); /* s = 2 */
+        ROT9(a4r, a4i, c1, s1);             /* h1 = 1, s = 1: w^1 */
+        ROT9(a7r, a7i, c2, s2);             /* h1 = 2, s = 1: w^2 */
+        ROT9(a5r, a5i, c2, s2);             /* h1 = 1, s = 2: w^2 */
+        ROT9(a8r, a8i, c4, s4);             /* h1 = 2, s = 2: w^4 */
+        DFT3(a0r, a0i, a1r, a1i, a2r, a2i); /* h1 = 0: outputs 0, 3, 6 */
+        DFT3(a3r, a3i, a4r, a4i, a5r, a5i); /* h1 = 1: outputs 1, 4, 7 */
+        DFT3(a6r, a6i, a7r, a7i, a8r, a8i); /* h1 = 2: outputs 2, 5, 8 */
+        y0[l] = a0r;
+        y0[oim + l] = a0i;
+        y3[l] = a1r;
+        y3[oim + l] = a1i;
+        y6[l] = a2r;
+        y6[oim + l] = a2i;
+        y1[l] = a3r;
+        y1[oim + l] = a3i;
+        y4[l] = a4r;
+        y4[oim + l] = a4i;
+        y7[l] = a5r;
+        y7[oim + l] = a5i;
+        y2[l] = a6r;
+        y2[oim + l] = a6i;
+        y5[l] = a7r;
+        y5[oim + l] = a7i;
+        y8[l] = a8r;
+        y8[oim + l] = a8i;
+    }
+}
+#undef DFT3
+#undef ROT9
+
 /* Any other prime p: y_h = sum_q a_q (cos - sg i sin)(2 pi hq/p). Rare (the
  * cost model asks for 2-3-5 lengths); O(p^2), correct for any p. */
 static void FN(bfly_any)(int p, int twid, float sg, const float *restrict a, ptrdiff_t qs,
@@ -270,6 +354,10 @@ static void FN(pass)(const fs_fft_plan *pl, int s, float sg, const float *restri
             case 5:
                 if (twid) FN(bfly5)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
                 else FN(bfly5)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                break;
+            case 9:
+                if (twid) FN(bfly9)(1, sg, a, qs, iim, yo, oim, wr, wi, lanes);
+                else FN(bfly9)(0, sg, a, qs, iim, yo, oim, wr, wi, lanes);
                 break;
             default:
                 /* p <= FS_FFT_MAX_RADIX: fs_fft_plan_init refuses larger primes */

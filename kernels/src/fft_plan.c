@@ -2,8 +2,8 @@
  * twiddle factors of each Stockham pass, in double precision rounded once
  * to float. Radix 8 first, then 4 (fewest passes over the data: each pass
  * reads and writes every point, and the passes are what the transforms'
- * time goes to), then 2, 3, 5, then any remaining prime by its plain O(p^2)
- * DFT. */
+ * time goes to), then 2, 9, 3, 5, then any remaining prime by its plain
+ * O(p^2) DFT. */
 #include <math.h>
 
 #include "fftconv_internal.h"
@@ -14,9 +14,9 @@ int fs_fft_plan_init(fs_fft_plan *plan, int n)
     plan->n = n;
     plan->passes = 0;
     int rest = n;
-    static const int small[] = {8, 4, 2, 3, 5};
+    static const int small[] = {8, 4, 2, 9, 3, 5};
     int radices[FS_FFT_MAX_PASSES], count = 0;
-    for (int s = 0; s < 5; s++)
+    for (int s = 0; s < 6; s++)
         while (rest % small[s] == 0) {
             radices[count++] = small[s];
             rest /= small[s];
@@ -44,7 +44,7 @@ int fs_fft_plan_init(fs_fft_plan *plan, int n)
                 plan->tw[tw++] = (float)cos(angle);
                 plan->tw[tw++] = (float)sin(angle);
             }
-        if (p > 5) {
+        if (p == 7 || p > 9) {
             plan->cs_at[s] = cs;
             for (int m = 0; m < p; m++) {
                 plan->cs[cs++] = (float)cos(two_pi * m / p);

@@ -12,7 +12,7 @@
  * shuffle and no gather, whatever n is.
  *
  * The transform is Stockham's autosort (natural order in and out), one
- * pass per radix (8, 4, 2, 3, 5, then any other prime by its plain DFT):
+ * pass per radix (8, 4, 2, 9, 3, 5, then any other prime by its plain DFT):
  * after the passes of radices r1..rs (L = r1*...*rs), position j*M + k
  * (M = n/L) holds the L-point DFT of the samples k, k+M, k+2M, ...; a
  * radix-p pass joins p of those into one pL-point DFT. Forward is
@@ -36,7 +36,7 @@ typedef struct {
     /* Twiddles of pass s: for j < before[s], q in 1..p-1, (cos, sin) of
      * 2 pi j q / (p * before[s]) at tw[tw_at[s] + 2*(j*(p-1) + q-1)]. */
     float tw[2 * FS_FFT_MAX_LEN];
-    /* cos, sin of 2 pi m / p, m < p, for a radix above 5. */
+    /* cos, sin of 2 pi m / p, m < p, for a prime radix above 5. */
     float cs[4 * FS_FFT_MAX_LEN];
 } fs_fft_plan;
 

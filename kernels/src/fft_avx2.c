@@ -8,10 +8,10 @@
  * 10.6 at 4 x 16 (24 accumulators, spilled) and 8.9 at 4 x 8 (17 registers:
  * two accumulators spilled, their sums carried through memory). Whole lai2d
  * layer at 584x565: products 2.8 -> 1.9 s; the forward transforms, on
- * half-width panels, 0.12 -> 0.18 s. The four-product kernel at 3 x 8 is
- * latency-bound (six chains of two dependent FMAs a step): 10.9 G/s against
- * 12.5-13.0 at four rows, where the tuner would choose it (Intel's AVX2 cores,
- * whose adds share the FMA ports). */
+ * half-width panels, 0.12 -> 0.18 s. The price: the four-product kernel at
+ * 3 x 8 is latency-bound (six chains of two dependent FMAs a step), 10.9 G/s
+ * against 12.5-13.0 at four rows -- what a CPU whose tuner picks four products
+ * (Intel's AVX2 cores: their adds share the FMA ports) would have run. */
 #define FS_FFT_SUFFIX avx2
 #define FS_FFT_NAME "avx2"
 #define FS_CGEMM_SUFFIX avx2

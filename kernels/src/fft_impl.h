@@ -225,8 +225,8 @@ INLINE void FN(bfly5)(const int twid, const float sg, const float *restrict a, p
 
 /* Radix 9 as 3 x 3: with q = 3r + s and h = h1 + 3 h2, the DFT3s over r of
  * (a_s, a_s+3, a_s+6), each output h1 turned by w^(h1 s), then the DFT3s over s.
- * One pass over the data where two radix-3 passes made two (lengths 45 = 9 x 5,
- * 27, 18, 36, ...). */
+ * One pass over the data instead of two radix-3 passes (lengths 45 = 9 x 5, 27,
+ * 18, 36, ...). */
 INLINE void FN(bfly9)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
                       ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
                       const float *wr, const float *wi, fs_idx lanes)

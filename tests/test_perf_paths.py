@@ -1,5 +1,7 @@
 """The fast paths added for speed: one-row GEMMs (the small-dimension path), recycled
 outputs and the convolution whose weight is packed once for all threads."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,22 @@ def test_one_row_gemm_ignores_nan_in_fresh_output():
     a = np.ones((1, 3), np.float32)
     b = np.ones((3, shape[1]), np.float32)
     np.testing.assert_array_equal(ops.gemm(a, b, backend="c"), np.full(shape, 3, np.float32))
+
+
+def test_gemm_outputs_are_recycled_only_once_free():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((64, 300), np.float32), rng.standard_normal((300, 2000), np.float32)
+    first = ops.gemm(a, b, backend="c")
+    kept = first.copy()
+    second = ops.gemm(2 * a, b, backend="c")  # `first` is held: never its memory
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_allclose(second, 2 * kept, rtol=1e-6, atol=1e-5)
+    pooled = weakref.ref(first)  # alive after `del` only if the pool keeps it
+    del first
+    third = ops.gemm(a, b, backend="c")  # the freed one comes back, fully rewritten
+    assert third is pooled()
+    np.testing.assert_array_equal(third, kept)
 
 
 def test_recycled_array_is_never_one_still_referenced():

@@ -139,6 +139,22 @@ INLINE void FN(bfly8)(const int twid, const float sg, const float *restrict a, p
     }
 }
 
+/* One radix-3 DFT of three complex values, in place (h3 = sg * sqrt(3)/2 in scope):
+ * bfly3's butterfly, and bfly9's six. */
+#define DFT3(x0r, x0i, x1r, x1i, x2r, x2i)                                  \
+    do {                                                                    \
+        const float t1r_ = x1r + x2r, t1i_ = x1i + x2i;                     \
+        const float t2r_ = x1r - x2r, t2i_ = x1i - x2i;                     \
+        const float mr_ = x0r - 0.5f * t1r_, mi_ = x0i - 0.5f * t1i_;       \
+        const float nr_ = h3 * t2i_, ni_ = -h3 * t2r_; /* -sg*i*h3*t2 */     \
+        x0r = x0r + t1r_;                                                   \
+        x0i = x0i + t1i_;                                                   \
+        x1r = mr_ + nr_;                                                    \
+        x1i = mi_ + ni_;                                                    \
+        x2r = mr_ - nr_;                                                    \
+        x2i = mi_ - ni_;                                                    \
+    } while (0)
+
 INLINE void FN(bfly3)(const int twid, const float sg, const float *restrict a, ptrdiff_t qs,
                       ptrdiff_t iim, float *const *yo, ptrdiff_t oim,
                       const float *wr, const float *wi, fs_idx lanes)
@@ -146,19 +162,16 @@ INLINE void FN(bfly3)(const int twid, const float sg, const float *restrict a, p
     float *restrict y0 = yo[0], *restrict y1 = yo[1], *restrict y2 = yo[2];
     const float h3 = sg * 0.866025403784438646763723170753f; /* sg * sqrt(3)/2 */
     LANES_LOOP {
-        const float a0r = a[l], a0i = a[iim + l];
+        float a0r = a[l], a0i = a[iim + l];
         LOAD_TW(1, a1r, a1i)
         LOAD_TW(2, a2r, a2i)
-        const float t1r = a1r + a2r, t1i = a1i + a2i;
-        const float t2r = a1r - a2r, t2i = a1i - a2i;
-        const float mr = a0r - 0.5f * t1r, mi = a0i - 0.5f * t1i;
-        const float nr = h3 * t2i, ni = -h3 * t2r; /* -sg*i*(sqrt(3)/2)*t2 */
-        y0[l] = a0r + t1r;
-        y0[oim + l] = a0i + t1i;
-        y1[l] = mr + nr;
-        y1[oim + l] = mi + ni;
-        y2[l] = mr - nr;
-        y2[oim + l] = mi - ni;
+        DFT3(a0r, a0i, a1r, a1i, a2r, a2i);
+        y0[l] = a0r;
+        y0[oim + l] = a0i;
+        y1[l] = a1r;
+        y1[oim + l] = a1i;
+        y2[l] = a2r;
+        y2[oim + l] = a2i;
     }
 }
 
@@ -199,21 +212,6 @@ INLINE void FN(bfly5)(const int twid, const float sg, const float *restrict a, p
         y3[oim + l] = m2i + u2r;
     }
 }
-
-/* One radix-3 DFT of three complex values (bfly3's arithmetic), in place. */
-#define DFT3(x0r, x0i, x1r, x1i, x2r, x2i)                                  \
-    do {                                                                    \
-        const float t1r_ = x1r + x2r, t1i_ = x1i + x2i;                     \
-        const float t2r_ = x1r - x2r, t2i_ = x1i - x2i;                     \
-        const float mr_ = x0r - 0.5f * t1r_, mi_ = x0i - 0.5f * t1i_;       \
-        const float nr_ = h3 * t2i_, ni_ = -h3 * t2r_;                      \
-        x0r = x0r + t1r_;                                                   \
-        x0i = x0i + t1i_;                                                   \
-        x1r = mr_ + nr_;                                                    \
-        x1i = mi_ + ni_;                                                    \
-        x2r = mr_ - nr_;                                                    \
-        x2i = mi_ - ni_;                                                    \
-    } while (0)
 
 /* x *= w^k, w = exp(-sg 2 pi i / 9): (c, s) = (cos, sin)(2 pi k / 9). */
 #define ROT9(xr, xi, c, s)                                                  \

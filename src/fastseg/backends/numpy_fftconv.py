@@ -41,15 +41,27 @@ def spectra_packed(w, fft_shape, mr: int, rfftn=None) -> np.ndarray:
         rfftn = np.fft.rfftn
     scale = 1.0 / (th * tw)
     step = max(1, _CHUNK_BYTES // (16 * mr * c * th * nv))  # panels at a time
+    kh, kw = w.shape[2:]
+    # One zero-padded input for every block of panels, laid out (panels, tw, th, C, mr)
+    # so that the transform over its axes 2 then 1 (the real one) gives the spectra as
+    # (panels, nv, th, C, mr): the packed layout but for the parts, copied in whole
+    # runs of C * mr. Transforming (F, C, th, tw) and transposing the spectra after
+    # read them against the grain, and the transform padded a fresh copy per block:
+    # lai2d's two layers at 584x565 (414 MB of spectra) took 1.7-2.3 s that way, 1.5-1.7
+    # s this way (Zen 4, first call of a process), the same bits.
+    pad = np.zeros((step, tw, th, c, mr), w.dtype)
     for p0 in range(0, panels, step):
         p1 = min(panels, p0 + step)
-        block = w[p0 * mr:min(f, p1 * mr)]
-        spec = rfftn(block, s=(th, tw), axes=(2, 3))  # (fb, C, th, nv)
-        full = np.zeros(((p1 - p0) * mr, c, th, nv), spec.dtype)
-        np.multiply(np.conjugate(spec), scale, out=full[:len(block)])
-        full = full.reshape(p1 - p0, mr, c, th, nv).transpose(0, 4, 3, 2, 1)
-        out[p0:p1, :, :, 0] = full.real
-        out[p0:p1, :, :, 1] = full.imag
+        block = pad[:p1 - p0]
+        filters = w[p0 * mr:min(f, p1 * mr)]
+        if len(filters) < (p1 - p0) * mr:
+            block[:] = 0
+        for i in range(mr):  # row i of every panel: filters i, i + mr, ...
+            rows = filters[i::mr]
+            block[:len(rows), :kw, :kh, :, i] = rows.transpose(0, 3, 2, 1)
+        spec = rfftn(block, s=None, axes=(2, 1))
+        np.multiply(spec.real, scale, out=out[p0:p1, :, :, 0])
+        np.multiply(spec.imag, -scale, out=out[p0:p1, :, :, 1])  # the conjugate
     return out
 
 

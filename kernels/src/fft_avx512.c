@@ -8,6 +8,7 @@
  * isa_dispatch.c). */
 #define FS_FFT_SUFFIX avx512
 #define FS_FFT_NAME "avx512"
+#define FS_FFT_LANE_UNROLL 2 /* the butterflies' lane loops (fft_impl.h) */
 #define FS_CGEMM_SUFFIX avx512
 #define FS_CGEMM_MR 4
 #define FS_CGEMM_NR 32

@@ -85,6 +85,28 @@ def test_spectra_packing_equals_the_plain_dft():
         np.testing.assert_allclose(unpack_spectra(packed, 13), full, atol=2e-6)
 
 
+def test_spectra_packing_is_the_same_on_any_number_of_threads(monkeypatch):
+    import scipy.fft
+
+    from fastseg.backends import numpy_fftconv
+
+    monkeypatch.setattr(numpy_fftconv, "_CHUNK_BYTES", 1)  # a block per panel: 4 blocks
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((13, 3, 4, 5)).astype(np.float32)
+
+    def rfftn(a, s, axes):
+        return scipy.fft.rfftn(a, s=s, axes=axes, workers=1)
+
+    full = np.conj(np.fft.rfft2(w.astype(np.float64), s=(9, 8))) / 72
+    one = numpy_fftconv.spectra_packed(w, (9, 8), 4, rfftn)
+    np.testing.assert_allclose(numpy_fftconv.unpack_spectra(one, 13), full, atol=2e-6)
+    for threads in (2, 3, 8):
+        many = numpy_fftconv.spectra_packed(w, (9, 8), 4, rfftn, threads=threads)
+        assert many.tobytes() == one.tobytes(), threads
+    ref = numpy_fftconv.spectra_packed(w, (9, 8), 4, threads=3)  # NumPy's, float64
+    np.testing.assert_allclose(numpy_fftconv.unpack_spectra(ref, 13), full, atol=1e-7)
+
+
 def test_stage_times_and_refusals():
     rng = np.random.default_rng(4)
     x, w, b, pw, pb = _arrays(rng, 4, 6, (20, 21), (5, 5), 2)

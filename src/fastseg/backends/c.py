@@ -69,14 +69,15 @@ def gemm_batch(a, b, out):
 
 
 def fft_spectra(w, fft_shape):
-    """Packed for the micro-kernel in use (its MR); SciPy's float32 FFT on every core."""
+    """Packed for the micro-kernel in use (its MR); SciPy's float32 FFT, blocks of
+    filters on every core."""
     import scipy.fft  # on first use: a tenth of a second of `import fastseg`
 
     def rfftn(a, s, axes):
-        return scipy.fft.rfftn(np.asarray(a, np.float32), s=s, axes=axes,
-                               workers=runtime.get_num_threads())
+        return scipy.fft.rfftn(np.asarray(a, np.float32), s=s, axes=axes, workers=1)
 
-    return spectra_packed(w, fft_shape, _fftconv.panel_rows(), rfftn)
+    return spectra_packed(w, fft_shape, _fftconv.panel_rows(), rfftn,
+                          threads=runtime.get_num_threads())
 
 
 def fftconv2d(x, spectra, kernel, fft_shape, filters, bias, activation, proj_w, proj_b, mults,

@@ -23,6 +23,8 @@ __all__ = ["PANEL_ROWS", "spectra_packed", "fft_spectra", "fftconv2d", "unpack_s
 PANEL_ROWS = 8
 #: Temporary memory of the packing, per block of filters.
 _CHUNK_BYTES = 16 * 2**20
+#: Most threads the packing takes blocks on (each holds a block's temporaries).
+_MAX_THREADS = 16
 
 
 def spectra_packed(w, fft_shape, mr: int, rfftn=None, threads: int = 1) -> np.ndarray:
@@ -45,7 +47,11 @@ def spectra_packed(w, fft_shape, mr: int, rfftn=None, threads: int = 1) -> np.nd
         w = w.astype(np.float64)
         rfftn = np.fft.rfftn
     scale = 1.0 / (th * tw)
-    step = max(1, _CHUNK_BYTES // (16 * mr * c * th * nv))  # panels at a time
+    # Each thread holds a padded block and its spectra: blocks shrink as threads grow,
+    # so that together they stay near the one block of a single thread (a block is at
+    # least a panel, hence the cap on threads).
+    threads = max(1, min(int(threads), _MAX_THREADS, panels))
+    step = max(1, _CHUNK_BYTES // (16 * mr * c * th * nv) // threads)  # panels at a time
     starts = range(0, panels, step)
 
     # Each block of panels is transformed from a zero-padded copy laid out (panels, tw,
@@ -67,7 +73,7 @@ def spectra_packed(w, fft_shape, mr: int, rfftn=None, threads: int = 1) -> np.nd
         np.multiply(spec.real, scale, out=out[p0:p1, :, :, 0])
         np.multiply(spec.imag, -scale, out=out[p0:p1, :, :, 1])  # the conjugate
 
-    threads = max(1, min(int(threads), len(starts)))
+    threads = min(threads, len(starts))
     pads = queue.SimpleQueue()
     for _ in range(threads):
         pads.put(np.zeros((min(step, panels), tw, th, c, mr), w.dtype))
@@ -85,8 +91,8 @@ def spectra_packed(w, fft_shape, mr: int, rfftn=None, threads: int = 1) -> np.nd
     else:
         # The copies fault in the spectra's fresh pages, which threads take side by side
         # as they do the transforms: lai2d's 414 MB at 45 x 45 (Zen 4, 2 threads) in
-        # 0.7 s, first call of a process, against 1.1-1.5 s with only the transforms
-        # threaded (0.26-0.47 s against 0.48-0.62 s again).
+        # 0.4-0.7 s on the first call of a process, where the transforms alone on two
+        # threads took 1.1-1.5 s (0.25-0.35 s against 0.48-0.62 s again).
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             list(pool.map(task, starts))
     return out

@@ -186,3 +186,24 @@ def test_a_huge_weight_is_packed_once_for_the_plan(monkeypatch):
                                    atol=1e-5)
     finally:
         backends.set_backend("c")
+
+
+def test_class1_probability_is_the_softmax_of_the_transposed_logits_bit_for_bit():
+    # segment's probabilities come from the logits' own rows; they must stay the bits of
+    # the (pixels, classes) softmax every backend's ops.softmax gives on the host
+    rng = np.random.default_rng(5)
+    for classes, scale in [(2, 1.0), (2, 60.0), (3, 8.0), (9, 1e4)]:
+        logits = (rng.standard_normal((classes, 37, 23)) * scale).astype(np.float32)
+        logits[:, 0, :4] = logits[0, 0, :4]  # ties between the classes
+        logits[0, 1, :3] = -np.inf
+        want = fastseg.ops.softmax(logits.reshape(classes, -1).T, backend="numpy")[:, 1]
+        got = fcn.class1_probability(logits)
+        assert got.shape == (37, 23) and got.dtype == np.float32
+        np.testing.assert_array_equal(got.ravel(), want)
+        # a strided view of the logits (every other column) gives the same as its copy
+        view = logits[:, :, ::2]
+        np.testing.assert_array_equal(fcn.class1_probability(view),
+                                      fcn.class1_probability(view.copy()))
+    three_d = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)
+    np.testing.assert_allclose(fcn.class1_probability(three_d),
+                               1 / (1 + np.exp(three_d[0] - three_d[1])), rtol=1e-6)

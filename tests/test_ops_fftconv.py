@@ -94,14 +94,21 @@ def test_spectra_packing_is_the_same_on_any_number_of_threads(monkeypatch):
     rng = np.random.default_rng(5)
     w = rng.standard_normal((13, 3, 4, 5)).astype(np.float32)
 
-    def rfftn(a, s, axes):
-        return scipy.fft.rfftn(a, s=s, axes=axes, workers=1)
-
+    transforms = (lambda a, n, axis: scipy.fft.rfft(a, n, axis, workers=1),
+                  lambda a, n, axis: scipy.fft.fft(a, n, axis, workers=1))
     full = np.conj(np.fft.rfft2(w.astype(np.float64), s=(9, 8))) / 72
-    one = numpy_fftconv.spectra_packed(w, (9, 8), 4, rfftn)
+    one = numpy_fftconv.spectra_packed(w, (9, 8), 4, transforms)
     np.testing.assert_allclose(numpy_fftconv.unpack_spectra(one, 13), full, atol=2e-6)
+    # the 1-D transforms pad their own axes: the bits of the 2-D transform of a
+    # zero-padded copy (how the spectra were made before)
+    padded = np.zeros((13, 3, 9, 8), np.float32)
+    padded[:, :, :4, :5] = w
+    spec = scipy.fft.rfftn(padded, axes=(2, 3), workers=1)
+    want = (np.multiply(spec.real, 1 / 72).astype(np.float64)
+            + 1j * np.multiply(spec.imag, -1 / 72).astype(np.float64))
+    np.testing.assert_array_equal(numpy_fftconv.unpack_spectra(one, 13), want)
     for threads in (2, 3, 8):
-        many = numpy_fftconv.spectra_packed(w, (9, 8), 4, rfftn, threads=threads)
+        many = numpy_fftconv.spectra_packed(w, (9, 8), 4, transforms, threads=threads)
         assert many.tobytes() == one.tobytes(), threads
     ref = numpy_fftconv.spectra_packed(w, (9, 8), 4, threads=3)  # NumPy's, float64
     np.testing.assert_allclose(numpy_fftconv.unpack_spectra(ref, 13), full, atol=1e-7)

@@ -73,10 +73,13 @@ def fft_spectra(w, fft_shape):
     filters on every core."""
     import scipy.fft  # on first use: a tenth of a second of `import fastseg`
 
-    def rfftn(a, s, axes):
-        return scipy.fft.rfftn(np.asarray(a, np.float32), s=s, axes=axes, workers=1)
+    def rfft(a, n, axis):
+        return scipy.fft.rfft(np.asarray(a, np.float32), n, axis, workers=1)
 
-    return spectra_packed(w, fft_shape, _fftconv.panel_rows(), rfftn,
+    def fft(a, n, axis):
+        return scipy.fft.fft(a, n, axis, workers=1)
+
+    return spectra_packed(w, fft_shape, _fftconv.panel_rows(), (rfft, fft),
                           threads=runtime.get_num_threads())
 
 

@@ -1,5 +1,7 @@
 """fastseg._inference.fcn: a patch classifier's fully convolutional plan: its typed steps,
 2-D and 3-D windows run directly and by FFT against the classifier, the kept spectra."""
+import weakref
+
 import numpy as np
 from _segment_helpers import image_of, tiny_net
 
@@ -186,6 +188,43 @@ def test_a_huge_weight_is_packed_once_for_the_plan(monkeypatch):
                                    atol=1e-5)
     finally:
         backends.set_backend("c")
+
+
+def test_old_spectra_and_packed_weights_are_let_go_before_new_ones_are_made(monkeypatch):
+    # one set of kernel spectra (394 MB on lai2d) at a time: an image of another size
+    # takes other FFT shapes, and the old spectra must be gone when the new are made,
+    # or the process holds both at its peak (1.4 GB on lai2d); the same for a huge
+    # weight packed again for other kernels
+    from fastseg import nn
+    from fastseg._cy import _runtime
+
+    dense = fcn.plan(tiny_net(1, 9), 9)
+    first = weakref.ref(dense.spectra(0, (6, 6), 1))
+    alive = []
+
+    def spy(make, ref):
+        def made(*args, **kwargs):
+            alive.append(ref() is not None)
+            return make(*args, **kwargs)
+        return made
+
+    monkeypatch.setattr(fcn.fftconv, "KernelSpectra", spy(fcn.fftconv.KernelSpectra, first))
+    assert dense.spectra(0, (8, 9), 1).fft_shape == (8, 9)
+    assert alive == [False]
+
+    fastseg.seed(3)
+    huge = fcn.plan(nn.Sequential(nn.Conv2d(1, 48, 3), nn.ReLU(), nn.Flatten(),
+                                  nn.Linear(2352, 500), nn.Tanh(), nn.Linear(500, 2)), 9)
+    table = backends.table("c")
+    packed = weakref.ref(huge.packed_weight(2, table).data)  # the packed floats
+    assert packed() is not None
+    monkeypatch.setattr(table, "conv2d_weight_packed", spy(table.conv2d_weight_packed, packed))
+    try:  # other kernels: packed again
+        _runtime.set_deep_kc(2048 if _runtime.deep_kc()["kc"] != 2048 else 1024)
+        assert huge.packed_weight(2, table) is not None
+    finally:
+        _runtime.set_deep_kc(0)
+    assert alive == [False, False]
 
 
 def test_class1_probability_is_the_softmax_of_the_transposed_logits_bit_for_bit():

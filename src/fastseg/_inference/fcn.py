@@ -197,7 +197,11 @@ class DensePlan:
         with self._lock:
             have = self._spectra.get(index)
             if have is None or have.fft_shape != tuple(fft_shape):
-                self._spectra.pop(index, None)  # free the old spectra before making new ones
+                # Free the old spectra before making new ones: both the kept copy and
+                # this name (which held them through the making: 394 + 468 MB at once on
+                # lai2d from 584x565 to 580x560, a process peak of 1.4 GB).
+                self._spectra.pop(index, None)
+                have = None
                 have = fftconv.KernelSpectra(host(self.steps[index].weight), fft_shape,
                                               workers)
                 self._spectra[index] = have
@@ -214,6 +218,7 @@ class DensePlan:
             have = self._packed.get(key)
             if have is None or not have.current():
                 self._packed.pop(key, None)  # free the old copy before packing a new one
+                have = None
                 have = table.conv2d_weight_packed(self.steps[index].weight)
                 if have is None:
                     return None

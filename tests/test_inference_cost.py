@@ -170,3 +170,38 @@ def test_2d_plans_and_bits_do_not_depend_on_threads():
     fastseg.set_num_threads(2)
     b = segment(net, image, method="auto")
     assert a.tobytes() == b.tobytes()
+
+
+def test_convolutions_the_fft_cannot_win_are_not_costed_and_nothing_changes(monkeypatch):
+    """A convolution whose FFT epilogue alone (its floor) is no faster than running it
+    directly gets no FFT shapes costed (lai2d's 1 -> 20 channels 5x5); every schedule,
+    estimate included, is the one costing every shape gives."""
+    dense = fcn.plan(models.lai2d(), 24)
+    small = fcn.plan(tiny_net(3, 11), 11)
+    cases = [(plan, hw, method, threads) for plan in (dense, small)
+             for hw in [(13, 77), (96, 96), (192, 191), (584, 565)]
+             for method in ("auto", "fft") for threads in (1, 2)]
+
+    def schedules():
+        out = []
+        for plan, hw, method, threads in cases:
+            plan._schedules.clear()
+            s = cost.schedule(plan, hw, method, threads=threads)
+            out.append((s.tile, sorted((i, f.fft_shape) for i, f in s.fft.items()),
+                        s.estimate_s))
+        return out
+
+    costed = []
+    real = cost._kernel_cost
+    monkeypatch.setattr(cost, "_kernel_cost", lambda f, c, *a: costed.append(c) or
+                        real(f, c, *a))
+    dense._schedules.clear()
+    cost.schedule(dense, (300, 200), "auto")
+    assert 1 not in costed and 20 in costed  # lai2d's first layer skipped, its second not
+    pruned = schedules()  # (method="fft" costs every layer: it takes the FFT anyway)
+    costed.clear()
+    monkeypatch.setattr(cost, "_kernel_cost_floor", lambda *a: 0.0)
+    dense._schedules.clear()
+    cost.schedule(dense, (300, 200), "auto")
+    assert 1 in costed
+    assert schedules() == pruned

@@ -282,6 +282,17 @@ def _kernel_cost(f, c, kernel, out, fft_shape, threads, outputs, rates) -> float
     return (products + transforms + epilogue) / parallel
 
 
+def _kernel_cost_floor(f, out, outputs, rates, threads) -> float:
+    """A floor under :func:`_kernel_cost` at any FFT shape: its epilogue alone (the
+    activation and 1x1 layer on every one of its blocks' outputs, at least the `out`
+    pixels), the same integer product times the same rate, so never above it in floating
+    point either. Where even the floor, `margin` times, is no faster than the direct
+    convolution, no FFT shape can be taken and none need be costed (lai2d's first 5x5
+    convolution, 1 -> 20 channels: 40 % of a schedule's estimates)."""
+    rate_act, rate_project = rates[4], rates[5]
+    return f * math.prod(out) * (rate_act + outputs * rate_project) / max(1, threads)
+
+
 def _on_kernel(dense: DensePlan, i: int, backend: str) -> bool:
     """Whether FFT step i runs on the 2-D kernel: a 2-D convolution followed by at most
     one activation before its 1x1 (or the end), on a host backend."""
@@ -421,7 +432,11 @@ def _tile_plan(dense: DensePlan, tile: int, image_hw, method, threads, with_fft,
             maps = _maps_bytes(dense, i, shapes[big][i])
             proj = dense.fused(i)[1]
             outputs = 0 if proj is None else dense.steps[proj].out_channels
-            for shape in _fft_shape_for(conv, out, budget):
+            hopeless = kernel and method != "fft" and total(
+                lambda o, f=conv.out_channels, outputs=outputs:
+                _kernel_cost_floor(f, o, outputs, rates, threads), i) * margin >= direct
+            # (the spectra's cost, >= 0, only adds to each shape's)
+            for shape in () if hopeless else _fft_shape_for(conv, out, budget):
                 if kernel:
                     how = FFTStep(shape, group_setting, mults, chunk)
                     fck = (conv.out_channels, conv.in_channels, conv.kernel)

@@ -49,7 +49,7 @@ def spectra_packed(w, fft_shape, mr: int, transforms=None, threads: int = 1) -> 
         transforms = (np.fft.rfft, np.fft.fft)
     rfft, fft = transforms
     scale = 1.0 / (th * tw)
-    # Each thread holds a padded block and its spectra: blocks shrink as threads grow,
+    # Each thread holds a block of kernels and its spectra: blocks shrink as threads grow,
     # so that together they stay near the one block of a single thread (a block is at
     # least a panel, hence the cap on threads).
     threads = max(1, min(int(threads), _MAX_THREADS, panels))

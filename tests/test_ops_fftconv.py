@@ -59,11 +59,41 @@ def test_kernel_equals_reference(c, f, hw, kernel, fft_shape, p, act, isa):
         got = _run("c", x, w, kernel, fft_shape, b, act, pw, pb, mults)
         assert got.shape == want.shape and got.dtype == np.float32
         np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
-        fastseg.set_num_threads(2)
-        for group, chunk in ((0, 0), (1, 1), (7, 5), (1000, 1000)):
-            again = _run("c", x, w, kernel, fft_shape, b, act, pw, pb, mults, group, chunk)
-            assert again.tobytes() == got.tobytes(), (mults, group, chunk)
+        # 2 and 3 threads take the slices as tasks; 6 share out each group's columns and
+        # rows (team_slices): the same bits either way
+        for threads in (2, 3, 6):
+            fastseg.set_num_threads(threads)
+            for group, chunk in ((0, 0), (1, 1), (7, 5), (1000, 1000)):
+                again = _run("c", x, w, kernel, fft_shape, b, act, pw, pb, mults, group,
+                             chunk)
+                assert again.tobytes() == got.tobytes(), (mults, group, chunk, threads)
         fastseg.set_num_threads(1)
+
+
+def test_a_team_that_does_not_divide_the_slices_gives_the_same_bits():
+    """Eight filter slices on 6, 7 or 12 threads: the whole team takes each group's
+    columns and rows (fftconv.c's team_slices) instead of whole slices, several groups
+    a slice here (70 filters, groups of 4), with a 1x1 layer summing the slices and
+    without; the same bits as one thread and as the slices on 2, 3 or 9."""
+    rng = np.random.default_rng(11)
+    x, w, b, pw, pb = _arrays(rng, 8, 70, (30, 41), (5, 5), 2)
+    try:
+        for proj in ((pw, pb), (None, None)):
+            fastseg.set_num_threads(1)
+            one = _run("c", x, w, (5, 5), (16, 16), b, "tanh", *proj, 3, 4, 0)
+            for threads in (2, 3, 6, 7, 9, 12):
+                fastseg.set_num_threads(threads)
+                many = _run("c", x, w, (5, 5), (16, 16), b, "tanh", *proj, 3, 4, 0)
+                assert many.tobytes() == one.tobytes(), (proj[0] is None, threads)
+    finally:
+        fastseg.set_num_threads(1)
+    want = _run("numpy", x, w, (5, 5), (16, 16), b, "tanh", pw, pb)
+    fastseg.set_num_threads(6)
+    try:
+        got = _run("c", x, w, (5, 5), (16, 16), b, "tanh", pw, pb)
+    finally:
+        fastseg.set_num_threads(1)
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5)
 
 
 def test_spectra_packing_equals_the_plain_dft():

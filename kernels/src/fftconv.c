@@ -29,7 +29,10 @@
  *    Then per output row: inverse transforms along v (filters 2i and 2i+1 as
  *    one complex transform), the activation, and either the 1x1 convolution's
  *    share summed into the slice's own sums (filters in increasing order) or
- *    the maps written out.
+ *    the maps written out. A team that whole slices would leave largely idle (6, 7,
+ *    12 or more threads: by_slices) takes the slices one after another instead, all
+ *    its members on each group's columns, then on its rows (team_slices): the same
+ *    sums.
  * 3. the slices' sums added in slice order, plus the 1x1 convolution's bias,
  *    written to the output.
  *
@@ -151,8 +154,8 @@ static void forward_part(const job *J, float *X, float *ws, fs_idx b0, fs_idx q,
 }
 
 /* ---- 2. the products of one frequency column, then its inverse along u ---------- */
-static void column(const job *J, const float *X, float *ws, fs_idx f0, fs_idx gf, fs_idx v,
-                   ticker *tk)
+static void column(const job *J, const float *X, float *ws, float *z, fs_idx f0, fs_idx gf,
+                   fs_idx v, ticker *tk)
 {
     const fs_idx C = J->c, MR = J->mr, NR = J->nr, nq = J->nq, th = J->th, bc = J->chunk;
     const fs_idx lanes = gf * bc, panels = gf / MR, panel0 = f0 / MR;
@@ -193,7 +196,7 @@ static void column(const job *J, const float *X, float *ws, fs_idx f0, fs_idx gf
         }
     }
     tick(tk, FS_FFT_STAGE_PRODUCTS);
-    float *z = ws + J->at_z, *work = ws + J->at_work;
+    float *work = ws + J->at_work;
     for (fs_idx l0 = 0; l0 < lanes; l0 += J->lane_block) {
         const fs_idx n = lanes - l0 < J->lane_block ? lanes - l0 : J->lane_block;
         J->ft->c2c(&J->plan_u, 1, ycol + l0, 2 * lanes, lanes, z + v * 2 * lanes + l0,
@@ -203,15 +206,15 @@ static void column(const job *J, const float *X, float *ws, fs_idx f0, fs_idx gf
 }
 
 /* ---- 3. one output row of a group: inverse along v, activation, 1x1 or maps ---- */
-static void row_out(const job *J, float *ws, float *acc, fs_idx b0, fs_idx f0, fs_idx gf,
-                    fs_idx u, ticker *tk)
+static void row_out(const job *J, float *ws, const float *z, float *acc, fs_idx b0,
+                    fs_idx f0, fs_idx gf, fs_idx u, ticker *tk)
 {
     /* Filters 2i and 2i+1 share one complex transform (the same pairs whatever
      * the group, which is even); the row holds even filters' maps in its first
      * half, odd ones' in the second: filter i at ((i & 1) * gf/2 + i/2) * chunk. */
     const fs_idx bc = J->chunk, lanes = gf * bc, half = lanes / 2, s2 = J->s2;
     const fs_idx pairs = gf / 2, per_block = J->lane_block / bc > 0 ? J->lane_block / bc : 1;
-    const float *zrow = ws + J->at_z + u * J->nv * 2 * lanes;
+    const float *zrow = z + u * J->nv * 2 * lanes;
     float *row = ws + J->at_row, *pack = ws + J->at_pack, *work = ws + J->at_work;
     for (fs_idx i0 = 0; i0 < pairs; i0 += per_block) {
         const fs_idx np = pairs - i0 < per_block ? pairs - i0 : per_block, n = np * bc;
@@ -262,9 +265,60 @@ static void run_slice(const job *J, const float *X, float *ws, float *acc, fs_id
     for (fs_idx f0 = J->slice_at[slice]; f0 < end; f0 += J->group) {
         const fs_idx gf = end - f0 < J->group ? end - f0 : J->group;
         tick(tk, FS_FFT_STAGE_COPY);
-        for (fs_idx v = 0; v < J->nv; v++) column(J, X, ws, f0, gf, v, tk);
-        for (fs_idx u = 0; u < J->s1; u++) row_out(J, ws, acc, b0, f0, gf, u, tk);
+        for (fs_idx v = 0; v < J->nv; v++) column(J, X, ws, ws + J->at_z, f0, gf, v, tk);
+        for (fs_idx u = 0; u < J->s1; u++) row_out(J, ws, ws + J->at_z, acc, b0, f0, gf, u, tk);
     }
+}
+
+/* The chunk's slices run by the whole team together, one group after another: the
+ * group's columns shared out, then its rows, through one group's half-inverted spectra
+ * (`z`, the first member's). For a team the slices as tasks leave idle (by_slices): 8
+ * slices on 6 threads run as two rounds, the second with a third of the team waiting;
+ * on 12, a third of it idles throughout, on 16 half. Each column and row is computed as
+ * run_slice computes it and each row of `acc` takes the groups in the same order: the
+ * same bits. Every member of the team calls it (its loops are the team's work-sharing
+ * loops). */
+static void team_slices(const job *J, const float *X, float *ws, float *z, float *accs,
+                        size_t slice_floats, fs_idx b0, ticker *tk)
+{
+    if (J->p > 0) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int sl = 0; sl < FS_FFTCONV_SLICES; sl++)
+            memset(accs + (size_t)sl * slice_floats, 0, slice_floats * sizeof(float));
+    }
+    for (int sl = 0; sl < FS_FFTCONV_SLICES; sl++) {
+        float *acc = accs + (size_t)sl * slice_floats;
+        const fs_idx end = J->slice_at[sl + 1];
+        for (fs_idx f0 = J->slice_at[sl]; f0 < end; f0 += J->group) {
+            const fs_idx gf = end - f0 < J->group ? end - f0 : J->group;
+            tick(tk, FS_FFT_STAGE_COPY);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (fs_idx v = 0; v < J->nv; v++) column(J, X, ws, z, f0, gf, v, tk);
+            tick(tk, FS_FFT_STAGE_SYNC);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (fs_idx u = 0; u < J->s1; u++) row_out(J, ws, z, acc, b0, f0, gf, u, tk);
+            tick(tk, FS_FFT_STAGE_SYNC);
+        }
+    }
+}
+
+/* Whether a team of nt runs the slices as tasks (run_slice) rather than all of it on
+ * each group's columns and rows (team_slices). Slices keep each thread's half-inverted
+ * spectra its own; the team shares one group's between cores and meets at two barriers
+ * a group: forced on two threads (lai2d at 584x565, Zen 4) it took 7-22 % more CPU. So
+ * the team only where whole slices would leave more than 30 % of it idle: 6 or 7
+ * threads (two rounds of 8 slices) and 12 or more (8 slices at once). An estimate from
+ * the counts, not a measurement: no CPU here had more than two cores. */
+static int by_slices(int nt)
+{
+    const int rounds = (FS_FFTCONV_SLICES + nt - 1) / nt;
+    return nt <= 1 || 10 * FS_FFTCONV_SLICES >= 7 * nt * rounds;
 }
 
 /* Block j of the chunk at b0: the slices' sums, in slice order, plus proj_b. */
@@ -414,6 +468,8 @@ int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra,
     float *X = shared + J->at_x, *accs = shared + J->at_acc;
     const fs_idx pairs = (J->c + 1) / 2, parts = J->nq * pairs, nchunks = J->nchunks;
     const size_t slice_floats = (size_t)(J->p * J->s1 * J->s2 * J->chunk);
+    const int by_slice = by_slices(nt);
+    float *team_z = NULL;
     FS_PARALLEL
     {
         int t, T;
@@ -421,6 +477,7 @@ int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra,
         (void)T;
         float *ws = fs_ws_get(J->total);
         if (!ws) fs_fail(&status, FS_ENOMEM);
+        if (t == 0 && ws) team_z = ws + J->at_z;
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -438,11 +495,15 @@ int fs_fftconv2d(const fs_fftconv_geom *g, const float *x, const float *spectra,
                 tick(&tk, FS_FFT_STAGE_FORWARD);
             }
             tick(&tk, FS_FFT_STAGE_SYNC);
+            if (by_slice) {
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-            for (int sl = 0; sl < FS_FFTCONV_SLICES; sl++)
-                run_slice(J, X, ws, accs + (size_t)sl * slice_floats, b0, sl, &tk);
+                for (int sl = 0; sl < FS_FFTCONV_SLICES; sl++)
+                    run_slice(J, X, ws, accs + (size_t)sl * slice_floats, b0, sl, &tk);
+            } else {
+                team_slices(J, X, ws, team_z, accs, slice_floats, b0, &tk);
+            }
             tick(&tk, FS_FFT_STAGE_SYNC);
             if (J->p > 0) {
 #ifdef _OPENMP

@@ -9,7 +9,7 @@
  *     shapes: one channel, one filter, primes, odd sizes, an FFT as small as
  *     the kernel, larger than the image, non-square, every activation, with
  *     and without the 1x1 convolution, mults 3 and 4;
- *   - bitwise the same on 1 and 2 threads and for other groups and chunks;
+ *   - bitwise the same on 1, 2 and 6 threads and for other groups and chunks;
  *   - the refusals (FS_EVALUE) and the packed spectra (fs_fftconv_spectra_ref
  *     checked against its definition at one bin). */
 #include <math.h>
@@ -189,16 +189,18 @@ static void test_layer(const layer *L, fs_rng *r)
                  (long)L->c, (long)L->f, (long)L->h, (long)L->w, (long)L->kh, (long)L->kw,
                  (long)L->th, (long)L->tw, (long)L->p, L->act, mults);
         fs_assert_close(name, got, want, ny, 2e-5, 2e-5);
-        /* the same bits on 2 threads, and with other groups and chunks */
+        /* the same bits on 2 threads (slices as tasks) and 6 (the team on each group's
+         * columns and rows), and with other groups and chunks */
         const fs_idx blocking[4][2] = {{0, 0}, {1, 1}, {7, 5}, {1000, 1000}};
-        for (int b = 0; b < 4; b++) {
-            fs_fill_nan(again, ny);
-            run_layer(L, mults, blocking[b][0], blocking[b][1], 2, x, spectra, bias,
-                      L->p ? pw : NULL, pb, again);
-            FS_CHECK(memcmp(got, again, ny * sizeof(float)) == 0,
-                     "%s: group %ld chunk %ld on 2 threads gives other bits", name,
-                     (long)blocking[b][0], (long)blocking[b][1]);
-        }
+        for (int threads = 2; threads <= 6; threads += 4)
+            for (int b = 0; b < 4; b++) {
+                fs_fill_nan(again, ny);
+                run_layer(L, mults, blocking[b][0], blocking[b][1], threads, x, spectra, bias,
+                          L->p ? pw : NULL, pb, again);
+                FS_CHECK(memcmp(got, again, ny * sizeof(float)) == 0,
+                         "%s: group %ld chunk %ld on %d threads gives other bits", name,
+                         (long)blocking[b][0], (long)blocking[b][1], threads);
+            }
     }
     fs_set_num_threads(1);
     free(x), free(wt), free(bias), free(pw), free(pb), free(spectra), free(want), free(got),

@@ -70,7 +70,7 @@ def test_kernel_equals_reference(c, f, hw, kernel, fft_shape, p, act, isa):
         fastseg.set_num_threads(1)
 
 
-def test_a_team_that_does_not_divide_the_slices_gives_the_same_bits():
+def test_a_team_the_slices_would_leave_idle_gives_the_same_bits():
     """Eight filter slices on 6, 7 or 12 threads: the whole team takes each group's
     columns and rows (fftconv.c's team_slices) instead of whole slices, several groups
     a slice here (70 filters, groups of 4), with a 1x1 layer summing the slices and

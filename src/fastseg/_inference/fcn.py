@@ -39,6 +39,7 @@ import numpy as np
 from fastseg import backends, nn, ops
 from fastseg._inference import fftconv
 from fastseg._shapes import out_size
+from fastseg.backends import numpy_backend
 from fastseg.errors import InvalidTypeError, InvalidValueError
 
 __all__ = ["Conv", "Pool", "Act", "DensePlan", "plan", "cached_plan", "infer_patch_size",
@@ -632,18 +633,12 @@ def cached_plan(model, patch_size: int, caller: str = "segment") -> DensePlan:
 def class1_probability(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 0 of (classes, ...) logits, class 1 only, in float32.
 
-    The same operations, in the same order, as :func:`fastseg.ops.softmax` on the
-    (pixels, classes) transpose, so the same bits, but along the logits' own contiguous
-    rows and with only class 1 exponentiated at the end: the transposed form read every
-    array across its rows (20 ms of lai2d's 1.15 s at 584x565 by FFT, on one thread;
-    this, under 1 ms)."""
+    :func:`fastseg.ops.softmax`'s log-softmax (the host backends' one), so its bits, but
+    along the logits' own contiguous rows and with only class 1 exponentiated: through
+    ``ops.softmax`` the (pixels, classes) transpose was copied and read across its rows
+    (20 ms of lai2d's 1.15 s at 584x565 by FFT, on one thread; this, under 1 ms)."""
     logits = host(logits)
     classes = logits.shape[0]
     z = np.ascontiguousarray(logits, dtype=np.float32).reshape(classes, -1)
-    shifted = z - z.max(axis=0)
-    exp = np.exp(shifted)
-    total = exp[0].copy()
-    for row in exp[1:]:  # row after row, as the transposed form's sum over classes adds
-        total += row
-    return np.exp(shifted[1] - np.log(total)).reshape(logits.shape[1:])
+    return np.exp(numpy_backend.log_softmax(z, axis=0)[1]).reshape(logits.shape[1:])
 

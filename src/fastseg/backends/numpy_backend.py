@@ -166,19 +166,22 @@ def xsin_backward(x, dy):
     return dy * (np.sin(x) + x * np.cos(x))
 
 
-def _log_softmax(z):
-    # Shifted by the row maximum first, so no exp overflows.
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+def log_softmax(z, axis=1):
+    """Log-softmax of z over `axis` (the classes): the one form of it, behind `softmax`,
+    `softmax_cross_entropy` and segment's class-1 probability (which takes its logits'
+    rows, axis 0, where they lie contiguous). Shifted by the maximum first, so no exp
+    overflows; the sum over a few classes adds them one after another on either axis."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x):
-    return np.exp(_log_softmax(x))
+    return np.exp(log_softmax(x))
 
 
 def softmax_cross_entropy(logits, labels, class_weights):
     n = logits.shape[0]
-    log_p = _log_softmax(logits)
+    log_p = log_softmax(logits)
     rows = np.arange(n)
     weight = np.ones(n, dtype=logits.dtype) if class_weights is None else class_weights[labels]
     total = weight.sum(dtype=np.float64)

@@ -289,7 +289,7 @@ def _kernel_cost_floor(f, out, outputs, rates, threads) -> float:
     point either. Where even the floor, `margin` times, is no faster than the direct
     convolution, no FFT shape can be taken and none need be costed (lai2d's first 5x5
     convolution, 1 -> 20 channels: 40 % of a schedule's estimates)."""
-    rate_act, rate_project = rates[4], rates[5]
+    _, _, _, _, rate_act, rate_project = rates  # as _kernel_cost unpacks them
     return f * math.prod(out) * (rate_act + outputs * rate_project) / max(1, threads)
 
 
